@@ -1,0 +1,104 @@
+// Package testutil holds helpers shared by the tests: privilege gates and a
+// busybox root filesystem built from the host's busybox-static.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// RequiresRoot skips the test when not running as root. In CI (CI=true) the
+// tests run as root, so a skip there is turned into a failure: privileged
+// tests must not silently disappear.
+func RequiresRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root, and CI runs as root")
+		}
+		t.Skip("needs root")
+	}
+}
+
+// RequiresLinux skips the test on other systems.
+func RequiresLinux(t testing.TB) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs linux")
+	}
+}
+
+// LookPath returns the path of a required binary, failing the test when it is
+// missing (make test installs every binary the tests use).
+func LookPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" || os.Geteuid() == 0 {
+			t.Fatalf("%s is not installed (make test installs it): %v", name, err)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return p
+}
+
+// BusyboxApplets are the commands the test root filesystem links to busybox.
+var BusyboxApplets = []string{
+	"sh", "true", "false", "echo", "cat", "sleep", "ls", "id", "env", "pwd", "hostname",
+	"head", "tail", "dd", "ps", "kill", "mkdir", "touch", "rm", "grep", "wc", "yes", "stat",
+	"readlink", "test", "[", "printf", "mount", "ip", "httpd", "wget", "nc", "seq", "tr",
+}
+
+// BusyboxRootfs makes a minimal root filesystem in a new temporary directory:
+// /bin/busybox (the host's static busybox) with applet links, /etc/passwd and
+// /etc/group with root, nobody and a user "app" (1000:1000), /tmp and /root.
+func BusyboxRootfs(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	MakeBusyboxRootfs(t, dir)
+	return dir
+}
+
+// MakeBusyboxRootfs makes the BusyboxRootfs tree at dir.
+func MakeBusyboxRootfs(t testing.TB, dir string) {
+	t.Helper()
+	bb := LookPath(t, "busybox")
+	if resolved, err := filepath.EvalSymlinks(bb); err == nil {
+		bb = resolved
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"bin", "etc", "tmp", "root", "proc", "sys", "dev", "home/app"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range BusyboxApplets {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group":  "root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(filepath.Join(dir, "home/app"), 1000, 1000); err != nil && os.Geteuid() == 0 {
+		t.Fatal(err)
+	}
+}
