@@ -15,6 +15,9 @@ import (
 // tests must not silently disappear.
 func RequiresRoot(t testing.TB) {
 	t.Helper()
+	if Pure() {
+		t.Skip("privileged test: CAISSON_TEST_PURE=1 runs only the pure-Go tests (as under qemu-user)")
+	}
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("this test needs root, and CI runs as root")
@@ -22,6 +25,11 @@ func RequiresRoot(t testing.TB) {
 		t.Skip("needs root")
 	}
 }
+
+// Pure reports whether only pure-Go tests should run (CAISSON_TEST_PURE=1),
+// as when the tests of another architecture run under qemu-user, where no
+// container can be started.
+func Pure() bool { return os.Getenv("CAISSON_TEST_PURE") == "1" }
 
 // RequiresLinux skips the test on other systems.
 func RequiresLinux(t testing.TB) {

@@ -1,0 +1,74 @@
+# Caisson. `make demo` shows the containerizer at work; `make test` runs every
+# test (privileged ones included, as root), the ppc64le cross-build and the
+# pure-Go tests under qemu-user. Both install what they need on first use.
+
+GO        ?= go
+BIN       := bin/caisson
+PKGS      := ./...
+# Packages whose tests are pure Go (no root, no runtime): they also run under
+# qemu-ppc64le. Privileged tests in them skip when CAISSON_TEST_PURE=1.
+PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ \
+             ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/
+APT_PKGS  := runc crun busybox-static qemu-user-static iptables
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+export CGO_ENABLED ?= 0
+
+.PHONY: all build deps test test-unit test-race cross test-ppc64le bench demo lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/caisson
+
+# Install the host packages the tests and the demo use (Debian/Ubuntu, as root).
+deps:
+	@missing=""; \
+	for c in runc crun busybox qemu-ppc64le-static iptables; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "run as root to install $(APT_PKGS)" >&2; exit 1; fi; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PKGS); \
+	fi
+
+test: deps lint test-unit test-race cross test-ppc64le
+
+test-unit:
+	$(GO) test -count=1 -timeout 20m -p 1 $(PKGS)
+
+# The packages with goroutines, again under the race detector.
+test-race:
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/
+
+cross:
+	GOOS=linux GOARCH=ppc64le $(GO) build ./...
+	GOOS=linux GOARCH=ppc64le $(GO) vet ./...
+	GOOS=linux GOARCH=arm64 $(GO) build ./...
+
+# Build the pure-Go tests for ppc64le and run them under qemu-user.
+test-ppc64le: deps
+	@mkdir -p bin/ppc64le
+	@set -e; for p in $$($(GO) list $(PURE_PKGS)); do \
+		name=$$(echo $$p | tr / _); \
+		GOOS=linux GOARCH=ppc64le $(GO) test -c -o bin/ppc64le/$$name.test $$p; \
+		if [ -f bin/ppc64le/$$name.test ]; then \
+			echo "qemu-ppc64le: $$p"; \
+			(cd $$($(GO) list -f '{{.Dir}}' $$p) && CAISSON_TEST_PURE=1 qemu-ppc64le-static $(CURDIR)/bin/ppc64le/$$name.test -test.count=1 -test.timeout 10m); \
+		fi; \
+	done
+
+bench: deps build
+	$(GO) test -run '^$$' -bench BenchmarkLaunch -benchtime 1x -timeout 20m ./e2e/
+
+demo: deps build
+	./scripts/demo.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./cmd/caisson/
+
+clean:
+	rm -rf bin

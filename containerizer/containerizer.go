@@ -1,0 +1,864 @@
+package containerizer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/isolators"
+	"github.com/caisson/caisson/oci"
+)
+
+// Config wires a containerizer. Only cmd/caisson (and tests) build one.
+type Config struct {
+	// Root is the work dir (/var/lib/caisson): checkpoints, bundles, logs,
+	// root filesystems. It survives reboots.
+	Root string
+	// RunRoot is the runtime dir (/run/caisson): the runtime's state. It is
+	// gone after a reboot.
+	RunRoot     string
+	Runtime     Runtime
+	Provisioner Provisioner
+	// Isolators run in this order for Prepare and Isolate, and in reverse
+	// for Cleanup.
+	Isolators []isolators.Isolator
+	// MonitorCommand is the argv that starts a container's monitor; the
+	// container ID is appended. cmd/caisson points it at its own hidden
+	// "monitor" subcommand, which calls Monitor.
+	MonitorCommand []string
+	Logger         *slog.Logger
+	// CrashPoint, when set, is called between launch steps with the name of
+	// the step just done. Tests use it to crash the process there.
+	CrashPoint func(step string)
+}
+
+// Containerizer launches, watches and destroys containers. It keeps no state
+// in memory that is not also in a checkpoint, so any number of processes
+// (CLI invocations, the agent, monitors) can use one root at once.
+type Containerizer struct {
+	cfg    Config
+	log    *slog.Logger
+	byName map[string]isolators.Isolator
+}
+
+// New checks cfg and makes the state directories.
+func New(cfg Config) (*Containerizer, error) {
+	if cfg.Root == "" || cfg.RunRoot == "" {
+		return nil, fmt.Errorf("root and run root must be set: %w", api.ErrInvalid)
+	}
+	if cfg.Runtime == nil || cfg.Provisioner == nil {
+		return nil, fmt.Errorf("a runtime and a provisioner are required: %w", api.ErrInvalid)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{filepath.Join(cfg.Root, "containers"), cfg.RunRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	c := &Containerizer{cfg: cfg, log: cfg.Logger, byName: map[string]isolators.Isolator{}}
+	for _, iso := range cfg.Isolators {
+		if _, dup := c.byName[iso.Name()]; dup {
+			return nil, fmt.Errorf("isolator %s listed twice: %w", iso.Name(), api.ErrInvalid)
+		}
+		c.byName[iso.Name()] = iso
+	}
+	return c, nil
+}
+
+func (c *Containerizer) crash(step string) {
+	if c.cfg.CrashPoint != nil {
+		c.cfg.CrashPoint(step)
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+func newID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// LaunchOptions tune a launch.
+type LaunchOptions struct {
+	// Attach keeps a channel to the monitor open so that Launched.Wait
+	// returns the termination as soon as the container is cleaned up, and
+	// copies the container's output to Stdout and Stderr until then.
+	Attach         bool
+	Stdout, Stderr io.Writer
+}
+
+// Launched is a started container.
+type Launched struct {
+	Container api.Container
+	c         *Containerizer
+	sync      *os.File
+	log       *os.File
+	opts      LaunchOptions
+}
+
+// Wait blocks until the container has exited and been cleaned up (and, with
+// AutoRemove, removed) and returns how it ended.
+func (l *Launched) Wait(ctx context.Context) (*api.Termination, error) {
+	if l.log != nil {
+		stop := make(chan struct{})
+		copied := make(chan error, 1)
+		go func() {
+			copied <- followLog(ctx, l.log, LogOptions{Stdout: l.opts.Stdout, Stderr: l.opts.Stderr}, stop)
+		}()
+		defer func() {
+			close(stop)
+			<-copied
+			_ = l.log.Close()
+			l.log = nil
+		}()
+	}
+	if l.sync != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-ctx.Done():
+				_ = l.sync.SetReadDeadline(time.Now())
+			case <-done:
+			}
+		}()
+		msg, err := readMsg(l.sync)
+		_ = l.sync.Close()
+		l.sync = nil
+		if err == nil && msg.Exit != nil {
+			return msg.Exit, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// The monitor went away without telling: fall back to the checkpoint.
+	}
+	return l.c.Wait(ctx, l.Container.ID)
+}
+
+// Close releases the channel to the monitor without waiting.
+func (l *Launched) Close() {
+	if l.log != nil {
+		_ = l.log.Close()
+		l.log = nil
+	}
+	if l.sync != nil {
+		_ = l.sync.Close()
+		l.sync = nil
+	}
+}
+
+// Launch creates and starts a container: reserve the name, provision the
+// root filesystem, Prepare every isolator in order, write the bundle, let the
+// monitor create the container, Isolate, start. Each step is checkpointed
+// first; on any error everything done so far is undone and nothing is left
+// behind.
+func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts LaunchOptions) (_ *Launched, retErr error) {
+	if err := validateSpec(&spec); err != nil {
+		return nil, err
+	}
+	rec, lock, err := c.reserve(spec)
+	if err != nil {
+		return nil, err
+	}
+	log := c.log.With("container", rec.ID)
+	defer func() {
+		if retErr != nil {
+			if err := c.destroyLocked(context.WithoutCancel(ctx), rec, true); err != nil {
+				log.Error("undo failed launch", "err", err)
+			}
+		}
+		lock.Unlock()
+	}()
+	c.crash("reserved")
+
+	// Root filesystem.
+	rec.Phase = phaseProvisioned
+	if err := c.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	rootfs, err := c.cfg.Provisioner.Provision(ctx, &ProvisionRequest{
+		ContainerID: rec.ID, Image: spec.Image, Platform: spec.Platform, Rootfs: spec.Rootfs,
+		Dir: filepath.Join(c.containerDir(rec.ID), "fs"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec.Image, rec.ImageDigest = rootfs.Image, rootfs.Digest
+	c.crash("provisioned")
+
+	// The base spec: image defaults, then the user's request.
+	s, err := c.buildSpec(rec, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	rec.Command = s.Process.Args
+
+	// Isolators, in order. The list is checkpointed before the first
+	// Prepare so a crash in the middle still cleans up every one.
+	rec.Phase = phasePreparing
+	for _, iso := range c.cfg.Isolators {
+		rec.Isolators = append(rec.Isolators, iso.Name())
+	}
+	if err := c.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	userMounts := map[string]bool{}
+	for _, m := range s.Mounts {
+		userMounts[m.Destination] = true
+	}
+	var contribs []contribution
+	for _, iso := range c.cfg.Isolators {
+		p, ok := iso.(isolators.Preparer)
+		if !ok {
+			continue
+		}
+		resp := &isolators.PrepareResponse{}
+		req := &isolators.PrepareRequest{ContainerID: rec.ID, Spec: spec, Bundle: c.bundleDir(rec.ID), Rootfs: rootfs.Path}
+		if err := p.Prepare(ctx, req, resp); err != nil {
+			return nil, fmt.Errorf("%s: %w", iso.Name(), err)
+		}
+		contribs = append(contribs, contribution{isolator: iso.Name(), resp: resp})
+		c.crash("prepared:" + iso.Name())
+	}
+	// The default mounts may be replaced by isolators; only the user's own
+	// extra mounts are protected.
+	for _, m := range oci.Default().Mounts {
+		delete(userMounts, m.Destination)
+	}
+	if err := merge(s, contribs, userMounts); err != nil {
+		return nil, err
+	}
+	if s.Linux != nil {
+		rec.CgroupPath = s.Linux.CgroupsPath
+	}
+	if err := c.writeBundle(rec.ID, s); err != nil {
+		return nil, err
+	}
+	rec.Phase = phasePrepared
+	if err := c.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	c.crash("bundle")
+
+	// The monitor creates the container and reports the pid.
+	syncR, err := c.startMonitor(rec)
+	if err != nil {
+		return nil, err
+	}
+	keepSync := false
+	defer func() {
+		if !keepSync {
+			_ = syncR.Close()
+		}
+	}()
+	if err := c.saveRecord(rec); err != nil { // monitor pid
+		return nil, err
+	}
+	msg, err := readMsg(syncR)
+	if err != nil {
+		return nil, fmt.Errorf("container monitor: %w", err)
+	}
+	if msg.Error != "" {
+		return nil, msg.err()
+	}
+	rec.Pid = msg.Pid
+	rec.Phase = phaseCreated
+	if err := c.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	c.crash("created")
+
+	for _, iso := range c.cfg.Isolators {
+		if pi, ok := iso.(isolators.PidIsolator); ok {
+			if err := pi.Isolate(ctx, &isolators.IsolateRequest{ContainerID: rec.ID, Pid: rec.Pid, Spec: s}); err != nil {
+				return nil, fmt.Errorf("%s: %w", iso.Name(), err)
+			}
+		}
+	}
+	c.crash("isolated")
+
+	l := &Launched{c: c, opts: opts}
+	if opts.Attach {
+		if l.log, err = c.openLogForAttach(rec.ID); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			l.Close()
+		}
+	}()
+	if err := c.cfg.Runtime.Start(ctx, rec.ID); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	rec.StartedAt = &now
+	rec.Phase = phaseRunning
+	if err := c.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	c.crash("started")
+	l.Container = c.view(rec)
+	if opts.Attach {
+		l.sync = syncR
+		keepSync = true
+	}
+	return l, nil
+}
+
+func validateSpec(s *api.ContainerSpec) error {
+	if s.Name != "" && !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("container name %q must match %s: %w", s.Name, nameRE, api.ErrInvalid)
+	}
+	if s.Image != "" && s.Rootfs != "" {
+		return fmt.Errorf("an image and --rootfs cannot both be given: %w", api.ErrInvalid)
+	}
+	switch s.Network {
+	case "":
+		s.Network = api.NetworkNone
+	case api.NetworkNone, api.NetworkHost:
+	default:
+		return fmt.Errorf("network %q: only %q and %q are available: %w", s.Network, api.NetworkNone, api.NetworkHost, api.ErrInvalid)
+	}
+	if s.WorkingDir != "" && !strings.HasPrefix(s.WorkingDir, "/") {
+		return fmt.Errorf("working directory %q is not absolute: %w", s.WorkingDir, api.ErrInvalid)
+	}
+	for _, kv := range s.Env {
+		if k, _, _ := strings.Cut(kv, "="); k == "" {
+			return fmt.Errorf("environment variable %q has no name: %w", kv, api.ErrInvalid)
+		}
+	}
+	r := s.Resources
+	if r.CPUs < 0 || r.MemoryBytes < 0 || r.MemoryReservationBytes < 0 || r.PidsLimit < 0 {
+		return fmt.Errorf("resource limits cannot be negative: %w", api.ErrInvalid)
+	}
+	return nil
+}
+
+// reserve takes the name and makes the container's directory, holding the
+// root lock so two launches cannot take one name. It returns with the
+// container's own lock held.
+func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, error) {
+	rootLock, err := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rootLock.Unlock()
+	id := newID()
+	if spec.Name == "" {
+		spec.Name = generateName(id)
+	}
+	recs, err := c.listRecords()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range recs {
+		if r.Name == spec.Name {
+			return nil, nil, fmt.Errorf("container name %q is already in use by container %s: %w", spec.Name, r.ID[:12], api.ErrAlreadyExists)
+		}
+	}
+	if err := os.MkdirAll(c.containerDir(id), 0o700); err != nil {
+		return nil, nil, err
+	}
+	lock, err := c.lockContainer(id, true)
+	if err != nil {
+		_ = os.RemoveAll(c.containerDir(id))
+		return nil, nil, err
+	}
+	rec := &record{
+		ID: id, Name: spec.Name, Spec: spec, Phase: phaseReserved, Runtime: c.cfg.Runtime.Name(),
+		BootID: bootID(), CreatedAt: time.Now().UTC(),
+	}
+	if err := c.saveRecord(rec); err != nil {
+		lock.Unlock()
+		_ = os.RemoveAll(c.containerDir(id))
+		return nil, nil, err
+	}
+	return rec, lock, nil
+}
+
+func generateName(id string) string { return "caisson-" + id[:12] }
+
+func (c *Containerizer) bundleDir(id string) string {
+	return filepath.Join(c.containerDir(id), "bundle")
+}
+
+func (c *Containerizer) logPath(id string) string {
+	return filepath.Join(c.containerDir(id), "container.log")
+}
+
+func (c *Containerizer) writeBundle(id string, s *oci.Spec) error {
+	if err := os.MkdirAll(c.bundleDir(id), 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.bundleDir(id), "config.json"), data, 0o600)
+}
+
+// readSpec returns the runtime spec a container was created with, or nil.
+func (c *Containerizer) readSpec(id string) *oci.Spec {
+	data, err := os.ReadFile(filepath.Join(c.bundleDir(id), "config.json"))
+	if err != nil {
+		return nil
+	}
+	var s oci.Spec
+	if json.Unmarshal(data, &s) != nil {
+		return nil
+	}
+	return &s
+}
+
+// buildSpec makes the runtime spec from the hardened default, the image's
+// defaults and the user's request, before the isolators contribute.
+func (c *Containerizer) buildSpec(rec *record, rootfs *Rootfs) (*oci.Spec, error) {
+	spec := rec.Spec
+	img := rootfs.Config
+	s := oci.Default()
+	opts := []oci.SpecOpt{oci.WithRoot(rootfs.Path, rootfs.Readonly), oci.WithMounts(rootfs.Mounts...)}
+
+	// Command: the user's entrypoint/command replace the image's, as in Docker.
+	entry, cmd := img.Entrypoint, img.Cmd
+	if spec.Entrypoint != nil {
+		entry, cmd = spec.Entrypoint, nil
+	}
+	if len(spec.Command) > 0 {
+		cmd = spec.Command
+	}
+	args := append(append([]string(nil), entry...), cmd...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no command given and the image has none: %w", api.ErrInvalid)
+	}
+	opts = append(opts, oci.WithArgs(args...))
+
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = rec.ID[:12]
+	}
+	if spec.Network == api.NetworkHost {
+		opts = append(opts, oci.WithoutNamespace(specs.NetworkNamespace))
+		if spec.Hostname == "" {
+			opts = append(opts, oci.WithoutNamespace(specs.UTSNamespace))
+			hostname, _ = os.Hostname()
+		}
+	}
+	if oci.HasNamespace(s, specs.UTSNamespace) || spec.Hostname != "" {
+		opts = append(opts, oci.WithHostname(hostname))
+	}
+
+	user := spec.User
+	if user == "" {
+		user = img.User
+	}
+	u, err := resolveUser(rootfs.Path, user)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, oci.WithUser(u.UID, u.GID, u.Additional...))
+
+	env := []string{"PATH=" + oci.DefaultPath, "HOSTNAME=" + hostname, "HOME=" + u.Home}
+	env = append(env, img.Env...)
+	env = append(env, spec.Env...)
+	opts = append(opts, oci.WithEnv(env...))
+
+	cwd := img.WorkingDir
+	if spec.WorkingDir != "" {
+		cwd = spec.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	opts = append(opts, oci.WithCwd(cwd))
+	opts = append(opts, oci.WithAnnotations(map[string]string{
+		"io.caisson.container.name": rec.Name,
+		"io.caisson.container.id":   rec.ID,
+	}))
+	if err := oci.Apply(s, opts...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// listRecords reads every checkpoint under the root, skipping directories
+// without one (a launch that has not written it yet, or debris recovery
+// will remove).
+func (c *Containerizer) listRecords() ([]*record, error) {
+	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*record
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		r, err := c.loadRecord(e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, nil
+}
+
+// Resolve turns a full ID, a unique ID prefix or a name into a container ID.
+func (c *Containerizer) Resolve(ref string) (string, error) {
+	if ref == "" {
+		return "", fmt.Errorf("empty container reference: %w", api.ErrInvalid)
+	}
+	recs, err := c.listRecords()
+	if err != nil {
+		return "", err
+	}
+	var matches []string
+	for _, r := range recs {
+		if r.ID == ref || r.Name == ref {
+			return r.ID, nil
+		}
+		if strings.HasPrefix(r.ID, ref) {
+			matches = append(matches, r.ID)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		return "", fmt.Errorf("no such container: %s: %w", ref, api.ErrNotFound)
+	default:
+		return "", fmt.Errorf("container reference %s matches %d containers: %w", ref, len(matches), api.ErrInvalid)
+	}
+}
+
+// view turns a checkpoint into what users see.
+func (c *Containerizer) view(r *record) api.Container {
+	v := api.Container{
+		ID: r.ID, Name: r.Name, Spec: r.Spec, Pid: r.Pid, MonitorPid: r.MonitorPid,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, Termination: r.Termination,
+		CgroupPath: r.CgroupPath, Image: r.Image, ImageDigest: r.ImageDigest,
+		Command: r.Command, Bundle: c.bundleDir(r.ID), Runtime: r.Runtime, Isolators: r.Isolators,
+	}
+	switch r.Phase {
+	case phaseExited:
+		v.State = api.StateExited
+		v.Pid = 0
+	case phaseRunning:
+		v.State = api.StateRunning
+	case phaseCreated:
+		v.State = api.StateCreated
+	default:
+		v.State = api.StateCreating
+	}
+	if (r.Phase == phaseRunning || r.Phase == phaseCreated) && !c.monitorAlive(r) {
+		v.State = api.StateUnknown
+	}
+	return v
+}
+
+// List returns every container, newest first.
+func (c *Containerizer) List(ctx context.Context) ([]api.Container, error) {
+	recs, err := c.listRecords()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Container, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, c.view(r))
+	}
+	return out, nil
+}
+
+// Inspect returns one container, with what its isolators report.
+func (c *Containerizer) Inspect(ctx context.Context, id string) (*api.Container, error) {
+	r, err := c.loadRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	v := c.view(r)
+	if v.State == api.StateRunning {
+		spec := c.readSpec(id)
+		var resp isolators.StatusResponse
+		for _, name := range r.Isolators {
+			if sr, ok := c.byName[name].(isolators.StatusReporter); ok {
+				if err := sr.Status(ctx, &isolators.StatusRequest{ContainerID: id, Spec: spec}, &resp); err != nil {
+					c.log.Warn("isolator status", "isolator", name, "container", id, "err", err)
+				}
+			}
+		}
+		v.Networks = resp.Networks
+	}
+	return &v, nil
+}
+
+// Usage merges what every isolator reports about a running container.
+func (c *Containerizer) Usage(ctx context.Context, id string) (*api.Usage, error) {
+	r, err := c.loadRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Phase != phaseRunning {
+		return nil, fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
+	}
+	spec := c.readSpec(id)
+	u := &api.Usage{Timestamp: time.Now().UTC()}
+	var errs []error
+	for _, name := range r.Isolators {
+		if ur, ok := c.byName[name].(isolators.UsageReporter); ok {
+			if err := ur.Usage(ctx, &isolators.UsageRequest{ContainerID: id, Spec: spec}, u); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return u, errors.Join(errs...)
+	}
+	return u, nil
+}
+
+// Update changes the limits of a running container. Zero fields stay.
+func (c *Containerizer) Update(ctx context.Context, id string, res api.Resources) error {
+	lock, err := c.lockContainer(id, true)
+	if err != nil {
+		return c.notFoundOr(id, err)
+	}
+	defer lock.Unlock()
+	r, err := c.loadRecord(id)
+	if err != nil {
+		return err
+	}
+	if r.Phase != phaseRunning {
+		return fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
+	}
+	spec := c.readSpec(id)
+	updated := false
+	for _, name := range r.Isolators {
+		if up, ok := c.byName[name].(isolators.Updater); ok {
+			if err := up.Update(ctx, &isolators.UpdateRequest{ContainerID: id, Resources: res, Spec: spec}); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			updated = true
+		}
+	}
+	if !updated {
+		return fmt.Errorf("no isolator can update container %s: %w", r.Name, api.ErrUnavailable)
+	}
+	if res.CPUs > 0 {
+		r.Spec.Resources.CPUs = res.CPUs
+	}
+	if res.MemoryBytes > 0 {
+		r.Spec.Resources.MemoryBytes = res.MemoryBytes
+	}
+	if res.MemoryReservationBytes > 0 {
+		r.Spec.Resources.MemoryReservationBytes = res.MemoryReservationBytes
+	}
+	if res.PidsLimit > 0 {
+		r.Spec.Resources.PidsLimit = res.PidsLimit
+	}
+	return c.saveRecord(r)
+}
+
+func (c *Containerizer) notFoundOr(id string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no such container: %s: %w", id, api.ErrNotFound)
+	}
+	return err
+}
+
+// Kill sends sig to a running container's init process.
+func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal) error {
+	lock, err := c.lockContainer(id, true)
+	if err != nil {
+		return c.notFoundOr(id, err)
+	}
+	r, err := c.loadRecord(id)
+	if err != nil {
+		lock.Unlock()
+		return err
+	}
+	if r.Phase != phaseRunning && r.Phase != phaseCreated {
+		lock.Unlock()
+		return fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
+	}
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
+		r.KillRequested = true
+		if err := c.saveRecord(r); err != nil {
+			lock.Unlock()
+			return err
+		}
+	}
+	lock.Unlock()
+	return c.cfg.Runtime.Kill(ctx, id, sig, false)
+}
+
+// Wait blocks until the container has exited and been cleaned up, or is
+// gone, and returns its termination (nil when it was removed).
+func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r, err := c.loadRecord(id)
+		if errors.Is(err, api.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.Termination != nil && r.Cleaned {
+			return r.Termination, nil
+		}
+		if (r.Phase == phaseRunning || r.Phase == phaseCreated) && !c.monitorAlive(r) {
+			// Nobody will write the termination: recover it now.
+			if err := c.recoverOne(ctx, id); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Remove deletes an exited container and everything it left: root
+// filesystem, bundle, logs, checkpoint. With force a running container is
+// killed first.
+func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error {
+	r, err := c.loadRecord(id)
+	if err != nil {
+		return err
+	}
+	if r.Phase == phaseRunning || r.Phase == phaseCreated {
+		if !force && c.monitorAlive(r) {
+			return fmt.Errorf("container %s is running: stop it or use force: %w", r.Name, api.ErrWrongState)
+		}
+		if c.monitorAlive(r) {
+			if err := c.Kill(ctx, id, syscall.SIGKILL); err != nil && !errors.Is(err, api.ErrWrongState) {
+				return err
+			}
+		}
+		if _, err := c.Wait(ctx, id); err != nil {
+			return err
+		}
+	}
+	lock, err := c.lockContainer(id, true)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed meanwhile (auto-remove)
+		}
+		return err
+	}
+	defer lock.Unlock()
+	r, err = c.loadRecord(id)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return c.destroyLocked(ctx, r, true)
+}
+
+// destroyLocked undoes everything a container holds, in reverse order of
+// the launch: the runtime's container, the isolators, the root filesystem,
+// and with remove the directory itself. It is safe at any phase and after
+// any crash. The caller holds the container's lock.
+func (c *Containerizer) destroyLocked(ctx context.Context, r *record, remove bool) error {
+	var errs []error
+	if !r.Cleaned {
+		if err := c.cfg.Runtime.Delete(ctx, r.ID, true); err != nil {
+			errs = append(errs, err)
+		}
+		spec := c.readSpec(r.ID)
+		for i := len(r.Isolators) - 1; i >= 0; i-- {
+			name := r.Isolators[i]
+			cl, ok := c.byName[name].(isolators.Cleaner)
+			if !ok {
+				if _, known := c.byName[name]; !known {
+					c.log.Warn("isolator recorded in checkpoint is not configured; nothing to clean", "isolator", name, "container", r.ID)
+				}
+				continue
+			}
+			if err := cl.Cleanup(ctx, &isolators.CleanupRequest{ContainerID: r.ID, Spec: spec}); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	if remove {
+		if err := c.cfg.Provisioner.Release(ctx, filepath.Join(c.containerDir(r.ID), "fs")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("destroy container %s: %w", r.ID, errors.Join(errs...))
+	}
+	if remove {
+		return os.RemoveAll(c.containerDir(r.ID))
+	}
+	return nil
+}
+
+// startMonitor starts the container's monitor process in a session of its
+// own, so it outlives whatever started it, and returns the read end of the
+// pipe it reports on.
+func (c *Containerizer) startMonitor(rec *record) (*os.File, error) {
+	if len(c.cfg.MonitorCommand) == 0 {
+		return nil, fmt.Errorf("no monitor command configured: %w", api.ErrInvalid)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	logf, err := os.OpenFile(filepath.Join(c.containerDir(rec.ID), "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	defer logf.Close()
+	// The container log exists before the container does, so followers can
+	// open it before it starts.
+	if f, err := os.OpenFile(c.logPath(rec.ID), os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
+		_ = f.Close()
+	}
+	args := append(append([]string(nil), c.cfg.MonitorCommand...), rec.ID)
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "CAISSON_MONITOR_SYNC_FD=3")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	rec.MonitorPid = cmd.Process.Pid
+	rec.MonitorID = procStartTime(cmd.Process.Pid)
+	go func() { _ = cmd.Wait() }() // reap it if this process lives longer
+	return r, nil
+}

@@ -1,0 +1,196 @@
+package containerizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+)
+
+// phase is how far a launch got. It is checkpointed before each step that
+// creates something, so recovery knows what to undo.
+type phase string
+
+const (
+	phaseReserved    phase = "reserved"    // dir and name taken; nothing else
+	phaseProvisioned phase = "provisioned" // rootfs may be mounted
+	phasePreparing   phase = "preparing"   // isolators' Prepare may have run
+	phasePrepared    phase = "prepared"    // bundle written; the monitor may be creating it
+	phaseCreated     phase = "created"     // the runtime holds a process
+	phaseRunning     phase = "running"     // started
+	phaseExited      phase = "exited"      // Termination recorded
+)
+
+const recordVersion = 1
+
+// record is a container's checkpoint, <root>/containers/<id>/container.json.
+// Writers hold the container's lock; readers need none because every write is
+// atomic (temp file, fsync, rename).
+type record struct {
+	Version int               `json:"version"`
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Spec    api.ContainerSpec `json:"spec"`
+	Phase   phase             `json:"phase"`
+	// Isolators lists, in order, every isolator Prepare was (or may have
+	// been) called on; Cleanup runs over it in reverse.
+	Isolators   []string         `json:"isolators,omitempty"`
+	Runtime     string           `json:"runtime"`
+	Pid         int              `json:"pid,omitempty"`
+	MonitorPid  int              `json:"monitor_pid,omitempty"`
+	MonitorID   uint64           `json:"monitor_start,omitempty"` // start time in ticks, against pid reuse
+	BootID      string           `json:"boot_id,omitempty"`
+	CreatedAt   time.Time        `json:"created_at"`
+	StartedAt   *time.Time       `json:"started_at,omitempty"`
+	Termination *api.Termination `json:"termination,omitempty"`
+	// KillRequested is set before a user's kill, so the monitor reports the
+	// termination as killed rather than signaled.
+	KillRequested bool `json:"kill_requested,omitempty"`
+	// Cleaned is set once the runtime state is deleted and every isolator
+	// cleaned up after the exit.
+	Cleaned     bool     `json:"cleaned,omitempty"`
+	CgroupPath  string   `json:"cgroup_path,omitempty"`
+	Image       string   `json:"image,omitempty"`
+	ImageDigest string   `json:"image_digest,omitempty"`
+	Command     []string `json:"command,omitempty"`
+	Detached    bool     `json:"detached,omitempty"`
+}
+
+// writeFileAtomic writes data to path so that a crash leaves either the old
+// file or the new one, never half of either.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tmp.Close()
+			_ = os.Remove(name)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	ok = true
+	// Make the rename itself durable.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+func (c *Containerizer) containerDir(id string) string {
+	return filepath.Join(c.cfg.Root, "containers", id)
+}
+
+func (c *Containerizer) recordPath(id string) string {
+	return filepath.Join(c.containerDir(id), "container.json")
+}
+
+func (c *Containerizer) saveRecord(r *record) error {
+	r.Version = recordVersion
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(c.recordPath(r.ID), data, 0o600); err != nil {
+		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (c *Containerizer) loadRecord(id string) (*record, error) {
+	data, err := os.ReadFile(c.recordPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("container %s: %w", id, api.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("read checkpoint of container %s: %w", id, err)
+	}
+	if r.Version > recordVersion {
+		return nil, fmt.Errorf("checkpoint of container %s has version %d, newer than this caisson understands: %w", id, r.Version, api.ErrInvalid)
+	}
+	return &r, nil
+}
+
+// fileLock is an exclusive flock, released on Unlock or when the process dies.
+type fileLock struct{ f *os.File }
+
+func lockFile(path string, block bool) (*fileLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_EX
+	if !block {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &fileLock{f: f}, nil
+}
+
+func (l *fileLock) Unlock() {
+	if l == nil || l.f == nil {
+		return
+	}
+	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	_ = l.f.Close()
+	l.f = nil
+}
+
+func (c *Containerizer) lockContainer(id string, block bool) (*fileLock, error) {
+	return lockFile(filepath.Join(c.containerDir(id), "lock"), block)
+}
+
+// bootID identifies this boot of the host; a different one in a checkpoint
+// means the machine rebooted since.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return string(trimNL(b))
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

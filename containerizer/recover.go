@@ -1,0 +1,178 @@
+package containerizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/isolators"
+)
+
+// Recover brings the state directories back to a consistent state after a
+// restart or a crash. The quick pass visits every container directory that
+// no live process holds: a launch that died half way is undone, a container
+// whose monitor died is recorded as lost and cleaned up, an exit whose
+// cleanup was cut short is finished, and debris without a checkpoint is
+// removed. The full pass, which runs when the quick one found anything, after
+// a reboot, or when asked, also destroys orphans nobody claims: runtime
+// containers, and whatever isolators hold (cgroups) for unknown IDs. Live
+// containers and their monitors are left alone.
+func (c *Containerizer) Recover(ctx context.Context, full bool) error {
+	marker := filepath.Join(c.cfg.RunRoot, "recovered")
+	if _, err := os.Stat(marker); err != nil {
+		full = true // first start since boot (the run root is a tmpfs)
+	}
+	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		found, err := c.recoverDir(ctx, e.Name())
+		if err != nil {
+			errs = append(errs, err)
+		}
+		full = full || found
+	}
+	if full {
+		if err := c.recoverOrphans(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			_ = os.WriteFile(marker, []byte(bootID()+"\n"), 0o600)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// recoverOne recovers a single container (used when a waiter finds its
+// monitor gone).
+func (c *Containerizer) recoverOne(ctx context.Context, id string) error {
+	_, err := c.recoverDir(ctx, id)
+	return err
+}
+
+// recoverDir handles one container directory. It reports whether it found
+// something a crash left behind.
+func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error) {
+	lock, err := c.lockContainer(id, false)
+	if err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, nil // a launch, a monitor or another recovery holds it
+		}
+		return false, nil // removed meanwhile
+	}
+	defer lock.Unlock()
+	rec, err := c.loadRecord(id)
+	if err != nil {
+		if _, statErr := os.Stat(c.containerDir(id)); statErr != nil {
+			return false, nil // removed while we took the lock
+		}
+		// No usable checkpoint: the launch died before its first one, or
+		// the file is damaged. Clean up with every configured isolator.
+		c.log.Warn("removing container directory without a checkpoint", "container", id, "err", err)
+		debris := &record{ID: id}
+		for _, iso := range c.cfg.Isolators {
+			debris.Isolators = append(debris.Isolators, iso.Name())
+		}
+		return true, c.destroyLocked(ctx, debris, true)
+	}
+	rebooted := rec.BootID != "" && rec.BootID != bootID()
+	switch rec.Phase {
+	case phaseReserved, phaseProvisioned, phasePreparing, phasePrepared, phaseCreated:
+		// The launcher died: undo its launch (the monitor, if any, sees its
+		// container die and finds nothing to record).
+		c.log.Warn("undoing an interrupted launch", "container", id, "phase", rec.Phase)
+		return true, c.destroyLocked(ctx, rec, true)
+	case phaseRunning:
+		if !rebooted && c.monitorAlive(rec) {
+			return false, nil
+		}
+		msg := "the container's monitor died; its exit status is unknown"
+		if rebooted {
+			msg = "the host rebooted while the container ran"
+		} else if st, err := c.cfg.Runtime.State(ctx, id); err == nil && st.Status != "stopped" {
+			msg = "the container's monitor died; the container was killed"
+		}
+		c.log.Warn("container lost", "container", id, "reason", msg)
+		rec.Termination = &api.Termination{ExitCode: -1, Reason: api.ReasonLost, Message: msg, FinishedAt: time.Now().UTC()}
+		rec.Phase = phaseExited
+		rec.Pid = 0
+		if err := c.saveRecord(rec); err != nil {
+			return true, err
+		}
+		fallthrough
+	case phaseExited:
+		if !rec.Cleaned {
+			if err := c.destroyLocked(ctx, rec, false); err != nil {
+				return true, err
+			}
+			rec.Cleaned = true
+			if err := c.saveRecord(rec); err != nil {
+				return true, err
+			}
+			if rec.Spec.AutoRemove {
+				return true, c.destroyLocked(ctx, rec, true)
+			}
+			return true, nil
+		}
+		if rec.Spec.AutoRemove {
+			return true, c.destroyLocked(ctx, rec, true)
+		}
+		return false, nil
+	default:
+		return true, fmt.Errorf("container %s: unknown phase %q in checkpoint: %w", id, rec.Phase, api.ErrInvalid)
+	}
+}
+
+// recoverOrphans destroys what the runtime and the isolators hold for
+// containers that have no directory.
+func (c *Containerizer) recoverOrphans(ctx context.Context) error {
+	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	var recovered []isolators.RecoveredContainer
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		known[e.Name()] = true
+		rc := isolators.RecoveredContainer{ID: e.Name(), Spec: c.readSpec(e.Name())}
+		if r, err := c.loadRecord(e.Name()); err == nil && (r.Phase == phaseRunning || r.Phase == phaseCreated) {
+			rc.Pid = r.Pid
+		}
+		recovered = append(recovered, rc)
+	}
+	var errs []error
+	states, err := c.cfg.Runtime.List(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, st := range states {
+		if known[st.ID] {
+			continue
+		}
+		c.log.Warn("destroying orphan runtime container", "container", st.ID)
+		if err := c.cfg.Runtime.Delete(ctx, st.ID, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, iso := range c.cfg.Isolators {
+		if r, ok := iso.(isolators.Recoverer); ok {
+			if err := r.Recover(ctx, &isolators.RecoverRequest{Containers: recovered}); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", iso.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
