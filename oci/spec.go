@@ -92,7 +92,7 @@ func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
 func Default() *Spec {
 	caps := DefaultCapabilities()
 	return &Spec{
-		Version: specs.Version,
+		Version: SpecVersion,
 		Root:    &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{
 			Cwd:             "/",
@@ -103,7 +103,6 @@ func Default() *Spec {
 				Effective: caps,
 				Permitted: caps,
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 524288, Soft: 1024}},
 		},
 		Hostname: "",
 		Mounts: []specs.Mount{
@@ -129,6 +128,11 @@ func Default() *Spec {
 		},
 	}
 }
+
+// SpecVersion is the runtime-spec version written into bundles: the newest
+// that both runc 1.1 and crun 1.8 accept (crun refuses versions it does not
+// know, such as the 1.3.0 of the Go types).
+const SpecVersion = "1.0.2"
 
 // DefaultPath is the PATH a container gets when its image sets none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
