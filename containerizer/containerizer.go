@@ -145,6 +145,11 @@ func (l *Launched) Wait(ctx context.Context) (*api.Termination, error) {
 			}
 		}()
 		msg, err := readMsg(l.sync)
+		if err == nil && msg.Exit != nil {
+			// The monitor exits right after; wait for it so that nothing
+			// of the container outlives this call.
+			drainUntilClosed(l.sync, 10*time.Second)
+		}
 		_ = l.sync.Close()
 		l.sync = nil
 		if err == nil && msg.Exit != nil {
@@ -170,11 +175,13 @@ func (l *Launched) Close() {
 	}
 }
 
-// Launch creates and starts a container: reserve the name, provision the
+// Launch creates and starts a container: reserve the name, start the
+// container's monitor (whose start-up overlaps the next steps), provision the
 // root filesystem, Prepare every isolator in order, write the bundle, let the
-// monitor create the container, Isolate, start. Each step is checkpointed
-// first; on any error everything done so far is undone and nothing is left
-// behind.
+// monitor create the container, Isolate, start. The checkpoint written at the
+// reservation already names every isolator, so a crash at any later point is
+// undone by recovery; on an error Launch undoes everything itself and nothing
+// is left behind.
 func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts LaunchOptions) (_ *Launched, retErr error) {
 	if err := validateSpec(&spec); err != nil {
 		return nil, err
@@ -184,21 +191,38 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 		return nil, err
 	}
 	log := c.log.With("container", rec.ID)
+	var mon *monitorConn
+	keepSync := false
 	defer func() {
 		if retErr != nil {
+			if mon != nil {
+				_ = mon.control.Close() // a monitor still waiting for "go" exits
+			}
 			if err := c.destroyLocked(context.WithoutCancel(ctx), rec, true); err != nil {
 				log.Error("undo failed launch", "err", err)
 			}
 		}
 		lock.Unlock()
+		if mon != nil {
+			_ = mon.control.Close()
+			if !keepSync {
+				if retErr != nil {
+					// The monitor finds its container gone and exits;
+					// wait for it so nothing of this launch outlives the call.
+					drainUntilClosed(mon.sync, 10*time.Second)
+				}
+				_ = mon.sync.Close()
+			}
+		}
 	}()
 	c.crash("reserved")
 
-	// Root filesystem.
-	rec.Phase = phaseProvisioned
-	if err := c.saveRecord(rec); err != nil {
+	// The monitor starts now and waits for the bundle.
+	if mon, err = c.startMonitor(rec); err != nil {
 		return nil, err
 	}
+
+	// Root filesystem.
 	rootfs, err := c.cfg.Provisioner.Provision(ctx, &ProvisionRequest{
 		ContainerID: rec.ID, Image: spec.Image, Platform: spec.Platform, Rootfs: spec.Rootfs,
 		Dir: filepath.Join(c.containerDir(rec.ID), "fs"),
@@ -216,15 +240,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	}
 	rec.Command = s.Process.Args
 
-	// Isolators, in order. The list is checkpointed before the first
-	// Prepare so a crash in the middle still cleans up every one.
-	rec.Phase = phasePreparing
-	for _, iso := range c.cfg.Isolators {
-		rec.Isolators = append(rec.Isolators, iso.Name())
-	}
-	if err := c.saveRecord(rec); err != nil {
-		return nil, err
-	}
+	// Isolators, in order.
 	userMounts := map[string]bool{}
 	for _, m := range s.Mounts {
 		userMounts[m.Destination] = true
@@ -263,21 +279,31 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	}
 	c.crash("bundle")
 
-	// The monitor creates the container and reports the pid.
-	syncR, err := c.startMonitor(rec)
-	if err != nil {
-		return nil, err
+	// The monitor creates the container and reports the pid. When no
+	// isolator acts between create and start, the runtime starts it in the
+	// same call.
+	isolate := false
+	for _, iso := range c.cfg.Isolators {
+		if _, ok := iso.(isolators.PidIsolator); ok {
+			isolate = true
+		}
 	}
-	keepSync := false
+	l := &Launched{c: c, opts: opts}
+	if opts.Attach {
+		// Opened before the process can run, so no output is missed.
+		if l.log, err = c.openLogForAttach(rec.ID); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
-		if !keepSync {
-			_ = syncR.Close()
+		if retErr != nil {
+			l.Close()
 		}
 	}()
-	if err := c.saveRecord(rec); err != nil { // monitor pid
-		return nil, err
+	if err := writeMsg(mon.control, monitorMsg{Go: true, Start: !isolate}); err != nil {
+		return nil, fmt.Errorf("container monitor: %w", err)
 	}
-	msg, err := readMsg(syncR)
+	msg, err := readMsg(mon.sync)
 	if err != nil {
 		return nil, fmt.Errorf("container monitor: %w", err)
 	}
@@ -286,9 +312,6 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	}
 	rec.Pid = msg.Pid
 	rec.Phase = phaseCreated
-	if err := c.saveRecord(rec); err != nil {
-		return nil, err
-	}
 	c.crash("created")
 
 	for _, iso := range c.cfg.Isolators {
@@ -300,19 +323,10 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	}
 	c.crash("isolated")
 
-	l := &Launched{c: c, opts: opts}
-	if opts.Attach {
-		if l.log, err = c.openLogForAttach(rec.ID); err != nil {
+	if isolate {
+		if err := c.cfg.Runtime.Start(ctx, rec.ID); err != nil {
 			return nil, err
 		}
-	}
-	defer func() {
-		if retErr != nil {
-			l.Close()
-		}
-	}()
-	if err := c.cfg.Runtime.Start(ctx, rec.ID); err != nil {
-		return nil, err
 	}
 	now := time.Now().UTC()
 	rec.StartedAt = &now
@@ -323,7 +337,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	c.crash("started")
 	l.Container = c.view(rec)
 	if opts.Attach {
-		l.sync = syncR
+		l.sync = mon.sync
 		keepSync = true
 	}
 	return l, nil
@@ -352,7 +366,7 @@ func validateSpec(s *api.ContainerSpec) error {
 		}
 	}
 	r := s.Resources
-	if r.CPUs < 0 || r.MemoryBytes < 0 || r.MemoryReservationBytes < 0 || r.PidsLimit < 0 {
+	if r.CPUs < 0 || r.MemoryBytes < 0 || r.MemoryReservationBytes < 0 || r.PidsLimit < 0 || s.ShmSizeBytes < 0 {
 		return fmt.Errorf("resource limits cannot be negative: %w", api.ErrInvalid)
 	}
 	return nil
@@ -392,6 +406,11 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 		ID: id, Name: spec.Name, Spec: spec, Phase: phaseReserved, Runtime: c.cfg.Runtime.Name(),
 		BootID: bootID(), CreatedAt: time.Now().UTC(),
 	}
+	// Every isolator is listed before any runs, so Cleanup reaches each
+	// one however far the launch gets.
+	for _, iso := range c.cfg.Isolators {
+		rec.Isolators = append(rec.Isolators, iso.Name())
+	}
 	if err := c.saveRecord(rec); err != nil {
 		lock.Unlock()
 		_ = os.RemoveAll(c.containerDir(id))
@@ -418,7 +437,9 @@ func (c *Containerizer) writeBundle(id string, s *oci.Spec) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.bundleDir(id), "config.json"), data, 0o600)
+	// The bundle is only read by the runtime right away, and by Cleanup: it
+	// needs no flush (after a power loss the container is gone anyway).
+	return writeFileAtomic(filepath.Join(c.bundleDir(id), "config.json"), data, 0o600, false)
 }
 
 // readSpec returns the runtime spec a container was created with, or nil.
@@ -494,6 +515,10 @@ func (c *Containerizer) buildSpec(rec *record, rootfs *Rootfs) (*oci.Spec, error
 		cwd = "/"
 	}
 	opts = append(opts, oci.WithCwd(cwd))
+	if spec.ShmSizeBytes > 0 {
+		opts = append(opts, oci.WithMounts(specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
+			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%dk", (spec.ShmSizeBytes+1023)/1024)}}))
+	}
 	opts = append(opts, oci.WithAnnotations(map[string]string{
 		"io.caisson.container.name": rec.Name,
 		"io.caisson.container.id":   rec.ID,
@@ -704,7 +729,7 @@ func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal)
 		lock.Unlock()
 		return fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
 	}
-	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
+	if sig == syscall.SIGKILL {
 		r.KillRequested = true
 		if err := c.saveRecord(r); err != nil {
 			lock.Unlock()
@@ -729,9 +754,17 @@ func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, 
 			return nil, err
 		}
 		if r.Termination != nil && r.Cleaned {
+			// The monitor exits right after its last checkpoint (or
+			// removes the container first, with AutoRemove).
+			if r.MonitorPid > 0 {
+				waitGone(r.MonitorPid, r.MonitorID, 10*time.Second)
+			}
+			if _, err := c.loadRecord(id); errors.Is(err, api.ErrNotFound) {
+				return nil, nil
+			}
 			return r.Termination, nil
 		}
-		if (r.Phase == phaseRunning || r.Phase == phaseCreated) && !c.monitorAlive(r) {
+		if (r.Phase == phaseRunning || r.Phase == phaseCreated || (r.Phase == phaseExited && !r.Cleaned)) && !c.monitorAlive(r) {
 			// Nobody will write the termination: recover it now.
 			if err := c.recoverOne(ctx, id); err != nil {
 				return nil, err
@@ -824,22 +857,39 @@ func (c *Containerizer) destroyLocked(ctx context.Context, r *record, remove boo
 	return nil
 }
 
+// monitorConn is the launcher's end of the pipes to a monitor: control
+// carries "go" once the bundle is written, sync the pid, errors and the exit.
+type monitorConn struct {
+	control *os.File
+	sync    *os.File
+}
+
 // startMonitor starts the container's monitor process in a session of its
-// own, so it outlives whatever started it, and returns the read end of the
-// pipe it reports on.
-func (c *Containerizer) startMonitor(rec *record) (*os.File, error) {
+// own, so it outlives whatever started it. The monitor waits for "go" on its
+// control pipe (and exits if the pipe closes first), then reports on sync.
+func (c *Containerizer) startMonitor(rec *record) (*monitorConn, error) {
 	if len(c.cfg.MonitorCommand) == 0 {
 		return nil, fmt.Errorf("no monitor command configured: %w", api.ErrInvalid)
 	}
-	r, w, err := os.Pipe()
+	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close()
+	defer syncW.Close()
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		_ = syncR.Close()
+		return nil, err
+	}
+	defer ctlR.Close()
+	fail := func(err error) (*monitorConn, error) {
+		_ = syncR.Close()
+		_ = ctlW.Close()
+		return nil, err
+	}
 	logf, err := os.OpenFile(filepath.Join(c.containerDir(rec.ID), "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		_ = r.Close()
-		return nil, err
+		return fail(err)
 	}
 	defer logf.Close()
 	// The container log exists before the container does, so followers can
@@ -849,16 +899,15 @@ func (c *Containerizer) startMonitor(rec *record) (*os.File, error) {
 	}
 	args := append(append([]string(nil), c.cfg.MonitorCommand...), rec.ID)
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{syncW, ctlR}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "CAISSON_MONITOR_SYNC_FD=3")
+	cmd.Env = append(os.Environ(), "CAISSON_MONITOR_SYNC_FD=3", "CAISSON_MONITOR_CONTROL_FD=4")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		_ = r.Close()
-		return nil, fmt.Errorf("start monitor: %w", err)
+		return fail(fmt.Errorf("start monitor: %w", err))
 	}
 	rec.MonitorPid = cmd.Process.Pid
 	rec.MonitorID = procStartTime(cmd.Process.Pid)
 	go func() { _ = cmd.Wait() }() // reap it if this process lives longer
-	return r, nil
+	return &monitorConn{control: ctlW, sync: syncR}, nil
 }

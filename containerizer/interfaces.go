@@ -41,6 +41,10 @@ type CreateOpts struct {
 	// Stdin, Stdout and Stderr become the container process's standard
 	// streams; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// Start lets the process run at once (the runtime's run --detach): one
+	// call instead of create and start, for launches where no isolator acts
+	// on the created process.
+	Start bool
 }
 
 // RuntimeState is the runtime's view of a container.

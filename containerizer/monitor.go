@@ -24,6 +24,8 @@ import (
 
 // monitorMsg is one line on the pipe from a monitor to its launcher.
 type monitorMsg struct {
+	Go    bool             `json:"go,omitempty"`    // launcher → monitor: the bundle is ready
+	Start bool             `json:"start,omitempty"` // ... and start the process at once
 	Pid   int              `json:"pid,omitempty"`
 	Error string           `json:"error,omitempty"`
 	Kind  string           `json:"kind,omitempty"`
@@ -133,6 +135,38 @@ func procStartTime(pid int) uint64 {
 	return n
 }
 
+// drainUntilClosed reads r until every writer has closed it (the monitor has
+// exited) or the timeout passes.
+func drainUntilClosed(r *os.File, timeout time.Duration) {
+	_ = r.SetReadDeadline(time.Now().Add(timeout))
+	_, _ = io.Copy(io.Discard, r)
+}
+
+// waitGone waits until the process pid, started at start (clock ticks), has
+// exited, for at most timeout. It works for processes that are not our
+// children.
+func waitGone(pid int, start uint64, timeout time.Duration) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // already gone
+	}
+	defer unix.Close(fd)
+	if procStartTime(pid) != start {
+		return // the pid was reused: ours is gone
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		if _, err := unix.Poll(fds, int(left.Milliseconds())+1); !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
 func (c *Containerizer) monitorAlive(r *record) bool {
 	if r.MonitorPid <= 0 {
 		return false
@@ -151,9 +185,20 @@ func (c *Containerizer) monitorAlive(r *record) bool {
 // every isolator's Cleanup in reverse order, removes the container when it
 // was started with AutoRemove, and finally tells the launcher, if it is still
 // listening, how the container ended.
-func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe *os.File) error {
+func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe, control *os.File) error {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTOU, syscall.SIGTTIN)
+	// Nothing this process starts (the runtime) may hold the launcher's
+	// pipe: its closing tells the launcher that the monitor is gone.
+	unix.CloseOnExec(int(syncPipe.Fd()))
+	unix.CloseOnExec(int(control.Fd()))
 	log := c.log.With("container", id, "monitor", os.Getpid())
+	// Wait until the launcher has written the bundle; a closed pipe means
+	// the launch was abandoned.
+	goMsg, err := readMsg(control)
+	if err != nil || !goMsg.Go {
+		return nil
+	}
+	_ = control.Close()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		_ = writeMsg(syncPipe, errMsg(fmt.Errorf("become subreaper: %w", err)))
 		return err
@@ -186,6 +231,7 @@ func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe *os.Fil
 	pid, err := c.cfg.Runtime.Create(ctx, id, c.bundleDir(id), &CreateOpts{
 		PidFile: filepath.Join(c.containerDir(id), "init.pid"),
 		Stdout:  outW, Stderr: errW,
+		Start: goMsg.Start,
 	})
 	_ = outW.Close()
 	_ = errW.Close()
@@ -272,15 +318,19 @@ wait:
 	rec.Termination = term
 	rec.Phase = phaseExited
 	rec.Pid = 0
-	if err := c.saveRecord(rec); err != nil {
-		lock.Unlock()
-		return err
+	// With AutoRemove nobody reads the record again; after a crash here
+	// recovery removes the container all the same.
+	if !rec.Spec.AutoRemove {
+		if err := c.saveRecord(rec); err != nil {
+			lock.Unlock()
+			return err
+		}
 	}
 	c.crash("recorded")
 	cleanupErr := c.destroyLocked(context.Background(), rec, false)
 	if cleanupErr != nil {
 		log.Error("clean up after exit", "err", cleanupErr)
-	} else {
+	} else if !rec.Spec.AutoRemove {
 		rec.Cleaned = true
 		if err := c.saveRecord(rec); err != nil {
 			log.Error("checkpoint after cleanup", "err", err)

@@ -64,8 +64,9 @@ type record struct {
 }
 
 // writeFileAtomic writes data to path so that a crash leaves either the old
-// file or the new one, never half of either.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// file or the new one, never half of either. With durable, the data and the
+// rename are also flushed to disk, so the file survives a power loss.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -84,8 +85,10 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -94,6 +97,9 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	// Make the rename itself durable.
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
@@ -116,7 +122,7 @@ func (c *Containerizer) saveRecord(r *record) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(c.recordPath(r.ID), data, 0o600); err != nil {
+	if err := writeFileAtomic(c.recordPath(r.ID), data, 0o600, true); err != nil {
 		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
 	}
 	return nil

@@ -70,7 +70,16 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		}
 		return false, nil // removed meanwhile
 	}
-	defer lock.Unlock()
+	var monitorPid int
+	var monitorStart uint64
+	defer func() {
+		lock.Unlock()
+		if monitorPid > 0 {
+			// A monitor whose launch was undone exits once it gets the
+			// lock; wait for it so recovery leaves nothing running.
+			waitGone(monitorPid, monitorStart, 10*time.Second)
+		}
+	}()
 	rec, err := c.loadRecord(id)
 	if err != nil {
 		if _, statErr := os.Stat(c.containerDir(id)); statErr != nil {
@@ -91,6 +100,9 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		// The launcher died: undo its launch (the monitor, if any, sees its
 		// container die and finds nothing to record).
 		c.log.Warn("undoing an interrupted launch", "container", id, "phase", rec.Phase)
+		if c.monitorAlive(rec) {
+			monitorPid, monitorStart = rec.MonitorPid, rec.MonitorID
+		}
 		return true, c.destroyLocked(ctx, rec, true)
 	case phaseRunning:
 		if !rebooted && c.monitorAlive(rec) {

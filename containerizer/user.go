@@ -80,6 +80,9 @@ func resolveUser(rootfs, spec string) (*execUser, error) {
 		}
 		u.GID = gid
 	}
+	// As Docker does, the primary group is also the first supplementary
+	// group, followed by the groups that list the user as a member.
+	u.Additional = []uint32{u.GID}
 	if name != "" && !hasGroup {
 		for _, f := range groups {
 			if len(f) < 4 {
@@ -87,7 +90,7 @@ func resolveUser(rootfs, spec string) (*execUser, error) {
 			}
 			for _, member := range strings.Split(f[3], ",") {
 				if member == name {
-					if gid, ok := parseID(f[2]); ok && gid != u.GID {
+					if gid, ok := parseID(f[2]); ok && !containsID(u.Additional, gid) {
 						u.Additional = append(u.Additional, gid)
 					}
 				}
@@ -95,6 +98,15 @@ func resolveUser(rootfs, spec string) (*execUser, error) {
 		}
 	}
 	return u, nil
+}
+
+func containsID(ids []uint32, id uint32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
 
 func parseID(s string) (uint32, bool) {

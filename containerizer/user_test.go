@@ -35,13 +35,13 @@ func TestResolveUser(t *testing.T) {
 		in   string
 		want execUser
 	}{
-		{"", execUser{UID: 0, GID: 0, Home: "/root"}},
-		{"app", execUser{UID: 1000, GID: 1000, Additional: []uint32{2000, 10}, Home: "/home/app"}},
-		{"1000", execUser{UID: 1000, GID: 1000, Additional: []uint32{2000, 10}, Home: "/home/app"}},
-		{"app:extra", execUser{UID: 1000, GID: 2000, Home: "/home/app"}},
-		{"1000:55", execUser{UID: 1000, GID: 55, Home: "/home/app"}},
-		{"4242", execUser{UID: 4242, GID: 0, Home: "/"}},
-		{"4242:4242", execUser{UID: 4242, GID: 4242, Home: "/"}},
+		{"", execUser{UID: 0, GID: 0, Additional: []uint32{0}, Home: "/root"}},
+		{"app", execUser{UID: 1000, GID: 1000, Additional: []uint32{1000, 2000, 10}, Home: "/home/app"}},
+		{"1000", execUser{UID: 1000, GID: 1000, Additional: []uint32{1000, 2000, 10}, Home: "/home/app"}},
+		{"app:extra", execUser{UID: 1000, GID: 2000, Additional: []uint32{2000}, Home: "/home/app"}},
+		{"1000:55", execUser{UID: 1000, GID: 55, Additional: []uint32{55}, Home: "/home/app"}},
+		{"4242", execUser{UID: 4242, GID: 0, Additional: []uint32{0}, Home: "/"}},
+		{"4242:4242", execUser{UID: 4242, GID: 4242, Additional: []uint32{4242}, Home: "/"}},
 	} {
 		got, err := resolveUser(root, tc.in)
 		if err != nil {

@@ -406,3 +406,25 @@ func TestRealListAndVersion(t *testing.T) {
 		})
 	}
 }
+
+// Create with Start runs the process at once (run --detach): no Start call,
+// the same error mapping.
+func TestRealCreateAndStart(t *testing.T) {
+	for _, rr := range realRuntimes(t) {
+		t.Run(rr.name, func(t *testing.T) {
+			r := newReal(t, rr)
+			id, bundle := makeBundle(t, "/bin/sh", "-c", "exit 3")
+			pid, err := create(t, r, id, bundle, &containerizer.CreateOpts{Start: true})
+			if err != nil {
+				t.Fatalf("Create with Start: %v", err)
+			}
+			if ws := waitExit(t, pid); !ws.Exited() || ws.ExitStatus() != 3 {
+				t.Fatalf("container exited with %#x, want exit 3 without a Start call", ws)
+			}
+			id2, bundle2 := makeBundle(t, "nosuch")
+			if _, err := create(t, r, id2, bundle2, &containerizer.CreateOpts{Start: true}); !errors.Is(err, api.ErrCommandNotFound) {
+				t.Errorf("Create with Start of a missing command = %v, want api.ErrCommandNotFound", err)
+			}
+		})
+	}
+}

@@ -133,14 +133,13 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts *container
 		f.Close()
 		defer os.Remove(pidFile)
 	}
-	_, err := r.invoke(ctx, invocation{
-		sub:     "create",
-		args:    []string{"create", "--bundle", bundle, "--pid-file", pidFile, id},
-		timeout: r.createTimeout,
-		stdio:   opts,
-	})
+	sub, args := "create", []string{"create", "--bundle", bundle, "--pid-file", pidFile, id}
+	if opts.Start {
+		sub, args = "run", []string{"run", "--detach", "--bundle", bundle, "--pid-file", pidFile, id}
+	}
+	_, err := r.invoke(ctx, invocation{sub: sub, args: args, timeout: r.createTimeout, stdio: opts})
 	if err != nil {
-		return 0, r.fail("create", err, classifyCreate)
+		return 0, r.fail(sub, err, classifyCreate)
 	}
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
