@@ -1,0 +1,201 @@
+//go:build linux
+
+package image
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+)
+
+// maxMountData is the size mount(2) copies of its data argument (a page).
+const maxMountData = 4096
+
+// mountOverlay mounts an overlay filesystem at target: lowers (topmost
+// first) under upper, with work as overlayfs's work directory.
+func mountOverlay(lowers []string, upper, work, target string) error {
+	data := overlayData(lowers, upper, work)
+	if len(data) >= maxMountData {
+		// Too many layers for one page of options: name each lower
+		// directory by an open descriptor, a much shorter path.
+		short := make([]string, len(lowers))
+		for i, l := range lowers {
+			fd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open layer %s: %w", l, err)
+			}
+			defer unix.Close(fd)
+			short[i] = "/proc/self/fd/" + strconv.Itoa(fd)
+		}
+		data = overlayData(short, upper, work)
+		if len(data) >= maxMountData {
+			return fmt.Errorf("mount overlay at %s: %d layers are too many: %w", target, len(lowers), api.ErrInvalid)
+		}
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("mount overlay at %s: the kernel has no overlayfs: %w", target, api.ErrUnavailable)
+		}
+		return fmt.Errorf("mount overlay at %s (%s): %w", target, data, err)
+	}
+	return nil
+}
+
+// overlayData formats overlayfs mount options, escaping the characters
+// that separate options (",") and lower directories (":").
+func overlayData(lowers []string, upper, work string) string {
+	esc := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
+	ls := make([]string, len(lowers))
+	for i, l := range lowers {
+		ls[i] = esc.Replace(l)
+	}
+	return "lowerdir=" + strings.Join(ls, ":") + ",upperdir=" + esc.Replace(upper) + ",workdir=" + esc.Replace(work)
+}
+
+// mountsUnder lists the mount points at or below dir in this mount
+// namespace, deepest first. dir is resolved first, since mountinfo shows
+// resolved paths.
+func mountsUnder(dir string) ([]string, error) {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mounts: %w", err)
+	}
+	defer f.Close()
+	var found []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			found = append(found, mp)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mounts: %w", err)
+	}
+	// Deepest first; a path mounted twice appears twice, and is unmounted
+	// twice.
+	slices.SortStableFunc(found, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	return found, nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of
+// /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unmount unmounts target, retrying a busy mount a few times before
+// detaching it lazily. A path that is not a mount point is no error.
+func unmount(ctx context.Context, target string) error {
+	const tries = 5
+	delay := 20 * time.Millisecond
+	for i := 0; ; i++ {
+		err := unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
+		switch {
+		case err == nil, errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil
+		case !errors.Is(err, unix.EBUSY):
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+		if i == tries-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("unmount %s: %w", target, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+	if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", target, err)
+	}
+	return nil
+}
+
+// unmountUnder unmounts everything at or below dir, deepest first, and
+// checks that nothing is left, so that removing dir cannot reach into a
+// mounted filesystem.
+func unmountUnder(ctx context.Context, dir string) error {
+	mps, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	for _, mp := range mps {
+		if err := unmount(ctx, mp); err != nil {
+			return err
+		}
+	}
+	left, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("still mounted under %s: %s: %w", dir, strings.Join(left, ", "), api.ErrWrongState)
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, creating it, and returns the
+// function that releases it. It waits for the lock as long as ctx allows.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fd := int(f.Fd())
+	delay := 5 * time.Millisecond
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = unix.Flock(fd, unix.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("flock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
