@@ -1,0 +1,462 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/containerizer"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func checkFormat(format string) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf("--format %q: use table or json: %w", format, api.ErrInvalid)
+	}
+	return nil
+}
+
+func newPsCmd(g *globals) *cobra.Command {
+	var all, quiet bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ps [OPTIONS]",
+		Short: "List containers (running ones, or all with -a)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			list, err := cz.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			shown := []api.Container{}
+			for _, c := range list {
+				if all || c.State == api.StateRunning || c.State == api.StateCreated || c.State == api.StateCreating {
+					shown = append(shown, c)
+				}
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case quiet:
+				for _, c := range shown {
+					fmt.Fprintln(out, c.ID[:12])
+				}
+				return nil
+			case format == "json":
+				return printJSON(out, shown)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAME")
+			for _, c := range shown {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID[:12], imageName(c), quoteCommand(c.Command),
+					ago(c.CreatedAt), status(c), c.Name)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
+	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	return cmd
+}
+
+func imageName(c api.Container) string {
+	switch {
+	case c.Image != "":
+		return c.Image
+	case c.Spec.Rootfs != "":
+		return "rootfs:" + c.Spec.Rootfs
+	default:
+		return "(host)"
+	}
+}
+
+func quoteCommand(args []string) string {
+	s := strconv.Quote(strings.Join(args, " "))
+	if len(s) > 30 {
+		s = s[:26] + "…\""
+	}
+	return s
+}
+
+func ago(t time.Time) string {
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	}
+}
+
+func status(c api.Container) string {
+	switch c.State {
+	case api.StateRunning:
+		if c.StartedAt != nil {
+			return "Up " + strings.TrimSuffix(ago(*c.StartedAt), " ago")
+		}
+		return "Up"
+	case api.StateExited:
+		if t := c.Termination; t != nil {
+			s := fmt.Sprintf("Exited (%d) %s", t.ExitCode, ago(t.FinishedAt))
+			if t.Reason != api.ReasonExited {
+				s += ", " + string(t.Reason)
+			}
+			return s
+		}
+		return "Exited"
+	default:
+		return strings.ToUpper(string(c.State[:1])) + string(c.State[1:])
+	}
+}
+
+// forEach resolves each reference and calls fn, going on after errors and
+// returning them all, as Docker does for rm and kill.
+func forEach(cz *containerizer.Containerizer, refs []string, fn func(id string) error) error {
+	var errs []error
+	for _, ref := range refs {
+		id, err := cz.Resolve(ref)
+		if err == nil {
+			err = fn(id)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func newInspectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect CONTAINER...",
+		Short: "Show containers as JSON: state, pid, exit code, termination reason, cgroup, resources",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			out := []*api.Container{}
+			err = forEach(cz, args, func(id string) error {
+				c, err := cz.Inspect(cmd.Context(), id)
+				if err == nil {
+					out = append(out, c)
+				}
+				return err
+			})
+			if len(out) > 0 {
+				if perr := printJSON(cmd.OutOrStdout(), out); perr != nil {
+					return perr
+				}
+			}
+			return err
+		},
+	}
+}
+
+func newStatsCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "stats [OPTIONS] CONTAINER...",
+		Short: "Print resource usage of running containers, once",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				ID    string     `json:"id"`
+				Name  string     `json:"name"`
+				Usage *api.Usage `json:"usage"`
+			}
+			var rows []row
+			err = forEach(cz, args, func(id string) error {
+				c, err := cz.Inspect(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				u, err := cz.Usage(cmd.Context(), id)
+				if u != nil {
+					rows = append(rows, row{ID: id, Name: c.Name, Usage: u})
+				}
+				return err
+			})
+			out := cmd.OutOrStdout()
+			if format == "json" {
+				if perr := printJSON(out, rows); perr != nil {
+					return perr
+				}
+				return err
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU TIME\tUSER\tSYSTEM\tTHROTTLED\tMEM USAGE / LIMIT\tRSS\tCACHE\tPIDS\tOOM KILLS")
+			for _, r := range rows {
+				u := r.Usage
+				limit := "-"
+				if u.MemoryLimitBytes > 0 {
+					limit = formatBytes(u.MemoryLimitBytes)
+				}
+				pids := strconv.FormatUint(u.Pids, 10)
+				if u.PidsLimit > 0 {
+					pids += " / " + strconv.FormatUint(u.PidsLimit, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s / %s\t%s\t%s\t%s\t%d\n", r.ID[:12], r.Name,
+					time.Duration(u.CPUUsageNanos).Round(time.Millisecond), time.Duration(u.CPUUserNanos).Round(time.Millisecond),
+					time.Duration(u.CPUSystemNanos).Round(time.Millisecond), u.CPUThrottled, u.CPUPeriods,
+					formatBytes(u.MemoryUsageBytes), limit, formatBytes(u.MemoryRSSBytes), formatBytes(u.MemoryCacheBytes), pids, u.OOMKills)
+			}
+			if ferr := tw.Flush(); ferr != nil {
+				return ferr
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	return cmd
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow, timestamps bool
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
+		Short: "Print a container's output (stdout to stdout, stderr to stderr)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			id, err := cz.Resolve(args[0])
+			if err != nil {
+				return err
+			}
+			return cz.Logs(cmd.Context(), id, containerizer.LogOptions{
+				Follow: follow, Timestamps: timestamps, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the container exits")
+	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix each line with its time")
+	return cmd
+}
+
+func newUpdateCmd(g *globals) *cobra.Command {
+	var cpus, memory, reservation string
+	var pids int64
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] CONTAINER...",
+		Short: "Change the limits of running containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res api.Resources
+			var err error
+			if cpus != "" {
+				if res.CPUs, err = parseCPUs(cpus); err != nil {
+					return err
+				}
+			}
+			if memory != "" {
+				if res.MemoryBytes, err = parseSize(memory); err != nil {
+					return fmt.Errorf("--memory: %w", err)
+				}
+			}
+			if reservation != "" {
+				if res.MemoryReservationBytes, err = parseSize(reservation); err != nil {
+					return fmt.Errorf("--memory-reservation: %w", err)
+				}
+			}
+			if pids < 0 {
+				return fmt.Errorf("--pids-limit must be positive: %w", api.ErrInvalid)
+			}
+			res.PidsLimit = pids
+			if res == (api.Resources{}) {
+				return fmt.Errorf("nothing to update: give --cpus, --memory, --memory-reservation or --pids-limit: %w", api.ErrInvalid)
+			}
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			return forEach(cz, args, func(id string) error {
+				if err := cz.Update(cmd.Context(), id, res); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cpus, "cpus", "", "CPU limit in cores")
+	cmd.Flags().StringVarP(&memory, "memory", "m", "", "memory limit")
+	cmd.Flags().StringVar(&reservation, "memory-reservation", "", "memory soft limit")
+	cmd.Flags().Int64Var(&pids, "pids-limit", 0, "limit on the number of processes")
+	return cmd
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q: %w", s, api.ErrInvalid)
+}
+
+func newKillCmd(g *globals) *cobra.Command {
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER...",
+		Short: "Send a signal (SIGKILL by default) to running containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sig, err := parseSignal(signal)
+			if err != nil {
+				return err
+			}
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			return forEach(cz, args, func(id string) error {
+				if err := cz.Kill(cmd.Context(), id, sig); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "signal name or number")
+	return cmd
+}
+
+func newRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm [OPTIONS] CONTAINER...",
+		Short: "Remove containers and everything they left",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			return forEach(cz, args, func(id string) error {
+				if err := cz.Remove(cmd.Context(), id, force); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	return cmd
+}
+
+func newWaitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER",
+		Short: "Wait for a container to exit and print its exit code",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			id, err := cz.Resolve(args[0])
+			if err != nil {
+				return err
+			}
+			t, err := cz.Wait(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if t == nil {
+				return fmt.Errorf("container %s was removed: %w", args[0], api.ErrNotFound)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), t.ExitCode)
+			return nil
+		},
+	}
+}
+
+func newMonitorCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "monitor CONTAINER-ID",
+		Short:  "Hold a container's exit status (started by caisson itself)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fd, err := strconv.Atoi(os.Getenv("CAISSON_MONITOR_SYNC_FD"))
+			if err != nil {
+				return fmt.Errorf("the monitor is started by caisson run, not by hand: %w", api.ErrInvalid)
+			}
+			cfd, err := strconv.Atoi(os.Getenv("CAISSON_MONITOR_CONTROL_FD"))
+			if err != nil {
+				return fmt.Errorf("the monitor is started by caisson run, not by hand: %w", api.ErrInvalid)
+			}
+			sync := os.NewFile(uintptr(fd), "monitor-sync")
+			defer sync.Close()
+			control := os.NewFile(uintptr(cfd), "monitor-control")
+			defer control.Close()
+			cz, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			return cz.Monitor(cmd.Context(), args[0], sync, control)
+		},
+	}
+}
+
+func newRecoverCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover",
+		Short: "Clean up after crashes: interrupted launches, lost monitors, orphan cgroups and runtime state",
+		Long: `Every caisson command already recovers what a crash left in its own
+containers; recover also looks for orphans nobody claims (runtime containers
+and cgroups under the cgroup parent with no checkpoint) and destroys them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cz, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			return cz.Recover(cmd.Context(), true)
+		},
+	}
+}

@@ -1,0 +1,185 @@
+// Command caisson runs containers through an OCI runtime with composable
+// isolators. See README.md and `caisson --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/containerizer"
+	"github.com/caisson/caisson/containerizer/image"
+	"github.com/caisson/caisson/containerizer/runc"
+	"github.com/caisson/caisson/isolators"
+	"github.com/caisson/caisson/isolators/cgroups"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes, as Docker uses them.
+const (
+	exitCaissonError = 125
+	exitCannotInvoke = 126
+	exitNotFound     = 127
+)
+
+// exitError carries a container's own exit code out of a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// exitCode maps an error to the process exit code, in one place.
+func exitCode(err error) int {
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, api.ErrCommandNotFound):
+		return exitNotFound
+	case errors.Is(err, api.ErrCommandNotExecutable):
+		return exitCannotInvoke
+	default:
+		return exitCaissonError
+	}
+}
+
+// globals are the options every subcommand shares. Flags override the
+// environment, which overrides the defaults.
+type globals struct {
+	root, runRoot, runtime, cgroupParent, logLevel string
+	runtimeTimeout                                 time.Duration
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "caisson",
+		Short: "Run isolated containers through an OCI runtime",
+		Long: `caisson runs OCI containers through runc (or crun) and composes isolators
+(cgroups v1 and v2 today; CNI networks, Docker volumes and GPUs to come).
+It needs no daemon: each container has a small monitor process that holds its
+exit status, so detached containers outlive the command that started them.
+
+Real containers need Linux and root.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.root, "root", envOr("CAISSON_ROOT", "/var/lib/caisson"), "work dir for checkpoints, images and root filesystems (env CAISSON_ROOT)")
+	pf.StringVar(&g.runRoot, "run-root", envOr("CAISSON_RUN_ROOT", "/run/caisson"), "runtime dir, gone at reboot (env CAISSON_RUN_ROOT)")
+	pf.StringVar(&g.runtime, "runtime", envOr("CAISSON_RUNTIME", "runc"), "OCI runtime binary: runc or crun, a name or a path (env CAISSON_RUNTIME)")
+	pf.StringVar(&g.cgroupParent, "cgroup-parent", envOr("CAISSON_CGROUP_PARENT", "/caisson"), "parent cgroup of every container (env CAISSON_CGROUP_PARENT)")
+	pf.StringVar(&g.logLevel, "log-level", envOr("CAISSON_LOG_LEVEL", "warn"), "debug, info, warn or error (env CAISSON_LOG_LEVEL)")
+	pf.DurationVar(&g.runtimeTimeout, "runtime-timeout", 2*time.Minute, "limit on each call of the OCI runtime")
+
+	root.AddCommand(
+		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
+		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
+	)
+	return root
+}
+
+func (g *globals) logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		lvl = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// open builds the containerizer: the only place where concrete runtimes,
+// provisioners and isolators are wired together.
+func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Containerizer, error) {
+	log := g.logger()
+	root, err := filepath.Abs(g.root)
+	if err != nil {
+		return nil, err
+	}
+	runRoot, err := filepath.Abs(g.runRoot)
+	if err != nil {
+		return nil, err
+	}
+	rt := runc.New(runc.Config{
+		Command: g.runtime,
+		Root:    filepath.Join(runRoot, "runtime", filepath.Base(g.runtime)),
+		Timeout: g.runtimeTimeout,
+		Logger:  log.With("runtime", filepath.Base(g.runtime)),
+	})
+	store, err := image.New(image.Config{
+		Root:          filepath.Join(root, "images"),
+		HideHostPaths: []string{root, runRoot},
+		Logger:        log.With("component", "image"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	cg, err := cgroups.New(cgroups.Config{Parent: g.cgroupParent, Logger: log.With("isolator", "cgroups")})
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	monitor := []string{self, "--root", root, "--run-root", runRoot, "--runtime", g.runtime,
+		"--cgroup-parent", g.cgroupParent, "--log-level", g.logLevel,
+		"--runtime-timeout", g.runtimeTimeout.String(), "monitor"}
+	cfg := containerizer.Config{
+		Root: root, RunRoot: runRoot, Runtime: rt, Provisioner: store,
+		Isolators:      []isolators.Isolator{cg},
+		MonitorCommand: monitor,
+		Logger:         log,
+	}
+	if step := os.Getenv("CAISSON_TEST_CRASH_AT"); step != "" {
+		// Fault injection for the crash-recovery tests: die at once, with
+		// no chance to clean up, right after the named launch step.
+		cfg.CrashPoint = func(s string) {
+			if s == step {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+	}
+	cz, err := containerizer.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if recover {
+		if err := cz.Recover(ctx, false); err != nil {
+			log.Warn("recovery left work undone", "err", err)
+		}
+	}
+	return cz, nil
+}
+
+func main() {
+	cmd := newRootCmd()
+	err := cmd.ExecuteContext(context.Background())
+	code := exitCode(err)
+	var ee exitError
+	if err != nil && !errors.As(err, &ee) {
+		fmt.Fprintf(os.Stderr, "caisson: %s\n", strings.TrimSpace(err.Error()))
+	}
+	os.Exit(code)
+}

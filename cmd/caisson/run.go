@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/containerizer"
+)
+
+type runFlags struct {
+	name, rootfs, platform, entrypoint, cpus, memory, memoryReservation string
+	workdir, user, hostname, network, shmSize                           string
+	env, labels                                                         []string
+	pidsLimit                                                           int64
+	detach, rm, noImage                                                 bool
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] (IMAGE | --rootfs DIR | --no-image) [COMMAND [ARG...]]",
+		Short: "Run a command in a new container",
+		Long: `Run a command in a new container and print its output; the exit status is the
+command's own (128+N when signal N killed it, 137 after a kill or an OOM).
+125 means caisson itself failed, 126 that the command cannot be run, 127 that
+it does not exist.
+
+The root filesystem is one of:
+  IMAGE            oci:PATH[:TAG], docker-archive:PATH, docker://REF or a registry REF
+  --rootfs DIR     a directory, used read-only under a private writable layer
+  --no-image       the host's filesystem, read-only, with a writable sandbox
+                   at /mnt/sandbox (the working directory) and a private /tmp`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, g, f, args) },
+	}
+	cmd.Flags().SetInterspersed(false)
+	fl := cmd.Flags()
+	fl.Bool("help", false, "help for run")
+	fl.StringVar(&f.name, "name", "", "container name")
+	fl.StringVar(&f.rootfs, "rootfs", "", "use DIR as the root filesystem (read-only lower layer)")
+	fl.BoolVar(&f.noImage, "no-image", false, "run on the host filesystem, read-only, with a writable sandbox")
+	fl.StringVar(&f.platform, "platform", "", "image platform, os/arch[/variant] (default: this host's)")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
+	fl.StringVar(&f.cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit, e.g. 512m")
+	fl.StringVar(&f.memoryReservation, "memory-reservation", "", "memory soft limit (cgroup v1 soft limit, v2 memory.high)")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "limit on the number of processes")
+	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable KEY=VALUE (KEY alone copies it from here)")
+	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user: NAME, UID, NAME:GROUP or UID:GID")
+	fl.StringVarP(&f.hostname, "hostname", "h", "", "container hostname")
+	fl.StringVar(&f.network, "network", api.NetworkNone, "network: none (loopback only) or host")
+	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
+	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	return cmd
+}
+
+func (f *runFlags) spec(args []string) (api.ContainerSpec, error) {
+	s := api.ContainerSpec{
+		Name: f.name, Rootfs: f.rootfs, Platform: f.platform, WorkingDir: f.workdir, User: f.user,
+		Hostname: f.hostname, Network: f.network, AutoRemove: f.rm,
+	}
+	switch {
+	case f.rootfs != "" && f.noImage:
+		return s, fmt.Errorf("--rootfs and --no-image cannot be used together: %w", api.ErrInvalid)
+	case f.rootfs != "" || f.noImage:
+		s.Command = args
+	default:
+		if len(args) == 0 {
+			return s, fmt.Errorf("run needs an IMAGE, --rootfs DIR or --no-image (see caisson run --help): %w", api.ErrInvalid)
+		}
+		s.Image, s.Command = args[0], args[1:]
+	}
+	if f.entrypoint != "" {
+		s.Entrypoint = []string{f.entrypoint}
+	}
+	var err error
+	if f.cpus != "" {
+		if s.Resources.CPUs, err = parseCPUs(f.cpus); err != nil {
+			return s, err
+		}
+	}
+	if f.memory != "" {
+		if s.Resources.MemoryBytes, err = parseSize(f.memory); err != nil {
+			return s, fmt.Errorf("--memory: %w", err)
+		}
+	}
+	if f.memoryReservation != "" {
+		if s.Resources.MemoryReservationBytes, err = parseSize(f.memoryReservation); err != nil {
+			return s, fmt.Errorf("--memory-reservation: %w", err)
+		}
+	}
+	if f.shmSize != "" {
+		if s.ShmSizeBytes, err = parseSize(f.shmSize); err != nil {
+			return s, fmt.Errorf("--shm-size: %w", err)
+		}
+	}
+	if f.pidsLimit < 0 {
+		return s, fmt.Errorf("--pids-limit must be positive: %w", api.ErrInvalid)
+	}
+	s.Resources.PidsLimit = f.pidsLimit
+	for _, e := range f.env {
+		if !strings.Contains(e, "=") {
+			v, ok := os.LookupEnv(e)
+			if !ok {
+				continue
+			}
+			e += "=" + v
+		}
+		s.Env = append(s.Env, e)
+	}
+	for _, l := range f.labels {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return s, fmt.Errorf("label %q has no key: %w", l, api.ErrInvalid)
+		}
+		if s.Labels == nil {
+			s.Labels = map[string]string{}
+		}
+		s.Labels[k] = v
+	}
+	return s, nil
+}
+
+func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
+	spec, err := f.spec(args)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	cz, err := g.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	// Signals that arrive while launching must not leave half a container:
+	// hold them until the launch is done, then forward them.
+	sigs := make(chan os.Signal, 8)
+	if !f.detach {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+		defer signal.Stop(sigs)
+	} else {
+		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	}
+	l, err := cz.Launch(ctx, spec, containerizer.LaunchOptions{
+		Attach: !f.detach, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+	})
+	if err != nil {
+		return err
+	}
+	if f.detach {
+		l.Close()
+		fmt.Fprintln(cmd.OutOrStdout(), l.Container.ID)
+		return nil
+	}
+	id := l.Container.ID
+	go func() {
+		for s := range sigs {
+			_ = cz.Kill(context.Background(), id, s.(syscall.Signal))
+		}
+	}()
+	term, err := l.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if term == nil {
+		return fmt.Errorf("container %s was removed before its exit status was read: %w", id[:12], api.ErrNotFound)
+	}
+	if term.Reason == api.ReasonOOM {
+		fmt.Fprintf(cmd.ErrOrStderr(), "caisson: container %s was killed: %s\n", l.Container.Name, term.Message)
+	} else if term.Reason == api.ReasonLost {
+		fmt.Fprintf(cmd.ErrOrStderr(), "caisson: container %s: %s\n", l.Container.Name, term.Message)
+		return exitError{exitCaissonError}
+	}
+	return exitError{term.ExitCode}
+}

@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caisson/caisson/api"
+)
+
+// A crash between any two launch steps leaves nothing behind once the next
+// caisson command has run.
+func TestCrashBetweenLaunchSteps(t *testing.T) {
+	e := newEnv(t)
+	for _, step := range []string{"reserved", "provisioned", "prepared:cgroups/all", "bundle", "created", "isolated"} {
+		t.Run(step, func(t *testing.T) {
+			cmd := e.cmd("run", "-m", "64m", "--cpus", "0.5", "--rootfs", e.rootfs, "sleep", "1000")
+			cmd.Env = append(cmd.Env, "CAISSON_TEST_CRASH_AT="+step)
+			if err := cmd.Run(); err == nil {
+				t.Fatalf("the launch did not crash at %s", step)
+			}
+			if len(e.leftovers()) == 0 && step != "reserved" {
+				t.Fatalf("the crash at %s left nothing to recover: the fault injection did not work", step)
+			}
+			e.ok("ps", "-a") // the next start recovers
+			if left := e.leftovers(); len(left) > 0 {
+				t.Fatalf("after a crash at %s and a restart, left behind:\n  %s", step, strings.Join(left, "\n  "))
+			}
+		})
+	}
+	// After the start the container is running and must survive recovery.
+	t.Run("started", func(t *testing.T) {
+		cmd := e.cmd("run", "--name", "kept", "--rootfs", e.rootfs, "sh", "-c", "echo ready; exec sleep 1000")
+		cmd.Env = append(cmd.Env, "CAISSON_TEST_CRASH_AT=started")
+		_ = cmd.Run()
+		e.waitForLine("kept", "ready")
+		e.ok("recover")
+		if c := e.inspect("kept"); c.State != api.StateRunning {
+			t.Fatalf("a running container did not survive recovery: %s", c.State)
+		}
+		e.ok("rm", "-f", "kept")
+	})
+}
+
+// A monitor that dies after recording the exit but before cleaning up: the
+// exit code is kept and the next start finishes the cleanup.
+func TestCrashInMonitorAfterExit(t *testing.T) {
+	e := newEnv(t)
+	for _, rm := range []bool{false, true} {
+		args := []string{"run", "-d", "--name", "quick", "-m", "64m", "--rootfs", e.rootfs, "sh", "-c", "exit 5"}
+		if rm {
+			args = append([]string{"run", "--rm"}, args[1:]...)
+		}
+		cmd := e.cmd(args...)
+		cmd.Env = append(cmd.Env, "CAISSON_TEST_CRASH_AT=recorded")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimSpace(string(out))
+		if !rm {
+			if got := strings.TrimSpace(e.ok("wait", id)); got != "5" {
+				t.Fatalf("exit code after a monitor crash = %q, want 5", got)
+			}
+			if c := e.inspect("quick"); c.Termination == nil || c.Termination.ExitCode != 5 {
+				t.Fatalf("termination lost: %+v", c.Termination)
+			}
+			e.ok("rm", "quick")
+		} else {
+			e.caisson("wait", id) // recovers; the container is removed
+		}
+		e.ok("ps", "-a")
+		if left := e.leftovers(); len(left) > 0 {
+			t.Fatalf("rm=%v: left behind:\n  %s", rm, strings.Join(left, "\n  "))
+		}
+	}
+}

@@ -1,0 +1,310 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
+)
+
+var caissonBin string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 || testutil.Pure() {
+		os.Exit(m.Run()) // every test skips (or fails in CI) through RequiresRoot
+	}
+	dir, err := os.MkdirTemp("", "caisson-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caissonBin = filepath.Join(dir, "caisson")
+	build := exec.Command("go", "build", "-o", caissonBin, "../cmd/caisson")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build caisson:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's private caisson installation.
+type env struct {
+	t            *testing.T
+	root, run    string
+	cgroupParent string
+	rootfs       string
+	extraEnv     []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	testutil.LookPath(t, "runc")
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	base := t.TempDir()
+	e := &env{
+		t:            t,
+		root:         filepath.Join(base, "lib"),
+		run:          filepath.Join(base, "run"),
+		cgroupParent: "/caisson-e2e-" + hex.EncodeToString(b),
+		rootfs:       filepath.Join(base, "busybox"),
+	}
+	testutil.MakeBusyboxRootfs(t, e.rootfs)
+	t.Cleanup(e.teardown)
+	return e
+}
+
+// result is what one caisson invocation did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+}
+
+func (e *env) cmd(args ...string) *exec.Cmd {
+	full := append([]string{"--root", e.root, "--run-root", e.run, "--cgroup-parent", e.cgroupParent}, args...)
+	cmd := exec.Command(caissonBin, full...)
+	cmd.Env = append(append(os.Environ(), "CAISSON_LOG_LEVEL=warn"), e.extraEnv...)
+	return cmd
+}
+
+// caisson runs the binary and returns what it did; it never fails the test.
+func (e *env) caisson(args ...string) result {
+	e.t.Helper()
+	cmd := e.cmd(args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	} else if err != nil {
+		e.t.Fatalf("caisson %v: %v", args, err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// ok runs caisson and fails the test unless it exits 0.
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	r := e.caisson(args...)
+	if r.code != 0 {
+		e.t.Fatalf("caisson %s: %s", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+func (e *env) inspect(ref string) api.Container {
+	e.t.Helper()
+	var cs []api.Container
+	if err := json.Unmarshal([]byte(e.ok("inspect", ref)), &cs); err != nil || len(cs) != 1 {
+		e.t.Fatalf("inspect %s: %v (%d containers)", ref, err, len(cs))
+	}
+	return cs[0]
+}
+
+// waitForLine follows a detached container's log until a line equal to want
+// appears (the container prints it when it is ready), so tests synchronise on
+// what the container says rather than on time.
+func (e *env) waitForLine(ref, want string) {
+	e.t.Helper()
+	cmd := e.cmd("logs", "-f", ref)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if sc.Text() == want {
+			return
+		}
+	}
+	e.t.Fatalf("container %s ended without printing %q", ref, want)
+}
+
+// cgroupMounts lists the v1 hierarchies and the v2 mount on this host.
+func cgroupMounts(t *testing.T) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) && (f[i+1] == "cgroup" || f[i+1] == "cgroup2") {
+				out = append(out, f[4])
+			}
+		}
+	}
+	return out
+}
+
+// leftovers lists everything this env's containers could have left on the
+// host: container directories, runtime state, cgroups under the parent,
+// mounts under the state dirs, and live processes started from them.
+func (e *env) leftovers() []string {
+	var out []string
+	if entries, err := os.ReadDir(filepath.Join(e.root, "containers")); err == nil {
+		for _, d := range entries {
+			if d.IsDir() {
+				out = append(out, "container dir "+d.Name())
+			}
+		}
+	}
+	if rts, err := os.ReadDir(filepath.Join(e.run, "runtime")); err == nil {
+		for _, rt := range rts {
+			states, _ := os.ReadDir(filepath.Join(e.run, "runtime", rt.Name()))
+			for _, s := range states {
+				out = append(out, "runtime state "+rt.Name()+"/"+s.Name())
+			}
+		}
+	}
+	for _, m := range cgroupMounts(e.t) {
+		children, _ := os.ReadDir(filepath.Join(m, e.cgroupParent))
+		for _, c := range children {
+			if c.IsDir() {
+				out = append(out, "cgroup "+filepath.Join(m, e.cgroupParent, c.Name()))
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && (strings.HasPrefix(f[4], e.root) || strings.HasPrefix(f[4], e.run)) {
+				out = append(out, "mount "+f[4])
+			}
+		}
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, []byte(e.root+"\x00")) {
+			out = append(out, "process "+p.Name()+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return out
+}
+
+// teardown removes every container, checks that nothing is left, and then
+// removes by force whatever was, so a failing test cannot leak.
+func (e *env) teardown() {
+	if ids := strings.Fields(e.caisson("ps", "-aq").stdout); len(ids) > 0 {
+		e.caisson(append([]string{"rm", "-f"}, ids...)...)
+	}
+	e.caisson("recover")
+	if left := e.leftovers(); len(left) > 0 && !e.t.Failed() {
+		e.t.Errorf("left behind after removing every container:\n  %s", strings.Join(left, "\n  "))
+	}
+	e.forceClean()
+}
+
+func (e *env) forceClean() {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, []byte(e.root+"\x00")) {
+			var pid int
+			if _, err := fmt.Sscan(p.Name(), &pid); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for _, m := range cgroupMounts(e.t) {
+		dir := filepath.Join(m, e.cgroupParent)
+		children, _ := os.ReadDir(dir)
+		for _, c := range children {
+			if !c.IsDir() {
+				continue
+			}
+			if procs, err := os.ReadFile(filepath.Join(dir, c.Name(), "cgroup.procs")); err == nil {
+				for _, f := range strings.Fields(string(procs)) {
+					var pid int
+					if _, err := fmt.Sscan(f, &pid); err == nil {
+						_ = syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			}
+			for i := 0; i < 100; i++ {
+				if err := os.Remove(filepath.Join(dir, c.Name())); err == nil || os.IsNotExist(err) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond) // cleanup of a failed test: let the kernel reap
+			}
+		}
+		_ = os.Remove(dir)
+	}
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		lines := strings.Split(string(data), "\n")
+		for i := len(lines) - 1; i >= 0; i-- {
+			f := strings.Fields(lines[i])
+			if len(f) > 4 && (strings.HasPrefix(f[4], e.root) || strings.HasPrefix(f[4], e.run)) {
+				_ = unix.Unmount(f[4], unix.MNT_DETACH)
+			}
+		}
+	}
+}
+
+// readCgroupFile reads a file of a container's cgroup in the given v1
+// controller (or the v2 unified hierarchy when the host is unified).
+func readCgroupFile(t *testing.T, cgroupPath, controller, file string) string {
+	t.Helper()
+	for _, dir := range []string{filepath.Join("/sys/fs/cgroup", controller, cgroupPath), filepath.Join("/sys/fs/cgroup", cgroupPath)} {
+		if data, err := os.ReadFile(filepath.Join(dir, file)); err == nil {
+			return strings.TrimSpace(string(data))
+		}
+	}
+	t.Fatalf("cgroup file %s of %s not found", file, cgroupPath)
+	return ""
+}
+
+// processAlive reports whether pid runs (a zombie, whose parent has not
+// reaped it yet, does not).
+func processAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+var _ = context.Background
+var _ io.Reader
+
+func hostArch() string { return runtime.GOARCH }

@@ -1,0 +1,76 @@
+#!/bin/sh
+# make demo: the containerizer at work. Runs busybox containers with limits,
+# shows them enforced (CFS quota, memory, pids), an OOM kill reported, usage
+# printed, a live update, and a detached container outliving its caller.
+# Everything lives in temporary state directories and is removed at the end.
+set -eu
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "make demo needs root (real containers)" >&2; exit 1; }
+
+BIN=$PWD/bin/caisson
+WORK=$(mktemp -d /tmp/caisson-demo.XXXXXX)
+export CAISSON_ROOT=$WORK/lib CAISSON_RUN_ROOT=$WORK/run CAISSON_CGROUP_PARENT=/caisson-demo-$$
+ROOTFS=$WORK/busybox
+
+cleanup() {
+	ids=$($BIN ps -aq 2>/dev/null || true)
+	[ -z "$ids" ] || $BIN rm -f $ids >/dev/null 2>&1 || true
+	$BIN recover >/dev/null 2>&1 || true
+	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "$h$CAISSON_CGROUP_PARENT" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ caisson %s\n' "$*"; "$BIN" "$@"; }
+
+# A root filesystem from the host's static busybox.
+mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
+cp "$(readlink -f "$(command -v busybox)")" "$ROOTFS/bin/busybox"
+for a in sh echo cat sleep dd head seq grep id hostname true tr; do ln -s busybox "$ROOTFS/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
+echo 'root:x:0:' > "$ROOTFS/etc/group"
+
+step "A container: its own pid namespace, hostname and loopback-only network"
+show run --rm --rootfs "$ROOTFS" -h demo sh -c 'echo "pid $$ on $(hostname); interfaces: $(grep : /proc/net/dev | cut -d: -f1 | tr -d " ")"'
+
+step "Limits: --cpus 0.5 is a 50% CFS quota; memory and pids limits are cgroup files"
+show run -d --name worker --cpus 0.5 -m 256m --pids-limit 50 --shm-size 128m --rootfs "$ROOTFS" \
+	sh -c 'head -c 67108864 /dev/zero > /dev/shm/hold; echo holding 64MiB; exec sleep 1000' >/dev/null
+CG=$("$BIN" inspect worker | grep '"cgroup_path"' | cut -d'"' -f4)
+for f in cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us memory/memory.limit_in_bytes pids/pids.max; do
+	v=$(cat "/sys/fs/cgroup/${f%%/*}$CG/${f#*/}" 2>/dev/null || echo "(cgroup v2: see cpu.max, memory.max, pids.max)")
+	echo "  ${f#*/} = $v"
+done
+"$BIN" logs -f worker | head -n 1 >/dev/null   # wait until it holds its memory
+
+step "Usage: the container holds 64 MiB"
+show stats worker
+
+step "Live update: more CPU and memory"
+show update --cpus 1.5 -m 512m worker
+echo "  cpu.cfs_quota_us = $(cat /sys/fs/cgroup/cpu$CG/cpu.cfs_quota_us 2>/dev/null || echo n/a)"
+echo "  memory.limit_in_bytes = $(cat /sys/fs/cgroup/memory$CG/memory.limit_in_bytes 2>/dev/null || echo n/a)"
+
+step "A fork loop under --pids-limit 10 is stopped"
+show run --rm --pids-limit 10 --rootfs "$ROOTFS" sh -c \
+	'for i in $(seq 1 40); do sleep 1000 & done 2>/dev/null; read n < /sys/fs/cgroup/pids/pids.current 2>/dev/null || read n < /sys/fs/cgroup/pids.current; echo "processes: $n of 40 started"'
+
+step "OOM: a process that allocates 128 MiB under a 32 MiB limit is killed and reported"
+set +e
+show run --name hog -m 32m --rootfs "$ROOTFS" dd if=/dev/zero of=/dev/null bs=128M count=1
+echo "exit status: $?"
+set -e
+"$BIN" inspect hog | grep -A5 '"termination"'
+
+step "A detached container outlives the command that started it"
+show run -d --name sleeper --rootfs "$ROOTFS" sleep 1000 >/dev/null
+show ps
+show kill sleeper >/dev/null
+printf 'exit code after kill: '; "$BIN" wait sleeper
+show ps -a
+
+step "Removing everything leaves nothing behind"
+"$BIN" rm -f $("$BIN" ps -aq) >/dev/null
+left=$(find "$CAISSON_ROOT/containers" -mindepth 1 -maxdepth 1 | wc -l)
+echo "container directories left: $left"
