@@ -40,14 +40,16 @@ type ContainerSpec struct {
 	// Entrypoint, when not nil, replaces the image's entrypoint.
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	// Command, when not empty, replaces the image's default command.
-	Command    []string          `json:"command,omitempty"`
-	Env        []string          `json:"env,omitempty"`
-	WorkingDir string            `json:"working_dir,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Hostname   string            `json:"hostname,omitempty"`
-	Network    string            `json:"network,omitempty"`
-	Resources  Resources         `json:"resources"`
-	Labels     map[string]string `json:"labels,omitempty"`
+	Command    []string  `json:"command,omitempty"`
+	Env        []string  `json:"env,omitempty"`
+	WorkingDir string    `json:"working_dir,omitempty"`
+	User       string    `json:"user,omitempty"`
+	Hostname   string    `json:"hostname,omitempty"`
+	Network    string    `json:"network,omitempty"`
+	Resources  Resources `json:"resources"`
+	// ShmSizeBytes sizes the /dev/shm tmpfs (default 64 MiB, as in Docker).
+	ShmSizeBytes int64             `json:"shm_size_bytes,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
 	// AutoRemove removes the container and its files once it has exited.
 	AutoRemove bool `json:"auto_remove,omitempty"`
 }

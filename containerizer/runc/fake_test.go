@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
-	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/containerizer"
+	"github.com/caisson/caisson/internal/testutil"
 )
 
 // The fake runtime: a shell script that takes runc's global flags and leaves

@@ -57,7 +57,7 @@ func LookPath(t testing.TB, name string) string {
 var BusyboxApplets = []string{
 	"sh", "true", "false", "echo", "cat", "sleep", "ls", "id", "env", "pwd", "hostname",
 	"head", "tail", "dd", "ps", "kill", "mkdir", "touch", "rm", "grep", "wc", "yes", "stat",
-	"readlink", "test", "[", "printf", "mount", "ip", "httpd", "wget", "nc", "seq", "tr",
+	"readlink", "test", "[", "printf", "mount", "ip", "httpd", "wget", "nc", "seq", "tr", "mknod", "tee",
 }
 
 // BusyboxRootfs makes a minimal root filesystem in a new temporary directory:
