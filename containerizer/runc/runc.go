@@ -133,8 +133,13 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts *container
 		f.Close()
 		defer os.Remove(pidFile)
 	}
+	// runc's run --detach is create and start in one call, and the init is
+	// runc's own child until it exits, so a subreaper inherits it. crun's
+	// detached run hands the init over through an intermediate process that
+	// may reap a short-lived container first: there, create and start.
+	oneCall := opts.Start && r.name == "runc"
 	sub, args := "create", []string{"create", "--bundle", bundle, "--pid-file", pidFile, id}
-	if opts.Start {
+	if oneCall {
 		sub, args = "run", []string{"run", "--detach", "--bundle", bundle, "--pid-file", pidFile, id}
 	}
 	_, err := r.invoke(ctx, invocation{sub: sub, args: args, timeout: r.createTimeout, stdio: opts})
@@ -148,6 +153,12 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts *container
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("%s create: pid file %s holds %q", r.name, pidFile, data)
+	}
+	if opts.Start && !oneCall {
+		if err := r.Start(ctx, id); err != nil {
+			_ = r.Delete(context.WithoutCancel(ctx), id, true)
+			return 0, err
+		}
 	}
 	return pid, nil
 }
