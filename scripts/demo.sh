@@ -42,7 +42,7 @@ for f in cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us memory/memory.limit_in_bytes
 	v=$(cat "/sys/fs/cgroup/${f%%/*}$CG/${f#*/}" 2>/dev/null || echo "(cgroup v2: see cpu.max, memory.max, pids.max)")
 	echo "  ${f#*/} = $v"
 done
-"$BIN" logs -f worker | head -n 1 >/dev/null   # wait until it holds its memory
+until "$BIN" logs worker | grep -q holding; do sleep 0.1; done   # wait until it holds its memory
 
 step "Usage: the container holds 64 MiB"
 show stats worker
@@ -54,7 +54,7 @@ echo "  memory.limit_in_bytes = $(cat /sys/fs/cgroup/memory$CG/memory.limit_in_b
 
 step "A fork loop under --pids-limit 10 is stopped"
 show run --rm --pids-limit 10 --rootfs "$ROOTFS" sh -c \
-	'for i in $(seq 1 40); do sleep 1000 & done 2>/dev/null; read n < /sys/fs/cgroup/pids/pids.current 2>/dev/null || read n < /sys/fs/cgroup/pids.current; echo "processes: $n of 40 started"'
+	'sh -c "for i in \$(seq 1 40); do sleep 1000 & done" 2>&1 | head -n 1; read n < /sys/fs/cgroup/pids/pids.current 2>/dev/null || read n < /sys/fs/cgroup/pids.current; echo "$n processes in the container, 40 sleeps asked for"'
 
 step "OOM: a process that allocates 128 MiB under a 32 MiB limit is killed and reported"
 set +e

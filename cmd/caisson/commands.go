@@ -152,6 +152,23 @@ func forEach(cz *containerizer.Containerizer, refs []string, fn func(id string) 
 	return errors.Join(errs...)
 }
 
+// onEach opens the containerizer, applies op to every container the
+// arguments name, prints the short ID of each one it succeeded on, and
+// returns every error.
+func onEach(cmd *cobra.Command, g *globals, refs []string, op func(cz *containerizer.Containerizer, id string) error) error {
+	cz, err := g.open(cmd.Context(), true)
+	if err != nil {
+		return err
+	}
+	return forEach(cz, refs, func(id string) error {
+		if err := op(cz, id); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+		return nil
+	})
+}
+
 func newInspectCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect CONTAINER...",
@@ -302,16 +319,8 @@ func newUpdateCmd(g *globals) *cobra.Command {
 			if res == (api.Resources{}) {
 				return fmt.Errorf("nothing to update: give --cpus, --memory, --memory-reservation or --pids-limit: %w", api.ErrInvalid)
 			}
-			cz, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			return forEach(cz, args, func(id string) error {
-				if err := cz.Update(cmd.Context(), id, res); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), id[:12])
-				return nil
+			return onEach(cmd, g, args, func(cz *containerizer.Containerizer, id string) error {
+				return cz.Update(cmd.Context(), id, res)
 			})
 		},
 	}
@@ -347,16 +356,8 @@ func newKillCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cz, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			return forEach(cz, args, func(id string) error {
-				if err := cz.Kill(cmd.Context(), id, sig); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), id[:12])
-				return nil
+			return onEach(cmd, g, args, func(cz *containerizer.Containerizer, id string) error {
+				return cz.Kill(cmd.Context(), id, sig)
 			})
 		},
 	}
@@ -371,16 +372,8 @@ func newRmCmd(g *globals) *cobra.Command {
 		Short: "Remove containers and everything they left",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cz, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			return forEach(cz, args, func(id string) error {
-				if err := cz.Remove(cmd.Context(), id, force); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), id[:12])
-				return nil
+			return onEach(cmd, g, args, func(cz *containerizer.Containerizer, id string) error {
+				return cz.Remove(cmd.Context(), id, force)
 			})
 		},
 	}

@@ -60,6 +60,7 @@ func exitCode(err error) int {
 type globals struct {
 	root, runRoot, runtime, cgroupParent, logLevel string
 	runtimeTimeout                                 time.Duration
+	insecureRegistries                             []string
 }
 
 func envOr(key, def string) string {
@@ -92,6 +93,12 @@ Real containers need Linux and root.`,
 	pf.StringVar(&g.cgroupParent, "cgroup-parent", envOr("CAISSON_CGROUP_PARENT", "/caisson"), "parent cgroup of every container (env CAISSON_CGROUP_PARENT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("CAISSON_LOG_LEVEL", "warn"), "debug, info, warn or error (env CAISSON_LOG_LEVEL)")
 	pf.DurationVar(&g.runtimeTimeout, "runtime-timeout", 2*time.Minute, "limit on each call of the OCI runtime")
+	var insecure []string
+	if v := os.Getenv("CAISSON_INSECURE_REGISTRIES"); v != "" {
+		insecure = strings.Split(v, ",")
+	}
+	pf.StringSliceVar(&g.insecureRegistries, "insecure-registry", insecure,
+		"registry (host[:port]) to reach over plain http; localhost and private addresses always are (env CAISSON_INSECURE_REGISTRIES)")
 
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
@@ -127,9 +134,10 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		Logger:  log.With("runtime", filepath.Base(g.runtime)),
 	})
 	store, err := image.New(image.Config{
-		Root:          filepath.Join(root, "images"),
-		HideHostPaths: []string{root, runRoot},
-		Logger:        log.With("component", "image"),
+		Root:               filepath.Join(root, "images"),
+		HideHostPaths:      []string{root, runRoot},
+		InsecureRegistries: g.insecureRegistries,
+		Logger:             log.With("component", "image"),
 	})
 	if err != nil {
 		return nil, err

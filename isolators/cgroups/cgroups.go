@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path"
 	"runtime"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -251,10 +252,25 @@ func specLimit(s *specs.Spec) int64 {
 	return *s.Linux.Resources.Memory.Limit
 }
 
+// humanBytes prints a size as Docker users write it: 32MiB, 1.5GiB, or bytes
+// when it is not a whole number of KiB.
+func humanBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + units[i]
+}
+
 func oomLimitation(limit int64) *isolators.Limitation {
 	msg := "memory limit exceeded"
 	if limit > 0 {
-		msg = fmt.Sprintf("memory limit of %d bytes exceeded", limit)
+		msg = fmt.Sprintf("memory limit of %s exceeded", humanBytes(limit))
 	}
 	return &isolators.Limitation{Reason: api.ReasonOOM, Message: msg}
 }

@@ -78,7 +78,7 @@
 //     Watch then polls memory.oom_control's oom_kill counter briefly. v2
 //     notifies memory.events (inotify IN_MODIFY) after oom_kill has been
 //     counted. Either way the limitation is reported only for a kill, as
-//     "memory limit of N bytes exceeded" with reason api.ReasonOOM, and when
+//     "memory limit of 32MiB exceeded" with reason api.ReasonOOM, and when
 //     ctx is done Watch reads the counter one last time. Both descriptors
 //     are non-blocking *os.File, closed when ctx is done to end the Read.
 //   - Usage. v1 reads cpu, cpuacct, memory and pids hierarchies only (not

@@ -250,7 +250,7 @@ func TestFakeV2Watch(t *testing.T) {
 		"caisson/c/memory.max":    "33554432\n",
 	}
 	oomed := "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n"
-	want := &isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 33554432 bytes exceeded"}
+	want := &isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 32MiB exceeded"}
 	req := &isolators.WatchRequest{ContainerID: "c"}
 
 	t.Run("oom while running", func(t *testing.T) {
@@ -302,7 +302,7 @@ func TestFakeV2Watch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(&isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 50331648 bytes exceeded"}, lim); diff != "" {
+		if diff := cmp.Diff(&isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 48MiB exceeded"}, lim); diff != "" {
 			t.Errorf("limitation (-want +got):\n%s", diff)
 		}
 	})

@@ -136,7 +136,7 @@ const ooms = "exec $BB dd if=/dev/zero of=/dev/null bs=100M count=1"
 func TestV1OOM(t *testing.T) {
 	iso := requireV1(t)
 	r := api.Resources{MemoryBytes: 32 * mib}
-	want := &isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 33554432 bytes exceeded"}
+	want := &isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 32MiB exceeded"}
 
 	t.Run("while running", func(t *testing.T) {
 		const id = "oom-running"

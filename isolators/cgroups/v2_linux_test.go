@@ -210,7 +210,7 @@ func TestV2Controllers(t *testing.T) {
 		if err := start(t, join, ooms).wait(); !killedBy(err, syscall.SIGKILL) {
 			t.Fatalf("dd in a 32 MiB cgroup: %v, want killed by the OOM killer", err)
 		}
-		want := &isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 33554432 bytes exceeded"}
+		want := &isolators.Limitation{Reason: api.ReasonOOM, Message: "memory limit of 32MiB exceeded"}
 		res := await(t, ch)
 		if res.err != nil {
 			t.Fatalf("Watch: %v", res.err)
