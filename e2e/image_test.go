@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,4 +138,72 @@ func pushIndex(t *testing.T, ref string, idx v1.ImageIndex) {
 	if err := remote.WriteIndex(r, idx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A layer that tries to write outside its directory is refused with a clear
+// error, nothing is written outside, and nothing of the launch is left.
+func TestMaliciousLayersRefused(t *testing.T) {
+	e := newEnv(t)
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := imagetest.LayerTar(t, e.rootfs)
+	for _, tc := range []struct {
+		name    string
+		entries []tarEntry
+	}{
+		{"dot-dot", []tarEntry{{name: "../../../../../../.." + outside + "/dotdot", body: "x"}}},
+		{"through a symlink", []tarEntry{{name: "link", link: outside, symlink: true}, {name: "link/via-symlink", body: "x"}}},
+		{"hard link out", []tarEntry{{name: "hard", link: "../../../../../../.." + outside + "/target", hard: true}}},
+		{"whiteout climbing", []tarEntry{{name: "dir/.wh...", body: ""}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := imagetest.ImageFromLayers(t, imagetest.Config{Cmd: []string{"true"}}, true, base, craftTar(t, tc.entries))
+			dir := filepath.Join(t.TempDir(), "layout")
+			imagetest.WriteLayout(t, dir, imagetest.Tag, img)
+			r := e.caisson("run", "--rm", "oci:"+dir+":"+imagetest.Tag)
+			if r.code != 125 || !strings.HasPrefix(r.stderr, "caisson: ") {
+				t.Fatalf("%s", r)
+			}
+			if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+				t.Fatalf("the layer wrote outside its directory: %v", entries)
+			}
+			if left := e.leftovers(); len(left) > 0 {
+				t.Fatalf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+type tarEntry struct {
+	name, body, link string
+	symlink, hard    bool
+}
+
+func craftTar(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, en := range entries {
+		h := &tar.Header{Name: en.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(en.body))}
+		switch {
+		case en.symlink:
+			h = &tar.Header{Name: en.name, Mode: 0o777, Typeflag: tar.TypeSymlink, Linkname: en.link}
+		case en.hard:
+			h = &tar.Header{Name: en.name, Mode: 0o644, Typeflag: tar.TypeLink, Linkname: en.link}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write([]byte(en.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
