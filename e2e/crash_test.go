@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/oci"
 )
 
 // A crash between any two launch steps leaves nothing behind once the next
@@ -72,5 +78,64 @@ func TestCrashInMonitorAfterExit(t *testing.T) {
 		if left := e.leftovers(); len(left) > 0 {
 			t.Fatalf("rm=%v: left behind:\n  %s", rm, strings.Join(left, "\n  "))
 		}
+	}
+}
+
+// `caisson recover` destroys what no checkpoint claims: a runtime container
+// under caisson's runtime root and a cgroup under the cgroup parent, and
+// leaves a live container alone.
+func TestRecoverDestroysOrphans(t *testing.T) {
+	e := newEnv(t)
+	e.ok("run", "-d", "--name", "live", "--rootfs", e.rootfs, "sleep", "1000")
+
+	// An orphan runtime container, made behind caisson's back in its runtime
+	// root, with a cgroup under the parent.
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := oci.Default()
+	s.Root.Path = e.rootfs
+	s.Root.Readonly = true
+	s.Process.Args = []string{"sleep", "1000"}
+	s.Linux.CgroupsPath = e.cgroupParent + "/orphan"
+	data, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runcRoot := filepath.Join(e.run, "runtime", "runc")
+	// The container keeps its standard streams: /dev/null, not pipes that
+	// would keep this call waiting.
+	if err := exec.Command("runc", "--root", runcRoot, "run", "--detach", "--bundle", bundle, "orphan").Run(); err != nil {
+		t.Fatalf("runc run: %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("runc", "--root", runcRoot, "delete", "--force", "orphan").Run() })
+	// And a bare orphan cgroup with a process in it.
+	orphanCg := filepath.Join("/sys/fs/cgroup/pids", e.cgroupParent, "stray")
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
+		orphanCg = filepath.Join("/sys/fs/cgroup", e.cgroupParent, "stray")
+	}
+	if err := os.MkdirAll(orphanCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command("sleep", "1000")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = sleeper.Wait() }()
+	t.Cleanup(func() { _ = sleeper.Process.Kill() })
+	if err := os.WriteFile(filepath.Join(orphanCg, "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	e.ok("recover")
+	if out, _ := exec.Command("runc", "--root", runcRoot, "state", "orphan").CombinedOutput(); !strings.Contains(string(out), "does not exist") {
+		t.Errorf("orphan runtime container survived recover: %s", out)
+	}
+	if _, err := os.Stat(orphanCg); !os.IsNotExist(err) {
+		t.Errorf("orphan cgroup %s survived recover: %v", orphanCg, err)
+	}
+	if c := e.inspect("live"); c.State != api.StateRunning {
+		t.Errorf("the live container is %s after recover", c.State)
 	}
 }
