@@ -142,31 +142,6 @@ func drainUntilClosed(r *os.File, timeout time.Duration) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
-// waitGone waits until the process pid, started at start (clock ticks), has
-// exited, for at most timeout. It works for processes that are not our
-// children.
-func waitGone(pid int, start uint64, timeout time.Duration) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return // already gone
-	}
-	defer unix.Close(fd)
-	if procStartTime(pid) != start {
-		return // the pid was reused: ours is gone
-	}
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	deadline := time.Now().Add(timeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return
-		}
-		if _, err := unix.Poll(fds, int(left.Milliseconds())+1); !errors.Is(err, unix.EINTR) {
-			return
-		}
-	}
-}
-
 func (c *Containerizer) monitorAlive(r *record) bool {
 	if r.MonitorPid <= 0 {
 		return false
@@ -199,7 +174,7 @@ func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe, contro
 		return nil
 	}
 	_ = control.Close()
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+	if err := becomeSubreaper(); err != nil {
 		_ = writeMsg(syncPipe, errMsg(fmt.Errorf("become subreaper: %w", err)))
 		return err
 	}
@@ -361,17 +336,8 @@ func waitPid(pid int) unix.WaitStatus {
 		}
 		break
 	}
-	// Not our child: wait through a pidfd.
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err == nil {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
-		_ = unix.Close(fd)
-	}
+	// Not our child: wait for it to go, without its status.
+	waitGone(pid, procStartTime(pid), -1)
 	return unix.WaitStatus(0xffff) // neither exited nor signaled: unknown
 }
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/oci"
@@ -215,7 +219,7 @@ func unmountUnder(dir string) {
 	for i := len(lines) - 1; i >= 0; i-- {
 		f := strings.Fields(lines[i])
 		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+			_ = unix.Unmount(f[4], unix.MNT_DETACH)
 		}
 	}
 }
