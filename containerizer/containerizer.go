@@ -107,6 +107,9 @@ type LaunchOptions struct {
 	// copies the container's output to Stdout and Stderr until then.
 	Attach         bool
 	Stdout, Stderr io.Writer
+	// Stdin, when set, becomes the container's standard input (Docker's
+	// -i); otherwise the container reads /dev/null.
+	Stdin *os.File
 }
 
 // Launched is a started container.
@@ -218,7 +221,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	c.crash("reserved")
 
 	// The monitor starts now and waits for the bundle.
-	if mon, err = c.startMonitor(rec); err != nil {
+	if mon, err = c.startMonitor(rec, opts.Stdin); err != nil {
 		return nil, err
 	}
 
@@ -867,7 +870,7 @@ type monitorConn struct {
 // startMonitor starts the container's monitor process in a session of its
 // own, so it outlives whatever started it. The monitor waits for "go" on its
 // control pipe (and exits if the pipe closes first), then reports on sync.
-func (c *Containerizer) startMonitor(rec *record) (*monitorConn, error) {
+func (c *Containerizer) startMonitor(rec *record, stdin *os.File) (*monitorConn, error) {
 	if len(c.cfg.MonitorCommand) == 0 {
 		return nil, fmt.Errorf("no monitor command configured: %w", api.ErrInvalid)
 	}
@@ -901,6 +904,9 @@ func (c *Containerizer) startMonitor(rec *record) (*monitorConn, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.ExtraFiles = []*os.File{syncW, ctlR}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if stdin != nil {
+		cmd.Stdin = stdin // the monitor hands its stdin to the container
+	}
 	cmd.Env = append(os.Environ(), "CAISSON_MONITOR_SYNC_FD=3", "CAISSON_MONITOR_CONTROL_FD=4")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -205,6 +205,7 @@ func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe, contro
 
 	pid, err := c.cfg.Runtime.Create(ctx, id, c.bundleDir(id), &CreateOpts{
 		PidFile: filepath.Join(c.containerDir(id), "init.pid"),
+		Stdin:   os.Stdin, // /dev/null unless the launcher passed its own (-i)
 		Stdout:  outW, Stderr: errW,
 		Start: goMsg.Start,
 	})

@@ -63,6 +63,22 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 	}
 }
 
+func TestInteractiveStdin(t *testing.T) {
+	e := newEnv(t)
+	cmd := e.cmd("run", "--rm", "-i", "--rootfs", e.rootfs, "sh", "-c", "tr a-z A-Z; echo done")
+	cmd.Stdin = strings.NewReader("piped in\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "PIPED IN\ndone\n" {
+		t.Fatalf("run -i: %v, stdout %q", err, out)
+	}
+	// Without -i the container reads nothing.
+	cmd = e.cmd("run", "--rm", "--rootfs", e.rootfs, "sh", "-c", "cat; echo end")
+	cmd.Stdin = strings.NewReader("not for the container\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "end\n" {
+		t.Fatalf("run without -i: %v, stdout %q", err, out)
+	}
+}
+
 func TestDuplicateName(t *testing.T) {
 	e := newEnv(t)
 	e.ok("run", "-d", "--name", "web", "--rootfs", e.rootfs, "sleep", "1000")

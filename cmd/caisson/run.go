@@ -19,7 +19,7 @@ type runFlags struct {
 	workdir, user, hostname, network, shmSize                           string
 	env, labels                                                         []string
 	pidsLimit                                                           int64
-	detach, rm, noImage                                                 bool
+	detach, rm, noImage, interactive                                    bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -61,6 +61,7 @@ The root filesystem is one of:
 	fl.StringVar(&f.network, "network", api.NetworkNone, "network: none (loopback only) or host")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
 	return cmd
 }
 
@@ -150,9 +151,11 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
 	} else {
 		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	}
-	l, err := cz.Launch(ctx, spec, containerizer.LaunchOptions{
-		Attach: !f.detach, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
-	})
+	opts := containerizer.LaunchOptions{Attach: !f.detach, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+	if f.interactive {
+		opts.Stdin = os.Stdin
+	}
+	l, err := cz.Launch(ctx, spec, opts)
 	if err != nil {
 		return err
 	}
