@@ -82,6 +82,23 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 	}()
 	rec, err := c.loadRecord(id)
 	if err != nil {
+		// A launch makes its directory, locks it and writes the first
+		// checkpoint under the root lock. Let go of the container lock (the
+		// launch may be waiting for it), take the root lock, and look again.
+		lock.Unlock()
+		rootLock, lerr := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+		if lerr != nil {
+			return false, lerr
+		}
+		lock, lerr = c.lockContainer(id, false)
+		if lerr != nil {
+			rootLock.Unlock()
+			return false, nil // a launch holds it, or it is gone
+		}
+		rec, err = c.loadRecord(id)
+		rootLock.Unlock()
+	}
+	if err != nil {
 		if _, statErr := os.Stat(c.containerDir(id)); statErr != nil {
 			return false, nil // removed while we took the lock
 		}
