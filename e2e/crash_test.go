@@ -4,11 +4,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caisson/caisson/api"
@@ -139,5 +141,41 @@ func TestRecoverDestroysOrphans(t *testing.T) {
 	}
 	if c := e.inspect("live"); c.State != api.StateRunning {
 		t.Errorf("the live container is %s after recover", c.State)
+	}
+}
+
+// Launches, listings (which run recovery) and removals from several caisson
+// processes at once neither fail nor leave anything behind.
+func TestConcurrentCommands(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				if r := e.caisson("run", "--rm", "-m", "64m", "--rootfs", e.rootfs, "sh", "-c", "exit 3"); r.code != 3 {
+					errs <- fmt.Sprintf("worker %d run %d: %s", w, i, r)
+				}
+			}
+		}(w)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 20; i++ {
+			if r := e.caisson("ps", "-a"); r.code != 0 {
+				errs <- "ps: " + r.String()
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
 	}
 }
