@@ -291,17 +291,57 @@ func (e *env) forceClean() {
 	}
 }
 
-// readCgroupFile reads a file of a container's cgroup in the given v1
-// controller (or the v2 unified hierarchy when the host is unified).
+// v2Files maps each v1 file the tests read to the cgroup v2 file that holds
+// the same value, and which of its space-separated fields (-1: all of it):
+// cpu.max is "quota period", and the soft limit (--memory-reservation) is
+// memory.high on v2.
+var v2Files = map[string]struct {
+	file  string
+	field int
+}{
+	"cpu.cfs_quota_us":           {"cpu.max", 0},
+	"cpu.cfs_period_us":          {"cpu.max", 1},
+	"memory.limit_in_bytes":      {"memory.max", -1},
+	"memory.soft_limit_in_bytes": {"memory.high", -1},
+	"pids.max":                   {"pids.max", -1},
+	"pids.current":               {"pids.current", -1},
+}
+
+// readCgroupFile reads a v1 file of a container's cgroup in the given v1
+// controller's hierarchy. On a unified (cgroup v2) host it reads the v2 file
+// that holds the same value instead (v2Files), as v1 would write it: a CPU
+// quota of "max" is -1.
 func readCgroupFile(t *testing.T, cgroupPath, controller, file string) string {
 	t.Helper()
-	for _, dir := range []string{filepath.Join("/sys/fs/cgroup", controller, cgroupPath), filepath.Join("/sys/fs/cgroup", cgroupPath)} {
-		if data, err := os.ReadFile(filepath.Join(dir, file)); err == nil {
-			return strings.TrimSpace(string(data))
+	const root = "/sys/fs/cgroup"
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		data, err := os.ReadFile(filepath.Join(root, controller, cgroupPath, file))
+		if err != nil {
+			t.Fatalf("cgroup v1 file: %v", err)
 		}
+		return strings.TrimSpace(string(data))
 	}
-	t.Fatalf("cgroup file %s of %s not found", file, cgroupPath)
-	return ""
+	v2, ok := v2Files[file]
+	if !ok {
+		t.Fatalf("the test reads %s, which has no cgroup v2 file in v2Files", file)
+	}
+	data, err := os.ReadFile(filepath.Join(root, cgroupPath, v2.file))
+	if err != nil {
+		t.Fatalf("cgroup v2 file for %s: %v", file, err)
+	}
+	value := strings.TrimSpace(string(data))
+	if v2.field >= 0 {
+		fields := strings.Fields(value)
+		if v2.field >= len(fields) {
+			t.Fatalf("%s of %s is %q: no field %d for %s", v2.file, cgroupPath, value, v2.field, file)
+		}
+		value = fields[v2.field]
+	}
+	if file == "cpu.cfs_quota_us" && value == "max" {
+		value = "-1"
+	}
+	return value
 }
 
 // processAlive reports whether pid runs (a zombie, whose parent has not

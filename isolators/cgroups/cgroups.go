@@ -143,7 +143,8 @@ func checkID(id string) error {
 }
 
 // Prepare validates the request's resources and describes the container's
-// cgroup: CgroupsPath Parent/<id> and the SpecResources of its limits.
+// cgroup: CgroupsPath Parent/<id> and the SpecResources of its limits, and
+// on v2 a cgroup namespace.
 func (i *Isolator) Prepare(_ context.Context, req *isolators.PrepareRequest, resp *isolators.PrepareResponse) error {
 	p, err := i.Path(req.ContainerID)
 	if err != nil {
@@ -154,6 +155,11 @@ func (i *Isolator) Prepare(_ context.Context, req *isolators.PrepareRequest, res
 	}
 	resp.CgroupsPath = p
 	resp.Resources = SpecResources(i.host, req.Spec.Resources)
+	if i.host.Mode == V2 {
+		// Without one, the runtime's cgroup2 mount at /sys/fs/cgroup is the
+		// host's whole hierarchy, not the container's cgroup.
+		resp.Namespaces = append(resp.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
 	return nil
 }
 

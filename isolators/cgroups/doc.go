@@ -10,6 +10,7 @@
 // cgroup, then observes and adjusts it:
 //
 //	Prepare ─▶ spec: cgroupsPath Parent/<id> + linux.resources     (pure)
+//	           + on v2 a cgroup namespace
 //	runtime create ─▶ the runtime makes the cgroup and writes the limits
 //	Watch   ─▶ OOM kills: v1 eventfd on memory.oom_control, v2 inotify on memory.events
 //	Usage   ─▶ cpu, memory, pids and OOM counters (containerd/cgroups Stat)
@@ -67,6 +68,11 @@
 // none of them) and v2 on unified hosts. The differences this package
 // handles:
 //
+//   - Namespace. On v2, Prepare asks for a cgroup namespace (Docker's default
+//     there), created once the process is in its cgroup: the runtime's
+//     cgroup2 mount at /sys/fs/cgroup is then the container's own cgroup.
+//     Without one it is the host's whole hierarchy. On v1 the runtime binds
+//     the container's cgroup of each hierarchy in place, so none is asked.
 //   - Update order. v1 requires memory.limit_in_bytes ≤
 //     memory.memsw.limit_in_bytes at every moment: a limit above the current
 //     memsw limit is raised memsw first, anything else memory first. v1

@@ -328,6 +328,7 @@ func TestPrepare(t *testing.T) {
 			want: isolators.PrepareResponse{
 				CgroupsPath: "/caisson/c3",
 				Resources:   &specs.LinuxResources{Unified: map[string]string{"memory.high": "33554432"}},
+				Namespaces:  []specs.LinuxNamespace{{Type: specs.CgroupNamespace}},
 			},
 		},
 		{name: "too many cpus", host: Host{Mode: V1}, id: "c4", r: api.Resources{CPUs: 5}, invalid: true},
