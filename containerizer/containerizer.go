@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/oci"
 )
@@ -442,7 +443,7 @@ func (c *Containerizer) writeBundle(id string, s *oci.Spec) error {
 	}
 	// The bundle is only read by the runtime right away, and by Cleanup: it
 	// needs no flush (after a power loss the container is gone anyway).
-	return writeFileAtomic(filepath.Join(c.bundleDir(id), "config.json"), data, 0o600, false)
+	return atomicfile.Write(filepath.Join(c.bundleDir(id), "config.json"), data, 0o600, false)
 }
 
 // readSpec returns the runtime spec a container was created with, or nil.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
 )
 
 // phase is how far a launch got. It is checkpointed before each step that
@@ -63,51 +64,6 @@ type record struct {
 	Detached    bool     `json:"detached,omitempty"`
 }
 
-// writeFileAtomic writes data to path so that a crash leaves either the old
-// file or the new one, never half of either. With durable, the data and the
-// rename are also flushed to disk, so the file survives a power loss.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = tmp.Close()
-			_ = os.Remove(name)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if !durable {
-		return nil
-	}
-	// Make the rename itself durable.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
-}
-
 func (c *Containerizer) containerDir(id string) string {
 	return filepath.Join(c.cfg.Root, "containers", id)
 }
@@ -122,7 +78,7 @@ func (c *Containerizer) saveRecord(r *record) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(c.recordPath(r.ID), data, 0o600, true); err != nil {
+	if err := atomicfile.Write(c.recordPath(r.ID), data, 0o600, true); err != nil {
 		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/caisson/caisson/internal/atomicfile"
 )
 
 // indexVersion is the version of images.json this code writes.
@@ -92,7 +94,7 @@ func (s *Store) record(ctx context.Context, src *source) error {
 	if err != nil {
 		return fmt.Errorf("encode image index: %w", err)
 	}
-	return writeFileAtomic(s.indexPath(), data, 0o600)
+	return atomicfile.Write(s.indexPath(), data, 0o600, true)
 }
 
 // cachedSource returns the image recorded for ref and platform, when its
@@ -139,42 +141,4 @@ func (s *Store) cachedSource(ref reference, want v1.Platform) *source {
 		src.layers = append(src.layers, layerSource{diffID: d})
 	}
 	return src
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, then renamed over path, and the directory synced.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil // the file is in place; only its durability is uncertain
-	}
-	defer d.Close()
-	_ = d.Sync()
-	return nil
 }
