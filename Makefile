@@ -8,7 +8,7 @@ BIN       := bin/caisson
 PKGS      := ./...
 # Packages whose tests are pure Go (no root, no runtime): they also run under
 # qemu-ppc64le. Privileged tests in them skip when CAISSON_TEST_PURE=1.
-PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ \
+PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/
 APT_PKGS  := runc crun busybox-static qemu-user-static iptables
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
