@@ -59,8 +59,7 @@ type State string
 
 // Container states, in the order a container goes through them.
 const (
-	StateCreating State = "creating" // being prepared; no process yet
-	StateCreated  State = "created"  // the runtime holds a process that has not started
+	StateCreating State = "creating" // being launched; its process has not started
 	StateRunning  State = "running"
 	StateExited   State = "exited"
 	StateUnknown  State = "unknown" // the checkpoint and the host disagree

@@ -315,7 +315,6 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 		return nil, msg.err()
 	}
 	rec.Pid = msg.Pid
-	rec.Phase = phaseCreated
 	c.crash("created")
 
 	for _, iso := range c.cfg.Isolators {
@@ -598,12 +597,10 @@ func (c *Containerizer) view(r *record) api.Container {
 		v.Pid = 0
 	case phaseRunning:
 		v.State = api.StateRunning
-	case phaseCreated:
-		v.State = api.StateCreated
 	default:
 		v.State = api.StateCreating
 	}
-	if (r.Phase == phaseRunning || r.Phase == phaseCreated) && !c.monitorAlive(r) {
+	if r.Phase == phaseRunning && !c.monitorAlive(r) {
 		v.State = api.StateUnknown
 	}
 	return v
@@ -729,7 +726,7 @@ func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal)
 		lock.Unlock()
 		return err
 	}
-	if r.Phase != phaseRunning && r.Phase != phaseCreated {
+	if r.Phase != phaseRunning {
 		lock.Unlock()
 		return fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
 	}
@@ -768,7 +765,7 @@ func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, 
 			}
 			return r.Termination, nil
 		}
-		if (r.Phase == phaseRunning || r.Phase == phaseCreated || (r.Phase == phaseExited && !r.Cleaned)) && !c.monitorAlive(r) {
+		if (r.Phase == phaseRunning || (r.Phase == phaseExited && !r.Cleaned)) && !c.monitorAlive(r) {
 			// Nobody will write the termination: recover it now.
 			if err := c.recoverOne(ctx, id); err != nil {
 				return nil, err
@@ -791,7 +788,7 @@ func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error
 	if err != nil {
 		return err
 	}
-	if r.Phase == phaseRunning || r.Phase == phaseCreated {
+	if r.Phase == phaseRunning {
 		if !force && c.monitorAlive(r) {
 			return fmt.Errorf("container %s is running: stop it or use force: %w", r.Name, api.ErrWrongState)
 		}

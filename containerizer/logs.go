@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"time"
-
-	"github.com/caisson/caisson/api"
 )
 
 // LogOptions say how to print a container's log.
@@ -116,5 +114,3 @@ func (c *Containerizer) openLogForAttach(id string) (*os.File, error) {
 	}
 	return f, nil
 }
-
-var _ = api.ErrNotFound

@@ -285,7 +285,7 @@ wait:
 		return err
 	}
 	rec, err = c.loadRecord(id)
-	if err != nil || (rec.Phase != phaseRunning && rec.Phase != phaseCreated) {
+	if err != nil || rec.Phase != phaseRunning {
 		// The launch failed and the launcher is undoing it.
 		lock.Unlock()
 		return nil

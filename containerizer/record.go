@@ -15,18 +15,17 @@ import (
 	"github.com/caisson/caisson/internal/atomicfile"
 )
 
-// phase is how far a launch got. It is checkpointed before each step that
-// creates something, so recovery knows what to undo.
+// phase is where a container is, as far as recovery must tell apart. The
+// reserved checkpoint already names every isolator, so recovery undoes a
+// launch the same way whatever step it died at: only the states that need
+// different handling are written.
 type phase string
 
 const (
-	phaseReserved    phase = "reserved"    // dir and name taken; nothing else
-	phaseProvisioned phase = "provisioned" // rootfs may be mounted
-	phasePreparing   phase = "preparing"   // isolators' Prepare may have run
-	phasePrepared    phase = "prepared"    // bundle written; the monitor may be creating it
-	phaseCreated     phase = "created"     // the runtime holds a process
-	phaseRunning     phase = "running"     // started
-	phaseExited      phase = "exited"      // Termination recorded
+	phaseReserved phase = "reserved" // launching: dir and name taken, isolators listed
+	phasePrepared phase = "prepared" // launching: bundle written, monitor pid known
+	phaseRunning  phase = "running"  // started; its monitor holds the exit status
+	phaseExited   phase = "exited"   // Termination recorded
 )
 
 const recordVersion = 1
@@ -61,7 +60,6 @@ type record struct {
 	Image       string   `json:"image,omitempty"`
 	ImageDigest string   `json:"image_digest,omitempty"`
 	Command     []string `json:"command,omitempty"`
-	Detached    bool     `json:"detached,omitempty"`
 }
 
 func (c *Containerizer) containerDir(id string) string {

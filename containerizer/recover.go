@@ -113,7 +113,7 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 	}
 	rebooted := rec.BootID != "" && rec.BootID != bootID()
 	switch rec.Phase {
-	case phaseReserved, phaseProvisioned, phasePreparing, phasePrepared, phaseCreated:
+	case phaseReserved, phasePrepared:
 		// The launcher died: undo its launch (the monitor, if any, sees its
 		// container die and finds nothing to record).
 		c.log.Warn("undoing an interrupted launch", "container", id, "phase", rec.Phase)
@@ -177,7 +177,7 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 		}
 		known[e.Name()] = true
 		rc := isolators.RecoveredContainer{ID: e.Name(), Spec: c.readSpec(e.Name())}
-		if r, err := c.loadRecord(e.Name()); err == nil && (r.Phase == phaseRunning || r.Phase == phaseCreated) {
+		if r, err := c.loadRecord(e.Name()); err == nil && r.Phase == phaseRunning {
 			rc.Pid = r.Pid
 		}
 		recovered = append(recovered, rc)

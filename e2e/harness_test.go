@@ -5,13 +5,11 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,7 +167,7 @@ func (e *env) waitForLine(ref, want string) {
 }
 
 // cgroupMounts lists the v1 hierarchies and the v2 mount on this host.
-func cgroupMounts(t *testing.T) []string {
+func cgroupMounts(t testing.TB) []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
@@ -355,8 +353,5 @@ func processAlive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] != 'Z' && s[i+2] != 'X'
 }
-
-var _ = context.Background
-var _ io.Reader
 
 func hostArch() string { return runtime.GOARCH }

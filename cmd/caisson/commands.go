@@ -53,7 +53,7 @@ func newPsCmd(g *globals) *cobra.Command {
 			}
 			shown := []api.Container{}
 			for _, c := range list {
-				if all || c.State == api.StateRunning || c.State == api.StateCreated || c.State == api.StateCreating {
+				if all || c.State == api.StateRunning || c.State == api.StateCreating {
 					shown = append(shown, c)
 				}
 			}
@@ -288,34 +288,16 @@ func newLogsCmd(g *globals) *cobra.Command {
 }
 
 func newUpdateCmd(g *globals) *cobra.Command {
-	var cpus, memory, reservation string
-	var pids int64
+	var rf resourceFlags
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] CONTAINER...",
 		Short: "Change the limits of running containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res api.Resources
-			var err error
-			if cpus != "" {
-				if res.CPUs, err = parseCPUs(cpus); err != nil {
-					return err
-				}
+			res, err := rf.parse()
+			if err != nil {
+				return err
 			}
-			if memory != "" {
-				if res.MemoryBytes, err = parseSize(memory); err != nil {
-					return fmt.Errorf("--memory: %w", err)
-				}
-			}
-			if reservation != "" {
-				if res.MemoryReservationBytes, err = parseSize(reservation); err != nil {
-					return fmt.Errorf("--memory-reservation: %w", err)
-				}
-			}
-			if pids < 0 {
-				return fmt.Errorf("--pids-limit must be positive: %w", api.ErrInvalid)
-			}
-			res.PidsLimit = pids
 			if res == (api.Resources{}) {
 				return fmt.Errorf("nothing to update: give --cpus, --memory, --memory-reservation or --pids-limit: %w", api.ErrInvalid)
 			}
@@ -324,10 +306,7 @@ func newUpdateCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&cpus, "cpus", "", "CPU limit in cores")
-	cmd.Flags().StringVarP(&memory, "memory", "m", "", "memory limit")
-	cmd.Flags().StringVar(&reservation, "memory-reservation", "", "memory soft limit")
-	cmd.Flags().Int64Var(&pids, "pids-limit", 0, "limit on the number of processes")
+	rf.register(cmd.Flags())
 	return cmd
 }
 
