@@ -46,9 +46,9 @@ func BenchmarkLaunch(b *testing.B) {
 		b.Fatal(err)
 	}
 	runcRoot := filepath.Join(base, "runc-state")
-	e := &env{t: nil, root: filepath.Join(base, "lib"), run: filepath.Join(base, "run"), cgroupParent: "/caisson-bench", rootfs: rootfs}
+	libDir, runDir := filepath.Join(base, "lib"), filepath.Join(base, "run")
 	b.Cleanup(func() {
-		for _, m := range cgroupMountsB(b) {
+		for _, m := range cgroupMounts(b) {
 			_ = os.Remove(filepath.Join(m, "/caisson-bench-runc/run"))
 			_ = os.Remove(filepath.Join(m, "/caisson-bench-runc"))
 			_ = os.Remove(filepath.Join(m, "/caisson-bench"))
@@ -64,7 +64,7 @@ func BenchmarkLaunch(b *testing.B) {
 		return time.Since(start)
 	}
 	caissonArgs := func() []string {
-		return []string{"--root", e.root, "--run-root", e.run, "--cgroup-parent", e.cgroupParent,
+		return []string{"--root", libDir, "--run-root", runDir, "--cgroup-parent", "/caisson-bench",
 			"run", "--rm", "--cpus", "1", "-m", "256m", "--pids-limit", "100", "--rootfs", rootfs, "true"}
 	}
 	// Warm up both paths (page cache, first-start work).
@@ -103,15 +103,6 @@ func BenchmarkLaunch(b *testing.B) {
 		launches, perRunc.Round(100*time.Microsecond), perCaisson.Round(100*time.Microsecond), ratio)
 }
 
-func cgroupMountsB(b *testing.B) []string {
-	var out []string
-	entries, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, e := range entries {
-		out = append(out, filepath.Join("/sys/fs/cgroup", e.Name()))
-	}
-	return append(out, "/sys/fs/cgroup")
-}
-
 const benchImage = "caisson-bench/busybox:latest"
 
 // startPrivateDockerd starts a dockerd of the benchmark's own (own data and
@@ -132,7 +123,7 @@ func startPrivateDockerd(b *testing.B, rootfs string) []string {
 	}
 	// dockerd makes a "docker" parent cgroup; remove the ones it made here.
 	var made []string
-	for _, m := range cgroupMountsB(b) {
+	for _, m := range cgroupMounts(b) {
 		if _, err := os.Stat(filepath.Join(m, "docker")); os.IsNotExist(err) {
 			made = append(made, filepath.Join(m, "docker"))
 		}
