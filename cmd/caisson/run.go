@@ -15,11 +15,11 @@ import (
 )
 
 type runFlags struct {
-	name, rootfs, platform, entrypoint, cpus, memory, memoryReservation string
-	workdir, user, hostname, network, shmSize                           string
-	env, labels                                                         []string
-	pidsLimit                                                           int64
-	detach, rm, noImage, interactive                                    bool
+	name, rootfs, platform, entrypoint        string
+	workdir, user, hostname, network, shmSize string
+	env, labels                               []string
+	detach, rm, noImage, interactive          bool
+	resources                                 resourceFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -48,10 +48,7 @@ The root filesystem is one of:
 	fl.BoolVar(&f.noImage, "no-image", false, "run on the host filesystem, read-only, with a writable sandbox")
 	fl.StringVar(&f.platform, "platform", "", "image platform, os/arch[/variant] (default: this host's)")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
-	fl.StringVar(&f.cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
-	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit, e.g. 512m")
-	fl.StringVar(&f.memoryReservation, "memory-reservation", "", "memory soft limit (cgroup v1 soft limit, v2 memory.high)")
-	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "limit on the number of processes")
+	f.resources.register(fl)
 	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable KEY=VALUE (KEY alone copies it from here)")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
@@ -85,30 +82,14 @@ func (f *runFlags) spec(args []string) (api.ContainerSpec, error) {
 		s.Entrypoint = []string{f.entrypoint}
 	}
 	var err error
-	if f.cpus != "" {
-		if s.Resources.CPUs, err = parseCPUs(f.cpus); err != nil {
-			return s, err
-		}
-	}
-	if f.memory != "" {
-		if s.Resources.MemoryBytes, err = parseSize(f.memory); err != nil {
-			return s, fmt.Errorf("--memory: %w", err)
-		}
-	}
-	if f.memoryReservation != "" {
-		if s.Resources.MemoryReservationBytes, err = parseSize(f.memoryReservation); err != nil {
-			return s, fmt.Errorf("--memory-reservation: %w", err)
-		}
+	if s.Resources, err = f.resources.parse(); err != nil {
+		return s, err
 	}
 	if f.shmSize != "" {
 		if s.ShmSizeBytes, err = parseSize(f.shmSize); err != nil {
 			return s, fmt.Errorf("--shm-size: %w", err)
 		}
 	}
-	if f.pidsLimit < 0 {
-		return s, fmt.Errorf("--pids-limit must be positive: %w", api.ErrInvalid)
-	}
-	s.Resources.PidsLimit = f.pidsLimit
 	for _, e := range f.env {
 		if !strings.Contains(e, "=") {
 			v, ok := os.LookupEnv(e)
