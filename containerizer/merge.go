@@ -74,12 +74,17 @@ func merge(s *oci.Spec, contribs []contribution, userMounts map[string]bool) err
 			}
 			nsBy[n.Type], nsPath[n.Type] = c.isolator, n.Path
 		}
+		var newDevices []specs.LinuxDevice // a node another isolator added already is not added twice
 		for _, d := range r.Devices {
 			num := [2]int64{d.Major, d.Minor}
-			if prev, seen := devBy[d.Path]; seen && devNum[d.Path] != num {
-				return conflict("device "+d.Path, prev, c.isolator)
+			if prev, seen := devBy[d.Path]; seen {
+				if devNum[d.Path] != num {
+					return conflict("device "+d.Path, prev, c.isolator)
+				}
+				continue
 			}
 			devBy[d.Path], devNum[d.Path] = c.isolator, num
+			newDevices = append(newDevices, d)
 		}
 		for k := range r.Annotations {
 			if prev, seen := annBy[k]; seen {
@@ -132,7 +137,7 @@ func merge(s *oci.Spec, contribs []contribution, userMounts map[string]bool) err
 		if err := oci.Apply(s,
 			oci.WithEnv(r.Env...),
 			oci.WithMounts(r.Mounts...),
-			oci.WithDevices(r.Devices, r.DeviceRules),
+			oci.WithDevices(newDevices, r.DeviceRules),
 			oci.WithAnnotations(r.Annotations),
 		); err != nil {
 			return fmt.Errorf("isolator %s: %w", c.isolator, err)

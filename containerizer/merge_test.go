@@ -22,12 +22,13 @@ func TestMergeApplies(t *testing.T) {
 			Env:         []string{"FOO=isolator", "BAR=1"},
 			Mounts:      []specs.Mount{{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind"}}},
 			Namespaces:  []specs.LinuxNamespace{{Type: specs.NetworkNamespace, Path: "/run/netns/x"}},
+			Devices:     []specs.LinuxDevice{{Path: "/dev/nvidiactl", Type: "c", Major: 195, Minor: 255}}, // the same node again: added once
 			CgroupsPath: "/caisson/x",
 			Resources:   &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(64 << 20)}},
 		}},
 		{isolator: "b/two", resp: &isolators.PrepareResponse{
 			Env:         []string{"BAR=1"}, // same value: no conflict
-			Devices:     []specs.LinuxDevice{{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 0}},
+			Devices:     []specs.LinuxDevice{{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 0}, {Path: "/dev/nvidiactl", Type: "c", Major: 195, Minor: 255}},
 			DeviceRules: []specs.LinuxDeviceCgroup{{Allow: true, Type: "c", Major: i64(195), Minor: i64(0), Access: "rw"}},
 			Resources:   &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64(50000)}, Unified: map[string]string{"memory.high": "1"}},
 			Annotations: map[string]string{"k": "v"},
@@ -55,7 +56,7 @@ func TestMergeApplies(t *testing.T) {
 	if !found {
 		t.Errorf("network namespace path not set: %+v", s.Linux.Namespaces)
 	}
-	if len(s.Linux.Devices) != 1 || s.Hostname != "from-opt" || s.Annotations["k"] != "v" {
+	if len(s.Linux.Devices) != 2 || s.Hostname != "from-opt" || s.Annotations["k"] != "v" {
 		t.Errorf("devices/spec opts/annotations not applied: %+v %q %v", s.Linux.Devices, s.Hostname, s.Annotations)
 	}
 	// Default device rules are kept and the isolator's rule is appended.
