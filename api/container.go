@@ -16,12 +16,31 @@ type Resources struct {
 	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
-// Network modes understood by the containerizer itself. Named CNI networks
-// come later and are handled by the network isolator.
+// Network modes understood by the containerizer itself. Any other name in
+// ContainerSpec.Networks is a CNI network, attached by the network isolator.
 const (
 	NetworkNone = "none"
 	NetworkHost = "host"
 )
+
+// PortMapping publishes a container port on the host (Docker's -p).
+type PortMapping struct {
+	// HostIP limits the mapping to one host address; empty means all.
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+	// Protocol is tcp, udp or sctp.
+	Protocol string `json:"protocol"`
+}
+
+// Bandwidth limits a container's traffic on its CNI interfaces. Rates are
+// in bits per second, bursts in bits; zero means no limit in that direction.
+type Bandwidth struct {
+	IngressRate  uint64 `json:"ingress_rate,omitempty"`
+	IngressBurst uint64 `json:"ingress_burst,omitempty"`
+	EgressRate   uint64 `json:"egress_rate,omitempty"`
+	EgressBurst  uint64 `json:"egress_burst,omitempty"`
+}
 
 // ContainerSpec is what a user asks for. The containerizer turns it, the image
 // configuration and the isolators' contributions into an OCI runtime spec.
@@ -45,8 +64,15 @@ type ContainerSpec struct {
 	WorkingDir string    `json:"working_dir,omitempty"`
 	User       string    `json:"user,omitempty"`
 	Hostname   string    `json:"hostname,omitempty"`
-	Network    string    `json:"network,omitempty"`
-	Resources  Resources `json:"resources"`
+	// Networks is ["none"] (the default: a network namespace of its own with
+	// only loopback), ["host"], or the names of CNI networks, attached in
+	// order as eth0, eth1, ...
+	Networks []string `json:"networks,omitempty"`
+	// Ports are published on the host through the first CNI network whose
+	// plugins handle port mappings.
+	Ports     []PortMapping `json:"ports,omitempty"`
+	Bandwidth *Bandwidth    `json:"bandwidth,omitempty"`
+	Resources Resources     `json:"resources"`
 	// ShmSizeBytes sizes the /dev/shm tmpfs (default 64 MiB, as in Docker).
 	ShmSizeBytes int64             `json:"shm_size_bytes,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
@@ -93,7 +119,24 @@ type Termination struct {
 type NetworkStatus struct {
 	Name      string   `json:"name"`
 	Interface string   `json:"interface,omitempty"`
+	MAC       string   `json:"mac,omitempty"`
 	IPs       []string `json:"ips,omitempty"`
+}
+
+// HostNetwork reports whether the spec asks for the host's network.
+func (s *ContainerSpec) HostNetwork() bool {
+	return len(s.Networks) == 1 && s.Networks[0] == NetworkHost
+}
+
+// CNINetworks returns the named (CNI) networks the spec asks for.
+func (s *ContainerSpec) CNINetworks() []string {
+	var out []string
+	for _, n := range s.Networks {
+		if n != NetworkNone && n != NetworkHost {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Container is what `caisson inspect` shows: the request and everything known
@@ -143,4 +186,29 @@ type Usage struct {
 
 	OOMEvents uint64 `json:"oom_events"`
 	OOMKills  uint64 `json:"oom_kills"`
+
+	// Network counters, summed over the container's interfaces except
+	// loopback, and per interface.
+	NetRxBytes   uint64           `json:"net_rx_bytes"`
+	NetRxPackets uint64           `json:"net_rx_packets"`
+	NetRxErrors  uint64           `json:"net_rx_errors"`
+	NetRxDropped uint64           `json:"net_rx_dropped"`
+	NetTxBytes   uint64           `json:"net_tx_bytes"`
+	NetTxPackets uint64           `json:"net_tx_packets"`
+	NetTxErrors  uint64           `json:"net_tx_errors"`
+	NetTxDropped uint64           `json:"net_tx_dropped"`
+	Interfaces   []InterfaceUsage `json:"interfaces,omitempty"`
+}
+
+// InterfaceUsage are one network interface's counters.
+type InterfaceUsage struct {
+	Name      string `json:"name"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxErrors  uint64 `json:"rx_errors"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxErrors  uint64 `json:"tx_errors"`
+	TxDropped uint64 `json:"tx_dropped"`
 }

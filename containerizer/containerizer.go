@@ -256,7 +256,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 			continue
 		}
 		resp := &isolators.PrepareResponse{}
-		req := &isolators.PrepareRequest{ContainerID: rec.ID, Spec: spec, Bundle: c.bundleDir(rec.ID), Rootfs: rootfs.Path}
+		req := &isolators.PrepareRequest{ContainerID: rec.ID, Spec: spec, Bundle: c.bundleDir(rec.ID), Rootfs: rootfs.Path, Hostname: s.Hostname}
 		if err := p.Prepare(ctx, req, resp); err != nil {
 			return nil, fmt.Errorf("%s: %w", iso.Name(), err)
 		}
@@ -270,6 +270,9 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	}
 	if err := merge(s, contribs, userMounts); err != nil {
 		return nil, err
+	}
+	if nets := spec.CNINetworks(); len(nets) > 0 && !joinsNetwork(contribs) {
+		return nil, fmt.Errorf("network %q: no network isolator is configured to attach it: %w", nets[0], api.ErrInvalid)
 	}
 	if s.Linux != nil {
 		rec.CgroupPath = s.Linux.CgroupsPath
@@ -353,12 +356,8 @@ func validateSpec(s *api.ContainerSpec) error {
 	if s.Image != "" && s.Rootfs != "" {
 		return fmt.Errorf("an image and --rootfs cannot both be given: %w", api.ErrInvalid)
 	}
-	switch s.Network {
-	case "":
-		s.Network = api.NetworkNone
-	case api.NetworkNone, api.NetworkHost:
-	default:
-		return fmt.Errorf("network %q: only %q and %q are available: %w", s.Network, api.NetworkNone, api.NetworkHost, api.ErrInvalid)
+	if err := validateNetworks(s); err != nil {
+		return err
 	}
 	if s.WorkingDir != "" && !strings.HasPrefix(s.WorkingDir, "/") {
 		return fmt.Errorf("working directory %q is not absolute: %w", s.WorkingDir, api.ErrInvalid)
@@ -484,7 +483,7 @@ func (c *Containerizer) buildSpec(rec *record, rootfs *Rootfs) (*oci.Spec, error
 	if hostname == "" {
 		hostname = rec.ID[:12]
 	}
-	if spec.Network == api.NetworkHost {
+	if spec.HostNetwork() {
 		opts = append(opts, oci.WithoutNamespace(specs.NetworkNamespace))
 		if spec.Hostname == "" {
 			opts = append(opts, oci.WithoutNamespace(specs.UTSNamespace))
@@ -631,7 +630,7 @@ func (c *Containerizer) Inspect(ctx context.Context, id string) (*api.Container,
 		var resp isolators.StatusResponse
 		for _, name := range r.Isolators {
 			if sr, ok := c.byName[name].(isolators.StatusReporter); ok {
-				if err := sr.Status(ctx, &isolators.StatusRequest{ContainerID: id, Spec: spec}, &resp); err != nil {
+				if err := sr.Status(ctx, &isolators.StatusRequest{ContainerID: id, Pid: r.Pid, Spec: spec}, &resp); err != nil {
 					c.log.Warn("isolator status", "isolator", name, "container", id, "err", err)
 				}
 			}
@@ -655,7 +654,7 @@ func (c *Containerizer) Usage(ctx context.Context, id string) (*api.Usage, error
 	var errs []error
 	for _, name := range r.Isolators {
 		if ur, ok := c.byName[name].(isolators.UsageReporter); ok {
-			if err := ur.Usage(ctx, &isolators.UsageRequest{ContainerID: id, Spec: spec}, u); err != nil {
+			if err := ur.Usage(ctx, &isolators.UsageRequest{ContainerID: id, Pid: r.Pid, Spec: spec}, u); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}

@@ -156,3 +156,16 @@ func merge(s *oci.Spec, contribs []contribution, userMounts map[string]bool) err
 	}
 	return nil
 }
+
+// joinsNetwork reports whether an isolator put the container into a network
+// namespace it made (a CNI network).
+func joinsNetwork(contribs []contribution) bool {
+	for _, c := range contribs {
+		for _, n := range c.resp.Namespaces {
+			if n.Type == specs.NetworkNamespace && n.Path != "" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -9,10 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/flock"
 )
 
 // phase is where a container is, as far as recovery must tell apart. The
@@ -101,38 +100,9 @@ func (c *Containerizer) loadRecord(id string) (*record, error) {
 }
 
 // fileLock is an exclusive flock, released on Unlock or when the process dies.
-type fileLock struct{ f *os.File }
+type fileLock = flock.Lock
 
-func lockFile(path string, block bool) (*fileLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	how := unix.LOCK_EX
-	if !block {
-		how |= unix.LOCK_NB
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return &fileLock{f: f}, nil
-}
-
-func (l *fileLock) Unlock() {
-	if l == nil || l.f == nil {
-		return
-	}
-	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
-	_ = l.f.Close()
-	l.f = nil
-}
+func lockFile(path string, block bool) (*fileLock, error) { return flock.Acquire(path, block) }
 
 func (c *Containerizer) lockContainer(id string, block bool) (*fileLock, error) {
 	return lockFile(filepath.Join(c.containerDir(id), "lock"), block)

@@ -24,6 +24,8 @@ type PrepareRequest struct {
 	Bundle string
 	// Rootfs is the container's root filesystem on the host.
 	Rootfs string
+	// Hostname is the container's host name (the user's, or the short ID).
+	Hostname string
 }
 
 // PrepareResponse is an isolator's contribution to the runtime spec. The
@@ -121,7 +123,9 @@ type Updater interface {
 // UsageRequest names a container.
 type UsageRequest struct {
 	ContainerID string
-	Spec        *specs.Spec
+	// Pid is the container's init process as seen from the host.
+	Pid  int
+	Spec *specs.Spec
 }
 
 // UsageReporter reports resource usage.
@@ -135,7 +139,9 @@ type UsageReporter interface {
 // StatusRequest names a container.
 type StatusRequest struct {
 	ContainerID string
-	Spec        *specs.Spec
+	// Pid is the container's init process as seen from the host.
+	Pid  int
+	Spec *specs.Spec
 }
 
 // StatusResponse carries what isolators know about a running container.

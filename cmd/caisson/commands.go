@@ -236,7 +236,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU TIME\tUSER\tSYSTEM\tTHROTTLED\tMEM USAGE / LIMIT\tRSS\tCACHE\tPIDS\tOOM KILLS")
+			fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU TIME\tUSER\tSYSTEM\tTHROTTLED\tMEM USAGE / LIMIT\tRSS\tCACHE\tPIDS\tOOM KILLS\tNET RX / TX\tNET ERR / DROP")
 			for _, r := range rows {
 				u := r.Usage
 				limit := "-"
@@ -247,10 +247,11 @@ func newStatsCmd(g *globals) *cobra.Command {
 				if u.PidsLimit > 0 {
 					pids += " / " + strconv.FormatUint(u.PidsLimit, 10)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s / %s\t%s\t%s\t%s\t%d\n", r.ID[:12], r.Name,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s / %s\t%s\t%s\t%s\t%d\t%s / %s\t%d / %d\n", r.ID[:12], r.Name,
 					time.Duration(u.CPUUsageNanos).Round(time.Millisecond), time.Duration(u.CPUUserNanos).Round(time.Millisecond),
 					time.Duration(u.CPUSystemNanos).Round(time.Millisecond), u.CPUThrottled, u.CPUPeriods,
-					formatBytes(u.MemoryUsageBytes), limit, formatBytes(u.MemoryRSSBytes), formatBytes(u.MemoryCacheBytes), pids, u.OOMKills)
+					formatBytes(u.MemoryUsageBytes), limit, formatBytes(u.MemoryRSSBytes), formatBytes(u.MemoryCacheBytes), pids, u.OOMKills,
+					formatBytes(u.NetRxBytes), formatBytes(u.NetTxBytes), u.NetRxErrors+u.NetTxErrors, u.NetRxDropped+u.NetTxDropped)
 			}
 			if ferr := tw.Flush(); ferr != nil {
 				return ferr

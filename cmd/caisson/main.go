@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/cni"
 	"github.com/caisson/caisson/containerizer"
 	"github.com/caisson/caisson/containerizer/image"
 	"github.com/caisson/caisson/containerizer/runc"
@@ -61,6 +62,11 @@ type globals struct {
 	root, runRoot, runtime, cgroupParent, logLevel string
 	runtimeTimeout                                 time.Duration
 	insecureRegistries                             []string
+
+	cniConfDir, cniPath          string
+	defaultNetwork               string
+	defaultSubnet, defaultBridge string
+	cniTimeout                   time.Duration
 }
 
 func envOr(key, def string) string {
@@ -76,7 +82,7 @@ func newRootCmd() *cobra.Command {
 		Use:   "caisson",
 		Short: "Run isolated containers through an OCI runtime",
 		Long: `caisson runs OCI containers through runc (or crun) and composes isolators
-(cgroups v1 and v2 today; CNI networks, Docker volumes and GPUs to come).
+(cgroups v1 and v2, CNI networks today; Docker volumes and GPUs to come).
 It needs no daemon: each container has a small monitor process that holds its
 exit status, so detached containers outlive the command that started them.
 
@@ -100,9 +106,18 @@ Real containers need Linux and root.`,
 	pf.StringSliceVar(&g.insecureRegistries, "insecure-registry", insecure,
 		"registry (host[:port]) to reach over plain http; localhost and private addresses always are (env CAISSON_INSECURE_REGISTRIES)")
 
+	pf.StringVar(&g.cniConfDir, "cni-config-dir", envOr("CAISSON_CNI_CONFIG_DIR", cni.DefaultConfDir), "CNI network configuration lists (env CAISSON_CNI_CONFIG_DIR)")
+	pf.StringVar(&g.cniPath, "cni-plugin-path", envOr("CAISSON_CNI_PATH", strings.Join(cni.DefaultPluginDirs, ":")), "colon-separated dirs searched for CNI plugins (env CAISSON_CNI_PATH)")
+	pf.StringVar(&g.defaultNetwork, "default-network", envOr("CAISSON_DEFAULT_NETWORK", cni.DefaultNetworkName),
+		"network that -p without --network uses; written as a bridge network on first use when no config defines it (env CAISSON_DEFAULT_NETWORK)")
+	pf.StringVar(&g.defaultSubnet, "default-network-subnet", envOr("CAISSON_DEFAULT_NETWORK_SUBNET", cni.DefaultSubnet), "subnet of the default network when caisson writes it (env CAISSON_DEFAULT_NETWORK_SUBNET)")
+	pf.StringVar(&g.defaultBridge, "default-network-bridge", envOr("CAISSON_DEFAULT_NETWORK_BRIDGE", cni.DefaultBridge), "bridge of the default network when caisson writes it (env CAISSON_DEFAULT_NETWORK_BRIDGE)")
+	pf.DurationVar(&g.cniTimeout, "cni-timeout", cni.DefaultTimeout, "limit on each CNI operation on one network (all plugins of its chain)")
+
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
 		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
+		newNetworkCmd(g),
 	)
 	return root
 }
@@ -146,28 +161,27 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	if err != nil {
 		return nil, err
 	}
+	network, err := g.network(log)
+	if err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
+	// The monitor cleans up, so it gets every setting the isolators use.
 	monitor := []string{self, "--root", root, "--run-root", runRoot, "--runtime", g.runtime,
 		"--cgroup-parent", g.cgroupParent, "--log-level", g.logLevel,
-		"--runtime-timeout", g.runtimeTimeout.String(), "monitor"}
+		"--runtime-timeout", g.runtimeTimeout.String(),
+		"--cni-config-dir", g.cniConfDir, "--cni-plugin-path", g.cniPath, "--default-network", g.defaultNetwork,
+		"--default-network-subnet", g.defaultSubnet, "--default-network-bridge", g.defaultBridge,
+		"--cni-timeout", g.cniTimeout.String(), "monitor"}
 	cfg := containerizer.Config{
 		Root: root, RunRoot: runRoot, Runtime: rt, Provisioner: store,
-		Isolators:      []isolators.Isolator{cg},
+		Isolators:      []isolators.Isolator{cg, network},
 		MonitorCommand: monitor,
 		Logger:         log,
-	}
-	if step := os.Getenv("CAISSON_TEST_CRASH_AT"); step != "" {
-		// Fault injection for the crash-recovery tests: die at once, with
-		// no chance to clean up, right after the named launch step.
-		cfg.CrashPoint = func(s string) {
-			if s == step {
-				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				select {}
-			}
-		}
+		CrashPoint:     crashPoint(),
 	}
 	cz, err := containerizer.New(cfg)
 	if err != nil {
@@ -179,6 +193,46 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		}
 	}
 	return cz, nil
+}
+
+// crashPoint is fault injection for the crash-recovery tests: with
+// CAISSON_TEST_CRASH_AT set, the process dies at once, with no chance to
+// clean up, right after the named launch step.
+func crashPoint() func(string) {
+	step := os.Getenv("CAISSON_TEST_CRASH_AT")
+	if step == "" {
+		return nil
+	}
+	return func(s string) {
+		if s == step {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+}
+
+// network builds the network/cni isolator.
+func (g *globals) network(log *slog.Logger) (*cni.Isolator, error) {
+	root, err := filepath.Abs(g.root)
+	if err != nil {
+		return nil, err
+	}
+	runRoot, err := filepath.Abs(g.runRoot)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, d := range strings.Split(g.cniPath, ":") {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	return cni.New(cni.Config{
+		ConfDir: g.cniConfDir, PluginDirs: dirs,
+		StateDir: filepath.Join(root, "cni"), RunDir: filepath.Join(runRoot, "cni"),
+		DefaultNetwork: g.defaultNetwork, DefaultSubnet: g.defaultSubnet, DefaultBridge: g.defaultBridge,
+		Timeout: g.cniTimeout, Logger: log.With("isolator", cni.Name), CrashPoint: crashPoint(),
+	})
 }
 
 func main() {

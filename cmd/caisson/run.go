@@ -15,11 +15,13 @@ import (
 )
 
 type runFlags struct {
-	name, rootfs, platform, entrypoint        string
-	workdir, user, hostname, network, shmSize string
-	env, labels                               []string
-	detach, rm, noImage, interactive          bool
-	resources                                 resourceFlags
+	name, rootfs, platform, entrypoint string
+	workdir, user, hostname, shmSize   string
+	env, labels, networks, publish     []string
+	ingressRate, egressRate            string
+	ingressBurst, egressBurst          string
+	detach, rm, noImage, interactive   bool
+	resources                          resourceFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -55,17 +57,25 @@ The root filesystem is one of:
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "user: NAME, UID, NAME:GROUP or UID:GID")
 	fl.StringVarP(&f.hostname, "hostname", "h", "", "container hostname")
-	fl.StringVar(&f.network, "network", api.NetworkNone, "network: none (loopback only) or host")
+	fl.StringArrayVar(&f.networks, "network", nil, "none (the default: loopback only), host, or a CNI network; repeat for eth0, eth1, ...")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port, [IP:]HOST:CONTAINER[/tcp|udp|sctp] (without --network: on the default network)")
+	fl.StringVar(&f.ingressRate, "ingress-rate", "", "limit incoming traffic, bits/s with k, m or g (e.g. 10mbit)")
+	fl.StringVar(&f.egressRate, "egress-rate", "", "limit outgoing traffic, bits/s with k, m or g")
+	fl.StringVar(&f.ingressBurst, "ingress-burst", "", "burst for --ingress-rate in bits (default: one second's worth)")
+	fl.StringVar(&f.egressBurst, "egress-burst", "", "burst for --egress-rate in bits (default: one second's worth)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
 	return cmd
 }
 
-func (f *runFlags) spec(args []string) (api.ContainerSpec, error) {
+func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
 	s := api.ContainerSpec{
 		Name: f.name, Rootfs: f.rootfs, Platform: f.platform, WorkingDir: f.workdir, User: f.user,
-		Hostname: f.hostname, Network: f.network, AutoRemove: f.rm,
+		Hostname: f.hostname, Networks: f.networks, AutoRemove: f.rm,
+	}
+	if err := f.networkSpec(g, &s); err != nil {
+		return s, err
 	}
 	switch {
 	case f.rootfs != "" && f.noImage:
@@ -114,7 +124,7 @@ func (f *runFlags) spec(args []string) (api.ContainerSpec, error) {
 }
 
 func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
-	spec, err := f.spec(args)
+	spec, err := f.spec(g, args)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,266 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/isolators"
+)
+
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// Create writes a bridge network's configuration list to the config dir. It
+// refuses a name that exists, a subnet that overlaps another network's or
+// an address of this host, and a bridge another network uses.
+func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
+	if !networkNameRE.MatchString(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
+		return nil, fmt.Errorf("network name %q is not valid: %w", o.Name, api.ErrInvalid)
+	}
+	if o.Bridge == "" {
+		o.Bridge = bridgeName(o.Name)
+	}
+	data, err := iso.confList(o)
+	if err != nil {
+		return nil, err
+	}
+	l, err := iso.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	if n, err := iso.Network(o.Name); err == nil {
+		return nil, fmt.Errorf("network %q already exists (%s): %w", o.Name, n.File, api.ErrAlreadyExists)
+	} else if !errors.Is(err, api.ErrNotFound) {
+		return nil, err
+	}
+	_, subnet, _ := net.ParseCIDR(o.Subnet)
+	nets, _, err := iso.Networks()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		if n.Bridge == o.Bridge {
+			return nil, fmt.Errorf("bridge %s is already used by network %q: %w", o.Bridge, n.Name, api.ErrConflict)
+		}
+		for _, s := range n.Subnets {
+			if _, other, err := net.ParseCIDR(s); err == nil && overlaps(subnet, other) {
+				return nil, fmt.Errorf("subnet %s overlaps network %q (%s): %w", subnet, n.Name, other, api.ErrConflict)
+			}
+		}
+	}
+	if err := checkHostOverlap(subnet, o.Bridge); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(iso.cfg.ConfDir, o.Name+".conflist")
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("%s exists but does not define network %q: %w", path, o.Name, api.ErrAlreadyExists)
+	}
+	if err := os.MkdirAll(iso.cfg.ConfDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(path, data, 0o644, true); err != nil {
+		return nil, err
+	}
+	iso.log.Info("network created", "network", o.Name, "subnet", subnet.String(), "bridge", o.Bridge, "file", path)
+	return loadFile(path)
+}
+
+func overlaps(a, b *net.IPNet) bool { return a.Contains(b.IP) || b.Contains(a.IP) }
+
+// checkHostOverlap refuses a subnet that overlaps an address of this host
+// (other than on the network's own bridge).
+func checkHostOverlap(subnet *net.IPNet, bridge string) error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, itf := range ifs {
+		if itf.Name == bridge {
+			continue
+		}
+		addrs, err := itf.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && overlaps(subnet, ipn) {
+				return fmt.Errorf("subnet %s overlaps %s on this host's interface %s: %w", subnet, ipn, itf.Name, api.ErrConflict)
+			}
+		}
+	}
+	return nil
+}
+
+// Remove deletes a network's configuration file, its bridge (when no other
+// network uses it) and its host-local leases directory. It refuses while
+// containers are attached.
+func (iso *Isolator) Remove(name string) error {
+	l, err := iso.lock()
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	n, err := iso.Network(name)
+	if err != nil {
+		return err
+	}
+	atts, err := iso.Attachments(name)
+	if err != nil {
+		return err
+	}
+	if len(atts) > 0 {
+		var ids []string
+		for _, a := range atts {
+			ids = append(ids, short(a.ContainerID))
+		}
+		return fmt.Errorf("network %q has %d attachment(s) (containers %s): remove them first: %w", name, len(atts), strings.Join(ids, ", "), api.ErrConflict)
+	}
+	if err := os.Remove(n.File); err != nil {
+		return err
+	}
+	var errs []error
+	if n.Bridge != "" && iso.ip != "" {
+		shared := false
+		if nets, _, err := iso.Networks(); err == nil {
+			for _, o := range nets {
+				shared = shared || o.Bridge == n.Bridge
+			}
+		}
+		if _, err := net.InterfaceByName(n.Bridge); err == nil && !shared {
+			if out, err := exec.Command(iso.ip, "link", "delete", "dev", n.Bridge).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", n.Bridge, err, strings.TrimSpace(string(out))))
+			}
+		}
+	}
+	for _, dir := range leaseDirs(n) {
+		if err := os.RemoveAll(filepath.Join(dir, n.Name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	iso.log.Info("network removed", "network", name, "file", n.File)
+	return errors.Join(errs...)
+}
+
+// leaseDirs are the host-local data dirs a network's plugins use.
+func leaseDirs(n *Network) []string {
+	var out []string
+	for _, p := range n.list.Plugins {
+		if p.Network.IPAM.Type != "host-local" {
+			continue
+		}
+		var c struct {
+			IPAM struct {
+				DataDir string `json:"dataDir"`
+			} `json:"ipam"`
+		}
+		_ = json.Unmarshal(p.Bytes, &c)
+		if c.IPAM.DataDir == "" {
+			c.IPAM.DataDir = "/var/lib/cni/networks"
+		}
+		out = append(out, c.IPAM.DataDir)
+	}
+	return out
+}
+
+// Recover destroys what containers the containerizer no longer knows hold
+// (their checkpointed attachments are DELed, their namespaces removed),
+// DELs attachments the libcni cache holds for unknown containers, and runs
+// GCNetworkList on every configured network with the live attachments (at
+// spec 1.1.0 the plugins then free anything else they hold).
+func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest) error {
+	live := map[string]bool{}
+	for _, c := range req.Containers {
+		live[c.ID] = true
+	}
+	var errs []error
+	entries, err := os.ReadDir(iso.containersDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if live[e.Name()] {
+			continue
+		}
+		iso.log.Warn("releasing the networks of an orphan container", "container", e.Name())
+		if err := iso.Cleanup(ctx, &isolators.CleanupRequest{ContainerID: e.Name()}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	nsEntries, _ := os.ReadDir(filepath.Join(iso.cfg.RunDir, "netns"))
+	for _, e := range nsEntries {
+		if !live[e.Name()] {
+			if _, err := os.Stat(iso.containerDir(e.Name())); errors.Is(err, fs.ErrNotExist) {
+				if err := unpin(filepath.Join(iso.cfg.RunDir, "netns", e.Name())); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+
+	var valid []types.GCAttachment
+	sts, err := iso.states()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, st := range sts {
+		for _, a := range st.Attachments {
+			valid = append(valid, types.GCAttachment{ContainerID: st.ID, IfName: a.IfName})
+		}
+	}
+	cached, err := iso.cni.GetCachedAttachments("")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range cached {
+		if live[c.ContainerID] {
+			valid = append(valid, types.GCAttachment{ContainerID: c.ContainerID, IfName: c.IfName})
+			continue
+		}
+		// A stale entry is DELed with its own cached configuration, which
+		// may differ from the file's now.
+		n, err := networkFromBytes(c.Config)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cached attachment %s/%s: %w", c.Network, c.ContainerID, err))
+			continue
+		}
+		rt := &libcni.RuntimeConf{ContainerID: c.ContainerID, IfName: c.IfName, Args: c.CniArgs, CapabilityArgs: c.CapabilityArgs}
+		if isNetns(c.NetNS) {
+			rt.NetNS = c.NetNS
+		}
+		iso.log.Warn("deleting a stale CNI attachment", "network", c.Network, "container", c.ContainerID, "ifname", c.IfName)
+		dctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
+		if err := iso.cni.DelNetworkList(dctx, n.list, rt); err != nil {
+			errs = append(errs, fmt.Errorf("network %q: stale attachment of %s: %w", c.Network, short(c.ContainerID), err))
+		}
+		cancel()
+	}
+	nets, _, err := iso.Networks()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range nets {
+		if iso.checkPlugins(n) != nil {
+			continue // a network that cannot be used holds nothing to collect
+		}
+		gctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
+		if err := iso.cni.GCNetworkList(gctx, n.list, &libcni.GCArgs{ValidAttachments: valid}); err != nil {
+			errs = append(errs, fmt.Errorf("network %q: gc: %w", n.Name, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}

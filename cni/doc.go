@@ -1,0 +1,21 @@
+// Package cni is the network/cni isolator: it attaches containers to CNI
+// networks through libcni (spec 1.1) with network namespaces it owns.
+//
+// For each container with named networks, Prepare checkpoints what it is
+// about to do (the exact network configuration of each attachment, the port
+// mappings and bandwidth it passes as capability arguments), pins a new
+// network namespace under the run dir (a bind mount made by util-linux's
+// unshare, so no thread of this process ever switches namespaces), ADDs each
+// network in order as eth0, eth1, ..., writes the container's hosts,
+// hostname and resolv.conf, and hands the runtime the namespace by path.
+// Cleanup DELs every attachment in reverse with the checkpointed
+// configuration and the capability arguments read back from the libcni
+// cache, then removes the namespace: it works after the configuration file
+// changed or disappeared and after a reboot took the namespace away. A failed
+// ADD is always followed by DEL. Recover DELs what orphans hold and runs
+// GCNetworkList with the live attachments.
+//
+// The libcni cache lives under the isolator's state dir rather than the
+// shared /var/lib/cni, so the GC pass never touches another runtime's
+// attachments.
+package cni

@@ -1,0 +1,60 @@
+package cni
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/caisson/caisson/api"
+)
+
+// checkPorts refuses host ports another container publishes or a host
+// process listens on. The caller holds the cross-container lock.
+func (iso *Isolator) checkPorts(id string, ports []api.PortMapping) error {
+	sts, err := iso.states()
+	if err != nil {
+		return err
+	}
+	for _, st := range sts {
+		if st.ID == id {
+			continue
+		}
+		for _, theirs := range st.Ports {
+			for _, p := range ports {
+				if p.Protocol == theirs.Protocol && p.HostPort == theirs.HostPort &&
+					(p.HostIP == "" || theirs.HostIP == "" || p.HostIP == theirs.HostIP) {
+					return fmt.Errorf("host port %d/%s is already published by container %s: %w", p.HostPort, p.Protocol, short(st.ID), api.ErrConflict)
+				}
+			}
+		}
+	}
+	for _, p := range ports {
+		if err := probePort(p); err != nil {
+			return fmt.Errorf("host port %d/%s is already in use on the host: %v: %w", p.HostPort, p.Protocol, err, api.ErrConflict)
+		}
+	}
+	return nil
+}
+
+// probePort binds the host port for a moment to see whether a host process
+// holds it (SCTP is not probed).
+func probePort(p api.PortMapping) error {
+	addr := net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort))
+	switch p.Protocol {
+	case "tcp":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		return l.Close()
+	case "udp":
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	return nil
+}
+
+func short(id string) string { return id[:min(12, len(id))] }
