@@ -8,14 +8,19 @@ BIN       := bin/caisson
 PKGS      := ./...
 # Packages whose tests are pure Go (no root, no runtime): they also run under
 # qemu-ppc64le. Privileged tests in them skip when CAISSON_TEST_PURE=1.
-PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ \
+PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/iptables/ ./cni/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/
-APT_PKGS  := runc crun busybox-static qemu-user-static iptables
+APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins
+# CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go
+# module proxy into a cache dir the tests find (internal/cnitest).
+CNI_PLUGINS_VERSION := v1.9.1
+CNI_PLUGINS_DIR     := .cache/cni-$(CNI_PLUGINS_VERSION)
+CNI_PLUGINS         := main/bridge main/loopback ipam/host-local meta/portmap meta/firewall meta/bandwidth meta/tuning
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build deps test test-unit test-race cross test-ppc64le test-cgroup2 bench demo lint fuzz clean
+.PHONY: all build deps cni-plugins test test-unit test-race cross test-ppc64le test-cgroup2 bench demo lint fuzz clean
 
 all: build
 
@@ -25,14 +30,22 @@ build:
 # Install the host packages the tests and the demo use (Debian/Ubuntu, as root).
 deps:
 	@missing=""; \
-	for c in runc crun busybox qemu-ppc64le-static iptables; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for c in runc crun busybox qemu-ppc64le-static iptables nft ip; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "run as root to install $(APT_PKGS)" >&2; exit 1; fi; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PKGS); \
 	fi
 
-test: deps lint test-unit test-race cross test-ppc64le test-cgroup2
+cni-plugins: $(CNI_PLUGINS_DIR)/bridge
+
+$(CNI_PLUGINS_DIR)/bridge:
+	@mkdir -p $(CNI_PLUGINS_DIR)
+	GOBIN=$(CURDIR)/$(CNI_PLUGINS_DIR) CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) install \
+		$(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VERSION))
+
+test: deps cni-plugins lint test-unit test-race cross test-ppc64le test-cgroup2
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m -p 1 $(PKGS)

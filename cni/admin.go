@@ -200,17 +200,6 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 			errs = append(errs, err)
 		}
 	}
-	nsEntries, _ := os.ReadDir(filepath.Join(iso.cfg.RunDir, "netns"))
-	for _, e := range nsEntries {
-		if !live[e.Name()] {
-			if _, err := os.Stat(iso.containerDir(e.Name())); errors.Is(err, fs.ErrNotExist) {
-				if err := unpin(filepath.Join(iso.cfg.RunDir, "netns", e.Name())); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-	}
-
 	var valid []types.GCAttachment
 	sts, err := iso.states()
 	if err != nil {
@@ -245,8 +234,22 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 		dctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
 		if err := iso.cni.DelNetworkList(dctx, n.list, rt); err != nil {
 			errs = append(errs, fmt.Errorf("network %q: stale attachment of %s: %w", c.Network, short(c.ContainerID), err))
+		} else if err := iso.forceClean(ctx, c.ContainerID); err != nil {
+			errs = append(errs, err)
 		}
 		cancel()
+	}
+	// Namespaces nobody's checkpoint names (after the DELs above, which
+	// work best while the namespace is there).
+	nsEntries, _ := os.ReadDir(filepath.Join(iso.cfg.RunDir, "netns"))
+	for _, e := range nsEntries {
+		if !live[e.Name()] {
+			if _, err := os.Stat(iso.containerDir(e.Name())); errors.Is(err, fs.ErrNotExist) {
+				if err := unpin(filepath.Join(iso.cfg.RunDir, "netns", e.Name())); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
 	}
 	nets, _, err := iso.Networks()
 	if err != nil {

@@ -10,18 +10,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
+	"github.com/caisson/caisson/internal/iptables"
 	"github.com/caisson/caisson/isolators"
+	"github.com/caisson/caisson/oci"
 )
 
 // Name is the isolator's name in checkpoints.
@@ -336,6 +340,9 @@ func (iso *Isolator) add(ctx context.Context, st *state, a *attachment, n *Netwo
 	ctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
 	defer cancel()
 	if err := iso.cni.GetStatusNetworkList(ctx, n.list); err != nil {
+		if verr := iso.checkVersions(ctx, n); verr != nil {
+			return nil, verr
+		}
 		return nil, fmt.Errorf("network %q is not ready: %w", n.Name, err)
 	}
 	rt := &libcni.RuntimeConf{ContainerID: st.ID, NetNS: st.NetNS, IfName: a.IfName, CapabilityArgs: a.CapabilityArgs}
@@ -355,6 +362,23 @@ func (iso *Isolator) add(ctx context.Context, st *state, a *attachment, n *Netwo
 	return r, nil
 }
 
+// checkVersions tells which plugin of a network does not speak its
+// cniVersion (plugins older than the spec answer STATUS with puzzling
+// errors).
+func (iso *Isolator) checkVersions(ctx context.Context, n *Network) error {
+	for _, t := range n.Plugins {
+		info, err := iso.cni.GetVersionInfo(ctx, t)
+		if err != nil {
+			continue
+		}
+		if !slices.Contains(info.SupportedVersions(), n.CNIVersion) {
+			return fmt.Errorf("network %q: plugin %q: incompatible CNI versions: the network is at cniVersion %s, the plugin supports %s: %w",
+				n.Name, t, n.CNIVersion, strings.Join(info.SupportedVersions(), ", "), api.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // runtimeConf is what DEL and CHECK of an attachment pass: the namespace
 // while it exists (empty after a reboot), and the capability arguments of
 // the ADD, read back from the libcni cache.
@@ -370,7 +394,10 @@ func (iso *Isolator) runtimeConf(st *state, a *attachment, n *Network) *libcni.R
 	return rt
 }
 
-// del DELs one attachment with its kept configuration.
+// del DELs one attachment with its kept configuration. A plugin that
+// rejects the configuration's spec version rejected the ADD the same way and
+// holds nothing: that DEL error is logged, not returned, so it cannot block
+// the cleanup forever.
 func (iso *Isolator) del(ctx context.Context, st *state, a *attachment) error {
 	n, err := networkFromBytes(a.Config)
 	if err != nil {
@@ -378,10 +405,29 @@ func (iso *Isolator) del(ctx context.Context, st *state, a *attachment) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
 	defer cancel()
-	if err := iso.cni.DelNetworkList(ctx, n.list, iso.runtimeConf(st, a, n)); err != nil {
+	err = iso.cni.DelNetworkList(ctx, n.list, iso.runtimeConf(st, a, n))
+	var cniErr *types.Error
+	if errors.As(err, &cniErr) && cniErr.Code == types.ErrIncompatibleCNIVersion {
+		iso.log.Warn("cni del: the plugin does not speak the network's version, so it attached nothing",
+			"container", st.ID, "network", a.Network, "err", err)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("network %q (%s): %w", a.Network, a.IfName, err)
 	}
 	return nil
+}
+
+// forceClean removes iptables rules tagged with a container's ID that DEL
+// could not: the bridge plugin finds its masquerading rules through the
+// container's interface, so they stay when the namespace or the interface
+// is already gone.
+func (iso *Isolator) forceClean(ctx context.Context, id string) error {
+	n, err := iptables.RemoveTagged(ctx, fmt.Sprintf(`id: "%s"`, id))
+	if n > 0 {
+		iso.log.Warn("removed iptables rules DEL left behind", "container", id, "rules", n)
+	}
+	return err
 }
 
 // Cleanup DELs every attachment in reverse order, then removes the
@@ -409,6 +455,9 @@ func (iso *Isolator) Cleanup(ctx context.Context, req *isolators.CleanupRequest)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	if err := iso.forceClean(ctx, id); err != nil {
+		return err
 	}
 	if err := unpin(st.NetNS); err != nil {
 		return err
@@ -453,16 +502,21 @@ func (a *attachment) status() api.NetworkStatus {
 	return ns
 }
 
-// Usage reads the container's interface counters from its namespace, as
-// /proc/PID/net/dev shows them (no namespace switch).
+// Usage reads the counters of the container's network namespace (its CNI
+// networks, or loopback alone) from /proc/PID/net/dev, which shows the
+// namespace of PID: no namespace switch. A container on the host's network
+// reports none: those would be the host's.
 func (iso *Isolator) Usage(ctx context.Context, req *isolators.UsageRequest, u *api.Usage) error {
-	if _, err := os.Stat(filepath.Join(iso.containerDir(req.ContainerID), "state.json")); err != nil {
-		return nil // not on a CNI network: nothing of ours to report
-	}
 	if req.Pid <= 0 {
 		return fmt.Errorf("container %s has no process: %w", req.ContainerID, api.ErrNotFound)
 	}
+	if req.Spec != nil && !oci.HasNamespace(req.Spec, specs.NetworkNamespace) {
+		return nil
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", req.Pid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("container %s: process %d is gone: %w", req.ContainerID, req.Pid, api.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("network counters of container %s: %w", req.ContainerID, err)
 	}
@@ -493,6 +547,9 @@ func (iso *Isolator) Check(ctx context.Context, id string) error {
 		err = iso.cni.CheckNetworkList(cctx, n.list, iso.runtimeConf(st, a, n))
 		cancel()
 		if err != nil {
+			if strings.Contains(err.Error(), "could not check ipv6 dnat") {
+				err = fmt.Errorf("%w (a bug of the portmap plugin before v1.2 on IPv4-only networks, containernetworking/plugins#819: upgrade the plugins or set disableCheck)", err)
+			}
 			errs = append(errs, fmt.Errorf("network %q (%s): %w", a.Network, a.IfName, err))
 		}
 	}

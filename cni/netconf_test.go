@@ -1,0 +1,125 @@
+package cni
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/caisson/caisson/api"
+)
+
+func newConfIsolator(t *testing.T) *Isolator {
+	t.Helper()
+	dir := t.TempDir()
+	iso, err := New(Config{ConfDir: filepath.Join(dir, "net.d"), StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(iso.cfg.ConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return iso
+}
+
+func writeConf(t *testing.T, iso *Isolator, name, content string) {
+	t.Helper()
+	p := filepath.Join(iso.cfg.ConfDir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadNetworks(t *testing.T) {
+	iso := newConfIsolator(t)
+	writeConf(t, iso, "10-a.conflist", `{"cniVersion":"1.0.0","name":"a","dns":{"nameservers":["10.0.0.53"]},
+		"plugins":[{"type":"bridge","bridge":"br-a","ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/24"}]]}},
+		{"type":"portmap","capabilities":{"portMappings":true}}]}`)
+	writeConf(t, iso, "20-a-shadowed.conflist", `{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"ptp"}]}`)
+	writeConf(t, iso, "30-single.conf", `{"cniVersion":"0.4.0","name":"single","type":"macvlan","ipam":{"type":"host-local","subnet":"10.2.0.0/24"}}`)
+	// Spec 1.1: plugins aggregated from <confdir>/<name>/*.conf.
+	writeConf(t, iso, "40-agg.conflist", `{"cniVersion":"1.1.0","name":"agg","plugins":[{"type":"bridge"}]}`)
+	writeConf(t, iso, "agg/50-extra.conf", `{"type":"bandwidth","capabilities":{"bandwidth":true}}`)
+
+	nets, bad, err := iso.Networks()
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("Networks: %v, bad %v", err, bad)
+	}
+	var names []string
+	for _, n := range nets {
+		names = append(names, n.Name)
+	}
+	if diff := cmp.Diff([]string{"a", "single", "agg"}, names); diff != "" {
+		t.Fatalf("names (-want +got):\n%s", diff)
+	}
+	a := nets[0]
+	if a.Bridge != "br-a" || !cmp.Equal(a.Subnets, []string{"10.1.0.0/24"}) || !a.hasCapability("portMappings") ||
+		a.DNS == nil || a.DNS.Nameservers[0] != "10.0.0.53" || !strings.HasSuffix(a.File, "10-a.conflist") {
+		t.Errorf("network a = %+v", a)
+	}
+	if s := nets[1]; !cmp.Equal(s.Plugins, []string{"macvlan"}) || !cmp.Equal(s.Subnets, []string{"10.2.0.0/24"}) {
+		t.Errorf("single-plugin network = %+v", s)
+	}
+	agg := nets[2]
+	if !cmp.Equal(agg.Plugins, []string{"bridge", "bandwidth"}) || !agg.hasCapability("bandwidth") {
+		t.Fatalf("aggregated network = %+v", agg)
+	}
+	// The kept configuration is whole: it loads without the directory.
+	kept, err := networkFromBytes(agg.Config)
+	if err != nil || !cmp.Equal(kept.Plugins, agg.Plugins) {
+		t.Errorf("kept configuration = %+v, %v", kept, err)
+	}
+}
+
+func TestNetworkErrors(t *testing.T) {
+	iso := newConfIsolator(t)
+	writeConf(t, iso, "10-garbage.conflist", `{"name":`)
+	writeConf(t, iso, "20-notype.conflist", `{"cniVersion":"1.0.0","name":"notype","plugins":[{"bridge":"x"}]}`)
+	_, err := iso.Network("nosuch")
+	if !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "10-garbage.conflist is not valid JSON") {
+		t.Errorf("unknown network: %v", err)
+	}
+	_, err = iso.Network("notype")
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "20-notype.conflist") {
+		t.Errorf("plugin without a type: %v", err)
+	}
+	if _, bad, _ := iso.Networks(); len(bad) != 2 {
+		t.Errorf("bad files = %v, want 2", bad)
+	}
+}
+
+func TestConfList(t *testing.T) {
+	iso := newConfIsolator(t)
+	data, err := iso.confList(CreateOptions{Name: "n", Subnet: "10.9.0.0/24", DNS: []string{"10.9.0.53"}, MTU: 1400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := networkFromBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(n.Plugins, []string{"bridge", "portmap", "firewall", "bandwidth", "loopback"}) || n.CNIVersion != "1.0.0" ||
+		n.Bridge != "cs-n" || !cmp.Equal(n.Capabilities, []string{"bandwidth", "portMappings"}) || n.DNS.Nameservers[0] != "10.9.0.53" {
+		t.Errorf("network = %+v", n)
+	}
+	for _, o := range []CreateOptions{
+		{Name: "n", Subnet: "10.9.0.0"},
+		{Name: "n", Subnet: "10.9.0.0/31"},
+		{Name: "n", Subnet: "10.9.0.0/24", Gateway: "10.8.0.1"},
+		{Name: "n", Subnet: "10.9.0.0/24", Bridge: "a-very-long-bridge-name"},
+		{Name: "n", Subnet: "10.9.0.0/24", DNS: []string{"dns.example"}},
+	} {
+		if _, err := iso.confList(o); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("confList(%+v) = %v, want ErrInvalid", o, err)
+		}
+	}
+	if _, err := iso.Create(CreateOptions{Name: "host", Subnet: "10.9.0.0/24"}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("a network named host: %v", err)
+	}
+}
