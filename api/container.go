@@ -59,11 +59,11 @@ type ContainerSpec struct {
 	// Entrypoint, when not nil, replaces the image's entrypoint.
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	// Command, when not empty, replaces the image's default command.
-	Command    []string  `json:"command,omitempty"`
-	Env        []string  `json:"env,omitempty"`
-	WorkingDir string    `json:"working_dir,omitempty"`
-	User       string    `json:"user,omitempty"`
-	Hostname   string    `json:"hostname,omitempty"`
+	Command    []string `json:"command,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"working_dir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
 	// Networks is ["none"] (the default: a network namespace of its own with
 	// only loopback), ["host"], or the names of CNI networks, attached in
 	// order as eth0, eth1, ...

@@ -50,10 +50,10 @@ var subnets atomic.Int32
 
 // env is an isolator over temporary dirs with one bridge network.
 type env struct {
-	iso                       *Isolator
-	dir, confDir, pluginDir   string
-	net, bridge, subnet, pfx  string
-	ids                       []string
+	iso                      *Isolator
+	dir, confDir, pluginDir  string
+	net, bridge, subnet, pfx string
+	ids                      []string
 }
 
 // newEnv makes an isolator whose plugins are in pluginDir and one network
