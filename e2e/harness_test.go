@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/cnitest"
 	"github.com/caisson/caisson/internal/testutil"
 )
 
@@ -31,20 +33,36 @@ func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 || testutil.Pure() {
 		os.Exit(m.Run()) // every test skips (or fails in CI) through RequiresRoot
 	}
+	// The CNI plugins add chains and tables every container shares; what
+	// the tests made of those goes at the end.
+	host, err := cnitest.Snapshot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := runTests(m)
+	if err := host.Restore(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func runTests(m *testing.M) int {
 	// A prebuilt binary, where there is no Go toolchain (the cgroup v2 VM).
 	if bin := os.Getenv("CAISSON_E2E_BIN"); bin != "" {
 		abs, err := filepath.Abs(bin)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "CAISSON_E2E_BIN:", err)
-			os.Exit(1)
+			return 1
 		}
 		caissonBin = abs
-		os.Exit(m.Run())
+		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "caisson-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
 	caissonBin = filepath.Join(dir, "caisson")
 	build := exec.Command("go", "build", "-o", caissonBin, "../cmd/caisson")
@@ -52,21 +70,36 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build caisson:", err)
-		os.Exit(1)
+		return 1
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	return code
 }
 
-// env is one test's private caisson installation.
+// env is one test's private caisson installation, with its own CNI config
+// dir, and a default network on a subnet and bridge of its own.
 type env struct {
 	t            *testing.T
 	root, run    string
 	cgroupParent string
 	rootfs       string
 	extraEnv     []string
+
+	cniConf       string
+	subnetPrefix  string   // "10.232.N." of the default network
+	bridges       []string // made by this test's networks, deleted at teardown
+	subnetOctet   int
+	defaultBridge string
 }
+
+// subnet returns the prefix ("10.232.N.") of the env's k-th /24 (0 is the
+// default network's; k < 4).
+func (e *env) subnet(k int) string { return fmt.Sprintf("10.232.%d.", e.subnetOctet+k) }
+
+// subnetCounter gives each env a /24 of 10.232.0.0/16 for its default
+// network; networks the test creates take e.subnet(k).
+var subnetCounter atomic.Int32
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -75,12 +108,24 @@ func newEnv(t *testing.T) *env {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	base := t.TempDir()
+	n := int(subnetCounter.Add(1)) * 4 % 256
 	e := &env{
-		t:            t,
-		root:         filepath.Join(base, "lib"),
-		run:          filepath.Join(base, "run"),
-		cgroupParent: "/caisson-e2e-" + hex.EncodeToString(b),
-		rootfs:       filepath.Join(base, "busybox"),
+		t:             t,
+		root:          filepath.Join(base, "lib"),
+		run:           filepath.Join(base, "run"),
+		cgroupParent:  "/caisson-e2e-" + hex.EncodeToString(b),
+		rootfs:        filepath.Join(base, "busybox"),
+		cniConf:       filepath.Join(base, "net.d"),
+		subnetOctet:   n,
+		subnetPrefix:  fmt.Sprintf("10.232.%d.", n),
+		defaultBridge: "ce" + hex.EncodeToString(b),
+	}
+	e.bridges = []string{e.defaultBridge}
+	e.extraEnv = []string{
+		"CAISSON_CNI_CONFIG_DIR=" + e.cniConf,
+		"CAISSON_CNI_PATH=" + cnitest.DebianPlugins,
+		"CAISSON_DEFAULT_NETWORK_SUBNET=" + e.subnetPrefix + "0/24",
+		"CAISSON_DEFAULT_NETWORK_BRIDGE=" + e.defaultBridge,
 	}
 	testutil.MakeBusyboxRootfs(t, e.rootfs)
 	t.Cleanup(e.teardown)
@@ -215,10 +260,23 @@ func (e *env) leftovers() []string {
 	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			f := strings.Fields(line)
-			if len(f) > 4 && (strings.HasPrefix(f[4], e.root) || strings.HasPrefix(f[4], e.run)) {
+			// The shared mount of the namespace dir stays, as iproute2's
+			// /run/netns does; the namespaces in it must not.
+			if len(f) > 4 && (strings.HasPrefix(f[4], e.root) || strings.HasPrefix(f[4], e.run)) && f[4] != filepath.Join(e.run, "cni", "netns") {
 				out = append(out, "mount "+f[4])
 			}
 		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.root, "cni", "networks")); len(entries) > 0 {
+		for _, n := range entries {
+			out = append(out, cnitest.Leaks(e.t, nil, "", filepath.Join(e.root, "cni", "networks", n.Name()), "", "", "")...)
+		}
+	}
+	for _, br := range e.bridges {
+		out = append(out, cnitest.Leaks(e.t, nil, br, "", filepath.Join(e.root, "cni", "cache"), "", "")...)
+	}
+	for k := 0; k < 4; k++ {
+		out = append(out, cnitest.Leaks(e.t, nil, "", "", "", e.subnet(k), "")...)
 	}
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
@@ -277,6 +335,9 @@ func (e *env) forceClean() {
 			}
 		}
 		_ = os.Remove(dir)
+	}
+	for _, br := range e.bridges {
+		_ = exec.Command("ip", "link", "delete", "dev", br).Run()
 	}
 	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		lines := strings.Split(string(data), "\n")
