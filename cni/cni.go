@@ -286,9 +286,11 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 			}
 		}
 	}()
+	start := time.Now()
 	if err := iso.pin(ctx, st.NetNS); err != nil {
 		return err
 	}
+	iso.log.Debug("cni netns", "container", id, "took", time.Since(start))
 	iso.crash("cni:netns")
 
 	for i := range st.Attachments {
@@ -405,7 +407,9 @@ func (iso *Isolator) del(ctx context.Context, st *state, a *attachment) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	err = iso.cni.DelNetworkList(ctx, n.list, iso.runtimeConf(st, a, n))
+	iso.log.Debug("cni del", "container", st.ID, "network", a.Network, "ifname", a.IfName, "took", time.Since(start), "err", err)
 	var cniErr *types.Error
 	if errors.As(err, &cniErr) && cniErr.Code == types.ErrIncompatibleCNIVersion {
 		iso.log.Warn("cni del: the plugin does not speak the network's version, so it attached nothing",
@@ -456,9 +460,11 @@ func (iso *Isolator) Cleanup(ctx context.Context, req *isolators.CleanupRequest)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	start := time.Now()
 	if err := iso.forceClean(ctx, id); err != nil {
 		return err
 	}
+	iso.log.Debug("cni rules check", "container", id, "took", time.Since(start))
 	if err := unpin(st.NetNS); err != nil {
 		return err
 	}

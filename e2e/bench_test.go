@@ -106,11 +106,12 @@ func BenchmarkLaunch(b *testing.B) {
 const benchImage = "caisson-bench/busybox:latest"
 
 // startPrivateDockerd starts a dockerd of the benchmark's own (own data and
-// exec roots, socket, no bridge, no iptables), imports the busybox root
+// exec roots, socket; no bridge and no iptables unless network gives other
+// daemon flags), imports the busybox root
 // filesystem as an image, and returns the docker command line to use; it
 // stops the daemon and removes its files when the benchmark ends. It returns
 // nil, saying why, when no dockerd can be started here.
-func startPrivateDockerd(b *testing.B, rootfs string) []string {
+func startPrivateDockerd(b *testing.B, rootfs string, network ...string) []string {
 	dockerd, err := exec.LookPath("dockerd")
 	if err != nil {
 		fmt.Println("docker comparison skipped: no dockerd on this machine (apt-get install docker.io)")
@@ -143,8 +144,11 @@ func startPrivateDockerd(b *testing.B, rootfs string) []string {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(dockerd, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "docker.pid"), "--bridge=none", "--iptables=false",
-		"--ip6tables=false", "--log-level=error")
+		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "docker.pid"), "--log-level=error")
+	if len(network) == 0 {
+		network = []string{"--bridge=none", "--iptables=false", "--ip6tables=false"}
+	}
+	cmd.Args = append(cmd.Args, network...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -57,7 +57,7 @@ func (e *env) networkLeaks() []string {
 	return out
 }
 
-func freeHostPort(t *testing.T) int {
+func freeHostPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", ":0")
 	if err != nil {

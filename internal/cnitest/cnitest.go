@@ -76,6 +76,10 @@ func Snapshot() (*HostState, error) {
 	return h, nil
 }
 
+// hostChain reports whether a chain is one Restore looks after: the CNI
+// plugins' and those of the benchmark's dockerd.
+func hostChain(c string) bool { return strings.HasPrefix(c, "CNI-") || strings.HasPrefix(c, "DOCKER") }
+
 // saveChains returns a family's CNI-* chains ("fam/table/chain") and the
 // rules that jump to them.
 func saveChains(fam string) (map[string]bool, []iptables.Rule, error) {
@@ -85,13 +89,13 @@ func saveChains(fam string) (map[string]bool, []iptables.Rule, error) {
 	}
 	chains := map[string]bool{}
 	for c := range all {
-		if _, chain, _ := strings.Cut(c, "/"); strings.HasPrefix(chain, "CNI-") {
+		if _, chain, _ := strings.Cut(c, "/"); hostChain(chain) {
 			chains[fam+"/"+c] = true
 		}
 	}
 	var jumps []iptables.Rule
 	for _, r := range rules {
-		if strings.HasPrefix(r.Target(), "CNI-") {
+		if hostChain(r.Target()) {
 			jumps = append(jumps, r)
 		}
 	}
@@ -116,7 +120,7 @@ func nftTables() ([]string, error) {
 	return tables, nil
 }
 
-// Restore removes the CNI-* chains and cni* nftables tables that appeared
+// Restore removes the CNI-* (and DOCKER*) chains and cni* nftables tables that appeared
 // since the snapshot (and the rules that jump to them), and puts IP
 // forwarding back.
 func (h *HostState) Restore() error {
