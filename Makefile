@@ -78,11 +78,12 @@ test-ppc64le: deps
 test-cgroup2: deps
 	GO=$(GO) ./scripts/cgroup2-vm.sh
 
-# Launch+remove: caisson vs bare runc run vs docker run (a private dockerd;
+# Launch+remove: caisson vs bare runc run vs docker run, and the same with a
+# bridge network and a published port (a private dockerd;
 # docker.io is installed for it on first use).
 bench: deps build
 	@command -v dockerd >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io; } || true
-	$(GO) test -run '^$$' -bench BenchmarkLaunch -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench 'Launch$$' -benchtime 1x -timeout 20m ./e2e/
 
 demo: deps build
 	./scripts/demo.sh

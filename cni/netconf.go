@@ -54,16 +54,6 @@ func (n *Network) hasCapability(c string) bool {
 	return false
 }
 
-// hasPlugin reports whether the chain has a plugin of type t.
-func (n *Network) hasPlugin(t string) bool {
-	for _, p := range n.Plugins {
-		if p == t {
-			return true
-		}
-	}
-	return false
-}
-
 // parseNetwork makes a Network out of a loaded list, inlining plugins that
 // came from the network's sub-directory so the configuration is whole.
 func parseNetwork(list *libcni.NetworkConfigList, file string) (*Network, error) {

@@ -45,10 +45,7 @@ func (e *env) createNetwork(name string, k int, prefix int, extra ...string) str
 
 // networkLeaks lists what the env's containers left of their networks.
 func (e *env) networkLeaks() []string {
-	var out []string
-	for _, l := range e.leftovers() {
-		out = append(out, l)
-	}
+	out := e.leftovers()
 	if entries, _ := os.ReadDir(filepath.Join(e.run, "cni", "netns")); len(entries) > 0 {
 		for _, n := range entries {
 			out = append(out, "namespace file "+n.Name())
