@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: the containerizer at work. Runs busybox containers with limits,
 # shows them enforced (CFS quota, memory, pids), an OOM kill reported, usage
-# printed, a live update, and a detached container outliving its caller.
+# printed, a live update, a detached container outliving its caller, and a
+# web server on a CNI bridge network reached through a published port.
 # Everything lives in temporary state directories and is removed at the end.
 set -eu
 cd "$(dirname "$0")/.."
@@ -10,12 +11,16 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/bin/caisson
 WORK=$(mktemp -d /tmp/caisson-demo.XXXXXX)
 export CAISSON_ROOT=$WORK/lib CAISSON_RUN_ROOT=$WORK/run CAISSON_CGROUP_PARENT=/caisson-demo-$$
+# A network config dir, subnet and bridge of the demo's own.
+export CAISSON_CNI_CONFIG_DIR=$WORK/net.d CAISSON_DEFAULT_NETWORK_SUBNET=10.236.0.0/24 CAISSON_DEFAULT_NETWORK_BRIDGE=cdemo$$
 ROOTFS=$WORK/busybox
 
 cleanup() {
 	ids=$($BIN ps -aq 2>/dev/null || true)
 	[ -z "$ids" ] || $BIN rm -f $ids >/dev/null 2>&1 || true
 	$BIN recover >/dev/null 2>&1 || true
+	ip link delete dev "$CAISSON_DEFAULT_NETWORK_BRIDGE" 2>/dev/null || true
+	umount -l "$CAISSON_RUN_ROOT/cni/netns" 2>/dev/null || true
 	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "$h$CAISSON_CGROUP_PARENT" 2>/dev/null || true; done
 	rm -rf "$WORK"
 }
@@ -27,7 +32,7 @@ show() { printf '$ caisson %s\n' "$*"; "$BIN" "$@"; }
 # A root filesystem from the host's static busybox.
 mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
 cp "$(readlink -f "$(command -v busybox)")" "$ROOTFS/bin/busybox"
-for a in sh echo cat sleep dd head seq grep id hostname true tr; do ln -s busybox "$ROOTFS/bin/$a"; done
+for a in sh echo cat sleep dd head seq grep id hostname true tr httpd wget ip; do ln -s busybox "$ROOTFS/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
 echo 'root:x:0:' > "$ROOTFS/etc/group"
 
@@ -69,6 +74,15 @@ show ps
 show kill sleeper >/dev/null
 printf 'exit code after kill: '; "$BIN" wait sleeper
 show ps -a
+
+step "A web server on the default bridge network, published on host port 18080"
+mkdir -p "$ROOTFS/www" && echo "hello from a caisson container" > "$ROOTFS/www/index.html"
+show run -d --name web -p 18080:80 --rootfs "$ROOTFS" httpd -f -p 80 -h /www >/dev/null
+IP=$("$BIN" inspect web | grep -A6 '"interface": "eth0"' | grep -A1 '"ips"' | tail -1 | tr -d ' ",')
+echo "container address: $IP"
+show run --rm --network caisson --rootfs "$ROOTFS" sh -c "wget -qO- http://$IP/ && ip -4 addr show dev eth0 | grep inet"
+printf '$ wget -qO- http://127.0.0.1:18080/\n'; wget -qO- http://127.0.0.1:18080/ 2>/dev/null || busybox wget -qO- http://127.0.0.1:18080/
+show network ls
 
 step "Removing everything leaves nothing behind"
 "$BIN" rm -f $("$BIN" ps -aq) >/dev/null
