@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Resources are the limits a container runs under. Zero means "no limit".
 type Resources struct {
@@ -22,6 +25,13 @@ const (
 	NetworkNone = "none"
 	NetworkHost = "host"
 )
+
+// networkNameRE is what CNI allows in a network name (libcni's
+// ValidateNetworkName).
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// ValidNetworkName reports whether name can name a network.
+func ValidNetworkName(name string) bool { return networkNameRE.MatchString(name) }
 
 // PortMapping publishes a container port on the host (Docker's -p).
 type PortMapping struct {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -21,13 +20,11 @@ import (
 	"github.com/caisson/caisson/isolators"
 )
 
-var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
-
 // Create writes a bridge network's configuration list to the config dir. It
 // refuses a name that exists, a subnet that overlaps another network's or
 // an address of this host, and a bridge another network uses.
 func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
-	if !networkNameRE.MatchString(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
+	if !api.ValidNetworkName(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
 		return nil, fmt.Errorf("network name %q is not valid: %w", o.Name, api.ErrInvalid)
 	}
 	if o.Bridge == "" {

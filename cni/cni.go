@@ -123,9 +123,6 @@ func New(cfg Config) (*Isolator, error) {
 // Name implements isolators.Isolator.
 func (iso *Isolator) Name() string { return Name }
 
-// Config returns the configuration in use, defaults filled.
-func (iso *Isolator) Config() Config { return iso.cfg }
-
 func (iso *Isolator) crash(step string) {
 	if iso.cfg.CrashPoint != nil {
 		iso.cfg.CrashPoint(step)

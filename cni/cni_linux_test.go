@@ -48,7 +48,7 @@ func TestConformance(t *testing.T) {
 func TestAttach(t *testing.T) {
 	matrix(t, func(t *testing.T, plugins, version string) {
 		e := newEnv(t, plugins, version, 24)
-		port := freePort(t)
+		port := cnitest.FreePort(t)
 		id, resp := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: port, ContainerPort: 8080, Protocol: "tcp"}}})
 		if len(resp.Namespaces) != 1 || resp.Namespaces[0].Path != e.iso.netnsPath(id) || !isNetns(resp.Namespaces[0].Path) {
 			t.Fatalf("namespaces = %+v, want the pinned one", resp.Namespaces)
@@ -81,9 +81,9 @@ func TestAttach(t *testing.T) {
 		for _, url := range []string{
 			fmt.Sprintf("http://%s:8080/", ip),
 			fmt.Sprintf("http://127.0.0.1:%d/", port),
-			fmt.Sprintf("http://%s:%d/", hostAddr(t), port),
+			fmt.Sprintf("http://%s:%d/", cnitest.HostIPv4(t), port),
 		} {
-			body, err := get(url)
+			body, err := cnitest.HTTPGet(url)
 			if err != nil || body != "hello from "+id {
 				t.Errorf("GET %s = %q, %v", url, body, err)
 			}
@@ -100,7 +100,7 @@ func TestAttach(t *testing.T) {
 		if leaks := e.leaks(t); len(leaks) > 0 {
 			t.Fatalf("after Cleanup:\n%s", strings.Join(leaks, "\n"))
 		}
-		if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		if _, err := cnitest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 			t.Error("the host port still answers after Cleanup")
 		}
 	})
@@ -183,7 +183,7 @@ func TestExhaustedSubnet(t *testing.T) {
 func TestDelWithoutNamespace(t *testing.T) {
 	matrix(t, func(t *testing.T, plugins, version string) {
 		e := newEnv(t, plugins, version, 24)
-		id, _ := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: freePort(t), ContainerPort: 80, Protocol: "tcp"}}})
+		id, _ := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}})
 		if err := unpin(e.iso.netnsPath(id)); err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestConfigGoneAfterAdd(t *testing.T) {
 	testutil.RequiresRoot(t)
 	debian, _ := cnitest.RequirePlugins(t)
 	e := newEnv(t, debian, "1.0.0", 24)
-	id, _ := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: freePort(t), ContainerPort: 80, Protocol: "tcp"}}})
+	id, _ := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}})
 	if err := os.Remove(filepath.Join(e.confDir, e.net+".conflist")); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestRecoverGC(t *testing.T) {
 	matrix(t, func(t *testing.T, plugins, version string) {
 		e := newEnv(t, plugins, version, 24)
 		ctx := context.Background()
-		lost, _ := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: freePort(t), ContainerPort: 80, Protocol: "tcp"}}})
+		lost, _ := e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}})
 		live, _ := e.mustPrepare(t, api.ContainerSpec{})
 		orphan, _ := e.mustPrepare(t, api.ContainerSpec{})
 		if err := os.RemoveAll(e.iso.containerDir(lost)); err != nil {
@@ -247,7 +247,7 @@ func TestRecoverGC(t *testing.T) {
 // nothing.
 func TestBadInput(t *testing.T) {
 	testutil.RequiresRoot(t)
-	debian, newer := cnitest.RequirePlugins(t)
+	debian, _ := cnitest.RequirePlugins(t)
 	e := newEnv(t, debian, "1.0.0", 24)
 	write := func(name, content string) {
 		t.Helper()
@@ -267,7 +267,7 @@ func TestBadInput(t *testing.T) {
 	}
 	defer taken.Close()
 	takenPort := taken.Addr().(*net.TCPAddr).Port
-	published := freePort(t)
+	published := cnitest.FreePort(t)
 	e.mustPrepare(t, api.ContainerSpec{Ports: []api.PortMapping{{HostPort: published, ContainerPort: 80, Protocol: "tcp"}}})
 
 	for _, tc := range []struct {
@@ -282,7 +282,7 @@ func TestBadInput(t *testing.T) {
 		{"version too new for the plugins", api.ContainerSpec{Networks: []string{"newer"}}, nil, []string{`network "newer"`, "incompatible CNI versions"}},
 		{"port taken on the host", api.ContainerSpec{Ports: []api.PortMapping{{HostPort: takenPort, ContainerPort: 80, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already in use", takenPort)}},
 		{"port published by another container", api.ContainerSpec{Ports: []api.PortMapping{{HostIP: "127.0.0.1", HostPort: published, ContainerPort: 81, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already published by container", published)}},
-		{"no port mapping plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Ports: []api.PortMapping{{HostPort: freePort(t), ContainerPort: 80, Protocol: "tcp"}}}, api.ErrInvalid, []string{`network "noportmap" cannot publish ports`}},
+		{"no port mapping plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}}, api.ErrInvalid, []string{`network "noportmap" cannot publish ports`}},
 		{"no bandwidth plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Bandwidth: &api.Bandwidth{IngressRate: 1e6, IngressBurst: 1e6}}, api.ErrInvalid, []string{`network "noportmap" cannot limit bandwidth`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,7 +300,6 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	_ = newer
 }
 
 // TestTimeout: a plugin that hangs is killed after the timeout, and the
@@ -359,7 +358,7 @@ func TestDefaultNetwork(t *testing.T) {
 	if _, err := net.InterfaceByName(bridge); err == nil {
 		t.Error("Remove left the bridge")
 	}
-	_, err = e.iso.Create(CreateOptions{Name: "overlap", Subnet: hostAddr(t) + "/24"})
+	_, err = e.iso.Create(CreateOptions{Name: "overlap", Subnet: cnitest.HostIPv4(t) + "/24"})
 	mustFail(t, err, api.ErrConflict, "overlaps")
 }
 

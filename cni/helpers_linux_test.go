@@ -200,45 +200,6 @@ func serveIn(t *testing.T, nsPath string, port int, body string) {
 	t.Cleanup(func() { _ = srv.Close() })
 }
 
-// get fetches a URL from the host.
-func get(url string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-// freePort returns a TCP port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// hostAddr returns an IPv4 address of this host that is not loopback.
-func hostAddr(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !strings.HasPrefix(ipn.IP.String(), "10.231.") {
-			return ipn.IP.String()
-		}
-	}
-	t.Fatal("this host has no IPv4 address besides loopback")
-	return ""
-}
-
 // linksIn lists the interfaces of a namespace.
 func linksIn(t *testing.T, nsPath string) []string {
 	t.Helper()

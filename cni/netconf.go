@@ -195,8 +195,8 @@ func configFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// badFile is a config file that could not be read.
-type badFile struct {
+// BadFile is a config file that could not be read.
+type BadFile struct {
 	File string
 	Err  error
 }
@@ -204,18 +204,18 @@ type badFile struct {
 // Networks reads every network in the config dir. The first file (in name
 // order) that defines a name wins, as in libcni; files that cannot be read
 // are returned apart.
-func (iso *Isolator) Networks() ([]*Network, []badFile, error) {
+func (iso *Isolator) Networks() ([]*Network, []BadFile, error) {
 	files, err := configFiles(iso.cfg.ConfDir)
 	if err != nil {
 		return nil, nil, err
 	}
 	var nets []*Network
-	var bad []badFile
+	var bad []BadFile
 	seen := map[string]bool{}
 	for _, f := range files {
 		n, err := loadFile(f)
 		if err != nil {
-			bad = append(bad, badFile{File: f, Err: err})
+			bad = append(bad, BadFile{File: f, Err: err})
 			continue
 		}
 		if seen[n.Name] {

@@ -3,14 +3,9 @@ package containerizer
 import (
 	"fmt"
 	"net"
-	"regexp"
 
 	"github.com/caisson/caisson/api"
 )
-
-// networkNameRE is what CNI allows in a network name (libcni's
-// ValidateNetworkName).
-var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
 // validateNetworks checks the network part of a spec and fills the default
 // (none). Whether a named network exists is the network isolator's business.
@@ -23,7 +18,7 @@ func validateNetworks(s *api.ContainerSpec) error {
 		if (n == api.NetworkNone || n == api.NetworkHost) && len(s.Networks) > 1 {
 			return fmt.Errorf("network %q cannot be combined with other networks: %w", n, api.ErrInvalid)
 		}
-		if !networkNameRE.MatchString(n) {
+		if !api.ValidNetworkName(n) {
 			return fmt.Errorf("network name %q is not valid: %w", n, api.ErrInvalid)
 		}
 		if seen[n] {

@@ -63,7 +63,7 @@ func BenchmarkNetworkLaunch(b *testing.B) {
 	}
 	caissonEnv := []string{"CAISSON_CNI_CONFIG_DIR=" + confDir, "CAISSON_CNI_PATH=" + cnitest.DebianPlugins,
 		"CAISSON_DEFAULT_NETWORK_SUBNET=10.233.1.0/24", "CAISSON_DEFAULT_NETWORK_BRIDGE=" + caissonBridge}
-	caissonPort, dockerPort := strconv.Itoa(freeHostPort(b)), strconv.Itoa(freeHostPort(b))
+	caissonPort, dockerPort := strconv.Itoa(cnitest.FreePort(b)), strconv.Itoa(cnitest.FreePort(b))
 	caissonArgs := []string{"--root", libDir, "--run-root", runDir, "--cgroup-parent", "/caisson-bench-net",
 		"run", "--rm", "-p", caissonPort + ":80", "--rootfs", rootfs, "true"}
 	runOnce(caissonEnv, caissonBin, caissonArgs...) // writes the default network, makes the bridge

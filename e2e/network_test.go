@@ -5,9 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,39 +52,6 @@ func (e *env) networkLeaks() []string {
 	return out
 }
 
-func freeHostPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func hostIPv4(t *testing.T) string {
-	t.Helper()
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !strings.HasPrefix(ipn.IP.String(), "10.23") {
-			return ipn.IP.String()
-		}
-	}
-	t.Fatal("this host has no IPv4 address besides loopback")
-	return ""
-}
-
-func httpGet(url string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
 // startWeb starts a detached busybox httpd; it prints "ready" once httpd
 // has bound its port and gone to the background.
 func (e *env) startWeb(name string, args ...string) api.Container {
@@ -115,7 +80,7 @@ func containerIP(t *testing.T, c api.Container, network string) string {
 // the network cannot be removed while it is attached.
 func TestNetworkHTTPD(t *testing.T) {
 	e := netEnv(t)
-	port := freeHostPort(t)
+	port := cnitest.FreePort(t)
 	web := e.startWeb("web", "-p", fmt.Sprintf("%d:80", port))
 	ip := containerIP(t, web, "caisson")
 	if !strings.HasPrefix(ip, e.subnet(0)) {
@@ -124,9 +89,9 @@ func TestNetworkHTTPD(t *testing.T) {
 	for _, url := range []string{
 		"http://" + ip + "/",
 		fmt.Sprintf("http://127.0.0.1:%d/", port),
-		fmt.Sprintf("http://%s:%d/", hostIPv4(t), port),
+		fmt.Sprintf("http://%s:%d/", cnitest.HostIPv4(t), port),
 	} {
-		if body, err := httpGet(url); err != nil || body != "hello from caisson\n" {
+		if body, err := cnitest.HTTPGet(url); err != nil || body != "hello from caisson\n" {
 			t.Errorf("GET %s = %q, %v", url, body, err)
 		}
 	}
@@ -155,7 +120,7 @@ func TestNetworkHTTPD(t *testing.T) {
 		t.Errorf("network ls:\n%s", ls)
 	}
 	e.ok("rm", "-f", "web")
-	if _, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+	if _, err := cnitest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 		t.Error("the published port still answers after rm")
 	}
 	e.ok("network", "rm", "caisson")
@@ -202,7 +167,7 @@ func TestNetworkCycles(t *testing.T) {
 	if testing.Short() {
 		n = 20
 	}
-	port := strconv.Itoa(freeHostPort(t))
+	port := strconv.Itoa(cnitest.FreePort(t))
 	for i := 0; i < n; i++ {
 		if r := e.caisson("run", "--rm", "-p", port+":80", "--rootfs", e.rootfs, "true"); r.code != 0 {
 			t.Fatalf("cycle %d: %s", i, r)
@@ -226,7 +191,7 @@ func TestNetworkCrash(t *testing.T) {
 			e := netEnv(t)
 			crash := *e
 			crash.extraEnv = append(append([]string(nil), e.extraEnv...), "CAISSON_TEST_CRASH_AT="+step)
-			r := crash.caisson("run", "-d", "-p", fmt.Sprintf("%d:80", freeHostPort(t)), "--rootfs", e.rootfs, "sleep", "1000")
+			r := crash.caisson("run", "-d", "-p", fmt.Sprintf("%d:80", cnitest.FreePort(t)), "--rootfs", e.rootfs, "sleep", "1000")
 			if r.code != 137 {
 				t.Fatalf("the crashed launch: %s", r)
 			}

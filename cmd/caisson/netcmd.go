@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caisson/caisson/cni"
+	"github.com/caisson/caisson/containerizer"
 )
 
 func newNetworkCmd(g *globals) *cobra.Command {
@@ -23,6 +25,17 @@ when no file defines it.`,
 	return cmd
 }
 
+// openNetwork opens the containerizer (which recovers first, so attachments
+// of containers that are gone are released) and the network isolator.
+func (g *globals) openNetwork(ctx context.Context) (*containerizer.Containerizer, *cni.Isolator, error) {
+	cz, err := g.open(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	iso, err := g.network(g.logger())
+	return cz, iso, err
+}
+
 func newNetworkLsCmd(g *globals) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -33,10 +46,7 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 			if err := checkFormat(format); err != nil {
 				return err
 			}
-			if _, err := g.open(cmd.Context(), true); err != nil {
-				return err
-			}
-			iso, err := g.network(g.logger())
+			_, iso, err := g.openNetwork(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -88,10 +98,7 @@ func newNetworkInspectCmd(g *globals) *cobra.Command {
 		Short: "Show networks as JSON: configuration and attached containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := g.open(cmd.Context(), true); err != nil {
-				return err
-			}
-			iso, err := g.network(g.logger())
+			_, iso, err := g.openNetwork(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -160,10 +167,7 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Short: "Remove networks: their file, bridge and leases (refused while containers are attached)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := g.open(cmd.Context(), true); err != nil {
-				return err
-			}
-			iso, err := g.network(g.logger())
+			_, iso, err := g.openNetwork(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -192,11 +196,7 @@ func newNetworkCheckCmd(g *globals) *cobra.Command {
 		Short: "Run CNI CHECK on each network of running containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cz, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			iso, err := g.network(g.logger())
+			cz, iso, err := g.openNetwork(cmd.Context())
 			if err != nil {
 				return err
 			}

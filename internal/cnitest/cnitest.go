@@ -10,6 +10,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,4 +238,44 @@ func Leaks(t testing.TB, ids []string, bridge, leaseDir, cacheDir, subnetPrefix,
 		}
 	}
 	return leaks
+}
+
+// FreePort returns a TCP port nothing on the host listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// HostIPv4 returns an IPv4 address of this host that is neither loopback
+// nor in the tests' container ranges (10.23x.0.0/16).
+func HostIPv4(t testing.TB) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !strings.HasPrefix(ipn.IP.String(), "10.23") {
+			return ipn.IP.String()
+		}
+	}
+	t.Fatal("this host has no IPv4 address besides loopback")
+	return ""
+}
+
+// HTTPGet fetches a URL from the host on a fresh connection.
+func HTTPGet(url string) (string, error) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
