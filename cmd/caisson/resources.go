@@ -32,12 +32,12 @@ func (r *resourceFlags) parse() (api.Resources, error) {
 		}
 	}
 	if r.memory != "" {
-		if res.MemoryBytes, err = parseSize(r.memory); err != nil {
+		if res.MemoryBytes, err = api.ParseSize(r.memory); err != nil {
 			return res, fmt.Errorf("--memory: %w", err)
 		}
 	}
 	if r.reservation != "" {
-		if res.MemoryReservationBytes, err = parseSize(r.reservation); err != nil {
+		if res.MemoryReservationBytes, err = api.ParseSize(r.reservation); err != nil {
 			return res, fmt.Errorf("--memory-reservation: %w", err)
 		}
 	}

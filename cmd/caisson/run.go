@@ -96,7 +96,7 @@ func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
 		return s, err
 	}
 	if f.shmSize != "" {
-		if s.ShmSizeBytes, err = parseSize(f.shmSize); err != nil {
+		if s.ShmSizeBytes, err = api.ParseSize(f.shmSize); err != nil {
 			return s, fmt.Errorf("--shm-size: %w", err)
 		}
 	}
