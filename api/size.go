@@ -28,3 +28,17 @@ func ParseSize(s string) (int64, error) {
 	}
 	return int64(v), nil
 }
+
+// FormatSize prints a size for people: 64MiB, 1.5GiB.
+func FormatSize(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.4g%ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

@@ -241,7 +241,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 				u := r.Usage
 				limit := "-"
 				if u.MemoryLimitBytes > 0 {
-					limit = formatBytes(u.MemoryLimitBytes)
+					limit = api.FormatSize(u.MemoryLimitBytes)
 				}
 				pids := strconv.FormatUint(u.Pids, 10)
 				if u.PidsLimit > 0 {
@@ -250,8 +250,8 @@ func newStatsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s / %s\t%s\t%s\t%s\t%d\t%s / %s\t%d / %d\n", r.ID[:12], r.Name,
 					time.Duration(u.CPUUsageNanos).Round(time.Millisecond), time.Duration(u.CPUUserNanos).Round(time.Millisecond),
 					time.Duration(u.CPUSystemNanos).Round(time.Millisecond), u.CPUThrottled, u.CPUPeriods,
-					formatBytes(u.MemoryUsageBytes), limit, formatBytes(u.MemoryRSSBytes), formatBytes(u.MemoryCacheBytes), pids, u.OOMKills,
-					formatBytes(u.NetRxBytes), formatBytes(u.NetTxBytes), u.NetRxErrors+u.NetTxErrors, u.NetRxDropped+u.NetTxDropped)
+					api.FormatSize(u.MemoryUsageBytes), limit, api.FormatSize(u.MemoryRSSBytes), api.FormatSize(u.MemoryCacheBytes), pids, u.OOMKills,
+					api.FormatSize(u.NetRxBytes), api.FormatSize(u.NetTxBytes), u.NetRxErrors+u.NetTxErrors, u.NetRxDropped+u.NetTxDropped)
 			}
 			if ferr := tw.Flush(); ferr != nil {
 				return ferr
