@@ -54,8 +54,11 @@ func parseLine(line string) (Mount, error) {
 		return bad()
 	}
 	f := strings.Fields(pre)
-	g := strings.Fields(post)
-	if len(f) < 6 || len(g) < 2 {
+	// After the separator come the type, the source and the super options,
+	// one space apart. The source may be empty (mount -t tmpfs "" /mnt),
+	// which leaves two spaces in a row, so this part is split on each space.
+	g := strings.SplitN(post, " ", 3)
+	if len(f) < 6 || len(g) < 2 || g[0] == "" {
 		return bad()
 	}
 	var m Mount
@@ -82,7 +85,7 @@ func parseLine(line string) (Mount, error) {
 	m.FSType = g[0]
 	m.Source = Unescape(g[1])
 	if len(g) > 2 {
-		m.SuperOpts = g[2]
+		m.SuperOpts = strings.TrimSpace(g[2])
 	}
 	return m, nil
 }
@@ -120,11 +123,15 @@ func Unescape(s string) string {
 	return b.String()
 }
 
-// Containing returns the mount that holds path (already resolved): the last
-// mounted of those with the longest mount point that is path or a parent of
-// it. ok is false when none does.
+// Containing returns the mount that holds path (absolute, already resolved):
+// the last mounted of those with the longest mount point that is path or a
+// parent of it, since a later mount hides an earlier one on the same point.
+// ok is false when none does, and for a relative path.
 func Containing(ms []Mount, path string) (Mount, bool) {
 	best, found := Mount{}, false
+	if !strings.HasPrefix(path, "/") {
+		return best, false
+	}
 	for _, m := range ms {
 		if m.MountPoint == path || m.MountPoint == "/" || strings.HasPrefix(path, m.MountPoint+"/") {
 			if !found || len(m.MountPoint) >= len(best.MountPoint) {
