@@ -1,0 +1,479 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/volume"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/flock"
+	"github.com/caisson/caisson/internal/xfsquota"
+	"github.com/caisson/caisson/volumes"
+)
+
+// Config configures a Driver.
+type Config struct {
+	// Root holds the state file and the volumes' data. It must survive
+	// reboots.
+	Root   string
+	Logger *slog.Logger
+	// Now is the clock for creation times (tests); time.Now by default.
+	Now func() time.Time
+}
+
+// Driver is the Docker volume driver. It implements volume.Driver and is
+// safe for concurrent use: one mutex orders every operation, so a state file
+// write always follows the change it records.
+type Driver struct {
+	root  string
+	log   *slog.Logger
+	now   func() time.Time
+	lock  *flock.Lock
+	quota *xfsquota.Control
+	// quotaErr says why dir volumes cannot have a size.
+	quotaErr error
+
+	mu     sync.Mutex
+	st     *state
+	closed bool
+}
+
+var _ volume.Driver = (*Driver)(nil)
+
+// projectBase is the first XFS project ID the driver hands out.
+const projectBase = 100000
+
+// New opens the driver's root, loads its state and reconciles it with the
+// host: after a reboot every count is dropped; a backing mount missing while
+// counted is mounted again, one present while uncounted is torn down.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Root == "" || !filepath.IsAbs(cfg.Root) {
+		return nil, fmt.Errorf("plugin root %q must be an absolute path: %w", cfg.Root, api.ErrInvalid)
+	}
+	d := &Driver{root: filepath.Clean(cfg.Root), log: cfg.Logger, now: cfg.Now}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Join(d.root, "volumes"), 0o700); err != nil {
+		return nil, fmt.Errorf("plugin root: %w", err)
+	}
+	lock, err := flock.Acquire(filepath.Join(d.root, "lock"), false)
+	if err != nil {
+		return nil, fmt.Errorf("plugin root %s is in use by another volume plugin: %w", d.root, err)
+	}
+	d.lock = lock
+	if d.quota, d.quotaErr = xfsquota.Open(filepath.Join(d.root, "volumes")); d.quotaErr != nil {
+		d.log.Info("dir volumes cannot have a size here", "reason", d.quotaErr)
+	}
+	if d.st, err = loadState(d.statePath()); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	if err := d.reconcile(); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Driver) statePath() string { return filepath.Join(d.root, "state.json") }
+
+// Close waits for operations in flight and releases the root. Mounts stay:
+// a restarted plugin picks them up.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	d.lock.Unlock()
+	return nil
+}
+
+// begin takes the driver's lock; it fails once the driver is closed.
+func (d *Driver) begin() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fmt.Errorf("the volume plugin is shutting down: %w", api.ErrUnavailable)
+	}
+	return nil
+}
+
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+func (d *Driver) reconcile() error {
+	boot := bootID()
+	changed := false
+	if d.st.BootID != boot {
+		for _, v := range d.st.Volumes {
+			if len(v.Mounts) > 0 {
+				d.log.Info("machine rebooted: dropping stale mount references", "volume", v.Name, "refs", v.refs())
+				v.Mounts = nil
+			}
+		}
+		d.st.BootID = boot
+		changed = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.st.Volumes)) {
+		v := d.st.Volumes[name]
+		if !needsMount(v) {
+			continue
+		}
+		m, err := d.mounted(v)
+		if err != nil {
+			return err
+		}
+		switch refs := v.refs(); {
+		case refs > 0 && !m:
+			d.log.Warn("volume counted as mounted but not mounted: mounting it again", "volume", name, "refs", refs)
+			if err := d.mountBacking(v); err != nil {
+				d.log.Error("remount failed; its references are dropped", "volume", name, "err", err)
+				v.Mounts = nil
+				changed = true
+			}
+		case refs == 0 && m:
+			d.log.Info("volume mounted with no references: unmounting it", "volume", name)
+			if err := d.unmountBacking(v); err != nil {
+				return err
+			}
+		}
+	}
+	if changed {
+		return d.st.save(d.statePath())
+	}
+	return nil
+}
+
+// save writes the state; on failure the caller undoes its change.
+func (d *Driver) save() error {
+	if err := d.st.save(d.statePath()); err != nil {
+		return fmt.Errorf("save plugin state: %w", err)
+	}
+	return nil
+}
+
+// open takes the driver's lock and looks a volume up; the caller unlocks
+// d.mu when it succeeds.
+func (d *Driver) open(name string) (*record, error) {
+	if err := d.begin(); err != nil {
+		return nil, err
+	}
+	v, err := d.lookup(name)
+	if err != nil {
+		d.mu.Unlock()
+		return nil, err
+	}
+	return v, nil
+}
+
+// lookup returns a volume or an error Docker shows as "no such volume".
+func (d *Driver) lookup(name string) (*record, error) {
+	v, ok := d.st.Volumes[name]
+	if !ok {
+		return nil, fmt.Errorf("no such volume: %q: %w", name, api.ErrNotFound)
+	}
+	return v, nil
+}
+
+// Create makes a volume. Creating an existing volume again succeeds when the
+// options are the same (or none are given), as Docker expects.
+func (d *Driver) Create(req *volume.CreateRequest) error {
+	if err := volumes.ValidateName(req.Name); err != nil {
+		return err
+	}
+	if err := d.begin(); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if v, ok := d.st.Volumes[req.Name]; ok {
+		if len(req.Options) == 0 || maps.Equal(req.Options, v.Raw) {
+			return nil
+		}
+		return fmt.Errorf("volume %q already exists with other options (%s): %w", req.Name, fmtOpts(v.Raw), api.ErrAlreadyExists)
+	}
+	o, err := parseOptions(req.Options, d.root)
+	if err != nil {
+		return err
+	}
+	if o.Type == TypeDir && o.Size > 0 && d.quota == nil {
+		return errUnsupportedSize(d.quotaErr)
+	}
+	v := &record{Name: req.Name, Options: o, Raw: maps.Clone(req.Options), CreatedAt: d.now().UTC().Format(time.RFC3339)}
+	if err := d.build(v); err != nil {
+		d.destroy(v, false)
+		return fmt.Errorf("create volume %q: %w", req.Name, err)
+	}
+	d.st.Volumes[v.Name] = v
+	if err := d.save(); err != nil {
+		delete(d.st.Volumes, v.Name)
+		d.destroy(v, false)
+		return err
+	}
+	d.log.Info("volume created", "volume", v.Name, "type", o.Type, "size", o.Size)
+	return nil
+}
+
+// build makes a volume's storage. Data kept from an earlier volume of the
+// same name (keep=true) is reused, not formatted again.
+func (d *Driver) build(v *record) error {
+	o := v.Options
+	switch o.Type {
+	case TypeBind:
+		return applyOwner(o.Path, o)
+	case TypeTmpfs:
+		return os.MkdirAll(d.mntDir(v.Name), 0o755)
+	case TypeLoop:
+		if err := os.MkdirAll(d.volDir(v.Name), 0o700); err != nil {
+			return err
+		}
+		if _, err := os.Stat(d.image(v.Name)); err == nil {
+			d.log.Info("reusing the kept image of an earlier volume", "volume", v.Name)
+		} else if err := makeImage(context.Background(), d.image(v.Name), o); err != nil {
+			return err
+		}
+		if o.UID == nil && o.GID == nil && o.Mode == nil {
+			return nil
+		}
+		if err := d.mountBacking(v); err != nil {
+			return err
+		}
+		err := applyOwner(d.mntDir(v.Name), o)
+		if uerr := d.unmountBacking(v); err == nil {
+			err = uerr
+		}
+		return err
+	default:
+		data := d.dataDir(v.Name)
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return err
+		}
+		if o.Size > 0 {
+			v.ProjectID = d.nextProject()
+			if err := d.quota.SetLimit(data, v.ProjectID, uint64(o.Size)); err != nil {
+				return err
+			}
+		}
+		return applyOwner(data, o)
+	}
+}
+
+func (d *Driver) nextProject() uint32 {
+	id := uint32(projectBase)
+	for _, v := range d.st.Volumes {
+		if v.ProjectID >= id {
+			id = v.ProjectID + 1
+		}
+	}
+	return id
+}
+
+// destroy removes a volume's storage: its backing mount, its quota, and its
+// data unless kept. Errors are logged: the volume is gone from the state
+// either way, and what is left is named in the log.
+func (d *Driver) destroy(v *record, keep bool) {
+	if needsMount(v) {
+		if err := d.unmountBacking(v); err != nil {
+			d.log.Error("remove volume: unmount", "volume", v.Name, "err", err)
+		}
+	}
+	if v.ProjectID != 0 && d.quota != nil {
+		if err := d.quota.Clear(v.ProjectID); err != nil {
+			d.log.Error("remove volume: clear quota", "volume", v.Name, "err", err)
+		}
+	}
+	if keep || v.Options.Type == TypeBind {
+		if v.Options.Type == TypeTmpfs {
+			_ = os.Remove(d.mntDir(v.Name))
+		}
+		return
+	}
+	if err := os.RemoveAll(d.volDir(v.Name)); err != nil {
+		d.log.Error("remove volume data", "volume", v.Name, "err", err)
+	}
+}
+
+// Remove deletes a volume (its data too, unless keep=true or bind). Stale
+// reference counts (a daemon that died without Unmount) never block it:
+// counts are checked against the containers that really have the volume
+// mounted.
+func (d *Driver) Remove(req *volume.RemoveRequest) error {
+	v, err := d.open(req.Name)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if refs := v.refs(); refs > 0 {
+		if n, _ := holders(d.mountpoint(v)); n > 0 {
+			return fmt.Errorf("volume %q is in use: mounted in %d container(s): %w", v.Name, n, api.ErrConflict)
+		}
+		d.log.Warn("removing a volume with stale references (its users died without Unmount)", "volume", v.Name, "refs", refs)
+	}
+	delete(d.st.Volumes, v.Name)
+	if err := d.save(); err != nil {
+		d.st.Volumes[v.Name] = v
+		return err
+	}
+	d.destroy(v, v.Options.Keep)
+	d.log.Info("volume removed", "volume", v.Name, "kept data", v.Options.Keep || v.Options.Type == TypeBind)
+	return nil
+}
+
+// Mount counts a mount ID and returns the volume's path, mounting its
+// backing filesystem on first use. A repeated Mount of an ID still counted
+// is a second use while the first holder lives (docker cp on a running
+// container) and counts again; when nobody has the volume mounted any more,
+// the old count is stale (the daemon died without Unmount) and is replaced.
+func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) {
+	v, err := d.open(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	mp := d.mountpoint(v)
+	old := maps.Clone(v.Mounts)
+	if needsMount(v) {
+		m, err := d.mounted(v)
+		if err != nil {
+			return nil, err
+		}
+		if !m {
+			if err := d.mountBacking(v); err != nil {
+				return nil, fmt.Errorf("mount volume %q: %w", v.Name, err)
+			}
+		}
+	} else if _, err := os.Stat(mp); err != nil {
+		return nil, fmt.Errorf("volume %q: its directory is gone: %w", v.Name, err)
+	}
+	if v.Mounts == nil {
+		v.Mounts = map[string]int{}
+	}
+	if c := v.Mounts[req.ID]; c > 0 {
+		if n, ok := holders(mp); n == 0 && ok {
+			d.log.Info("mount ID counted but nobody has the volume mounted: its holder died, count reset", "volume", v.Name, "id", req.ID, "stale", c)
+			v.Mounts[req.ID] = 0
+		}
+	}
+	v.Mounts[req.ID]++
+	if err := d.save(); err != nil {
+		v.Mounts = old
+		if v.refs() == 0 && needsMount(v) {
+			_ = d.unmountBacking(v)
+		}
+		return nil, err
+	}
+	d.log.Debug("mount", "volume", v.Name, "id", req.ID, "refs", v.refs())
+	return &volume.MountResponse{Mountpoint: mp}, nil
+}
+
+// Unmount drops one count of a mount ID; the backing filesystem is unmounted
+// when no count is left. Unknown volumes and IDs are no error.
+func (d *Driver) Unmount(req *volume.UnmountRequest) error {
+	if err := d.begin(); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	v, ok := d.st.Volumes[req.Name]
+	if !ok || v.Mounts[req.ID] == 0 {
+		d.log.Debug("unmount of an unknown volume or mount ID", "volume", req.Name, "id", req.ID)
+		return nil
+	}
+	old := maps.Clone(v.Mounts)
+	if v.Mounts[req.ID]--; v.Mounts[req.ID] == 0 {
+		delete(v.Mounts, req.ID)
+	}
+	if v.refs() == 0 && needsMount(v) {
+		if err := d.unmountBacking(v); err != nil {
+			v.Mounts = old
+			return err
+		}
+	}
+	if err := d.save(); err != nil {
+		return err
+	}
+	d.log.Debug("unmount", "volume", v.Name, "id", req.ID, "refs", v.refs())
+	return nil
+}
+
+// Path returns a volume's mount point.
+func (d *Driver) Path(req *volume.PathRequest) (*volume.PathResponse, error) {
+	v, err := d.open(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	return &volume.PathResponse{Mountpoint: d.mountpoint(v)}, nil
+}
+
+// Get describes a volume; Status carries its type, options, size and use.
+func (d *Driver) Get(req *volume.GetRequest) (*volume.GetResponse, error) {
+	v, err := d.open(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	return &volume.GetResponse{Volume: d.describe(v)}, nil
+}
+
+// List describes every volume, in name order.
+func (d *Driver) List() (*volume.ListResponse, error) {
+	if err := d.begin(); err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	resp := &volume.ListResponse{Volumes: []*volume.Volume{}}
+	for _, name := range slices.Sorted(maps.Keys(d.st.Volumes)) {
+		v := d.st.Volumes[name]
+		resp.Volumes = append(resp.Volumes, &volume.Volume{Name: v.Name, Mountpoint: d.mountpoint(v), CreatedAt: v.CreatedAt})
+	}
+	return resp, nil
+}
+
+func (d *Driver) describe(v *record) *volume.Volume {
+	st := map[string]any{"type": v.Options.Type, "refs": v.refs()}
+	if v.Options.Size > 0 {
+		st["size"] = api.FormatSize(uint64(v.Options.Size))
+	}
+	if v.Options.Keep {
+		st["keep"] = true
+	}
+	if v.Options.FS != "" {
+		st["fs"] = v.Options.FS
+	}
+	if used, _, ok := d.usage(v); ok {
+		st["used_bytes"] = used
+	}
+	return &volume.Volume{Name: v.Name, Mountpoint: d.mountpoint(v), CreatedAt: v.CreatedAt, Status: st}
+}
+
+// Capabilities: volumes live on this host.
+func (d *Driver) Capabilities() *volume.CapabilitiesResponse {
+	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
+}
+
+func fmtOpts(o map[string]string) string {
+	if len(o) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(o)) {
+		parts = append(parts, k+"="+o[k])
+	}
+	return strings.Join(parts, ",")
+}
