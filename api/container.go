@@ -52,6 +52,21 @@ type Bandwidth struct {
 	EgressBurst  uint64 `json:"egress_burst,omitempty"`
 }
 
+// VolumeMount mounts a volume of a Docker volume plugin (Docker's
+// --mount type=volume,volume-driver=D,src=NAME,dst=/path).
+type VolumeMount struct {
+	// Driver is the plugin's name: a legacy plugin's socket or spec file
+	// name, or a managed plugin's name ("vendor/plugin:tag").
+	Driver string `json:"driver"`
+	Name   string `json:"name"`
+	// Target is the absolute path in the container.
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	// Options create the volume when it does not exist yet (-o of docker
+	// volume create); they are ignored for an existing volume.
+	Options map[string]string `json:"options,omitempty"`
+}
+
 // ContainerSpec is what a user asks for. The containerizer turns it, the image
 // configuration and the isolators' contributions into an OCI runtime spec.
 type ContainerSpec struct {
@@ -82,6 +97,9 @@ type ContainerSpec struct {
 	// plugins handle port mappings.
 	Ports     []PortMapping `json:"ports,omitempty"`
 	Bandwidth *Bandwidth    `json:"bandwidth,omitempty"`
+	// Volumes are Docker volume plugins' volumes mounted into the container
+	// by the docker/volume isolator.
+	Volumes   []VolumeMount `json:"volumes,omitempty"`
 	Resources Resources     `json:"resources"`
 	// ShmSizeBytes sizes the /dev/shm tmpfs (default 64 MiB, as in Docker).
 	ShmSizeBytes int64             `json:"shm_size_bytes,omitempty"`

@@ -274,6 +274,9 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	if nets := spec.CNINetworks(); len(nets) > 0 && !joinsNetwork(contribs) {
 		return nil, fmt.Errorf("network %q: no network isolator is configured to attach it: %w", nets[0], api.ErrInvalid)
 	}
+	if v, ok := unmountedVolume(spec, contribs); !ok {
+		return nil, fmt.Errorf("volume %s/%s: no volume isolator is configured to mount it at %s: %w", v.Driver, v.Name, v.Target, api.ErrInvalid)
+	}
 	if s.Linux != nil {
 		rec.CgroupPath = s.Linux.CgroupsPath
 	}

@@ -2,6 +2,7 @@ package containerizer
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -168,4 +169,21 @@ func joinsNetwork(contribs []contribution) bool {
 		}
 	}
 	return false
+}
+
+// unmountedVolume returns a requested volume that no isolator mounted, with
+// ok false.
+func unmountedVolume(spec api.ContainerSpec, contribs []contribution) (api.VolumeMount, bool) {
+	mounted := map[string]bool{}
+	for _, c := range contribs {
+		for _, m := range c.resp.Mounts {
+			mounted[path.Clean(m.Destination)] = true
+		}
+	}
+	for _, v := range spec.Volumes {
+		if !mounted[path.Clean(v.Target)] {
+			return v, false
+		}
+	}
+	return api.VolumeMount{}, true
 }

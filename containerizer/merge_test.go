@@ -106,3 +106,15 @@ func TestMergeConflicts(t *testing.T) {
 		})
 	}
 }
+
+func TestUnmountedVolume(t *testing.T) {
+	spec := api.ContainerSpec{Volumes: []api.VolumeMount{{Driver: "d", Name: "a", Target: "/data"}, {Driver: "d", Name: "b", Target: "/logs/"}}}
+	some := []contribution{{isolator: "x", resp: &isolators.PrepareResponse{Mounts: []specs.Mount{{Destination: "/data"}}}}}
+	if v, ok := unmountedVolume(spec, some); ok || v.Name != "b" {
+		t.Errorf("unmountedVolume with /logs missing = %v, %v", v, ok)
+	}
+	all := append(some, contribution{isolator: "y", resp: &isolators.PrepareResponse{Mounts: []specs.Mount{{Destination: "/logs"}}}})
+	if _, ok := unmountedVolume(spec, all); !ok {
+		t.Error("unmountedVolume: every volume is mounted")
+	}
+}

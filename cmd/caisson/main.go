@@ -67,6 +67,7 @@ type globals struct {
 	defaultNetwork               string
 	defaultSubnet, defaultBridge string
 	cniTimeout                   time.Duration
+	dockerHost                   string
 }
 
 func envOr(key, def string) string {
@@ -113,11 +114,13 @@ Real containers need Linux and root.`,
 	pf.StringVar(&g.defaultSubnet, "default-network-subnet", envOr("CAISSON_DEFAULT_NETWORK_SUBNET", cni.DefaultSubnet), "subnet of the default network when caisson writes it (env CAISSON_DEFAULT_NETWORK_SUBNET)")
 	pf.StringVar(&g.defaultBridge, "default-network-bridge", envOr("CAISSON_DEFAULT_NETWORK_BRIDGE", cni.DefaultBridge), "bridge of the default network when caisson writes it (env CAISSON_DEFAULT_NETWORK_BRIDGE)")
 	pf.DurationVar(&g.cniTimeout, "cni-timeout", cni.DefaultTimeout, "limit on each CNI operation on one network (all plugins of its chain)")
+	pf.StringVar(&g.dockerHost, "docker-host", envOr("CAISSON_DOCKER_HOST", envOr("DOCKER_HOST", "unix:///var/run/docker.sock")),
+		"dockerd's API, asked for managed volume plugins (env CAISSON_DOCKER_HOST, then DOCKER_HOST); empty: legacy plugins only")
 
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
 		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
-		newNetworkCmd(g),
+		newNetworkCmd(g), newVolumePluginCmd(g),
 	)
 	return root
 }
@@ -165,6 +168,10 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	if err != nil {
 		return nil, err
 	}
+	vols, err := g.volumes(log)
+	if err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -175,10 +182,10 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		"--runtime-timeout", g.runtimeTimeout.String(),
 		"--cni-config-dir", g.cniConfDir, "--cni-plugin-path", g.cniPath, "--default-network", g.defaultNetwork,
 		"--default-network-subnet", g.defaultSubnet, "--default-network-bridge", g.defaultBridge,
-		"--cni-timeout", g.cniTimeout.String(), "monitor"}
+		"--cni-timeout", g.cniTimeout.String(), "--docker-host", g.dockerHost, "monitor"}
 	cfg := containerizer.Config{
 		Root: root, RunRoot: runRoot, Runtime: rt, Provisioner: store,
-		Isolators:      []isolators.Isolator{cg, network},
+		Isolators:      []isolators.Isolator{cg, network, vols},
 		MonitorCommand: monitor,
 		Logger:         log,
 		CrashPoint:     crashPoint(),

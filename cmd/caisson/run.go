@@ -18,6 +18,7 @@ type runFlags struct {
 	name, rootfs, platform, entrypoint string
 	workdir, user, hostname, shmSize   string
 	env, labels, networks, publish     []string
+	mounts, volumes                    []string
 	ingressRate, egressRate            string
 	ingressBurst, egressBurst          string
 	detach, rm, noImage, interactive   bool
@@ -63,6 +64,8 @@ The root filesystem is one of:
 	fl.StringVar(&f.egressRate, "egress-rate", "", "limit outgoing traffic, bits/s with k, m or g")
 	fl.StringVar(&f.ingressBurst, "ingress-burst", "", "burst for --ingress-rate in bits (default: one second's worth)")
 	fl.StringVar(&f.egressBurst, "egress-burst", "", "burst for --egress-rate in bits (default: one second's worth)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount a volume of a Docker volume plugin: type=volume,driver=D,src=NAME,dst=/path[,ro][,volume-opt=k=v] (created when missing)")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "short form of --mount: DRIVER/NAME:/path[:ro]")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
@@ -75,6 +78,9 @@ func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
 		Hostname: f.hostname, Networks: f.networks, AutoRemove: f.rm,
 	}
 	if err := f.networkSpec(g, &s); err != nil {
+		return s, err
+	}
+	if err := f.volumeSpec(&s); err != nil {
 		return s, err
 	}
 	switch {
