@@ -40,7 +40,8 @@ func Listen(path string, gid int) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o660); err == nil {
+	err = os.Chmod(path, 0o660)
+	if err == nil {
 		err = os.Chown(path, 0, gid)
 	}
 	if err != nil {
