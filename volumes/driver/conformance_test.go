@@ -2,9 +2,12 @@ package driver
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	dvolume "github.com/docker/docker/volume"
 	"github.com/docker/docker/volume/drivers"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/caisson/caisson/api"
 )
 
 // dockerPlugin is the smallest plugingetter.CompatPlugin: a v1 plugin whose
@@ -169,4 +174,44 @@ func getStatus(t *testing.T, drv dvolume.Driver, name string) map[string]any {
 		t.Fatal(err)
 	}
 	return v.(interface{ Status() map[string]any }).Status()
+}
+
+// TestListen: the socket is 0660 and owned by the group asked for; a stale
+// socket (a plugin that died) is replaced, a live one or a plain file is not.
+func TestListen(t *testing.T) {
+	dir, err := os.MkdirTemp("", "cvl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "p.sock")
+	l, err := Listen(sock, os.Getegid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(sock, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o777 != 0o660 || int(st.Gid) != os.Getegid() {
+		t.Errorf("socket mode %o gid %d, want 660 and %d", st.Mode&0o777, st.Gid, os.Getegid())
+	}
+	if _, err := Listen(sock, os.Getegid()); !errors.Is(err, api.ErrAlreadyExists) {
+		t.Errorf("Listen on a live socket = %v, want api.ErrAlreadyExists", err)
+	}
+	// A crash leaves the socket file behind with nobody listening.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = l.Close()
+	l, err = Listen(sock, os.Getegid())
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	_ = l.Close()
+	plain := filepath.Join(dir, "file.sock")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(plain, os.Getegid()); !errors.Is(err, api.ErrAlreadyExists) {
+		t.Errorf("Listen over a regular file = %v, want api.ErrAlreadyExists", err)
+	}
 }
