@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,96 +111,15 @@ const benchImage = "caisson-bench/busybox:latest"
 // stops the daemon and removes its files when the benchmark ends. It returns
 // nil, saying why, when no dockerd can be started here.
 func startPrivateDockerd(b *testing.B, rootfs string, network ...string) []string {
-	dockerd, err := exec.LookPath("dockerd")
+	d, err := startDockerd(b, network...)
 	if err != nil {
-		fmt.Println("docker comparison skipped: no dockerd on this machine (apt-get install docker.io)")
+		fmt.Println("docker comparison skipped:", err)
 		return nil
 	}
-	client, err := exec.LookPath("docker")
-	if err != nil {
-		fmt.Println("docker comparison skipped: no docker client")
-		return nil
-	}
-	// dockerd makes a "docker" parent cgroup; remove the ones it made here.
-	var made []string
-	for _, m := range cgroupMounts(b) {
-		if _, err := os.Stat(filepath.Join(m, "docker")); os.IsNotExist(err) {
-			made = append(made, filepath.Join(m, "docker"))
-		}
-	}
-	b.Cleanup(func() {
-		for _, d := range made {
-			_ = os.Remove(d)
-		}
-	})
-	dir, err := os.MkdirTemp("", "caisson-bench-dockerd-")
-	if err != nil {
+	if err := d.importImage(rootfs, benchImage); err != nil {
 		b.Fatal(err)
 	}
-	sock := filepath.Join(dir, "docker.sock")
-	logf, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(dockerd, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "docker.pid"), "--log-level=error")
-	if len(network) == 0 {
-		network = []string{"--bridge=none", "--iptables=false", "--ip6tables=false"}
-	}
-	cmd.Args = append(cmd.Args, network...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		fmt.Println("docker comparison skipped: dockerd did not start:", err)
-		_ = os.RemoveAll(dir)
-		return nil
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		_ = logf.Close()
-		unmountUnder(dir)
-		_ = os.RemoveAll(dir)
-	})
-	docker := []string{client, "-H", "unix://" + sock}
-	ready := false
-	for i := 0; i < 300 && !ready; i++ { // up to 30 s for the daemon to answer
-		select {
-		case err := <-exited:
-			exited <- err
-			log, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
-			fmt.Printf("docker comparison skipped: dockerd exited: %v\n%s\n", err, log)
-			return nil
-		default:
-		}
-		ready = exec.Command(docker[0], append(docker[1:], "version")...).Run() == nil
-		if !ready {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if !ready {
-		fmt.Println("docker comparison skipped: dockerd did not answer within 30 s")
-		return nil
-	}
-	tar := exec.Command("tar", "-C", rootfs, "-c", ".")
-	imp := exec.Command(docker[0], append(docker[1:], "import", "-", benchImage)...)
-	pipe, _ := tar.StdoutPipe()
-	imp.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		b.Fatal(err)
-	}
-	if out, err := imp.CombinedOutput(); err != nil {
-		b.Fatalf("docker import: %v\n%s", err, out)
-	}
-	_ = tar.Wait()
-	return docker
+	return d.docker
 }
 
 // unmountUnder detaches every mount below dir, deepest first.

@@ -278,6 +278,11 @@ func (e *env) leftovers() []string {
 	for k := 0; k < 4; k++ {
 		out = append(out, cnitest.Leaks(e.t, nil, "", "", "", e.subnet(k), "")...)
 	}
+	if recs, _ := filepath.Glob(filepath.Join(e.root, "volumes", "*.json")); len(recs) > 0 {
+		for _, r := range recs {
+			out = append(out, "volume record "+filepath.Base(r))
+		}
+	}
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
