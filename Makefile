@@ -9,8 +9,10 @@ PKGS      := ./...
 # Packages whose tests are pure Go (no root, no runtime): they also run under
 # qemu-ppc64le. Privileged tests in them skip when CAISSON_TEST_PURE=1.
 PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/iptables/ ./cni/ \
-             ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/
-APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins
+             ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/ \
+             ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/
+APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins \
+             docker.io containerd e2fsprogs xfsprogs util-linux
 # CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go
 # module proxy into a cache dir the tests find (internal/cnitest).
 CNI_PLUGINS_VERSION := v1.9.1
@@ -20,7 +22,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build deps cni-plugins test test-unit test-race cross test-ppc64le test-cgroup2 bench demo lint fuzz clean
+.PHONY: all build deps cni-plugins plugin test test-unit test-race cross test-ppc64le test-cgroup2 bench demo lint fuzz clean
 
 all: build
 
@@ -30,7 +32,7 @@ build:
 # Install the host packages the tests and the demo use (Debian/Ubuntu, as root).
 deps:
 	@missing=""; \
-	for c in runc crun busybox qemu-ppc64le-static iptables nft ip; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for c in runc crun busybox qemu-ppc64le-static iptables nft ip dockerd docker containerd mkfs.ext4 mkfs.xfs unshare; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
@@ -39,6 +41,13 @@ deps:
 	fi
 
 cni-plugins: $(CNI_PLUGINS_DIR)/bridge
+
+# The volume driver as a managed Docker plugin: a directory that
+# `docker plugin create caisson/volume bin/plugin` accepts (config.json and a
+# rootfs with the static binary).
+plugin: build
+	./scripts/plugin-bundle.sh bin/plugin $(BIN)
+	@echo "now: docker plugin create caisson/volume bin/plugin && docker plugin enable caisson/volume"
 
 $(CNI_PLUGINS_DIR)/bridge:
 	@mkdir -p $(CNI_PLUGINS_DIR)
@@ -52,7 +61,8 @@ test-unit:
 
 # The packages with goroutines, again under the race detector.
 test-race:
-	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/ \
+		./volumes/driver/ ./volumes/client/ ./volumes/isolator/ ./internal/loopdev/
 
 cross:
 	GOOS=linux GOARCH=ppc64le $(GO) build ./...
@@ -79,11 +89,12 @@ test-cgroup2: deps
 	GO=$(GO) ./scripts/cgroup2-vm.sh
 
 # Launch+remove: caisson vs bare runc run vs docker run, and the same with a
-# bridge network and a published port (a private dockerd;
-# docker.io is installed for it on first use).
+# bridge network and a published port; docker run -v with our dir volume
+# driver vs Docker's local driver (a private dockerd each); Mount+Unmount of
+# each volume backend.
 bench: deps build
-	@command -v dockerd >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io; } || true
-	$(GO) test -run '^$$' -bench 'Launch$$' -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench 'Launch$$|DockerVolume' -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench 'MountUnmount' -benchtime 200x ./volumes/driver/
 
 demo: deps build
 	./scripts/demo.sh
@@ -94,7 +105,9 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./api/
+	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 20s ./volumes/
+	$(GO) test -run '^$$' -fuzz FuzzHostPath -fuzztime 20s ./volumes/client/
 
 clean:
 	rm -rf bin

@@ -2,7 +2,8 @@
 # make demo: the containerizer at work. Runs busybox containers with limits,
 # shows them enforced (CFS quota, memory, pids), an OOM kill reported, usage
 # printed, a live update, a detached container outliving its caller, and a
-# web server on a CNI bridge network reached through a published port.
+# web server on a CNI bridge network reached through a published port, and a
+# size-limited volume of Caisson's Docker volume driver shared by containers.
 # Everything lives in temporary state directories and is removed at the end.
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,10 +16,15 @@ export CAISSON_ROOT=$WORK/lib CAISSON_RUN_ROOT=$WORK/run CAISSON_CGROUP_PARENT=/
 export CAISSON_CNI_CONFIG_DIR=$WORK/net.d CAISSON_DEFAULT_NETWORK_SUBNET=10.236.0.0/24 CAISSON_DEFAULT_NETWORK_BRIDGE=cdemo$$
 ROOTFS=$WORK/busybox
 
+PLUGIN=caisson-demo-$$
+PLUGIN_PID=
+
 cleanup() {
 	ids=$($BIN ps -aq 2>/dev/null || true)
 	[ -z "$ids" ] || $BIN rm -f $ids >/dev/null 2>&1 || true
 	$BIN recover >/dev/null 2>&1 || true
+	if [ -n "$PLUGIN_PID" ]; then kill "$PLUGIN_PID" 2>/dev/null || true; wait "$PLUGIN_PID" 2>/dev/null || true; fi
+	grep " $WORK/" /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	ip link delete dev "$CAISSON_DEFAULT_NETWORK_BRIDGE" 2>/dev/null || true
 	umount -l "$CAISSON_RUN_ROOT/cni/netns" 2>/dev/null || true
 	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "$h$CAISSON_CGROUP_PARENT" 2>/dev/null || true; done
@@ -32,7 +38,7 @@ show() { printf '$ caisson %s\n' "$*"; "$BIN" "$@"; }
 # A root filesystem from the host's static busybox.
 mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
 cp "$(readlink -f "$(command -v busybox)")" "$ROOTFS/bin/busybox"
-for a in sh echo cat sleep dd head seq grep id hostname true tr httpd wget ip; do ln -s busybox "$ROOTFS/bin/$a"; done
+for a in sh echo cat sleep dd head seq grep id hostname true tr httpd wget ip stat df; do ln -s busybox "$ROOTFS/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
 echo 'root:x:0:' > "$ROOTFS/etc/group"
 
@@ -83,6 +89,17 @@ echo "container address: $IP"
 show run --rm --network caisson --rootfs "$ROOTFS" sh -c "wget -qO- http://$IP/ && ip -4 addr show dev eth0 | grep inet"
 printf '$ wget -qO- http://127.0.0.1:18080/\n'; wget -qO- http://127.0.0.1:18080/ 2>/dev/null || busybox wget -qO- http://127.0.0.1:18080/
 show network ls
+
+step "A Docker volume driver, and a size-limited volume shared by two containers"
+echo "\$ caisson volume-plugin --name $PLUGIN --root \$WORK/volumes &"
+"$BIN" --log-level warn volume-plugin --name "$PLUGIN" --root "$WORK/volumes" &
+PLUGIN_PID=$!
+i=0; while [ ! -S "/run/docker/plugins/$PLUGIN.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+show run --rm --rootfs "$ROOTFS" -u 1000 \
+	--mount "type=volume,driver=$PLUGIN,src=data,dst=/data,volume-opt=type=loop,volume-opt=size=8m,volume-opt=uid=1000" \
+	sh -c 'echo "kept across containers" > /data/note; stat -c "volume root owned by uid %u"  /data; dd if=/dev/zero of=/data/big bs=1M count=16 2>&1 | grep -i "space" || true'
+show run --rm --rootfs "$ROOTFS" -v "$PLUGIN/data:/data:ro" sh -c 'cat /data/note; df -h /data | tail -1'
+echo "plugin state: $(grep -c '"name"' "$WORK/volumes/state.json") volume(s), $(grep -c '"mounts"' "$WORK/volumes/state.json") mounted"
 
 step "Removing everything leaves nothing behind"
 "$BIN" rm -f $("$BIN" ps -aq) >/dev/null
