@@ -108,6 +108,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./api/
 	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 20s ./volumes/
 	$(GO) test -run '^$$' -fuzz FuzzHostPath -fuzztime 20s ./volumes/client/
+	$(GO) test -run '^$$' -fuzz FuzzParseOptions -fuzztime 20s ./volumes/driver/
 
 clean:
 	rm -rf bin
