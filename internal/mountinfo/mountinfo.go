@@ -20,9 +20,12 @@ type Mount struct {
 	Root       string
 	MountPoint string
 	Options    string
-	FSType     string
-	Source     string
-	SuperOpts  string
+	// Optional are the optional fields: "shared:N" (peer group N),
+	// "master:N" (a slave of peer group N), "propagate_from:N", "unbindable".
+	Optional  []string
+	FSType    string
+	Source    string
+	SuperOpts string
 }
 
 // Parse reads mountinfo lines. Malformed lines are an error.
@@ -82,6 +85,9 @@ func parseLine(line string) (Mount, error) {
 	m.Root = Unescape(f[3])
 	m.MountPoint = Unescape(f[4])
 	m.Options = f[5]
+	if len(f) > 6 {
+		m.Optional = f[6:]
+	}
 	m.FSType = g[0]
 	m.Source = Unescape(g[1])
 	if len(g) > 2 {
@@ -140,6 +146,29 @@ func Containing(ms []Mount, path string) (Mount, bool) {
 		}
 	}
 	return best, found
+}
+
+// PeerGroup returns N of the mount's "shared:N" field: the peer group that
+// mount propagation keeps in step with it; 0 when it is not shared.
+func (m Mount) PeerGroup() int {
+	return m.optional("shared:")
+}
+
+// Master returns N of "master:N": the peer group this mount receives
+// propagation from; 0 when none.
+func (m Mount) Master() int {
+	return m.optional("master:")
+}
+
+func (m Mount) optional(prefix string) int {
+	for _, o := range m.Optional {
+		if v, ok := strings.CutPrefix(o, prefix); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // IsMountPoint reports whether something is mounted at path in ms.

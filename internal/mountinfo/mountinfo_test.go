@@ -19,9 +19,12 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Mount{ID: 41, Parent: 22, Major: 8, Minor: 1, Root: "/var/lib/vol/data", MountPoint: "/mnt/my data",
-		Options: "rw", FSType: "ext4", Source: "/dev/sda1", SuperOpts: "rw"}
+		Options: "rw", Optional: []string{"master:1"}, FSType: "ext4", Source: "/dev/sda1", SuperOpts: "rw"}
 	if diff := cmp.Diff(want, ms[2]); diff != "" {
 		t.Errorf("line 3 (-want +got):\n%s", diff)
+	}
+	if ms[0].PeerGroup() != 1 || ms[0].Master() != 0 || ms[2].PeerGroup() != 0 || ms[2].Master() != 1 || ms[3].PeerGroup() != 0 {
+		t.Errorf("peer groups: %v %v %v", ms[0].Optional, ms[2].Optional, ms[3].Optional)
 	}
 	for _, tc := range []struct {
 		path string
