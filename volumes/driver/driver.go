@@ -2,7 +2,10 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -15,6 +18,7 @@ import (
 	"github.com/docker/go-plugins-helpers/volume"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
 	"github.com/caisson/caisson/internal/xfsquota"
 	"github.com/caisson/caisson/volumes"
@@ -69,6 +73,12 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(filepath.Join(d.root, "volumes"), 0o700); err != nil {
 		return nil, fmt.Errorf("plugin root: %w", err)
 	}
+	// Mount points are compared with mountinfo, which shows resolved paths.
+	real, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		return nil, fmt.Errorf("plugin root: %w", err)
+	}
+	d.root = real
 	lock, err := flock.Acquire(filepath.Join(d.root, "lock"), false)
 	if err != nil {
 		return nil, fmt.Errorf("plugin root %s is in use by another volume plugin: %w", d.root, err)
@@ -85,6 +95,7 @@ func New(cfg Config) (*Driver, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	d.emptyTrash()
 	return d, nil
 }
 
@@ -151,7 +162,7 @@ func (d *Driver) reconcile() error {
 		case refs == 0 && m:
 			d.log.Info("volume mounted with no references: unmounting it", "volume", name)
 			if err := d.unmountBacking(v); err != nil {
-				return err
+				d.log.Error("unmount of an unused volume", "volume", name, "err", err)
 			}
 		}
 	}
@@ -216,23 +227,70 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 		return errUnsupportedSize(d.quotaErr)
 	}
 	v := &record{Name: req.Name, Options: o, Raw: maps.Clone(req.Options), CreatedAt: d.now().UTC().Format(time.RFC3339)}
-	if err := d.build(v); err != nil {
-		d.destroy(v, false)
+	kept, err := d.keptData(v)
+	if err != nil {
+		return err
+	}
+	if err := d.build(v, kept); err != nil {
+		if !kept {
+			d.discard(v)
+		}
 		return fmt.Errorf("create volume %q: %w", req.Name, err)
 	}
 	d.st.Volumes[v.Name] = v
 	if err := d.save(); err != nil {
 		delete(d.st.Volumes, v.Name)
-		d.destroy(v, false)
+		if !kept {
+			d.discard(v)
+		}
 		return err
 	}
-	d.log.Info("volume created", "volume", v.Name, "type", o.Type, "size", o.Size)
+	if kept {
+		_ = os.Remove(d.keptMarker(v.Name))
+	}
+	d.log.Info("volume created", "volume", v.Name, "type", o.Type, "size", o.Size, "reused kept data", kept)
 	return nil
 }
 
-// build makes a volume's storage. Data kept from an earlier volume of the
-// same name (keep=true) is reused, not formatted again.
-func (d *Driver) build(v *record) error {
+// keptMarker is the file that says a volume's data was kept on Remove, and
+// what kind of volume it belonged to.
+func (d *Driver) keptMarker(name string) string { return filepath.Join(d.volDir(name), "kept.json") }
+
+// keptData reports whether a new volume takes over the data an earlier one
+// of its name kept (keep=true). Kept data of another type, filesystem or
+// image size is refused; anything else found there is the debris of a
+// Create that crashed, and is removed.
+func (d *Driver) keptData(v *record) (bool, error) {
+	if v.Options.Type == TypeBind {
+		return false, nil
+	}
+	if _, err := os.Lstat(d.volDir(v.Name)); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	data, err := os.ReadFile(d.keptMarker(v.Name))
+	if errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("removing the debris of an unfinished create", "volume", v.Name)
+		return false, os.RemoveAll(d.volDir(v.Name))
+	}
+	if err != nil {
+		return false, err
+	}
+	var k record
+	if err := json.Unmarshal(data, &k); err != nil {
+		return false, fmt.Errorf("kept data of volume %q: %s is corrupt: %w", v.Name, d.keptMarker(v.Name), err)
+	}
+	ko, o := k.Options, v.Options
+	if ko.Type != o.Type || ko.FS != o.FS || (o.Type == TypeLoop && ko.Size != o.Size) {
+		return false, fmt.Errorf("volume %q has data kept from an earlier volume (type=%s, fs=%s, size=%s): create it with the same type, fs and size, or delete %s first: %w",
+			v.Name, ko.Type, ko.FS, api.FormatSize(uint64(ko.Size)), d.volDir(v.Name), api.ErrConflict)
+	}
+	v.ProjectID = k.ProjectID
+	return true, nil
+}
+
+// build makes a volume's storage; with kept, over the data an earlier volume
+// of its name kept, which is not formatted again.
+func (d *Driver) build(v *record, kept bool) error {
 	o := v.Options
 	switch o.Type {
 	case TypeBind:
@@ -243,10 +301,10 @@ func (d *Driver) build(v *record) error {
 		if err := os.MkdirAll(d.volDir(v.Name), 0o700); err != nil {
 			return err
 		}
-		if _, err := os.Stat(d.image(v.Name)); err == nil {
-			d.log.Info("reusing the kept image of an earlier volume", "volume", v.Name)
-		} else if err := makeImage(context.Background(), d.image(v.Name), o); err != nil {
-			return err
+		if !kept {
+			if err := makeImage(context.Background(), d.image(v.Name), o); err != nil {
+				return err
+			}
 		}
 		if o.UID == nil && o.GID == nil && o.Mode == nil {
 			return nil
@@ -265,7 +323,9 @@ func (d *Driver) build(v *record) error {
 			return err
 		}
 		if o.Size > 0 {
-			v.ProjectID = d.nextProject()
+			if v.ProjectID == 0 {
+				v.ProjectID = d.nextProject()
+			}
 			if err := d.quota.SetLimit(data, v.ProjectID, uint64(o.Size)); err != nil {
 				return err
 			}
@@ -274,20 +334,20 @@ func (d *Driver) build(v *record) error {
 	}
 }
 
+// nextProject hands out XFS project IDs, never the same twice: files of a
+// kept volume still carry theirs.
 func (d *Driver) nextProject() uint32 {
-	id := uint32(projectBase)
-	for _, v := range d.st.Volumes {
-		if v.ProjectID >= id {
-			id = v.ProjectID + 1
-		}
+	if d.st.NextProject < projectBase {
+		d.st.NextProject = projectBase
 	}
+	id := d.st.NextProject
+	d.st.NextProject++
 	return id
 }
 
-// destroy removes a volume's storage: its backing mount, its quota, and its
-// data unless kept. Errors are logged: the volume is gone from the state
-// either way, and what is left is named in the log.
-func (d *Driver) destroy(v *record, keep bool) {
+// release unmounts a volume's backing filesystem and lifts its quota.
+// Errors are logged: what is left is named in the log.
+func (d *Driver) release(v *record) {
 	if needsMount(v) {
 		if err := d.unmountBacking(v); err != nil {
 			d.log.Error("remove volume: unmount", "volume", v.Name, "err", err)
@@ -298,14 +358,30 @@ func (d *Driver) destroy(v *record, keep bool) {
 			d.log.Error("remove volume: clear quota", "volume", v.Name, "err", err)
 		}
 	}
-	if keep || v.Options.Type == TypeBind {
-		if v.Options.Type == TypeTmpfs {
-			_ = os.Remove(d.mntDir(v.Name))
+}
+
+// discard removes what a failed Create made.
+func (d *Driver) discard(v *record) {
+	d.release(v)
+	if v.Options.Type != TypeBind {
+		if err := os.RemoveAll(d.volDir(v.Name)); err != nil {
+			d.log.Error("remove volume data", "volume", v.Name, "err", err)
 		}
-		return
 	}
-	if err := os.RemoveAll(d.volDir(v.Name)); err != nil {
-		d.log.Error("remove volume data", "volume", v.Name, "err", err)
+}
+
+// trashDir holds the data of removed volumes until it is deleted, so a
+// crash never leaves a removed volume's data where a new volume of the same
+// name would find it.
+func (d *Driver) trashDir() string { return filepath.Join(d.root, "trash") }
+
+// emptyTrash deletes removed volumes' data.
+func (d *Driver) emptyTrash() {
+	entries, _ := os.ReadDir(d.trashDir())
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(d.trashDir(), e.Name())); err != nil {
+			d.log.Error("delete a removed volume's data", "dir", e.Name(), "err", err)
+		}
 	}
 }
 
@@ -318,20 +394,52 @@ func (d *Driver) Remove(req *volume.RemoveRequest) error {
 	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	err = d.remove(v)
+	d.mu.Unlock()
+	if err == nil {
+		d.emptyTrash() // outside the lock: a big volume takes a while
+	}
+	return err
+}
+
+func (d *Driver) remove(v *record) error {
 	if refs := v.refs(); refs > 0 {
 		if n, _ := holders(d.mountpoint(v)); n > 0 {
 			return fmt.Errorf("volume %q is in use: mounted in %d container(s): %w", v.Name, n, api.ErrConflict)
 		}
 		d.log.Warn("removing a volume with stale references (its users died without Unmount)", "volume", v.Name, "refs", refs)
 	}
+	d.release(v)
+	keep := v.Options.Keep || v.Options.Type == TypeBind
+	var trash string
+	switch {
+	case v.Options.Type == TypeBind:
+	case keep:
+		marker, err := json.Marshal(record{Name: v.Name, Options: v.Options, ProjectID: v.ProjectID, CreatedAt: v.CreatedAt})
+		if err == nil {
+			err = atomicfile.Write(d.keptMarker(v.Name), marker, 0o600, true)
+		}
+		if err != nil {
+			return fmt.Errorf("remove volume %q: mark its data kept: %w", v.Name, err)
+		}
+	default:
+		if err := os.MkdirAll(d.trashDir(), 0o700); err != nil {
+			return err
+		}
+		trash = filepath.Join(d.trashDir(), fmt.Sprintf("%s.%d", v.Name, d.now().UnixNano()))
+		if err := os.Rename(d.volDir(v.Name), trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove volume %q: %w", v.Name, err)
+		}
+	}
 	delete(d.st.Volumes, v.Name)
 	if err := d.save(); err != nil {
 		d.st.Volumes[v.Name] = v
+		if trash != "" {
+			_ = os.Rename(trash, d.volDir(v.Name))
+		}
 		return err
 	}
-	d.destroy(v, v.Options.Keep)
-	d.log.Info("volume removed", "volume", v.Name, "kept data", v.Options.Keep || v.Options.Type == TypeBind)
+	d.log.Info("volume removed", "volume", v.Name, "kept data", keep)
 	return nil
 }
 
@@ -398,14 +506,16 @@ func (d *Driver) Unmount(req *volume.UnmountRequest) error {
 	if v.Mounts[req.ID]--; v.Mounts[req.ID] == 0 {
 		delete(v.Mounts, req.ID)
 	}
+	// The count is saved first: a crash before the teardown leaves a mount
+	// nobody counts, which the next start removes.
+	if err := d.save(); err != nil {
+		v.Mounts = old
+		return err
+	}
 	if v.refs() == 0 && needsMount(v) {
 		if err := d.unmountBacking(v); err != nil {
-			v.Mounts = old
-			return err
+			d.log.Error("unmount with no user left; the next start or Mount retries", "volume", v.Name, "err", err)
 		}
-	}
-	if err := d.save(); err != nil {
-		return err
 	}
 	d.log.Debug("unmount", "volume", v.Name, "id", req.ID, "refs", v.refs())
 	return nil

@@ -28,7 +28,7 @@ func newDriver(t *testing.T, root string) *Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Close(); unmountUnder(t, root) })
+	t.Cleanup(func() { _ = d.Close(); unmountUnder(t, d.root) })
 	return d
 }
 
@@ -195,8 +195,84 @@ func TestKeep(t *testing.T) {
 		if err := d.Remove(&volume.RemoveRequest{Name: "k"}); err != nil {
 			t.Fatal(err)
 		}
+		// Kept data is only taken over by a volume of the same kind.
+		other := map[string]string{"type": "loop", "size": "8m"}
+		if opts["type"] == "loop" {
+			other = map[string]string{"type": "loop", "size": "6m"}
+		}
+		if err := d.Create(&volume.CreateRequest{Name: "k", Options: other}); !errors.Is(err, api.ErrConflict) {
+			t.Errorf("%v over data kept by %v: %v, want api.ErrConflict", other, opts, err)
+		}
+		if _, err := os.Stat(d.keptMarker("k")); err != nil {
+			t.Errorf("kept data lost after a refused Create: %v", err)
+		}
 		_ = os.RemoveAll(d.volDir("k"))
 	}
+}
+
+// TestRemoveLeavesNothing: removed data goes through the trash and is gone;
+// debris of a Create that crashed is not taken for kept data.
+func TestRemoveLeavesNothing(t *testing.T) {
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	d := newDriver(t, root)
+	mp := mustCreate(t, d, "gone", map[string]string{"type": "loop", "size": "4m"})
+	if err := os.WriteFile(filepath.Join(mp, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustUnmount(t, d, "gone", "c1")
+	if err := d.Remove(&volume.RemoveRequest{Name: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{filepath.Join(root, "volumes"), filepath.Join(root, "trash")} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("%s after Remove: %v", dir, entries)
+		}
+	}
+	// A crash between writing the image and saving the state left this.
+	if err := os.MkdirAll(filepath.Join(root, "volumes", "debris"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "volumes", "debris", "disk.img"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mp = mustCreate(t, d, "debris", map[string]string{"type": "loop", "size": "4m"})
+	if entries, err := os.ReadDir(mp); err != nil || len(entries) != 1 || entries[0].Name() != "lost+found" {
+		t.Errorf("new volume over debris: %v, %v", entries, err)
+	}
+	mustUnmount(t, d, "debris", "c1")
+}
+
+// TestSymlinkedRoot: a root reached through a symlink still sees its own
+// mounts (mountinfo shows resolved paths), so a tmpfs is mounted once.
+func TestSymlinkedRoot(t *testing.T) {
+	testutil.RequiresRoot(t)
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, link)
+	mp := mustCreate(t, d, "m", map[string]string{"type": "tmpfs"})
+	if err := os.WriteFile(filepath.Join(mp, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mp2 := mustMount(t, d, "m", "c2")
+	if _, err := os.Stat(filepath.Join(mp2, "f")); err != nil {
+		t.Errorf("second user sees another tmpfs: %v", err)
+	}
+	ms, _ := mountinfo.Read(0)
+	n := 0
+	for _, m := range ms {
+		if m.MountPoint == mp2 {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d mounts at %s, want 1", n, mp2)
+	}
+	mustUnmount(t, d, "m", "c1")
+	mustUnmount(t, d, "m", "c2")
 }
 
 // holder is a process in a mount namespace of its own that bind-mounts a
@@ -404,6 +480,9 @@ func TestBadInput(t *testing.T) {
 		{"v", map[string]string{"type": "bind", "path": "/does/not/exist"}, api.ErrInvalid},
 		{"v", map[string]string{"type": "bind", "path": "relative"}, api.ErrInvalid},
 		{"v", map[string]string{"type": "bind", "path": inside}, api.ErrInvalid},
+		{"v", map[string]string{"type": "bind", "path": filepath.Dir(root)}, api.ErrInvalid},
+		{"v", map[string]string{"type": "bind", "path": "/"}, api.ErrInvalid},
+		{"v", map[string]string{"type": "tmpfs", "keep": "true"}, api.ErrInvalid},
 		{"v", map[string]string{"type": "bind", "path": "/tmp", "size": "1g"}, api.ErrInvalid},
 		// Not on XFS with prjquota here: a dir volume cannot have a size.
 		{"v", map[string]string{"size": "1g"}, api.ErrInvalid},
@@ -490,12 +569,13 @@ func TestDirSizeOnXFS(t *testing.T) {
 	root := filepath.Join(xfsRoot(t), "plugin")
 	d := newDriver(t, root)
 	mp := mustCreate(t, d, "sized", map[string]string{"size": "4m", "uid": "1000"})
-	if err := fill(filepath.Join(mp, "big"), 5<<20); !errors.Is(err, syscall.ENOSPC) {
-		t.Errorf("writing 5MiB into a 4MiB dir volume: %v, want ENOSPC", err)
-	}
-	// Subdirectories made later are inside the limit too.
+	// Subdirectories made later are inside the limit too. (Made before the
+	// volume is full: XFS refuses even a mkdir in a full project, ENOSPC.)
 	if err := os.Mkdir(filepath.Join(mp, "sub"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if err := fill(filepath.Join(mp, "big"), 5<<20); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("writing 5MiB into a 4MiB dir volume: %v, want ENOSPC", err)
 	}
 	if err := fill(filepath.Join(mp, "sub", "more"), 1<<20); !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("writing into a subdirectory of a full volume: %v, want ENOSPC", err)

@@ -1,7 +1,9 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,6 +130,10 @@ func parseOptions(raw map[string]string, root string) (Options, error) {
 		if min := loopFS[o.FS]; o.Size < min {
 			return bad("size", fmt.Sprintf("a loop image formatted %s must be at least %s", o.FS, api.FormatSize(uint64(min))))
 		}
+	case TypeTmpfs:
+		if o.Keep {
+			return bad("keep", "a tmpfs volume's data is in memory and cannot be kept")
+		}
 	case TypeBind:
 		if o.Path == "" {
 			return o, fmt.Errorf("type=bind needs -o path=/existing/host/dir: %w", api.ErrInvalid)
@@ -151,8 +157,11 @@ func bindPath(p, root string) (string, error) {
 		return "", fmt.Errorf("not an absolute path")
 	}
 	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("does not exist")
+	}
+	if err != nil {
+		return "", err
 	}
 	fi, err := os.Stat(real)
 	if err != nil || !fi.IsDir() {
@@ -164,6 +173,9 @@ func bindPath(p, root string) (string, error) {
 	}
 	if real == rroot || strings.HasPrefix(real, rroot+"/") {
 		return "", fmt.Errorf("is inside the plugin root %s", root)
+	}
+	if real == "/" || strings.HasPrefix(rroot, real+"/") {
+		return "", fmt.Errorf("holds the plugin root %s (its state and every volume)", root)
 	}
 	return real, nil
 }

@@ -21,6 +21,8 @@ type state struct {
 	// reboot nothing is mounted and every count is stale.
 	BootID  string             `json:"boot_id"`
 	Volumes map[string]*record `json:"volumes"`
+	// NextProject is the next XFS project ID to hand out.
+	NextProject uint32 `json:"next_project,omitempty"`
 }
 
 // record is one volume's record.
