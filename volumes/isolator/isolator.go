@@ -22,7 +22,6 @@ import (
 	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
 	"github.com/caisson/caisson/isolators"
-	"github.com/caisson/caisson/volumes"
 	"github.com/caisson/caisson/volumes/client"
 )
 
@@ -177,8 +176,10 @@ func validate(vs []api.VolumeMount) error {
 		if v.Driver == "" || strings.ContainsRune(v.Driver, 0) {
 			return fmt.Errorf("volume %q: a volume driver is required: %w", v.Name, api.ErrInvalid)
 		}
-		if err := volumes.ValidateName(v.Name); err != nil {
-			return err
+		// Plugins other than ours accept other names (netshare's
+		// "host/share"); the name is only ever hashed here.
+		if v.Name == "" || strings.ContainsRune(v.Name, 0) {
+			return fmt.Errorf("volume name %q: want a non-empty name without NUL: %w", v.Name, api.ErrInvalid)
 		}
 		t := path.Clean(v.Target)
 		if !path.IsAbs(v.Target) || t == "/" {
@@ -207,7 +208,7 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 		mp, err := iso.acquire(ctx, req.ContainerID, v)
 		if err != nil {
 			for _, done := range vs[:i] {
-				if rerr := iso.release(ctx, req.ContainerID, done.Driver, done.Name); rerr != nil {
+				if rerr := iso.release(context.WithoutCancel(ctx), req.ContainerID, done.Driver, done.Name); rerr != nil {
 					iso.cfg.Logger.Error("release after a failed mount", "volume", done.Driver+"/"+done.Name, "err", rerr)
 				}
 			}
@@ -237,7 +238,7 @@ func (iso *Isolator) acquire(ctx context.Context, cid string, v api.VolumeMount)
 		return "", err
 	}
 	h := holder{Container: cid, Target: path.Clean(v.Target)}
-	if r != nil && r.Mountpoint != "" {
+	if r != nil && r.Mountpoint != "" && len(r.Holders) > 0 {
 		if !slices.Contains(r.Holders, h) {
 			r.Holders = append(r.Holders, h)
 		}
@@ -251,10 +252,25 @@ func (iso *Isolator) acquire(ctx context.Context, cid string, v api.VolumeMount)
 	if err != nil {
 		return "", fmt.Errorf("volume driver %q: %w", v.Driver, err)
 	}
-	mctx, cancel := context.WithTimeout(ctx, iso.cfg.MountTimeout)
-	defer cancel()
-	if _, err := p.Get(mctx, v.Name); errors.Is(err, api.ErrNotFound) {
-		if err := p.Create(mctx, v.Name, v.Options); err != nil {
+	if r != nil && r.Mountpoint != "" {
+		// Nobody uses it, but its Unmount failed before: the mount point
+		// may be gone. Pay that Unmount, then mount afresh.
+		uctx, cancel := context.WithTimeout(ctx, iso.cfg.UnmountTimeout)
+		err := p.Unmount(uctx, v.Name, r.MountID)
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("volume %s/%s: an earlier unmount is still owed and failed again: %w", v.Driver, v.Name, err)
+		}
+		r = nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, iso.cfg.MountTimeout)
+	_, err = p.Get(cctx, v.Name)
+	cancel()
+	if errors.Is(err, api.ErrNotFound) {
+		cctx, cancel := context.WithTimeout(ctx, iso.cfg.MountTimeout)
+		err = p.Create(cctx, v.Name, v.Options)
+		cancel()
+		if err != nil {
 			return "", fmt.Errorf("create volume %s/%s: %w", v.Driver, v.Name, err)
 		}
 		log.Info("volume created", "options", v.Options)
@@ -273,6 +289,8 @@ func (iso *Isolator) acquire(ctx context.Context, cid string, v api.VolumeMount)
 		return "", err
 	}
 	iso.crash("volume:recorded")
+	mctx, cancel := context.WithTimeout(ctx, iso.cfg.MountTimeout)
+	defer cancel()
 	mp, err := p.Mount(mctx, v.Name, r.MountID)
 	if err != nil {
 		// A failed Mount may still have counted (moby#22564): undo it.
@@ -302,7 +320,7 @@ func (iso *Isolator) acquire(ctx context.Context, cid string, v api.VolumeMount)
 // release drops every use of one volume by a container, unmounting it when
 // nobody is left.
 func (iso *Isolator) release(ctx context.Context, cid, driver, name string) error {
-	return iso.sweepOne(ctx, key(driver, name), func(h holder) bool { return h.Container == cid })
+	return iso.sweepOne(ctx, key(driver, name), false, func(h holder) bool { return h.Container == cid })
 }
 
 // settle saves a record, unmounting the volume first when it has no users
@@ -344,38 +362,45 @@ func (iso *Isolator) records() ([]string, error) {
 	return keys, nil
 }
 
-// Cleanup releases every volume the container uses. It is idempotent.
+// Cleanup releases every volume the container uses. It is idempotent, and
+// touches only the records that name the container: a volume whose plugin
+// is gone does not hold up other containers' cleanup.
 func (iso *Isolator) Cleanup(ctx context.Context, req *isolators.CleanupRequest) error {
-	return iso.sweep(ctx, func(h holder) bool { return h.Container == req.ContainerID })
+	return iso.sweep(ctx, false, func(h holder) bool { return h.Container == req.ContainerID })
 }
 
 // Recover drops the uses of containers that are gone and unmounts volumes
-// nobody uses any more (also those whose Unmount failed before).
+// nobody uses any more, also those whose Unmount failed before.
 func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest) error {
 	live := map[string]bool{}
 	for _, c := range req.Containers {
 		live[c.ID] = true
 	}
-	return iso.sweep(ctx, func(h holder) bool { return !live[h.Container] })
+	return iso.sweep(ctx, true, func(h holder) bool { return !live[h.Container] })
 }
 
-// sweep removes the holders drop selects from every record, settling each
-// record it touched or that has no holder.
-func (iso *Isolator) sweep(ctx context.Context, drop func(holder) bool) error {
+// sweep removes the holders drop selects from every record and unmounts the
+// volumes left with none; with owed, also volumes whose Unmount is owed.
+func (iso *Isolator) sweep(ctx context.Context, owed bool, drop func(holder) bool) error {
 	keys, err := iso.records()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, k := range keys {
-		if err := iso.sweepOne(ctx, k, drop); err != nil {
+		// A first look without the lock, so Cleanup does not wait behind
+		// a Mount of a volume this container never used.
+		if r, err := iso.load(k); err != nil || r == nil || !(slices.ContainsFunc(r.Holders, drop) || owed && len(r.Holders) == 0) {
+			continue
+		}
+		if err := iso.sweepOne(ctx, k, owed, drop); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (iso *Isolator) sweepOne(ctx context.Context, k string, drop func(holder) bool) error {
+func (iso *Isolator) sweepOne(ctx context.Context, k string, owed bool, drop func(holder) bool) error {
 	l, err := iso.lock(k)
 	if err != nil {
 		return err
@@ -387,7 +412,7 @@ func (iso *Isolator) sweepOne(ctx context.Context, k string, drop func(holder) b
 	}
 	n := len(r.Holders)
 	r.Holders = slices.DeleteFunc(r.Holders, drop)
-	if len(r.Holders) == n && n > 0 {
+	if len(r.Holders) == n && (n > 0 || !owed) {
 		return nil
 	}
 	return iso.settle(ctx, k, r)

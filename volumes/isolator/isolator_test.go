@@ -192,7 +192,8 @@ func TestPartialFailure(t *testing.T) {
 	// Unknown drivers and bad requests fail before any plugin call.
 	for _, vs := range [][]api.VolumeMount{
 		{{Driver: "nope", Name: "a", Target: "/a"}},
-		{{Driver: "fake", Name: "a/b", Target: "/a"}},
+		{{Driver: "fake", Name: "a\x00b", Target: "/a"}},
+		{{Driver: "fake", Name: "", Target: "/a"}},
 		{{Driver: "fake", Name: "a", Target: "rel"}},
 		{{Driver: "fake", Name: "a", Target: "/"}},
 		{{Driver: "", Name: "a", Target: "/a"}},
@@ -292,4 +293,36 @@ func sorted(s []string) []string {
 		}
 	}
 	return out
+}
+
+// TestOwedUnmount: after an Unmount failed, the mount point is not handed
+// out again blindly: the next user pays the Unmount and mounts afresh, and
+// other containers' cleanup is not held up by it.
+func TestOwedUnmount(t *testing.T) {
+	p := newFake()
+	iso := newIso(t, t.TempDir(), p)
+	if _, err := prepare(t, iso, "c1", api.VolumeMount{Driver: "fake", Name: "v", Target: "/v"}); err != nil {
+		t.Fatal(err)
+	}
+	p.failNext = "Unmount"
+	if err := iso.Cleanup(context.Background(), &isolators.CleanupRequest{ContainerID: "c1"}); err == nil {
+		t.Fatal("Cleanup hid a failed Unmount")
+	}
+	p.takeCalls()
+	// Another container's cleanup does not retry (or fail on) it.
+	cleanup(t, iso, "unrelated")
+	if calls := p.takeCalls(); len(calls) != 0 {
+		t.Errorf("unrelated cleanup called the plugin: %v", calls)
+	}
+	if _, err := prepare(t, iso, "c2", api.VolumeMount{Driver: "fake", Name: "v", Target: "/w"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Unmount v " + MountID("c1", "/v")[:8], "Mount v " + MountID("c2", "/w")[:8]}
+	if diff := cmp.Diff(want, p.takeCalls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	cleanup(t, iso, "c2")
+	if diff := cmp.Diff(map[string]int{"v": 0}, p.refs); diff != "" {
+		t.Errorf("plugin refs (-want +got):\n%s", diff)
+	}
 }
