@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -32,14 +33,20 @@ func (f *runFlags) volumeSpec(s *api.ContainerSpec) error {
 }
 
 // parseMount parses --mount type=volume,driver=D,src=NAME,dst=/path[,ro]
-// [,volume-opt=k=v]..., with Docker's synonyms for the keys.
+// [,volume-opt=k=v]..., as Docker does: comma-separated values in CSV
+// quoting ("volume-opt=o=a,b" in double quotes keeps its comma), Docker's
+// synonyms for the keys, type=volume by default.
 func parseMount(m string) (api.VolumeMount, error) {
 	var v api.VolumeMount
 	bad := func(why string) (api.VolumeMount, error) {
 		return v, fmt.Errorf("--mount %q: %s (want type=volume,driver=D,src=NAME,dst=/path[,ro][,volume-opt=k=v]): %w", m, why, api.ErrInvalid)
 	}
-	typ := ""
-	for _, field := range strings.Split(m, ",") {
+	fields, err := csv.NewReader(strings.NewReader(m)).Read()
+	if err != nil {
+		return bad("not comma-separated values: " + err.Error())
+	}
+	typ := "volume"
+	for _, field := range fields {
 		k, val, _ := strings.Cut(field, "=")
 		switch strings.ToLower(k) {
 		case "type":

@@ -18,6 +18,7 @@ func TestParseMount(t *testing.T) {
 		{"type=volume,volume-driver=vendor/p:1.0,source=d,target=/d,readonly,volume-opt=size=1g,volume-opt=type=loop",
 			api.VolumeMount{Driver: "vendor/p:1.0", Name: "d", Target: "/d", ReadOnly: true, Options: map[string]string{"size": "1g", "type": "loop"}}},
 		{"type=volume,driver=cv,src=d,dst=/d,ro=false", api.VolumeMount{Driver: "cv", Name: "d", Target: "/d"}},
+		{`driver=nfs,src=d,dst=/d,"volume-opt=o=addr=10.0.0.1,rw"`, api.VolumeMount{Driver: "nfs", Name: "d", Target: "/d", Options: map[string]string{"o": "addr=10.0.0.1,rw"}}},
 	} {
 		got, err := parseMount(tc.in)
 		if err != nil {
@@ -28,7 +29,7 @@ func TestParseMount(t *testing.T) {
 			t.Errorf("parseMount(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
-	for _, bad := range []string{"", "type=bind,src=/x,dst=/y", "type=volume,src=d,dst=/d", "type=volume,driver=cv,dst=/d",
+	for _, bad := range []string{"", "type=bind,src=/x,dst=/y", `driver=a,src=b,dst=/c,"unclosed`, "type=volume,src=d,dst=/d", "type=volume,driver=cv,dst=/d",
 		"type=volume,driver=cv,src=d", "type=volume,driver=cv,src=d,dst=/d,colour=red", "type=volume,driver=cv,src=d,dst=/d,ro=maybe",
 		"type=volume,driver=cv,src=d,dst=/d,volume-opt=novalue"} {
 		if _, err := parseMount(bad); !errors.Is(err, api.ErrInvalid) {
