@@ -328,27 +328,27 @@ func TestLogs(t *testing.T) {
 
 func TestPsAndInspectJSON(t *testing.T) {
 	e := newEnv(t)
-	e.ok("run", "-d", "--name", "a", "--rootfs", e.rootfs, "sleep", "1000")
-	e.ok("run", "--name", "b", "--rootfs", e.rootfs, "true")
+	e.ok("run", "-d", "--name", "ps-up", "--rootfs", e.rootfs, "sleep", "1000")
+	e.ok("run", "--name", "ps-done", "--rootfs", e.rootfs, "true")
 	var list []api.Container
 	if err := json.Unmarshal([]byte(e.ok("ps", "--format", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 || list[0].Name != "a" {
+	if len(list) != 1 || list[0].Name != "ps-up" {
 		t.Fatalf("ps lists %d containers, want only the running one", len(list))
 	}
 	if err := json.Unmarshal([]byte(e.ok("ps", "-a", "--format", "json")), &list); err != nil || len(list) != 2 {
 		t.Fatalf("ps -a: %v, %d containers", err, len(list))
 	}
-	b := e.inspect("b")
+	b := e.inspect("ps-done")
 	if b.State != api.StateExited || b.Termination == nil || b.Termination.ExitCode != 0 || b.Termination.Reason != api.ReasonExited {
 		t.Errorf("inspect b: %+v", b)
 	}
 	if r := e.caisson("ps", "--format", "yaml"); r.code != 125 {
 		t.Errorf("ps with a bad format: %s", r)
 	}
-	e.ok("rm", "b")
-	if r := e.caisson("inspect", "b"); r.code != 125 {
+	e.ok("rm", "ps-done")
+	if r := e.caisson("inspect", "ps-done"); r.code != 125 {
 		t.Errorf("inspect of a removed container: %s", r)
 	}
 }
