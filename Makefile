@@ -84,7 +84,10 @@ test-ppc64le: deps
 # The cgroups isolator's tests and the end-to-end tests on a unified cgroup v2
 # host, which this hybrid one is not: a small VM booted with only cgroup2
 # mounted (KVM, or QEMU's emulator where there is no /dev/kvm or it cannot
-# boot Debian's kernel; about 3 minutes then).
+# boot Debian's kernel; about 3 minutes then). The VM also runs the XFS
+# project quota tests (internal/xfsquota, and volumes/driver's
+# TestDirSizeOnXFS), which skip on this kernel (no CONFIG_XFS_QUOTA) but not
+# on Debian's.
 test-cgroup2: deps
 	GO=$(GO) ./scripts/cgroup2-vm.sh
 

@@ -3,11 +3,23 @@
 # on a unified cgroup v2 host, which this one (hybrid: the controllers are in
 # the v1 hierarchies) is not. It boots Debian's kernel in a small virtual
 # machine whose root filesystem is an initramfs built here: busybox, runc and
-# crun (with their libraries), the caisson binary and the two test binaries.
+# crun (with their libraries), the caisson binary and the test binaries.
 # The VM mounts only cgroup2 at /sys/fs/cgroup (cgroup_no_v1=all), enables the
-# cpu, memory, pids and io controllers for the root's children, runs both test
-# binaries, prints their output on the serial console and powers off. This
-# script fails unless both report PASS and TestV2Controllers passed.
+# cpu, memory, pids and io controllers for the root's children, runs the
+# cgroups and end-to-end test binaries, prints their output on the serial
+# console and powers off.
+#
+# It also runs the XFS project quota tests, which skip on this host and in CI
+# (their kernel is built without CONFIG_XFS_QUOTA, so mounting XFS with
+# prjquota fails with EINVAL) but not on Debian's kernel: all of
+# internal/xfsquota's tests and volumes/driver's TestDirSizeOnXFS (a
+# size-limited dir volume), on loop-mounted images in the VM's tmpfs. For them
+# the initramfs also holds mkfs.xfs and mkfs.ext4 (with their libraries) and
+# the kernel modules for XFS, ext4 and loop devices.
+#
+# This script fails unless the cgroups, end-to-end and both XFS test binaries
+# report PASS, TestV2Controllers and TestDirSizeOnXFS passed, and none of the
+# XFS tests skipped.
 #
 # Accelerator: KVM when the CPU has hardware virtualisation (vmx or svm).
 # Some hosts' /dev/kvm is a paravirtual one without it (PVM, the nested KVM of
@@ -19,9 +31,10 @@
 # flags to the e2e test binary (-test.run=..., -test.skip=...).
 #
 # It installs what it needs on first use (qemu-system-x86 and cpio, with
-# apt-get) and keeps Debian's kernel, extracted from its package without
-# installing it, in .cache/cgroup2-vm/. The host is otherwise left alone: the
-# build and the initramfs live in a temporary directory removed at the end.
+# apt-get) and keeps Debian's kernel and the modules the VM loads, extracted
+# from its package without installing it, in .cache/cgroup2-vm/. The host is
+# otherwise left alone: the build and the initramfs live in a temporary
+# directory removed at the end.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -46,15 +59,21 @@ missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 command -v cpio >/dev/null 2>&1 || missing="$missing cpio"
 [ -z "$missing" ] || apt_install $missing
-for c in runc crun busybox; do
+for c in runc crun busybox mkfs.xfs mkfs.ext4; do
 	command -v $c >/dev/null 2>&1 || { echo "test-cgroup2: $c is missing (make deps installs it)" >&2; exit 1; }
 done
 
 # --- the kernel: Debian's, extracted from its package into the cache --------
+# The modules the VM loads, in this order (each after those it depends on, as
+# their modinfo "depends" and "softdep" say): overlay for the containers; xfs,
+# which needs libcrc32c, which needs the crc32c algorithm; loop; ext4 (one
+# XFS quota test checks that ext4 is refused), which needs crc16, mbcache and
+# jbd2. Any of them that a kernel builds in (modules.builtin) is left out.
+KMODS="overlay crc32c_generic libcrc32c xfs loop crc16 mbcache jbd2 ext4"
 kernel_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }'; }
 KDIR=$(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | sort -V | tail -n 1)
 KDIR=${KDIR%/}
-if [ -z "$KDIR" ] || [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/overlay.ko" ]; then
+if [ -z "$KDIR" ] || [ ! -f "$KDIR/vmlinuz" ] || [ "$(cat "$KDIR/modules" 2>/dev/null)" != "$KMODS" ]; then
 	pkg=$(kernel_pkg)
 	if [ -z "$pkg" ]; then
 		apt-get update -q >/dev/null
@@ -65,16 +84,25 @@ if [ -z "$KDIR" ] || [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/overlay.ko" ]; th
 	dl=$(mktemp -d "$CACHE/download.XXXXXX")
 	(cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
 	mkdir -p "$dl/x"
-	dpkg-deb --fsys-tarfile "$dl"/*.deb | tar -x -C "$dl/x" --wildcards './boot/vmlinuz-*' '*/kernel/fs/overlayfs/overlay.ko*'
+	names=$(echo "$KMODS" | tr ' ' '|')
+	dpkg-deb --fsys-tarfile "$dl"/*.deb | tar -t | grep -E "^\./boot/vmlinuz-|/kernel/.*/($names)\.ko(\.xz|\.zst)?\$|/modules\.builtin\$" >"$dl/members"
+	dpkg-deb --fsys-tarfile "$dl"/*.deb | tar -x -C "$dl/x" -T "$dl/members"
 	KDIR=$CACHE/$pkg
 	rm -rf "$KDIR" && mkdir -p "$KDIR"
 	cp "$dl"/x/boot/vmlinuz-* "$KDIR/vmlinuz"
-	ko=$(find "$dl/x" -name 'overlay.ko*' | head -n 1)
-	case $ko in
-	*.xz) xz -dc "$ko" >"$KDIR/overlay.ko" ;;
-	*.zst) zstd -qdc "$ko" >"$KDIR/overlay.ko" ;;
-	*) cp "$ko" "$KDIR/overlay.ko" ;;
-	esac
+	for m in $KMODS; do
+		ko=$(find "$dl/x" -name "$m.ko*" | head -n 1)
+		case $ko in
+		"")
+			grep -q "/$m\.ko\$" "$dl"/x/lib/modules/*/modules.builtin 2>/dev/null ||
+				{ echo "test-cgroup2: $pkg has no module $m, and does not build it in" >&2; exit 1; }
+			;;
+		*.xz) xz -dc "$ko" >"$KDIR/$m.ko" ;;
+		*.zst) zstd -qdc "$ko" >"$KDIR/$m.ko" ;;
+		*) cp "$ko" "$KDIR/$m.ko" ;;
+		esac
+	done
+	echo "$KMODS" >"$KDIR/modules"
 	rm -rf "$dl"
 fi
 log "kernel $(basename "$KDIR")"
@@ -118,9 +146,17 @@ log "building caisson and the test binaries (CGO_ENABLED=0)"
 CGO_ENABLED=0 $GO build -o "$IR/bin/caisson" ./cmd/caisson
 CGO_ENABLED=0 $GO test -c -o "$IR/tests/cgroups.test" ./isolators/cgroups/
 CGO_ENABLED=0 $GO test -c -o "$IR/tests/e2e.test" ./e2e/
+CGO_ENABLED=0 $GO test -c -o "$IR/tests/xfsquota.test" ./internal/xfsquota/
+CGO_ENABLED=0 $GO test -c -o "$IR/tests/driver.test" ./volumes/driver/
 
 cp "$(readlink -f "$(command -v busybox)")" "$IR/bin/busybox"
-cp "$KDIR/overlay.ko" "$IR/lib/modules/overlay.ko"
+# The modules, and the order in which the VM's init loads them.
+for m in $KMODS; do
+	if [ -f "$KDIR/$m.ko" ]; then
+		cp "$KDIR/$m.ko" "$IR/lib/modules/$m.ko"
+		echo "$m" >>"$IR/lib/modules/order"
+	fi
+done
 
 # A dynamically linked binary, with the libraries and the ELF interpreter
 # ldd lists, at the paths it lists.
@@ -135,6 +171,11 @@ copy_elf() {
 }
 copy_elf runc /usr/sbin/runc
 copy_elf crun /usr/bin/crun
+# For the XFS quota tests. mkfs.ext4 is a link to mke2fs, which takes the
+# filesystem type from the name it is run by.
+copy_elf mkfs.xfs /usr/sbin/mkfs.xfs
+copy_elf mkfs.ext4 /usr/sbin/mkfs.ext4
+[ ! -f /etc/mke2fs.conf ] || cp /etc/mke2fs.conf "$IR/etc/mke2fs.conf"
 
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$IR/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$IR/etc/group"
@@ -168,7 +209,9 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t tmpfs -o mode=755 run /run
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
-insmod /lib/modules/overlay.ko
+for m in $(cat /lib/modules/order); do
+	insmod "/lib/modules/$m.ko" || echo "CGROUP2-VM: insmod $m failed"
+done
 ip link set lo up
 hostname cgroup2-vm
 ok=1
@@ -189,9 +232,23 @@ if [ $ok = 1 ]; then
 	set -f
 	CAISSON_E2E_BIN=/bin/caisson ./e2e.test -test.v -test.count=1 -test.short -test.timeout 20m $(cat e2e.flags)
 	echo "CGROUP2-VM: e2e rc=$? ($(($(date +%s) - start))s)"
+	set +f
 else
 	echo "CGROUP2-VM: setup failed"
 fi
+# The XFS project quota tests (on loop devices over files in /tmp), which
+# need no cgroup.
+export CI=true
+cd /tests
+xqm=no
+[ -e /proc/fs/xfs/xqm ] && xqm=yes
+echo "CGROUP2-VM: XFS quota tests (xfs $(grep -qw xfs /proc/filesystems && echo loaded || echo missing), quota support $xqm, $(ls /dev/loop-control 2>/dev/null || echo no /dev/loop-control))"
+start=$(date +%s)
+./xfsquota.test -test.v -test.count=1 -test.timeout 10m
+echo "CGROUP2-VM: xfsquota rc=$? ($(($(date +%s) - start))s)"
+start=$(date +%s)
+./driver.test -test.v -test.count=1 -test.timeout 10m -test.run '^TestDirSizeOnXFS$'
+echo "CGROUP2-VM: driver rc=$? ($(($(date +%s) - start))s)"
 sync
 poweroff -f
 EOF
@@ -261,6 +318,15 @@ verdict=0
 grep -q '^CGROUP2-VM: cgroups rc=0 ' "$LOG" || { log "FAIL: the cgroups tests did not pass"; verdict=1; }
 grep -q '^--- PASS: TestV2Controllers ' "$LOG" || { log "FAIL: TestV2Controllers did not run and pass"; verdict=1; }
 grep -q '^CGROUP2-VM: e2e rc=0 ' "$LOG" || { log "FAIL: the end-to-end tests did not pass"; verdict=1; }
+# The XFS tests' output: from the line before them to the driver's result.
+XFSLOG=$WORK/xfs.log
+tr -d '\r' <"$LOG" | sed -n '/^CGROUP2-VM: XFS quota tests/,/^CGROUP2-VM: driver rc=/p' >"$XFSLOG"
+grep -q '^CGROUP2-VM: xfsquota rc=0 ' "$XFSLOG" || { log "FAIL: the XFS quota tests did not pass"; verdict=1; }
+grep -q '^--- PASS: TestLimit ' "$XFSLOG" || { log "FAIL: xfsquota's TestLimit did not run and pass"; verdict=1; }
+grep -q '^CGROUP2-VM: driver rc=0 ' "$XFSLOG" || { log "FAIL: the volume driver's XFS test did not pass"; verdict=1; }
+grep -q '^--- PASS: TestDirSizeOnXFS ' "$XFSLOG" || { log "FAIL: TestDirSizeOnXFS did not run and pass"; verdict=1; }
+xfsskipped=$(grep -E '^ *--- SKIP' "$XFSLOG" || true)
+[ -z "$xfsskipped" ] || { log "FAIL: XFS tests skipped (Debian's kernel has XFS quota support):"; echo "$xfsskipped"; verdict=1; }
 if [ $qrc = 124 ] || [ $qrc = 137 ]; then log "FAIL: the VM did not finish in ${VM_TIMEOUT}s"; verdict=1; fi
-[ $verdict = 0 ] && log "PASS: cgroups and e2e tests on cgroup v2"
+[ $verdict = 0 ] && log "PASS: cgroups and e2e tests on cgroup v2, XFS quota tests"
 exit $verdict
