@@ -70,13 +70,7 @@ func startDockerd(tb testing.TB, extra ...string) (*dockerd, error) {
 	tb.Cleanup(func() {
 		d.stop()
 		if d.containerd != nil {
-			_ = d.containerd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.containerdExited:
-			case <-time.After(30 * time.Second):
-				_ = syscall.Kill(-d.containerd.Process.Pid, syscall.SIGKILL)
-				<-d.containerdExited
-			}
+			terminate(d.containerd, d.containerdExited)
 		}
 		unmountUnder(dir)
 		_ = os.RemoveAll(dir)
@@ -181,14 +175,20 @@ func (d *dockerd) stop() {
 	if d.cmd == nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.exited
-	}
+	terminate(d.cmd, d.exited)
 	d.cmd = nil
+}
+
+// terminate sends SIGTERM to a daemon started by startLogged and waits for
+// it, killing its whole process group after 30 s.
+func terminate(cmd *exec.Cmd, exited chan error) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
 }
 
 // kill9 kills the daemon alone, the way a crash does: no shutdown, its
