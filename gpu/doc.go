@@ -1,0 +1,8 @@
+// Package gpu is Caisson's NVIDIA GPU support: discovery (go-nvml, confined
+// to one cgo package, with a pure-Go fallback and simulated machines),
+// topology-aware allocation, device isolation through CDI and device cgroup
+// rules, health and stats. Subpackages:
+//
+//   - gpu/topology: the link matrix of a machine's GPUs and the allocator
+//     that picks the best-connected set for a request (pure Go).
+package gpu
