@@ -1,0 +1,107 @@
+package api
+
+// NodeResources is what a host offers to containers: what package resources
+// detects (limited by the agent's own cgroup), replaced by the admin's
+// overrides and less the admin's reservations. The scheduler places work
+// against it. Slices are never nil, so the JSON has [] rather than null.
+type NodeResources struct {
+	// CPUs may be fractional: 1.5 under a CFS quota of 150000/100000.
+	CPUs        float64 `json:"cpus"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	// DiskBytes is the size of the filesystem that holds the work dir.
+	DiskBytes int64       `json:"disk_bytes"`
+	Ports     []PortRange `json:"ports"`
+	GPUs      []GPU       `json:"gpus"`
+	// Attributes describe the host; they are not consumed by containers.
+	Attributes NodeAttributes `json:"attributes"`
+}
+
+// PortRange is an inclusive range of host ports, as Mesos writes
+// [31000-32000].
+type PortRange struct {
+	Begin int `json:"begin"`
+	End   int `json:"end"`
+}
+
+// GPU is one GPU the host offers. Package gpu fills it in; the fields here are
+// the ones a placement needs, and more may be added.
+type GPU struct {
+	// UUID is the driver's stable identity ("GPU-…"); a request may name it.
+	UUID string `json:"uuid"`
+	// Index is the driver's enumeration order (nvidia-smi's index).
+	Index int `json:"index"`
+	// Minor is the minor number of the device node (/dev/nvidiaN).
+	Minor       int    `json:"minor"`
+	Model       string `json:"model"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	// PCIBusID is the domain:bus:device.function address, 00000000:3B:00.0.
+	PCIBusID string `json:"pci_bus_id"`
+	// NUMANode is the NUMA node of the GPU's PCIe attachment, -1 when
+	// unknown.
+	NUMANode int `json:"numa_node"`
+}
+
+// NodeAttributes describe the host for placement constraints (an image's
+// architecture, a CPU generation) and for topology hints.
+type NodeAttributes struct {
+	// Arch is the kernel's architecture, named as GOARCH and OCI platforms
+	// name it: amd64, arm64, ppc64le, s390x.
+	Arch string `json:"arch"`
+	// OS is "linux".
+	OS string `json:"os"`
+	// Kernel is the kernel release (uname -r).
+	Kernel string `json:"kernel"`
+	// CPUModel is x86's "model name" or POWER's "cpu" line of /proc/cpuinfo
+	// ("POWER9, altivec supported"); empty where cpuinfo names no model.
+	CPUModel string `json:"cpu_model"`
+	// CPUPlatform, MachineModel and MMU come from POWER's cpuinfo trailer:
+	// PowerNV (bare metal) or pSeries (PowerVM, KVM), the machine type-model
+	// (8335-GTH, IBM,9009-22A), Radix or Hash.
+	CPUPlatform  string `json:"cpu_platform,omitempty"`
+	MachineModel string `json:"machine_model,omitempty"`
+	MMU          string `json:"mmu,omitempty"`
+	SMT          SMT    `json:"smt"`
+	// PageSize is the base page size in bytes: 4096 on x86-64, 65536 on most
+	// ppc64le kernels.
+	PageSize int64 `json:"page_size"`
+	// HugePageSizes are the huge page sizes the kernel offers, in bytes,
+	// ascending.
+	HugePageSizes []int64 `json:"hugepage_sizes"`
+	// NUMANodes are the online NUMA nodes by ascending id. Ids may be sparse
+	// (0, 8 on POWER9).
+	NUMANodes []NUMANode `json:"numa_nodes"`
+}
+
+// SMT is the simultaneous multithreading layout of the CPUs.
+type SMT struct {
+	// ThreadsPerCore is what the hardware is configured with (8 on an SMT8
+	// LPAR even when ppc64_cpu --smt=4 took half the threads offline).
+	ThreadsPerCore int `json:"threads_per_core"`
+	// OnlineThreadsPerCore is the most online threads on one core.
+	OnlineThreadsPerCore int `json:"online_threads_per_core"`
+	// Cores counts the cores with at least one online thread.
+	Cores int `json:"cores"`
+}
+
+// NUMANode is one NUMA node.
+type NUMANode struct {
+	ID int `json:"id"`
+	// CPUs are the node's online CPUs; empty for a CPU-less node, such as
+	// the GPU memory of an AC922 (nodes 252-255), which containers are kept
+	// off unless they ask for it.
+	CPUs        []int `json:"cpus"`
+	MemoryBytes int64 `json:"memory_bytes"`
+}
+
+// CPUNodeIDs returns the ids of the NUMA nodes that have CPUs: the default
+// for a container's cpuset.mems, which leaves CPU-less nodes (GPU or
+// expander memory) out.
+func (a NodeAttributes) CPUNodeIDs() []int {
+	ids := []int{}
+	for _, n := range a.NUMANodes {
+		if len(n.CPUs) > 0 {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids
+}
