@@ -10,7 +10,8 @@ PKGS      := ./...
 # qemu-ppc64le. Privileged tests in them skip when CAISSON_TEST_PURE=1.
 PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/iptables/ ./cni/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/ \
-             ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/
+             ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/ \
+             ./resources/
 APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins \
              docker.io containerd e2fsprogs xfsprogs util-linux
 # CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go

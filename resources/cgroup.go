@@ -1,0 +1,284 @@
+package resources
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/caisson/caisson/internal/mountinfo"
+)
+
+// cgroupLimits are the limits of the agent's own cgroups (v1, v2, or both on
+// a hybrid host) and their ancestors: the tightest of each.
+type cgroupLimits struct {
+	quota  float64 // CPUs the CFS quota allows; 0: none
+	cpuset []int   // effective cpuset; nil: not known
+	memory int64   // bytes; 0: none
+}
+
+// cgroupEntry is a line of /proc/self/cgroup: hierarchy id, controllers
+// (empty for v2) and path.
+type cgroupEntry struct {
+	controllers []string
+	path        string
+}
+
+// v1Unlimited reports a cgroup v1 memory limit that means none: the kernel
+// prints "no limit" as LONG_MAX rounded down to the page size,
+// 9223372036854771712 with 4 KiB pages and 9223372036854710272 with 64 KiB
+// (MESOS-6217), so anything within a megabyte of LONG_MAX is no limit.
+func v1Unlimited(v int64) bool { return v > math.MaxInt64-(1<<20) }
+
+// cgroupLimits reads /proc/self/cgroup and the limit files of each of the
+// agent's cgroups and their ancestors up to the mount's root. Where each
+// hierarchy is mounted, and which of its cgroups the mount shows as its
+// root, comes from self/mountinfo: its mount points are paths in the
+// agent's own mount namespace, except in a fixture (where self is a
+// directory, not procfs's magic link), whose mount points under /sys are
+// read under the fixture's sysfs. Without mountinfo, the usual layout under
+// sysfs's fs/cgroup is tried. A cgroup outside its mount's root (another
+// cgroup namespace) is skipped.
+func (h *host) cgroupLimits() (cgroupLimits, error) {
+	var lim cgroupLimits
+	path := h.procPath("self/cgroup")
+	data, ok, err := read(path)
+	if err != nil || !ok {
+		return lim, err
+	}
+	var entries []cgroupEntry
+	for _, line := range strings.Split(data, "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
+			return lim, &FileError{Path: path, Reason: fmt.Sprintf("bad line %q", line)}
+		}
+		e := cgroupEntry{path: f[2]}
+		if f[1] != "" {
+			e.controllers = strings.Split(f[1], ",")
+		}
+		entries = append(entries, e)
+	}
+	var mounts []mountinfo.Mount
+	mpath := h.procPath("self/mountinfo")
+	if mi, ok, err := read(mpath); err != nil {
+		return lim, err
+	} else if ok {
+		if mounts, err = mountinfo.Parse(strings.NewReader(mi)); err != nil {
+			return lim, &FileError{Path: mpath, Reason: err.Error()}
+		}
+	}
+	st, err := os.Lstat(h.procPath("self"))
+	fixture := err == nil && st.Mode()&os.ModeSymlink == 0
+	for _, e := range entries {
+		v2 := e.controllers == nil
+		for _, ctrl := range []string{"cpu", "cpuset", "memory"} {
+			if !v2 && !slices.Contains(e.controllers, ctrl) {
+				continue
+			}
+			mnt, dir, ok := h.cgroupDir(mounts, fixture, e, ctrl)
+			if !ok {
+				continue
+			}
+			h.log.Debug("cgroup", "controller", ctrl, "v2", v2, "dir", dir)
+			if err := lim.read(ctrl, v2, mnt, dir); err != nil {
+				return lim, err
+			}
+		}
+	}
+	return lim, nil
+}
+
+// cgroupDir finds the directory of the agent's cgroup for one controller
+// and the mount it lies in.
+func (h *host) cgroupDir(mounts []mountinfo.Mount, fixture bool, e cgroupEntry, ctrl string) (mnt, dir string, ok bool) {
+	v2 := e.controllers == nil
+	root := "/"
+	for _, m := range mounts {
+		if v2 && m.FSType != "cgroup2" || !v2 && (m.FSType != "cgroup" || !slices.Contains(strings.Split(m.SuperOpts, ","), ctrl)) {
+			continue
+		}
+		p := m.MountPoint
+		if rest, ok := strings.CutPrefix(p, "/sys/"); ok && fixture {
+			p = h.sysPath(rest)
+		}
+		if isDir(p) {
+			mnt, root = p, m.Root
+			break
+		}
+	}
+	if mnt == "" {
+		base := h.sysPath("fs/cgroup")
+		var candidates []string
+		if v2 {
+			if _, err := os.Stat(filepath.Join(base, "cgroup.controllers")); err == nil {
+				candidates = append(candidates, base)
+			}
+			candidates = append(candidates, filepath.Join(base, "unified"))
+		} else {
+			candidates = append(candidates, filepath.Join(base, strings.Join(e.controllers, ",")), filepath.Join(base, ctrl))
+		}
+		for _, c := range candidates {
+			if isDir(c) {
+				mnt = c
+				break
+			}
+		}
+		if mnt == "" {
+			return "", "", false
+		}
+	}
+	rel := e.path
+	switch {
+	case root == "/":
+	case rel == root:
+		rel = "/"
+	case strings.HasPrefix(rel, root+"/"):
+		rel = strings.TrimPrefix(rel, root)
+	default:
+		h.log.Debug("cgroup outside its mount", "controller", ctrl, "path", e.path, "mount_root", root)
+		return "", "", false
+	}
+	if strings.Contains(rel, "/..") {
+		return "", "", false
+	}
+	dir = filepath.Join(mnt, rel)
+	if !isDir(dir) {
+		h.log.Debug("cgroup not found", "controller", ctrl, "dir", dir)
+		return "", "", false
+	}
+	return mnt, dir, true
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// read applies one controller's limits from dir and its ancestors up to
+// the mount. The effective cpuset is the leaf's alone, as it already
+// accounts for the ancestors.
+func (lim *cgroupLimits) read(ctrl string, v2 bool, mnt, dir string) error {
+	if ctrl == "cpuset" {
+		name := "cpuset.effective_cpus"
+		if v2 {
+			name = "cpuset.cpus.effective"
+		}
+		cpus, ok, err := readList(filepath.Join(dir, name))
+		if err != nil || !ok {
+			return err
+		}
+		if lim.cpuset == nil {
+			lim.cpuset = cpus
+		} else {
+			lim.cpuset = intersect(lim.cpuset, cpus)
+		}
+		return nil
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		var err error
+		switch {
+		case ctrl == "cpu" && v2:
+			err = lim.readCPUMax(filepath.Join(d, "cpu.max"))
+		case ctrl == "cpu":
+			err = lim.readCFS(filepath.Join(d, "cpu.cfs_quota_us"), filepath.Join(d, "cpu.cfs_period_us"))
+		case ctrl == "memory" && v2:
+			err = lim.readMemory(filepath.Join(d, "memory.max"), "max")
+		case ctrl == "memory":
+			err = lim.readMemory(filepath.Join(d, "memory.limit_in_bytes"), "")
+		}
+		if err != nil {
+			return err
+		}
+		if d == mnt || len(d) <= len(mnt) {
+			return nil
+		}
+	}
+}
+
+func (lim *cgroupLimits) applyQuota(quota, period int64) {
+	if quota <= 0 || period <= 0 {
+		return
+	}
+	if q := float64(quota) / float64(period); lim.quota == 0 || q < lim.quota {
+		lim.quota = q
+	}
+}
+
+// readCPUMax reads v2's cpu.max: "max 100000" or "150000 100000".
+func (lim *cgroupLimits) readCPUMax(path string) error {
+	data, ok, err := read(path)
+	if err != nil || !ok {
+		return err
+	}
+	f := strings.Fields(data)
+	if len(f) != 2 {
+		return &FileError{Path: path, Reason: fmt.Sprintf("%q is not QUOTA PERIOD", strings.TrimSpace(data))}
+	}
+	period, err := parseInt(f[1])
+	if err != nil || period <= 0 {
+		return &FileError{Path: path, Reason: fmt.Sprintf("bad period %q", f[1])}
+	}
+	if f[0] == "max" {
+		return nil
+	}
+	quota, err := parseInt(f[0])
+	if err != nil || quota <= 0 {
+		return &FileError{Path: path, Reason: fmt.Sprintf("bad quota %q", f[0])}
+	}
+	lim.applyQuota(quota, period)
+	return nil
+}
+
+// readCFS reads v1's cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
+func (lim *cgroupLimits) readCFS(quotaPath, periodPath string) error {
+	q, ok, err := read(quotaPath)
+	if err != nil || !ok {
+		return err
+	}
+	quota, err := parseInt(strings.TrimSpace(q))
+	if err != nil || quota == 0 || quota < -1 {
+		return &FileError{Path: quotaPath, Reason: fmt.Sprintf("bad quota %q", strings.TrimSpace(q))}
+	}
+	if quota == -1 {
+		return nil
+	}
+	p, err := mustRead(periodPath)
+	if err != nil {
+		return err
+	}
+	period, err := parseInt(strings.TrimSpace(p))
+	if err != nil || period <= 0 {
+		return &FileError{Path: periodPath, Reason: fmt.Sprintf("bad period %q", strings.TrimSpace(p))}
+	}
+	lim.applyQuota(quota, period)
+	return nil
+}
+
+// readMemory reads a memory limit in bytes; none is the word "max" on v2
+// and a value near LONG_MAX on v1.
+func (lim *cgroupLimits) readMemory(path, none string) error {
+	data, ok, err := read(path)
+	if err != nil || !ok {
+		return err
+	}
+	s := strings.TrimSpace(data)
+	if none != "" && s == none {
+		return nil
+	}
+	v, err := parseInt(s)
+	if err != nil || v < 0 {
+		return &FileError{Path: path, Reason: fmt.Sprintf("bad limit %q", s)}
+	}
+	if none == "" && v1Unlimited(v) {
+		return nil
+	}
+	if lim.memory == 0 || v < lim.memory {
+		lim.memory = v
+	}
+	return nil
+}
