@@ -68,6 +68,7 @@ type globals struct {
 	defaultSubnet, defaultBridge string
 	cniTimeout                   time.Duration
 	dockerHost                   string
+	hostFlags                    // --path.procfs, --path.sysfs, --resources, --reserve (node.go)
 }
 
 func envOr(key, def string) string {
@@ -116,11 +117,12 @@ Real containers need Linux and root.`,
 	pf.DurationVar(&g.cniTimeout, "cni-timeout", cni.DefaultTimeout, "limit on each CNI operation on one network (all plugins of its chain)")
 	pf.StringVar(&g.dockerHost, "docker-host", envOr("CAISSON_DOCKER_HOST", envOr("DOCKER_HOST", "unix:///var/run/docker.sock")),
 		"dockerd's API, asked for managed volume plugins (env CAISSON_DOCKER_HOST, then DOCKER_HOST); empty: legacy plugins only")
+	g.hostFlags.register(pf)
 
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
 		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
-		newNetworkCmd(g), newVolumePluginCmd(g),
+		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g),
 	)
 	return root
 }
