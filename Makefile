@@ -11,7 +11,7 @@ PKGS      := ./...
 PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/iptables/ ./cni/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/ \
              ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/ \
-             ./resources/
+             ./resources/ ./gpu/topology/ ./gpu/procfs/
 APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins \
              docker.io containerd e2fsprogs xfsprogs util-linux
 # CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go

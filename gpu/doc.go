@@ -5,4 +5,5 @@
 //
 //   - gpu/topology: the link matrix of a machine's GPUs and the allocator
 //     that picks the best-connected set for a request (pure Go).
+//   - gpu/procfs: GPUs from /proc/driver/nvidia when NVML cannot be loaded.
 package gpu

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu/procfs"
 	"github.com/caisson/caisson/resources"
 )
 
@@ -37,6 +38,8 @@ func (g *globals) nodeResources(ctx context.Context) (*api.NodeResources, error)
 	return resources.Detect(ctx, resources.Config{
 		ProcFS: g.procFS, SysFS: g.sysFS, WorkDir: g.root,
 		Overrides: g.overrides, Reserve: g.reserve,
+		// Until NVML discovery lands: what the kernel driver lists.
+		GPUs:   procfs.Source{ProcFS: g.procFS, SysFS: g.sysFS},
 		Logger: g.logger().With("component", "resources"),
 	})
 }
