@@ -64,6 +64,8 @@ test-unit:
 test-race:
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/ \
 		./volumes/driver/ ./volumes/client/ ./volumes/isolator/ ./internal/loopdev/
+	# gpu/nvml is the one cgo package (go-nvml and its simulated DGX machines).
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) test -count=1 -race ./gpu/nvml/
 
 cross:
 	GOOS=linux GOARCH=ppc64le $(GO) build ./...
@@ -106,7 +108,9 @@ demo: deps build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) vet ./gpu/nvml/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./gpu/nvml/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./api/

@@ -1,0 +1,194 @@
+//go:build cgo && linux
+
+package nvml
+
+import (
+	"fmt"
+	"strings"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu/topology"
+)
+
+// Discover finds the GPUs of a backend: BackendNVML loads libnvidia-ml,
+// the mock backends simulate a DGX.
+func Discover(backend string) (*Inventory, error) {
+	switch backend {
+	case BackendNVML:
+		return discover(gonvml.New(), backend, false)
+	case BackendDGXA100, BackendDGXH100, BackendDGXB200:
+		lib, err := Mock(backend)
+		if err != nil {
+			return nil, err
+		}
+		return discover(lib, backend, true)
+	}
+	return nil, fmt.Errorf("gpu backend %q: want %s, %s, %s or %s: %w", backend, BackendNVML, BackendDGXA100, BackendDGXH100, BackendDGXB200, api.ErrInvalid)
+}
+
+// call runs one NVML call; a method a mock does not implement (a panic)
+// is reported as not supported.
+func call[T any](f func() (T, gonvml.Return)) (v T, ret gonvml.Return) {
+	defer func() {
+		if recover() != nil {
+			ret = gonvml.ERROR_NOT_SUPPORTED
+		}
+	}()
+	return f()
+}
+
+func discover(lib gonvml.Interface, backend string, simulated bool) (*Inventory, error) {
+	inv := &Inventory{Backend: backend, Simulated: simulated, Devices: []Device{}}
+	if ret := lib.Init(); ret != gonvml.SUCCESS {
+		// No further call: after a failed Init one would abort the process.
+		inv.Reason = "NVML could not start: " + gonvml.ErrorString(ret)
+		return inv, nil
+	}
+	defer lib.Shutdown()
+	if v, ret := call(lib.SystemGetDriverVersion); ret == gonvml.SUCCESS {
+		inv.DriverVersion = v
+	}
+	if v, ret := call(lib.SystemGetCudaDriverVersion); ret == gonvml.SUCCESS {
+		inv.CUDAVersion = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
+	}
+	n, ret := call(lib.DeviceGetCount)
+	if ret != gonvml.SUCCESS {
+		return nil, fmt.Errorf("nvml: count devices: %s: %w", gonvml.ErrorString(ret), api.ErrUnavailable)
+	}
+	handles := make([]gonvml.Device, n)
+	for i := range n {
+		d, ret := lib.DeviceGetHandleByIndex(i)
+		if ret != gonvml.SUCCESS {
+			return nil, fmt.Errorf("nvml: device %d: %s: %w", i, gonvml.ErrorString(ret), api.ErrUnavailable)
+		}
+		handles[i] = d
+		dev, err := describe(d, i)
+		if err != nil {
+			return nil, err
+		}
+		inv.Devices = append(inv.Devices, dev)
+	}
+	inv.Topology = links(handles, inv.Devices)
+	return inv, nil
+}
+
+func describe(d gonvml.Device, i int) (Device, error) {
+	dev := Device{GPU: api.GPU{Index: i, NUMANode: -1}}
+	var ret gonvml.Return
+	if dev.UUID, ret = call(d.GetUUID); ret != gonvml.SUCCESS {
+		return dev, fmt.Errorf("nvml: device %d: UUID: %s: %w", i, gonvml.ErrorString(ret), api.ErrUnavailable)
+	}
+	if dev.Minor, ret = call(d.GetMinorNumber); ret != gonvml.SUCCESS {
+		return dev, fmt.Errorf("nvml: device %d: minor number: %s: %w", i, gonvml.ErrorString(ret), api.ErrUnavailable)
+	}
+	dev.Model, _ = call(d.GetName)
+	if m, ret := call(d.GetMemoryInfo); ret == gonvml.SUCCESS {
+		dev.MemoryBytes = int64(m.Total)
+	}
+	if p, ret := call(d.GetPciInfo); ret == gonvml.SUCCESS {
+		dev.PCIBusID = busID(p)
+	}
+	if n, ret := call(d.GetNumaNodeId); ret == gonvml.SUCCESS {
+		dev.NUMANode = n
+	}
+	cc, ret := call(func() ([2]int, gonvml.Return) {
+		major, minor, ret := d.GetCudaComputeCapability()
+		return [2]int{major, minor}, ret
+	})
+	if ret == gonvml.SUCCESS {
+		dev.ComputeCapability = fmt.Sprintf("%d.%d", cc[0], cc[1])
+	}
+	mig, ret := call(func() (int, gonvml.Return) {
+		current, _, ret := d.GetMigMode()
+		return current, ret
+	})
+	dev.MIG = ret == gonvml.SUCCESS && mig == gonvml.DEVICE_MIG_ENABLE
+	return dev, nil
+}
+
+// busID turns NVML's C string into "00000000:3B:00.0".
+func busID(p gonvml.PciInfo) string {
+	var b strings.Builder
+	for _, c := range p.BusId {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String()
+}
+
+// links builds the topology: PCIe common ancestors, NVLinks between GPUs
+// (counted from each GPU's links whose remote end is another GPU's PCI
+// address), NVLinks to CPUs (POWER9), and NVSwitch fabrics (GPUs whose
+// links go to switches and that can reach each other by NVLink get the
+// smaller of their two switch link counts).
+func links(handles []gonvml.Device, devs []Device) *topology.Topology {
+	n := len(handles)
+	t := &topology.Topology{NVLinks: make([][]int, n), PCIe: make([][]topology.Level, n)}
+	byBus := map[string]int{}
+	for i, d := range devs {
+		t.Devices = append(t.Devices, topology.Device{Index: i, UUID: d.UUID, NUMANode: d.NUMANode})
+		t.NVLinks[i] = make([]int, n)
+		t.PCIe[i] = make([]topology.Level, n)
+		if d.PCIBusID != "" {
+			byBus[strings.ToLower(d.PCIBusID)] = i
+		}
+	}
+	switchLinks := make([]int, n)
+	for i, h := range handles {
+		for l := range gonvml.NVLINK_MAX_LINKS {
+			state, ret := call(func() (gonvml.EnableState, gonvml.Return) { return h.GetNvLinkState(l) })
+			if ret != gonvml.SUCCESS || state != gonvml.FEATURE_ENABLED {
+				continue
+			}
+			kind, ret := call(func() (gonvml.IntNvLinkDeviceType, gonvml.Return) { return h.GetNvLinkRemoteDeviceType(l) })
+			if ret != gonvml.SUCCESS {
+				kind = gonvml.NVLINK_DEVICE_TYPE_GPU
+			}
+			switch kind {
+			case gonvml.NVLINK_DEVICE_TYPE_IBMNPU:
+				t.Devices[i].CPULinks++
+			case gonvml.NVLINK_DEVICE_TYPE_SWITCH:
+				switchLinks[i]++
+			default:
+				remote, ret := call(func() (gonvml.PciInfo, gonvml.Return) { return h.GetNvLinkRemotePciInfo(l) })
+				if j, ok := byBus[strings.ToLower(busID(remote))]; ret == gonvml.SUCCESS && ok && j != i {
+					t.NVLinks[i][j]++
+				}
+			}
+		}
+	}
+	for i := range n {
+		for j := range n {
+			if i == j {
+				continue
+			}
+			level, ret := call(func() (gonvml.GpuTopologyLevel, gonvml.Return) { return handles[i].GetTopologyCommonAncestor(handles[j]) })
+			if ret != gonvml.SUCCESS {
+				level = gonvml.TOPOLOGY_SYSTEM
+			}
+			t.PCIe[i][j] = topology.Level(level)
+			if switchLinks[i] > 0 && switchLinks[j] > 0 {
+				st, ret := call(func() (gonvml.GpuP2PStatus, gonvml.Return) {
+					return handles[i].GetP2PStatus(handles[j], gonvml.P2P_CAPS_INDEX_NVLINK)
+				})
+				if ret == gonvml.SUCCESS && st == gonvml.P2P_STATUS_OK {
+					t.NVLinks[i][j] += min(switchLinks[i], switchLinks[j])
+				}
+			}
+		}
+	}
+	// Each direction was counted from its own end: keep them equal.
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			v := min(t.NVLinks[i][j], t.NVLinks[j][i])
+			t.NVLinks[i][j], t.NVLinks[j][i] = v, v
+			p := max(t.PCIe[i][j], t.PCIe[j][i])
+			t.PCIe[i][j], t.PCIe[j][i] = p, p
+		}
+	}
+	return t
+}
