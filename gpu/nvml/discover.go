@@ -166,7 +166,9 @@ func links(handles []gonvml.Device, devs []Device) *topology.Topology {
 			if i == j {
 				continue
 			}
-			level, ret := call(func() (gonvml.GpuTopologyLevel, gonvml.Return) { return handles[i].GetTopologyCommonAncestor(handles[j]) })
+			level, ret := call(func() (gonvml.GpuTopologyLevel, gonvml.Return) {
+				return handles[i].GetTopologyCommonAncestor(handles[j])
+			})
 			if ret != gonvml.SUCCESS {
 				level = gonvml.TOPOLOGY_SYSTEM
 			}
