@@ -26,12 +26,13 @@ const (
 	NetworkHost = "host"
 )
 
-// networkNameRE is what CNI allows in a network name (libcni's
-// ValidateNetworkName).
-var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+// nameRE is the naming rule CNI has for networks (libcni's
+// ValidateNetworkName) and Docker for local volumes and plugin sockets.
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
-// ValidNetworkName reports whether name can name a network.
-func ValidNetworkName(name string) bool { return networkNameRE.MatchString(name) }
+// ValidName reports whether name can name a network, a volume or a volume
+// plugin: a letter or digit, then letters, digits, '_', '.' and '-'.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
 
 // PortMapping publishes a container port on the host (Docker's -p).
 type PortMapping struct {

@@ -24,7 +24,7 @@ import (
 // refuses a name that exists, a subnet that overlaps another network's or
 // an address of this host, and a bridge another network uses.
 func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
-	if !api.ValidNetworkName(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
+	if !api.ValidName(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
 		return nil, fmt.Errorf("network name %q is not valid: %w", o.Name, api.ErrInvalid)
 	}
 	if o.Bridge == "" {

@@ -18,7 +18,7 @@ func validateNetworks(s *api.ContainerSpec) error {
 		if (n == api.NetworkNone || n == api.NetworkHost) && len(s.Networks) > 1 {
 			return fmt.Errorf("network %q cannot be combined with other networks: %w", n, api.ErrInvalid)
 		}
-		if !api.ValidNetworkName(n) {
+		if !api.ValidName(n) {
 			return fmt.Errorf("network name %q is not valid: %w", n, api.ErrInvalid)
 		}
 		if seen[n] {

@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/caisson/caisson/api"
@@ -10,9 +9,6 @@ import (
 
 // MaxNameLen is the longest volume name accepted: one path component.
 const MaxNameLen = 255
-
-// nameRE is what Docker's local driver accepts as a volume name.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // ValidateName checks a volume name: 1 to 255 bytes of [a-zA-Z0-9_.-],
 // starting with a letter or digit, so it is always a single, harmless path
@@ -25,7 +21,7 @@ func ValidateName(name string) error {
 		return fmt.Errorf("volume name %.40q... is %d bytes, longer than %d: %w", name, len(name), MaxNameLen, api.ErrInvalid)
 	case strings.ContainsRune(name, 0):
 		return fmt.Errorf("volume name %q contains a NUL byte: %w", name, api.ErrInvalid)
-	case !nameRE.MatchString(name):
+	case !api.ValidName(name):
 		return fmt.Errorf("volume name %q has characters not allowed: only [a-zA-Z0-9][a-zA-Z0-9_.-] are: %w", name, api.ErrInvalid)
 	}
 	return nil

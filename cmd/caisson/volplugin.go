@@ -36,7 +36,7 @@ State (volumes, options, reference counts per mount ID) is kept in ROOT/state.js
 restarts and reboots; ROOT must be on persistent storage.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if name == "" || !api.ValidNetworkName(name) {
+			if name == "" || !api.ValidName(name) {
 				return fmt.Errorf("--name %q: want a plugin name of [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", name, api.ErrInvalid)
 			}
 			if root == "" {
