@@ -139,11 +139,7 @@ func (g *globals) logger() *slog.Logger {
 // provisioners and isolators are wired together.
 func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Containerizer, error) {
 	log := g.logger()
-	root, err := filepath.Abs(g.root)
-	if err != nil {
-		return nil, err
-	}
-	runRoot, err := filepath.Abs(g.runRoot)
+	root, runRoot, err := g.dirs()
 	if err != nil {
 		return nil, err
 	}
@@ -220,13 +216,19 @@ func crashPoint() func(string) {
 	}
 }
 
+// dirs returns the work and runtime dirs as absolute paths: the monitor and
+// the isolators' checkpoints must not depend on the current directory.
+func (g *globals) dirs() (root, runRoot string, err error) {
+	if root, err = filepath.Abs(g.root); err != nil {
+		return "", "", err
+	}
+	runRoot, err = filepath.Abs(g.runRoot)
+	return root, runRoot, err
+}
+
 // network builds the network/cni isolator.
 func (g *globals) network(log *slog.Logger) (*cni.Isolator, error) {
-	root, err := filepath.Abs(g.root)
-	if err != nil {
-		return nil, err
-	}
-	runRoot, err := filepath.Abs(g.runRoot)
+	root, runRoot, err := g.dirs()
 	if err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func parseVolumeFlag(m string) (api.VolumeMount, error) {
 
 // volumes builds the docker/volume isolator.
 func (g *globals) volumes(log *slog.Logger) (*isolator.Isolator, error) {
-	root, err := filepath.Abs(g.root)
+	root, _, err := g.dirs()
 	if err != nil {
 		return nil, err
 	}
