@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/caisson/caisson/internal/mountinfo"
 	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/oci"
 )
@@ -122,17 +122,10 @@ func startPrivateDockerd(b *testing.B, rootfs string, network ...string) []strin
 	return d.docker
 }
 
-// unmountUnder detaches every mount below dir, deepest first.
+// unmountUnder detaches every mount at or below dir, deepest first.
 func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	lines := strings.Split(string(data), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		f := strings.Fields(lines[i])
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			_ = unix.Unmount(f[4], unix.MNT_DETACH)
-		}
+	mps, _ := mountinfo.Under(dir)
+	for _, mp := range mps {
+		_ = unix.Unmount(mp, unix.MNT_DETACH)
 	}
 }

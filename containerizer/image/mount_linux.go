@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,29 +61,6 @@ func overlayData(lowers []string, upper, work string) string {
 	return "lowerdir=" + strings.Join(ls, ":") + ",upperdir=" + esc.Replace(upper) + ",workdir=" + esc.Replace(work)
 }
 
-// mountsUnder lists the mount points at or below dir in this mount
-// namespace, deepest first. dir is resolved first, since mountinfo shows
-// resolved paths.
-func mountsUnder(dir string) ([]string, error) {
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
-	}
-	ms, err := mountinfo.Read(0)
-	if err != nil {
-		return nil, err
-	}
-	var found []string
-	for _, m := range ms {
-		if m.MountPoint == dir || strings.HasPrefix(m.MountPoint, dir+"/") {
-			found = append(found, m.MountPoint)
-		}
-	}
-	// Deepest first; a path mounted twice appears twice, and is unmounted
-	// twice.
-	slices.SortStableFunc(found, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-	return found, nil
-}
-
 // unmount unmounts target, retrying a busy mount a few times before
 // detaching it lazily. A path that is not a mount point is no error.
 func unmount(ctx context.Context, target string) error {
@@ -119,7 +94,7 @@ func unmount(ctx context.Context, target string) error {
 // checks that nothing is left, so that removing dir cannot reach into a
 // mounted filesystem.
 func unmountUnder(ctx context.Context, dir string) error {
-	mps, err := mountsUnder(dir)
+	mps, err := mountinfo.Under(dir)
 	if err != nil {
 		return err
 	}
@@ -128,7 +103,7 @@ func unmountUnder(ctx context.Context, dir string) error {
 			return err
 		}
 	}
-	left, err := mountsUnder(dir)
+	left, err := mountinfo.Under(dir)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/containerizer"
 	"github.com/caisson/caisson/containerizer/image/imagetest"
+	"github.com/caisson/caisson/internal/mountinfo"
 	"github.com/caisson/caisson/internal/testutil"
 )
 
@@ -63,7 +64,7 @@ func containerDir(t *testing.T, s *Store) string {
 
 func mountedUnder(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := mountsUnder(dir)
+	m, err := mountinfo.Under(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

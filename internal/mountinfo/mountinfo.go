@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -169,6 +171,28 @@ func (m Mount) optional(prefix string) int {
 		}
 	}
 	return 0
+}
+
+// Under lists the mount points at or below dir in this process's mount
+// namespace, deepest first, the order to unmount them in (a point mounted
+// twice is listed twice). dir is resolved first, since mountinfo shows
+// resolved paths.
+func Under(dir string) ([]string, error) {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	ms, err := Read(0)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, m := range ms {
+		if m.MountPoint == dir || strings.HasPrefix(m.MountPoint, dir+"/") {
+			found = append(found, m.MountPoint)
+		}
+	}
+	slices.SortStableFunc(found, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	return found, nil
 }
 
 // IsMountPoint reports whether something is mounted at path in ms.

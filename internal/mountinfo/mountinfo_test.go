@@ -1,6 +1,7 @@
 package mountinfo
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,4 +167,19 @@ func FuzzContaining(f *testing.F) {
 			t.Errorf("Containing(%q) = %q, which does not hold it", path, mp)
 		}
 	})
+}
+
+func TestUnder(t *testing.T) {
+	all, err := Under("/")
+	if err != nil || !slices.Contains(all, "/") {
+		t.Fatalf("Under(/) = %v, %v; want / among them", all, err)
+	}
+	for i := 1; i < len(all); i++ {
+		if strings.Count(all[i-1], "/") < strings.Count(all[i], "/") {
+			t.Fatalf("Under(/) not deepest first: %q before %q", all[i-1], all[i])
+		}
+	}
+	if none, err := Under(t.TempDir()); err != nil || len(none) != 0 {
+		t.Errorf("Under(an empty temp dir) = %v, %v", none, err)
+	}
 }

@@ -34,16 +34,13 @@ func newDriver(t *testing.T, root string) *Driver {
 
 // unmountUnder unmounts every mount at or below dir.
 func unmountUnder(t testing.TB, dir string) {
-	ms, err := mountinfo.Read(0)
+	mps, err := mountinfo.Under(dir)
 	if err != nil {
 		t.Error(err)
-		return
 	}
-	for i := len(ms) - 1; i >= 0; i-- {
-		if mp := ms[i].MountPoint; mp == dir || strings.HasPrefix(mp, dir+"/") {
-			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
-				t.Errorf("cleanup: unmount %s: %v", mp, err)
-			}
+	for _, mp := range mps {
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+			t.Errorf("cleanup: unmount %s: %v", mp, err)
 		}
 	}
 }
