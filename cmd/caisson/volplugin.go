@@ -30,7 +30,8 @@ Volume options (-o):
   type=bind    an existing host directory (path=/dir), never deleted
   size=SIZE    512m, 2g, ...
   uid=N gid=N mode=OCTAL   owner and permissions of the volume's root, set at create
-  keep=true    keep the data when the volume is removed (a later volume of the same name reuses it)
+  keep=true    keep the data (dir, loop) when the volume is removed; a later volume of the same name,
+               type, fs and size takes it over
 
 State (volumes, options, reference counts per mount ID) is kept in ROOT/state.json and survives plugin
 restarts and reboots; ROOT must be on persistent storage.`,
