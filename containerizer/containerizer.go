@@ -402,7 +402,7 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 	if err := os.MkdirAll(c.containerDir(id), 0o700); err != nil {
 		return nil, nil, err
 	}
-	lock, err := c.lockContainer(id, true)
+	lock, err := lockFile(c.lockPath(id), true)
 	if err != nil {
 		_ = os.RemoveAll(c.containerDir(id))
 		return nil, nil, err

@@ -104,9 +104,15 @@ type fileLock = flock.Lock
 
 func lockFile(path string, block bool) (*fileLock, error) { return flock.Acquire(path, block) }
 
+// lockContainer locks an existing container. Its lock file is made once,
+// by the launch that reserves the container (reserve), and goes with its
+// directory: a container being removed is never locked again, and no lock
+// file is made anew in a directory being removed.
 func (c *Containerizer) lockContainer(id string, block bool) (*fileLock, error) {
-	return lockFile(filepath.Join(c.containerDir(id), "lock"), block)
+	return flock.AcquireExisting(c.lockPath(id), block)
 }
+
+func (c *Containerizer) lockPath(id string) string { return filepath.Join(c.containerDir(id), "lock") }
 
 // bootID identifies this boot of the host; a different one in a checkpoint
 // means the machine rebooted since.

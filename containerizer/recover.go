@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/caisson/caisson/api"
@@ -53,6 +53,23 @@ func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 	return errors.Join(errs...)
 }
 
+// removeUnreserved removes a container directory that has no lock file,
+// deciding under the root lock, which a launch holds from making the
+// directory until its lock file exists: what is left then is a directory
+// whose launch died before running anything, or the rest of one being
+// removed by whoever holds its unlinked lock.
+func (c *Containerizer) removeUnreserved(id string) error {
+	rootLock, err := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+	if err != nil {
+		return err
+	}
+	defer rootLock.Unlock()
+	if _, err := os.Lstat(c.lockPath(id)); !errors.Is(err, fs.ErrNotExist) {
+		return nil // reserved meanwhile
+	}
+	return os.RemoveAll(c.containerDir(id))
+}
+
 // recoverOne recovers a single container (used when a waiter finds its
 // monitor gone).
 func (c *Containerizer) recoverOne(ctx context.Context, id string) error {
@@ -64,11 +81,17 @@ func (c *Containerizer) recoverOne(ctx context.Context, id string) error {
 // something a crash left behind.
 func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error) {
 	lock, err := c.lockContainer(id, false)
-	if err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return false, nil // a launch, a monitor or another recovery holds it
+	if errors.Is(err, fs.ErrNotExist) {
+		// No lock file: a launch between making the directory and locking
+		// it, a removal under way, or a launch that died in between.
+		if err := c.removeUnreserved(id); err != nil {
+			return false, err
 		}
-		return false, nil // removed meanwhile
+		lock, err = c.lockContainer(id, false)
+	}
+	if err != nil {
+		// A launch, a monitor or another recovery holds it, or it is gone.
+		return false, nil
 	}
 	var monitorPid int
 	var monitorStart uint64
@@ -165,6 +188,14 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 // recoverOrphans destroys what the runtime and the isolators hold for
 // containers that have no directory.
 func (c *Containerizer) recoverOrphans(ctx context.Context) error {
+	// No launch may reserve a container until the isolators have been
+	// told which containers exist: one reserved after the listing would
+	// look like an orphan to the runtime and to every isolator.
+	rootLock, err := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+	if err != nil {
+		return err
+	}
+	defer rootLock.Unlock()
 	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
 	if err != nil {
 		return err
