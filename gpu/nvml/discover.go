@@ -40,7 +40,7 @@ func call[T any](f func() (T, gonvml.Return)) (v T, ret gonvml.Return) {
 }
 
 func discover(lib gonvml.Interface, backend string, simulated bool) (*Inventory, error) {
-	inv := &Inventory{Backend: backend, Simulated: simulated, Devices: []Device{}}
+	inv := &Inventory{Backend: backend, Simulated: simulated, Source: "nvml", Devices: []Device{}}
 	if ret := lib.Init(); ret != gonvml.SUCCESS {
 		// No further call: after a failed Init one would abort the process.
 		inv.Reason = "NVML could not start: " + gonvml.ErrorString(ret)

@@ -1,0 +1,108 @@
+package gpu
+
+import (
+	"time"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu/topology"
+)
+
+// Backends: where the GPUs come from.
+const (
+	// BackendNVML loads the driver's libnvidia-ml; without it, GPUs are read
+	// from /proc/driver/nvidia (no topology, health or stats).
+	BackendNVML = "nvml"
+	// Simulated machines: eight GPUs each, go-nvml's mock servers with the
+	// links of the gpu/topology preset of the same machine, and fake device
+	// nodes that Caisson makes.
+	BackendDGXA100 = "mock:dgxa100"
+	BackendDGXH100 = "mock:dgxh100"
+	BackendDGXB200 = "mock:dgxb200"
+)
+
+// Backends lists every backend, the default first.
+var Backends = []string{BackendNVML, BackendDGXA100, BackendDGXH100, BackendDGXB200}
+
+// Simulated reports whether a backend is a simulated machine.
+func Simulated(backend string) bool {
+	return backend == BackendDGXA100 || backend == BackendDGXH100 || backend == BackendDGXB200
+}
+
+// Inventory is what discovery found. The cgo helper (caisson-nvml
+// inventory) prints it as JSON.
+type Inventory struct {
+	Backend string `json:"backend"`
+	// Simulated is true for the mock backends: no real GPU is behind it.
+	Simulated     bool   `json:"simulated"`
+	DriverVersion string `json:"driver_version,omitempty"`
+	// CUDAVersion is the highest CUDA version the driver supports, "12.4".
+	CUDAVersion string   `json:"cuda_version,omitempty"`
+	Devices     []Device `json:"devices"`
+	// Topology links the devices, in the same order.
+	Topology *topology.Topology `json:"topology,omitempty"`
+	// Source says how the GPUs were found: "nvml" or "procfs".
+	Source string `json:"source,omitempty"`
+	// Reason says why there are no devices (no driver, NVML failed), or
+	// why only the fallback was used.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Device is one GPU.
+type Device struct {
+	api.GPU
+	// ComputeCapability is "8.0" for an A100.
+	ComputeCapability string `json:"compute_capability,omitempty"`
+	// MIG is true when MIG mode is on.
+	MIG bool `json:"mig,omitempty"`
+}
+
+// Stats is a sample of every GPU's counters (caisson-nvml stats).
+type Stats struct {
+	Devices []DeviceStats `json:"devices"`
+}
+
+// DeviceStats are one GPU's counters. A counter the device does not support
+// is left out (nil).
+type DeviceStats struct {
+	UUID  string `json:"uuid"`
+	Index int    `json:"index"`
+	// UtilizationPercent is the share of the last sample period in which a
+	// kernel ran; MemoryUtilizationPercent that in which memory was read or
+	// written.
+	UtilizationPercent       *uint32 `json:"utilization_percent,omitempty"`
+	MemoryUtilizationPercent *uint32 `json:"memory_utilization_percent,omitempty"`
+	MemoryUsedBytes          *uint64 `json:"memory_used_bytes,omitempty"`
+	MemoryTotalBytes         *uint64 `json:"memory_total_bytes,omitempty"`
+	PowerMilliwatts          *uint32 `json:"power_milliwatts,omitempty"`
+	TemperatureCelsius       *uint32 `json:"temperature_celsius,omitempty"`
+	// ECC error counts since the driver loaded (volatile).
+	ECCCorrected   *uint64 `json:"ecc_corrected,omitempty"`
+	ECCUncorrected *uint64 `json:"ecc_uncorrected,omitempty"`
+}
+
+// Event types that caisson-nvml watch reports.
+const (
+	EventXID = "xid" // an XID error; XID holds its number
+	EventDBE = "dbe" // a double-bit (uncorrectable) ECC error
+	// EventUnwatched says a device could not be watched (events not
+	// supported); Reason says why.
+	EventUnwatched = "unwatched"
+)
+
+// Event is one NVML event, one JSON line of caisson-nvml watch.
+type Event struct {
+	UUID string    `json:"uuid"`
+	Type string    `json:"type"`
+	XID  uint64    `json:"xid,omitempty"`
+	Time time.Time `json:"time"`
+	// Reason explains an EventUnwatched.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Probe is the answer of caisson-nvml probe: whether a GPU answers NVML
+// and is fit for work.
+type Probe struct {
+	UUID   string `json:"uuid"`
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+}
