@@ -39,6 +39,11 @@ type GPU struct {
 	// NUMANode is the NUMA node of the GPU's PCIe attachment, -1 when
 	// unknown.
 	NUMANode int `json:"numa_node"`
+	// Simulated is true for a GPU of a simulated machine (a mock backend).
+	Simulated bool `json:"simulated,omitempty"`
+	// Unhealthy says why the GPU is out of service (an XID, an ECC error);
+	// empty when it is healthy. Unhealthy GPUs are not allocated.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 // NodeAttributes describe the host for placement constraints (an image's

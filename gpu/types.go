@@ -61,24 +61,10 @@ type Stats struct {
 	Devices []DeviceStats `json:"devices"`
 }
 
-// DeviceStats are one GPU's counters. A counter the device does not support
-// is left out (nil).
-type DeviceStats struct {
-	UUID  string `json:"uuid"`
-	Index int    `json:"index"`
-	// UtilizationPercent is the share of the last sample period in which a
-	// kernel ran; MemoryUtilizationPercent that in which memory was read or
-	// written.
-	UtilizationPercent       *uint32 `json:"utilization_percent,omitempty"`
-	MemoryUtilizationPercent *uint32 `json:"memory_utilization_percent,omitempty"`
-	MemoryUsedBytes          *uint64 `json:"memory_used_bytes,omitempty"`
-	MemoryTotalBytes         *uint64 `json:"memory_total_bytes,omitempty"`
-	PowerMilliwatts          *uint32 `json:"power_milliwatts,omitempty"`
-	TemperatureCelsius       *uint32 `json:"temperature_celsius,omitempty"`
-	// ECC error counts since the driver loaded (volatile).
-	ECCCorrected   *uint64 `json:"ecc_corrected,omitempty"`
-	ECCUncorrected *uint64 `json:"ecc_uncorrected,omitempty"`
-}
+// DeviceStats are one GPU's counters (api.GPUUsage, which caisson stats
+// shows per container). A counter the device does not support is left out
+// (nil).
+type DeviceStats = api.GPUUsage
 
 // Event types that caisson-nvml watch reports.
 const (
@@ -87,6 +73,9 @@ const (
 	// EventUnwatched says a device could not be watched (events not
 	// supported); Reason says why.
 	EventUnwatched = "unwatched"
+	// EventReady says every device is registered: events from now on are
+	// reported.
+	EventReady = "ready"
 )
 
 // Event is one NVML event, one JSON line of caisson-nvml watch.
