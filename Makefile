@@ -13,7 +13,7 @@ PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isola
              ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/ \
              ./resources/ ./gpu/topology/ ./gpu/procfs/
 APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins \
-             docker.io containerd e2fsprogs xfsprogs util-linux
+             docker.io containerd e2fsprogs xfsprogs util-linux gcc gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
 # CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go
 # module proxy into a cache dir the tests find (internal/cnitest).
 CNI_PLUGINS_VERSION := v1.9.1
@@ -29,11 +29,12 @@ all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/caisson
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) build -ldflags '$(LDFLAGS)' -o bin/caisson-nvml ./cmd/caisson-nvml
 
 # Install the host packages the tests and the demo use (Debian/Ubuntu, as root).
 deps:
 	@missing=""; \
-	for c in runc crun busybox qemu-ppc64le-static iptables nft ip dockerd docker containerd mkfs.ext4 mkfs.xfs unshare; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for c in runc crun busybox qemu-ppc64le-static iptables nft ip dockerd docker containerd mkfs.ext4 mkfs.xfs unshare gcc powerpc64le-linux-gnu-gcc; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
@@ -71,6 +72,8 @@ cross:
 	GOOS=linux GOARCH=ppc64le $(GO) build ./...
 	GOOS=linux GOARCH=ppc64le $(GO) vet ./...
 	GOOS=linux GOARCH=arm64 $(GO) build ./...
+	@mkdir -p bin/ppc64le
+	CGO_ENABLED=1 CC=powerpc64le-linux-gnu-gcc CGO_CFLAGS=-Wno-deprecated-declarations GOOS=linux GOARCH=ppc64le $(GO) build -o bin/ppc64le/caisson-nvml ./cmd/caisson-nvml
 
 # Build the pure-Go tests for ppc64le and run them under qemu-user.
 test-ppc64le: deps
@@ -83,6 +86,11 @@ test-ppc64le: deps
 			(cd $$($(GO) list -f '{{.Dir}}' $$p) && CAISSON_TEST_PURE=1 qemu-ppc64le-static $(CURDIR)/bin/ppc64le/$$name.test -test.count=1 -test.timeout 10m); \
 		fi; \
 	done
+	# gpu/nvml with cgo (go-nvml's simulated machines), cross-compiled. Its
+	# test that builds and runs caisson-nvml skips (CAISSON_TEST_PURE=1).
+	CGO_ENABLED=1 CC=powerpc64le-linux-gnu-gcc CGO_CFLAGS=-Wno-deprecated-declarations GOOS=linux GOARCH=ppc64le \
+		$(GO) test -c -o bin/ppc64le/gpu_nvml.test ./gpu/nvml/
+	cd gpu/nvml && CAISSON_TEST_PURE=1 qemu-ppc64le-static -L /usr/powerpc64le-linux-gnu $(CURDIR)/bin/ppc64le/gpu_nvml.test -test.count=1 -test.timeout 10m
 
 # The cgroups isolator's tests and the end-to-end tests on a unified cgroup v2
 # host, which this hybrid one is not: a small VM booted with only cgroup2
@@ -108,9 +116,9 @@ demo: deps build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) vet ./gpu/nvml/
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) vet ./gpu/nvml/ ./cmd/caisson-nvml/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
-	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./gpu/nvml/
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./gpu/nvml/ ./cmd/caisson-nvml/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./api/

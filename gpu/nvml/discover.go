@@ -9,23 +9,43 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu"
 	"github.com/caisson/caisson/gpu/topology"
 )
 
 // Discover finds the GPUs of a backend: BackendNVML loads libnvidia-ml,
 // the mock backends simulate a DGX.
 func Discover(backend string) (*Inventory, error) {
+	lib, err := open(backend, "")
+	if err != nil {
+		return nil, err
+	}
+	return discover(lib, backend, gpu.Simulated(backend))
+}
+
+// open returns the NVML of a backend, not yet initialised; simDir drives a
+// simulated machine's stats, health and events (see MockWith).
+func open(backend, simDir string) (gonvml.Interface, error) {
 	switch backend {
 	case BackendNVML:
-		return discover(gonvml.New(), backend, false)
+		return gonvml.New(), nil
 	case BackendDGXA100, BackendDGXH100, BackendDGXB200:
-		lib, err := Mock(backend)
+		srv, err := MockWith(backend, simDir)
 		if err != nil {
 			return nil, err
 		}
-		return discover(lib, backend, true)
+		return srv, nil
 	}
 	return nil, fmt.Errorf("gpu backend %q: want %s, %s, %s or %s: %w", backend, BackendNVML, BackendDGXA100, BackendDGXH100, BackendDGXB200, api.ErrInvalid)
+}
+
+// start initialises NVML. When it fails, no other NVML call may be made:
+// it would abort the process.
+func start(lib gonvml.Interface) error {
+	if ret := lib.Init(); ret != gonvml.SUCCESS {
+		return fmt.Errorf("nvml could not start (is the NVIDIA driver installed?): %s: %w", gonvml.ErrorString(ret), api.ErrUnavailable)
+	}
+	return nil
 }
 
 // call runs one NVML call; a method a mock does not implement (a panic)
@@ -38,6 +58,28 @@ func call[T any](f func() (T, gonvml.Return)) (v T, ret gonvml.Return) {
 	}()
 	return f()
 }
+
+// call0 is call for the NVML calls that return only a status.
+func call0(f func() gonvml.Return) gonvml.Return {
+	_, ret := call(func() (struct{}, gonvml.Return) { return struct{}{}, f() })
+	return ret
+}
+
+// notFound reports whether a handle lookup failed because there is no such
+// GPU (NVML says "invalid argument" for a malformed UUID, and go-nvml's
+// mocks for any unknown one).
+func notFound(ret gonvml.Return) bool {
+	return ret == gonvml.ERROR_NOT_FOUND || ret == gonvml.ERROR_INVALID_ARGUMENT
+}
+
+// unsupported reports whether a call failed only because the GPU or the
+// driver does not have it (old GPUs, old drivers).
+func unsupported(ret gonvml.Return) bool {
+	return ret == gonvml.ERROR_NOT_SUPPORTED || ret == gonvml.ERROR_FUNCTION_NOT_FOUND
+}
+
+// ptr returns a pointer to a counter's value.
+func ptr[T any](v T) *T { return &v }
 
 func discover(lib gonvml.Interface, backend string, simulated bool) (*Inventory, error) {
 	inv := &Inventory{Backend: backend, Simulated: simulated, Source: "nvml", Devices: []Device{}}

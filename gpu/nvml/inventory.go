@@ -9,10 +9,35 @@
 // static caisson can read one that the cgo helper (cmd/caisson-nvml) wrote
 // as JSON; they live in package gpu.
 //
+// What it offers, each also a subcommand of caisson-nvml:
+//
+//	Discover  the inventory: GPUs and their topology
+//	Stats     utilisation, memory, power, temperature, ECC counts
+//	Probe     whether one GPU answers and is fit for work
+//	Watch     XID and double-bit ECC events until the context ends
+//
 // A failed nvmlInit is not fatal (no driver: zero GPUs and the reason), but
 // any NVML call after it would kill the process (an unresolved symbol), so
-// every call is gated on a successful Init. A method a simulated device
+// every call is gated on a successful Init; Stats, Probe and Watch return
+// an error wrapping api.ErrUnavailable then. A method a simulated device
 // does not implement (go-nvml's mocks panic) counts as not supported.
+//
+// # Simulated machines
+//
+// The mock backends are go-nvml's DGX servers with fixed UUIDs (the same
+// in every process), topology, idle stats and health, driven by the files
+// of a simulation directory (simDir) that tests and demos write:
+//
+//   - SimEventsFile (events.jsonl): one gpu.Event JSON object a line
+//     ({"uuid":"GPU-…","type":"xid","xid":79} or "type":"dbe"). Watch
+//     reports the lines appended after it started; each "dbe" line of a GPU
+//     counts as one uncorrected ECC error in its Stats. Malformed lines are
+//     skipped.
+//   - SimFaultsFile (faults.json): {"GPU-…": "reason"}. A GPU named there is
+//     lost: NVML calls other than its identity fail with ERROR_GPU_IS_LOST,
+//     so Probe finds it unfit (with the reason), Stats leaves its counters
+//     out and Watch reports it unwatched. It is read when the machine is
+//     simulated, at the start of each call.
 package nvml
 
 import "github.com/caisson/caisson/gpu"
@@ -23,6 +48,12 @@ const (
 	BackendDGXA100 = gpu.BackendDGXA100
 	BackendDGXH100 = gpu.BackendDGXH100
 	BackendDGXB200 = gpu.BackendDGXB200
+)
+
+// The files of a simulated machine's directory (see the package doc).
+const (
+	SimEventsFile = "events.jsonl"
+	SimFaultsFile = "faults.json"
 )
 
 // Inventory and Device are package gpu's, so that a static caisson can read

@@ -18,17 +18,43 @@ import (
 // Mock returns one of go-nvml's simulated DGX machines with what its mocks
 // leave out filled in from the gpu/topology preset of the same machine: PCI
 // addresses, NUMA nodes, PCIe common ancestors, and NVLinks to the
-// NVSwitches with peer-to-peer access between every pair.
+// NVSwitches with peer-to-peer access between every pair. It is MockWith
+// with no simulation directory: healthy GPUs and no events.
 func Mock(backend string) (gonvml.Interface, error) {
+	return MockWith(backend, "")
+}
+
+// MockWith is Mock whose GPUs also have stats, health and events, driven by
+// the files of simDir (see SimEventsFile and SimFaultsFile; "" for none).
+// The GPUs' UUIDs are derived from the backend and the index, so that every
+// process (each run of caisson-nvml) sees the same machine.
+func MockWith(backend, simDir string) (*server.Server, error) {
+	var (
+		srv    *server.Server
+		preset *topology.Topology
+	)
 	switch backend {
 	case BackendDGXA100:
-		return Simulate(dgxa100.New(), topology.DGXA100(), true)
+		srv, preset = dgxa100.New(), topology.DGXA100()
 	case BackendDGXH100:
-		return Simulate(dgxh100.New(), topology.DGXH100(), true)
+		srv, preset = dgxh100.New(), topology.DGXH100()
 	case BackendDGXB200:
-		return Simulate(dgxb200.New(), topology.DGXB200(), true)
+		srv, preset = dgxb200.New(), topology.DGXB200()
+	default:
+		return nil, fmt.Errorf("gpu backend %q is not a simulated machine: %w", backend, api.ErrInvalid)
 	}
-	return nil, fmt.Errorf("gpu backend %q is not a simulated machine: %w", backend, api.ErrInvalid)
+	for i, nd := range srv.Devices {
+		if d, ok := nd.(*server.Device); ok {
+			d.UUID = simUUID(backend, i)
+		}
+	}
+	if _, err := Simulate(srv, preset, true); err != nil {
+		return nil, err
+	}
+	if err := simulateHealth(srv, simDir); err != nil {
+		return nil, err
+	}
+	return srv, nil
 }
 
 // Simulate fills a mock server's devices with the links of t. With
