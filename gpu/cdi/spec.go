@@ -1,0 +1,206 @@
+package cdi
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	cdilib "tags.cncf.io/container-device-interface/pkg/cdi"
+	"tags.cncf.io/container-device-interface/pkg/parser"
+	cdispecs "tags.cncf.io/container-device-interface/specs-go"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu"
+)
+
+// Kind is the CDI kind of the GPUs: devices are named nvidia.com/gpu=<UUID>.
+const Kind = "nvidia.com/gpu"
+
+// visibleDevicesEnv is set to "void" so that a legacy
+// nvidia-container-runtime-hook, if one is configured, does nothing; it also
+// overrides an image's NVIDIA_VISIBLE_DEVICES=all.
+const visibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES"
+
+// mountOptions are those of every driver file mount.
+var mountOptions = []string{"ro", "nosuid", "nodev", "rbind"}
+
+// Generate builds the CDI spec of an inventory's GPUs: one device per GPU,
+// named by its UUID, whose edits hold its node; and spec-level edits, which
+// a container gets with any GPU: the control nodes, the driver files
+// mounted read-only at their paths relative to files.Root, and
+// NVIDIA_VISIBLE_DEVICES=void. Every node is given fully (type, numbers,
+// mode, permissions), so injecting it never needs the node on this host.
+//
+// base, when given, is a spec from `nvidia-ctk cdi generate`: its
+// spec-level mounts and hooks (ldcache update, symlinks, CUDA forward
+// compatibility) replace the mounts made from files, and its other
+// spec-level environment is kept; its devices and device nodes are not used.
+//
+// The result is checked with the CDI library's validators; an empty
+// inventory, a GPU major of 0, a UUID that is no CDI device name, or a file
+// outside files.Root is an error wrapping api.ErrInvalid.
+func Generate(inv *gpu.Inventory, devRoot string, m Majors, files Files, base *cdispecs.Spec) (*cdispecs.Spec, error) {
+	if inv == nil || len(inv.Devices) == 0 {
+		return nil, fmt.Errorf("generate CDI spec: no GPUs: %w", api.ErrInvalid)
+	}
+	if m.GPU <= 0 {
+		return nil, fmt.Errorf("generate CDI spec: no GPU major (is the driver loaded?): %w", api.ErrInvalid)
+	}
+	if base != nil && base.Kind != Kind {
+		return nil, fmt.Errorf("generate CDI spec: base spec is of kind %q, not %q: %w", base.Kind, Kind, api.ErrInvalid)
+	}
+	perGPU, control := Nodes(inv, devRoot, m)
+	spec := &cdispecs.Spec{Version: cdispecs.CurrentVersion, Kind: Kind}
+	for _, d := range inv.Devices {
+		dev := cdispecs.Device{Name: d.UUID}
+		for _, n := range perGPU[d.UUID] {
+			dev.ContainerEdits.DeviceNodes = append(dev.ContainerEdits.DeviceNodes, deviceNode(n))
+		}
+		spec.Devices = append(spec.Devices, dev)
+	}
+	for _, n := range control {
+		spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, deviceNode(n))
+	}
+
+	if base == nil {
+		mounts, err := fileMounts(files)
+		if err != nil {
+			return nil, err
+		}
+		spec.ContainerEdits.Mounts = mounts
+	} else {
+		for _, mt := range base.ContainerEdits.Mounts {
+			c := *mt
+			c.Options = slices.Clone(mt.Options)
+			spec.ContainerEdits.Mounts = append(spec.ContainerEdits.Mounts, &c)
+		}
+		for _, h := range base.ContainerEdits.Hooks {
+			c := *h
+			c.Args, c.Env = slices.Clone(h.Args), slices.Clone(h.Env)
+			spec.ContainerEdits.Hooks = append(spec.ContainerEdits.Hooks, &c)
+		}
+		for _, e := range base.ContainerEdits.Env {
+			if k, _, _ := strings.Cut(e, "="); k != visibleDevicesEnv {
+				spec.ContainerEdits.Env = append(spec.ContainerEdits.Env, e)
+			}
+		}
+	}
+	spec.ContainerEdits.Env = append(spec.ContainerEdits.Env, visibleDevicesEnv+"=void")
+
+	if err := validate(spec); err != nil {
+		return nil, fmt.Errorf("generate CDI spec: %w", err)
+	}
+	return spec, nil
+}
+
+func deviceNode(n Node) *cdispecs.DeviceNode {
+	mode := os.FileMode(nodeMode)
+	return &cdispecs.DeviceNode{
+		Path:        n.ContainerPath,
+		HostPath:    n.Path,
+		Type:        "c",
+		Major:       n.Major,
+		Minor:       n.Minor,
+		FileMode:    &mode,
+		Permissions: "rwm",
+	}
+}
+
+// fileMounts bind-mounts each file read-only at its path under files.Root.
+func fileMounts(files Files) ([]*cdispecs.Mount, error) {
+	root := files.Root
+	if root == "" {
+		root = "/"
+	}
+	var mounts []*cdispecs.Mount
+	for _, group := range [][]string{files.Libraries, files.Links, files.Binaries, files.Firmware, files.Sockets} {
+		for _, p := range group {
+			rel, err := filepath.Rel(root, p)
+			if err != nil || !filepath.IsAbs(p) || rel == ".." || strings.HasPrefix(rel, "../") {
+				return nil, fmt.Errorf("generate CDI spec: driver file %s is not under the driver root %s: %w", p, root, api.ErrInvalid)
+			}
+			mounts = append(mounts, &cdispecs.Mount{
+				HostPath:      p,
+				ContainerPath: filepath.Join("/", rel),
+				Options:       slices.Clone(mountOptions),
+				Type:          "bind",
+			})
+		}
+	}
+	return mounts, nil
+}
+
+// LoadBase reads a spec that `nvidia-ctk cdi generate` wrote (YAML or
+// JSON), to pass to Generate. A file that does not exist is an error
+// wrapping api.ErrNotFound; one that does not parse, fails the CDI
+// library's validation or is of another kind than nvidia.com/gpu, one
+// wrapping api.ErrInvalid.
+func LoadBase(path string) (*cdispecs.Spec, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("base CDI spec %s does not exist: %w", path, api.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("base CDI spec: %w", err)
+	}
+	spec, err := cdilib.ParseSpec(data)
+	if err != nil {
+		return nil, fmt.Errorf("base CDI spec %s: %w: %w", path, err, api.ErrInvalid)
+	}
+	if spec == nil {
+		return nil, fmt.Errorf("base CDI spec %s is empty: %w", path, api.ErrInvalid)
+	}
+	if spec.Kind != Kind {
+		return nil, fmt.Errorf("base CDI spec %s is of kind %q, not %q: %w", path, spec.Kind, Kind, api.ErrInvalid)
+	}
+	if err := validate(spec); err != nil {
+		return nil, fmt.Errorf("base CDI spec %s: %w", path, err)
+	}
+	return spec, nil
+}
+
+// validate runs the checks the CDI library makes when it loads a spec
+// (version, kind, edits, device names), through its exported validators.
+// Errors wrap api.ErrInvalid.
+func validate(spec *cdispecs.Spec) error {
+	invalid := func(err error) error { return fmt.Errorf("%w: %w", err, api.ErrInvalid) }
+	if err := cdispecs.ValidateVersion(spec); err != nil {
+		return invalid(err)
+	}
+	vendor, class := parser.ParseQualifier(spec.Kind)
+	if err := parser.ValidateVendorName(vendor); err != nil {
+		return invalid(err)
+	}
+	if err := parser.ValidateClassName(class); err != nil {
+		return invalid(err)
+	}
+	if err := (&cdilib.ContainerEdits{ContainerEdits: &spec.ContainerEdits}).Validate(); err != nil {
+		return invalid(err)
+	}
+	if len(spec.Devices) == 0 {
+		return invalid(errors.New("no devices"))
+	}
+	seen := map[string]bool{}
+	for i := range spec.Devices {
+		d := &spec.Devices[i]
+		if err := parser.ValidateDeviceName(d.Name); err != nil {
+			return invalid(err)
+		}
+		if seen[d.Name] {
+			return invalid(fmt.Errorf("device %q is listed twice", d.Name))
+		}
+		seen[d.Name] = true
+		e := d.ContainerEdits
+		if len(e.Env)+len(e.DeviceNodes)+len(e.Hooks)+len(e.Mounts)+len(e.AdditionalGIDs)+len(e.NetDevices) == 0 && e.IntelRdt == nil {
+			return invalid(fmt.Errorf("device %q has no edits", d.Name))
+		}
+		if err := (&cdilib.ContainerEdits{ContainerEdits: &d.ContainerEdits}).Validate(); err != nil {
+			return invalid(fmt.Errorf("device %q: %w", d.Name, err))
+		}
+	}
+	return nil
+}
