@@ -11,7 +11,7 @@ PKGS      := ./...
 PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/iptables/ ./cni/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/ \
              ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/ \
-             ./resources/ ./gpu/topology/ ./gpu/procfs/
+             ./resources/ ./gpu/topology/ ./gpu/procfs/ ./gpu/cdi/ ./gpu/manager/ ./gpu/isolator/
 APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins \
              docker.io containerd e2fsprogs xfsprogs util-linux gcc gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
 # CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go
@@ -125,6 +125,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 20s ./volumes/
 	$(GO) test -run '^$$' -fuzz FuzzHostPath -fuzztime 20s ./volumes/client/
 	$(GO) test -run '^$$' -fuzz FuzzParseOptions -fuzztime 20s ./volumes/driver/
+	$(GO) test -run '^$$' -fuzz FuzzParseGPURequest -fuzztime 20s ./api/
+	$(GO) test -run '^$$' -fuzz FuzzReadMajors -fuzztime 20s ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz FuzzParseLDCache -fuzztime 20s ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz FuzzAllocate -fuzztime 20s ./gpu/topology/
 
 clean:
 	rm -rf bin
