@@ -100,8 +100,10 @@ type ContainerSpec struct {
 	Bandwidth *Bandwidth    `json:"bandwidth,omitempty"`
 	// Volumes are Docker volume plugins' volumes mounted into the container
 	// by the docker/volume isolator.
-	Volumes   []VolumeMount `json:"volumes,omitempty"`
-	Resources Resources     `json:"resources"`
+	Volumes []VolumeMount `json:"volumes,omitempty"`
+	// GPUs asks the GPU isolator for NVIDIA GPUs; nil means none.
+	GPUs      *GPURequest `json:"gpus,omitempty"`
+	Resources Resources   `json:"resources"`
 	// ShmSizeBytes sizes the /dev/shm tmpfs (default 64 MiB, as in Docker).
 	ShmSizeBytes int64             `json:"shm_size_bytes,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
@@ -188,6 +190,8 @@ type Container struct {
 	Runtime     string          `json:"runtime,omitempty"`
 	Isolators   []string        `json:"isolators,omitempty"`
 	Networks    []NetworkStatus `json:"networks,omitempty"`
+	// GPUs are the GPUs the container holds (while it runs).
+	GPUs []GPU `json:"gpus,omitempty"`
 }
 
 // Usage is a container's resource usage. Each isolator fills the fields it
@@ -227,6 +231,9 @@ type Usage struct {
 	NetTxErrors  uint64           `json:"net_tx_errors"`
 	NetTxDropped uint64           `json:"net_tx_dropped"`
 	Interfaces   []InterfaceUsage `json:"interfaces,omitempty"`
+
+	// GPUs are the GPUs the container holds.
+	GPUs []GPUUsage `json:"gpus,omitempty"`
 }
 
 // InterfaceUsage are one network interface's counters.

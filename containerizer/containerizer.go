@@ -639,6 +639,7 @@ func (c *Containerizer) Inspect(ctx context.Context, id string) (*api.Container,
 			}
 		}
 		v.Networks = resp.Networks
+		v.GPUs = resp.GPUs
 	}
 	return &v, nil
 }

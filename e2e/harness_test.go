@@ -72,6 +72,14 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build caisson:", err)
 		return 1
 	}
+	// The NVML helper is the one cgo binary; caisson finds it next to itself.
+	build = exec.Command("go", "build", "-o", filepath.Join(dir, "caisson-nvml"), "../cmd/caisson-nvml")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1", "CGO_CFLAGS=-Wno-deprecated-declarations")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build caisson-nvml:", err)
+		return 1
+	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	return code
@@ -281,6 +289,14 @@ func (e *env) leftovers() []string {
 	if recs, _ := filepath.Glob(filepath.Join(e.root, "volumes", "*.json")); len(recs) > 0 {
 		for _, r := range recs {
 			out = append(out, "volume record "+filepath.Base(r))
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(e.root, "gpu", "state.json")); err == nil {
+		var s struct{ Allocations map[string]string }
+		if json.Unmarshal(b, &s) == nil {
+			for u, c := range s.Allocations {
+				out = append(out, "GPU "+u+" allocated to "+c)
+			}
 		}
 	}
 	procs, _ := os.ReadDir("/proc")

@@ -148,6 +148,8 @@ type StatusRequest struct {
 type StatusResponse struct {
 	Networks   []api.NetworkStatus
 	CgroupPath string
+	// GPUs are the GPUs the container holds.
+	GPUs []api.GPU
 }
 
 // StatusReporter reports status such as IP addresses.

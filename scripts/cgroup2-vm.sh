@@ -170,6 +170,10 @@ copy_elf() {
 	done
 }
 copy_elf runc /usr/sbin/runc
+# The NVML helper (cgo) next to caisson: the GPU tests run on a simulated
+# DGX with fake device nodes, under the cgroup v2 device filter.
+CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $GO build -o "$WORK/caisson-nvml" ./cmd/caisson-nvml
+copy_elf "$WORK/caisson-nvml" /bin/caisson-nvml
 copy_elf crun /usr/bin/crun
 # For the XFS quota tests. mkfs.ext4 is a link to mke2fs, which takes the
 # filesystem type from the name it is run by.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -211,12 +212,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			type row struct {
-				ID    string     `json:"id"`
-				Name  string     `json:"name"`
-				Usage *api.Usage `json:"usage"`
-			}
-			var rows []row
+			var rows []statsRow
 			err = forEach(cz, args, func(id string) error {
 				c, err := cz.Inspect(cmd.Context(), id)
 				if err != nil {
@@ -224,7 +220,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 				}
 				u, err := cz.Usage(cmd.Context(), id)
 				if u != nil {
-					rows = append(rows, row{ID: id, Name: c.Name, Usage: u})
+					rows = append(rows, statsRow{ID: id, Name: c.Name, Usage: u})
 				}
 				return err
 			})
@@ -254,6 +250,9 @@ func newStatsCmd(g *globals) *cobra.Command {
 					api.FormatSize(u.NetRxBytes), api.FormatSize(u.NetTxBytes), u.NetRxErrors+u.NetTxErrors, u.NetRxDropped+u.NetTxDropped)
 			}
 			if ferr := tw.Flush(); ferr != nil {
+				return ferr
+			}
+			if ferr := printGPUUsage(out, rows); ferr != nil {
 				return ferr
 			}
 			return err
@@ -432,4 +431,52 @@ and cgroups under the cgroup parent with no checkpoint) and destroys them.`,
 			return cz.Recover(cmd.Context(), true)
 		},
 	}
+}
+
+// statsRow is one container in caisson stats.
+type statsRow struct {
+	ID    string     `json:"id"`
+	Name  string     `json:"name"`
+	Usage *api.Usage `json:"usage"`
+}
+
+// printGPUUsage writes a second table with the GPUs the containers hold,
+// when any does.
+func printGPUUsage(out io.Writer, rows []statsRow) error {
+	if !slices.ContainsFunc(rows, func(r statsRow) bool { return len(r.Usage.GPUs) > 0 }) {
+		return nil
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "CONTAINER ID\tGPU\tUUID\tUTIL\tMEM UTIL\tMEMORY USED / TOTAL\tPOWER\tTEMP\tECC CORRECTED / UNCORRECTED")
+	opt := func(v *uint32, unit string) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.FormatUint(uint64(*v), 10) + unit
+	}
+	opt64 := func(v *uint64) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.FormatUint(*v, 10)
+	}
+	size := func(v *uint64) string {
+		if v == nil {
+			return "-"
+		}
+		return api.FormatSize(*v)
+	}
+	for _, r := range rows {
+		for _, g := range r.Usage.GPUs {
+			power := "-"
+			if g.PowerMilliwatts != nil {
+				power = fmt.Sprintf("%.1fW", float64(*g.PowerMilliwatts)/1000)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s / %s\t%s\t%s\t%s / %s\n", r.ID[:12], g.Index, g.UUID,
+				opt(g.UtilizationPercent, "%"), opt(g.MemoryUtilizationPercent, "%"), size(g.MemoryUsedBytes), size(g.MemoryTotalBytes),
+				power, opt(g.TemperatureCelsius, "C"), opt64(g.ECCCorrected), opt64(g.ECCUncorrected))
+		}
+	}
+	return tw.Flush()
 }

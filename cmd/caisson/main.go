@@ -20,6 +20,7 @@ import (
 	"github.com/caisson/caisson/containerizer"
 	"github.com/caisson/caisson/containerizer/image"
 	"github.com/caisson/caisson/containerizer/runc"
+	gpuisolator "github.com/caisson/caisson/gpu/isolator"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/isolators/cgroups"
 )
@@ -69,6 +70,7 @@ type globals struct {
 	cniTimeout                   time.Duration
 	dockerHost                   string
 	hostFlags                    // --path.procfs, --path.sysfs, --resources, --reserve (node.go)
+	gpuFlags                     // --gpu-backend, --nvml-helper, --gpu-cdi-spec (gpu.go)
 }
 
 func envOr(key, def string) string {
@@ -84,7 +86,7 @@ func newRootCmd() *cobra.Command {
 		Use:   "caisson",
 		Short: "Run isolated containers through an OCI runtime",
 		Long: `caisson runs OCI containers through runc (or crun) and composes isolators
-(cgroups v1 and v2, CNI networks today; Docker volumes and GPUs to come).
+(cgroups v1 and v2, CNI networks, Docker volumes and NVIDIA GPUs).
 It needs no daemon: each container has a small monitor process that holds its
 exit status, so detached containers outlive the command that started them.
 
@@ -118,11 +120,12 @@ Real containers need Linux and root.`,
 	pf.StringVar(&g.dockerHost, "docker-host", envOr("CAISSON_DOCKER_HOST", envOr("DOCKER_HOST", "unix:///var/run/docker.sock")),
 		"dockerd's API, asked for managed volume plugins (env CAISSON_DOCKER_HOST, then DOCKER_HOST); empty: legacy plugins only")
 	g.hostFlags.register(pf)
+	g.gpuFlags.register(pf)
 
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
 		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
-		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g),
+		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g), newGPUCmd(g),
 	)
 	return root
 }
@@ -170,6 +173,11 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	if err != nil {
 		return nil, err
 	}
+	gm, err := g.gpus()
+	if err != nil {
+		return nil, err
+	}
+	gpus := gpuisolator.New(gm, log.With("isolator", gpuisolator.Name))
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -180,10 +188,12 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		"--runtime-timeout", g.runtimeTimeout.String(),
 		"--cni-config-dir", g.cniConfDir, "--cni-plugin-path", g.cniPath, "--default-network", g.defaultNetwork,
 		"--default-network-subnet", g.defaultSubnet, "--default-network-bridge", g.defaultBridge,
-		"--cni-timeout", g.cniTimeout.String(), "--docker-host", g.dockerHost, "monitor"}
+		"--cni-timeout", g.cniTimeout.String(), "--docker-host", g.dockerHost,
+		"--path.procfs", g.procFS, "--path.sysfs", g.sysFS}
+	monitor = append(append(monitor, g.gpuFlags.args()...), "monitor")
 	cfg := containerizer.Config{
 		Root: root, RunRoot: runRoot, Runtime: rt, Provisioner: store,
-		Isolators:      []isolators.Isolator{cg, network, vols},
+		Isolators:      []isolators.Isolator{cg, network, vols, gpus},
 		MonitorCommand: monitor,
 		Logger:         log,
 		CrashPoint:     crashPoint(),

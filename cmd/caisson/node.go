@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/caisson/caisson/api"
-	"github.com/caisson/caisson/gpu/procfs"
 	"github.com/caisson/caisson/resources"
 )
 
@@ -38,8 +37,7 @@ func (g *globals) nodeResources(ctx context.Context) (*api.NodeResources, error)
 	return resources.Detect(ctx, resources.Config{
 		ProcFS: g.procFS, SysFS: g.sysFS, WorkDir: g.root,
 		Overrides: g.overrides, Reserve: g.reserve,
-		// Until NVML discovery lands: what the kernel driver lists.
-		GPUs:   procfs.Source{ProcFS: g.procFS, SysFS: g.sysFS},
+		GPUs:   gpuSource{g},
 		Logger: g.logger().With("component", "resources"),
 	})
 }
@@ -139,13 +137,19 @@ func printNodeResources(out io.Writer, r *api.NodeResources) error {
 		return nil
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintln(tw, "GPU\tUUID\tMODEL\tMEMORY\tPCI BUS ID\tNUMA NODE")
+	if r.GPUs[0].Simulated {
+		fmt.Fprintln(out, "SIMULATED GPUs: no real GPU is behind them")
+	}
+	fmt.Fprintln(tw, "GPU\tUUID\tMODEL\tMEMORY\tPCI BUS ID\tNUMA NODE\tHEALTH")
 	for _, gpu := range r.GPUs {
-		numa := "-"
+		numa, health := "-", "healthy"
 		if gpu.NUMANode >= 0 {
 			numa = fmt.Sprint(gpu.NUMANode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", gpu.Index, gpu.UUID, gpu.Model, api.FormatSize(uint64(gpu.MemoryBytes)), gpu.PCIBusID, numa)
+		if gpu.Unhealthy != "" {
+			health = "UNHEALTHY: " + gpu.Unhealthy
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", gpu.Index, gpu.UUID, gpu.Model, api.FormatSize(uint64(gpu.MemoryBytes)), gpu.PCIBusID, numa, health)
 	}
 	return tw.Flush()
 }

@@ -20,6 +20,7 @@ type runFlags struct {
 	env, labels, networks, publish     []string
 	mounts, volumes                    []string
 	ingressRate, egressRate            string
+	gpus                               string
 	ingressBurst, egressBurst          string
 	detach, rm, noImage, interactive   bool
 	resources                          resourceFlags
@@ -66,6 +67,7 @@ The root filesystem is one of:
 	fl.StringVar(&f.egressBurst, "egress-burst", "", "burst for --egress-rate in bits (default: one second's worth)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "mount a volume of a Docker volume plugin: type=volume,driver=D,src=NAME,dst=/path[,ro][,volume-opt=k=v] (created when missing)")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "short form of --mount: DRIVER/NAME:/path[:ro]")
+	fl.StringVar(&f.gpus, "gpus", "", "NVIDIA GPUs: a number (the best-linked free ones), all, or UUIDs GPU-…[,GPU-…] (see caisson gpu ls)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
@@ -98,6 +100,9 @@ func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
 		s.Entrypoint = []string{f.entrypoint}
 	}
 	var err error
+	if s.GPUs, err = api.ParseGPURequest(f.gpus); err != nil {
+		return s, err
+	}
 	if s.Resources, err = f.resources.parse(); err != nil {
 		return s, err
 	}

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu"
+	"github.com/caisson/caisson/gpu/manager"
+)
+
+// gpuFlags say where GPUs come from.
+type gpuFlags struct {
+	gpuBackend, nvmlHelper, cdiBase string
+}
+
+func (f *gpuFlags) register(pf *pflag.FlagSet) {
+	pf.StringVar(&f.gpuBackend, "gpu-backend", envOr("CAISSON_GPU_BACKEND", gpu.BackendNVML),
+		"where GPUs come from: nvml (the driver; /proc/driver/nvidia without it), or a simulated machine: "+
+			strings.Join(gpu.Backends[1:], ", ")+" (env CAISSON_GPU_BACKEND)")
+	pf.StringVar(&f.nvmlHelper, "nvml-helper", envOr("CAISSON_NVML_HELPER", ""),
+		"path of caisson-nvml, the helper that talks to NVML (default: next to caisson, then PATH; env CAISSON_NVML_HELPER)")
+	pf.StringVar(&f.cdiBase, "gpu-cdi-spec", envOr("CAISSON_GPU_CDI_SPEC", ""),
+		"a CDI spec from nvidia-ctk cdi generate whose driver mounts and hooks replace the generated ones (env CAISSON_GPU_CDI_SPEC)")
+}
+
+// args are the flags the monitor gets, so its cleanup finds the same state.
+func (f *gpuFlags) args() []string {
+	return []string{"--gpu-backend", f.gpuBackend, "--nvml-helper", f.nvmlHelper, "--gpu-cdi-spec", f.cdiBase}
+}
+
+// gpus builds the GPU manager.
+func (g *globals) gpus() (*manager.Manager, error) {
+	root, _, err := g.dirs()
+	if err != nil {
+		return nil, err
+	}
+	return manager.New(manager.Config{
+		Backend: g.gpuBackend, Dir: filepath.Join(root, "gpu"), Helper: g.nvmlHelper,
+		ProcFS: g.procFS, SysFS: g.sysFS, CDIBase: g.cdiBase,
+		Logger: g.logger().With("component", "gpu"),
+	})
+}
+
+// gpuSource lists the GPUs for node resources, with their health.
+type gpuSource struct{ g *globals }
+
+func (s gpuSource) GPUs(ctx context.Context) ([]api.GPU, error) {
+	m, err := s.g.gpus()
+	if err != nil {
+		return nil, err
+	}
+	inv, list, err := m.List(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.GPU{}
+	for _, st := range list {
+		g := st.GPU
+		g.Simulated = inv.Simulated
+		if st.Unhealthy != nil {
+			g.Unhealthy = st.Unhealthy.Reason
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func newGPUCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gpu",
+		Short: "List, watch and simulate NVIDIA GPUs",
+		Long: `Caisson gives a container the GPUs it asks for (caisson run --gpus) and nothing
+else. The GPUs come from --gpu-backend: nvml asks the driver through
+caisson-nvml, a small helper that caisson runs (NVML needs cgo, caisson is a
+static binary); without the driver's library it reads /proc/driver/nvidia.
+The mock:dgxa100, mock:dgxh100 and mock:dgxb200 backends simulate a DGX
+with eight GPUs, their NVLinks and fake device nodes, so that allocation and
+isolation can be shown and tested on a machine without a GPU; everything
+they print says SIMULATED.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newGPULsCmd(g), newGPUWatchCmd(g), newGPUSimulateCmd(g))
+	return cmd
+}
+
+func newGPULsCmd(g *globals) *cobra.Command {
+	var format string
+	var refresh bool
+	cmd := &cobra.Command{
+		Use:   "ls [--format table|json] [--refresh]",
+		Short: "List the GPUs, their links, health and holders",
+		Long: `List this host's GPUs: index, UUID, model, memory, PCI bus id, NUMA node,
+compute capability, health and the container that holds each, then the link
+matrix (NV<n>: n NVLinks; PIX, PXB, PHB, NODE, SYS: the closest common PCIe
+ancestor, as nvidia-smi topo -m names it).
+
+The inventory is cached under the work dir until the next boot; --refresh
+discovers again (after a driver upgrade, a GPU replaced, a device node
+removed).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			m, err := g.gpus()
+			if err != nil {
+				return err
+			}
+			inv, list, err := m.List(cmd.Context(), refresh)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(cmd.OutOrStdout(), struct {
+					*gpu.Inventory
+					Devices []manager.Status `json:"devices"`
+				}{inv, list})
+			}
+			return printGPUs(cmd.OutOrStdout(), inv, list)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "discover the GPUs again instead of using the cached inventory")
+	return cmd
+}
+
+func printGPUs(out io.Writer, inv *gpu.Inventory, list []manager.Status) error {
+	if inv.Simulated {
+		fmt.Fprintf(out, "SIMULATED GPUs (%s): no real GPU is behind them\n", inv.Backend)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(out, "no GPUs: %s\n", inv.Reason)
+		return nil
+	}
+	if inv.Source == "procfs" {
+		fmt.Fprintf(out, "%s\n", inv.Reason)
+	}
+	if inv.DriverVersion != "" {
+		fmt.Fprintf(out, "driver %s", inv.DriverVersion)
+		if inv.CUDAVersion != "" {
+			fmt.Fprintf(out, ", CUDA %s", inv.CUDAVersion)
+		}
+		fmt.Fprintln(out)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "GPU\tUUID\tMODEL\tMEMORY\tPCI BUS ID\tNUMA\tCC\tHEALTH\tCONTAINER")
+	for _, s := range list {
+		numa, health, holder := "-", "healthy", "-"
+		if s.NUMANode >= 0 {
+			numa = strconv.Itoa(s.NUMANode)
+		}
+		if s.Unhealthy != nil {
+			health = "UNHEALTHY: " + s.Unhealthy.Reason
+		}
+		if s.Container != "" {
+			holder = s.Container[:min(12, len(s.Container))]
+		}
+		cc := s.ComputeCapability
+		if cc == "" {
+			cc = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Index, s.UUID, s.Model, api.FormatSize(uint64(s.MemoryBytes)),
+			s.PCIBusID, numa, cc, health, holder)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	t := inv.Topology
+	if t == nil || len(t.Devices) < 2 {
+		return nil
+	}
+	fmt.Fprintln(out)
+	fmt.Fprint(tw, "")
+	for i := range t.Devices {
+		fmt.Fprintf(tw, "\tGPU%d", i)
+	}
+	fmt.Fprintln(tw, "\tNUMA")
+	for i := range t.Devices {
+		fmt.Fprintf(tw, "GPU%d", i)
+		for j := range t.Devices {
+			switch {
+			case i == j:
+				fmt.Fprint(tw, "\tX")
+			case t.NVLinks[i][j] > 0:
+				fmt.Fprintf(tw, "\tNV%d", t.NVLinks[i][j])
+			default:
+				fmt.Fprintf(tw, "\t%s", t.PCIe[i][j])
+			}
+		}
+		numa := "-"
+		if n := t.Devices[i].NUMANode; n >= 0 {
+			numa = strconv.Itoa(n)
+		}
+		fmt.Fprintf(tw, "\t%s\n", numa)
+	}
+	return tw.Flush()
+}
+
+func newGPUWatchCmd(g *globals) *cobra.Command {
+	var reprobe time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch [--reprobe-interval D]",
+		Short: "Follow GPU health: take failing GPUs out of service, put them back when they recover",
+		Long: `Follow the GPUs' NVML events until interrupted. An XID error (except those a
+program's own fault causes: 13, 31, 43, 45, 68 and 109) or a double-bit ECC
+error marks its GPU unhealthy: no container is given it until it recovers.
+Every --reprobe-interval, each unhealthy GPU is probed (it must answer NVML,
+with no retired pages pending and no failed row remapping) and put back in
+service when it passes. Changes are printed one per line, and shown by
+caisson gpu ls and caisson node resources.
+
+Run it beside the agent (for instance as a systemd service). NVML reports
+only events that happen while someone listens.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if reprobe <= 0 {
+				return fmt.Errorf("--reprobe-interval %s: must be positive: %w", reprobe, api.ErrInvalid)
+			}
+			m, err := g.gpus()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			out := cmd.OutOrStdout()
+			inv, err := m.Inventory(ctx, false)
+			if err != nil {
+				return err
+			}
+			sim := ""
+			if inv.Simulated {
+				sim = "SIMULATED "
+			}
+			ready := func() { fmt.Fprintf(out, "watching %d %sGPUs (%s)\n", len(inv.Devices), sim, inv.Backend) }
+			return m.Watch(ctx, reprobe, ready, func(c manager.Change) {
+				switch {
+				case c.Healthy:
+					fmt.Fprintf(out, "gpu %d %s healthy again: %s\n", c.Index, c.UUID, c.Reason)
+				case c.Event != nil && c.Changed:
+					fmt.Fprintf(out, "gpu %d %s unhealthy: %s\n", c.Index, c.UUID, c.Reason)
+				case c.Event != nil:
+					fmt.Fprintf(out, "gpu %d %s still unhealthy: another %s\n", c.Index, c.UUID, c.Reason)
+				default:
+					fmt.Fprintf(out, "gpu %d %s still unhealthy: probe failed: %s\n", c.Index, c.UUID, c.Reason)
+				}
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&reprobe, "reprobe-interval", time.Minute, "how often unhealthy GPUs are probed")
+	return cmd
+}
+
+func newGPUSimulateCmd(g *globals) *cobra.Command {
+	var xid uint64
+	var dbe, recover bool
+	var fault string
+	cmd := &cobra.Command{
+		Use:   "simulate GPU (--xid N | --dbe) [--fault REASON] | GPU --recover",
+		Short: "Make a simulated GPU report an error, or fail and recover (mock backends only)",
+		Long: `Inject an NVML event on a GPU of a simulated machine, as a real one reports a
+hardware fault: --xid N an XID error, --dbe a double-bit ECC error (it also
+counts in caisson stats). caisson gpu watch receives it through NVML's event
+API like a real one. With --fault, the GPU also fails every probe until
+--recover, so it stays unhealthy; without, the next probe passes and it
+returns to service. GPU is an index or a UUID.`,
+		Example: `  caisson --gpu-backend mock:dgxa100 gpu simulate 3 --xid 79 --fault "fallen off the bus"
+  caisson --gpu-backend mock:dgxa100 gpu simulate 3 --recover
+  caisson --gpu-backend mock:dgxa100 gpu simulate GPU-… --dbe`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !gpu.Simulated(g.gpuBackend) {
+				return fmt.Errorf("gpu simulate works on simulated GPUs only (--gpu-backend %s): %w", strings.Join(gpu.Backends[1:], ", "), api.ErrInvalid)
+			}
+			set := 0
+			for _, b := range []bool{xid != 0, dbe, recover} {
+				if b {
+					set++
+				}
+			}
+			if set != 1 || recover && fault != "" {
+				return fmt.Errorf("give one of --xid N, --dbe and --recover (--fault goes with --xid or --dbe): %w", api.ErrInvalid)
+			}
+			m, err := g.gpus()
+			if err != nil {
+				return err
+			}
+			inv, err := m.Inventory(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(inv.Devices, func(d gpu.Device) bool { return d.UUID == args[0] || strconv.Itoa(d.Index) == args[0] })
+			if i < 0 {
+				return fmt.Errorf("no GPU %q on this simulated machine (caisson gpu ls lists them): %w", args[0], api.ErrNotFound)
+			}
+			uuid := inv.Devices[i].UUID
+			if recover {
+				if err := m.SetFault(uuid, ""); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "gpu %d %s: fault cleared; its next probe passes\n", i, uuid)
+				return nil
+			}
+			if fault != "" {
+				if err := m.SetFault(uuid, fault); err != nil {
+					return err
+				}
+			}
+			ev := gpu.Event{UUID: uuid, Type: gpu.EventXID, XID: xid, Time: time.Now().UTC()}
+			if dbe {
+				ev.Type, ev.XID = gpu.EventDBE, 0
+			}
+			if err := m.Inject(ev); err != nil {
+				return err
+			}
+			what := fmt.Sprintf("XID %d", xid)
+			if dbe {
+				what = "a double-bit ECC error"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "gpu %d %s: SIMULATED %s sent\n", i, uuid, what)
+			return nil
+		},
+	}
+	cmd.Flags().Uint64Var(&xid, "xid", 0, "send XID error N")
+	cmd.Flags().BoolVar(&dbe, "dbe", false, "send a double-bit ECC error")
+	cmd.Flags().StringVar(&fault, "fault", "", "also make the GPU fail its probes, for REASON, until --recover")
+	cmd.Flags().BoolVar(&recover, "recover", false, "let the GPU pass its probes again")
+	return cmd
+}

@@ -1,0 +1,251 @@
+// Package isolator is the gpu/nvidia isolator: it gives a container the
+// NVIDIA GPUs it asked for (api.ContainerSpec.GPUs) and nothing else.
+//
+// Prepare allocates the GPUs (gpu/manager: best-linked free healthy set,
+// checkpointed before the container exists), then injects them through CDI
+// (gpu/cdi) into a scratch spec and hands the result to the containerizer:
+// the GPUs' device nodes and the control nodes (nvidiactl, nvidia-modeset,
+// nvidia-uvm, nvidia-uvm-tools), one allow rule for each on top of the
+// base spec's default deny, the driver's libraries and binaries, and
+// NVIDIA_VISIBLE_DEVICES (the granted UUIDs) and CUDA_VISIBLE_DEVICES
+// (0..n-1: the container sees only its own GPUs). A container that asked
+// for none gets NVIDIA_VISIBLE_DEVICES=void on a host with GPUs, whatever
+// its image or its user set: only --gpus grants a GPU.
+//
+// The device cgroup is set by the OCI runtime when it creates the
+// container, from these rules; this isolator never changes a running
+// container's device rules, so containerd/cgroups' cgroup v2 device filter
+// (which stacks eBPF programs on update) is not involved. The granted GPUs'
+// NUMA nodes are the container's cpuset/mems hint: annotations
+// caisson.gpu/numa-nodes and caisson.gpu/uuids.
+package isolator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu"
+	"github.com/caisson/caisson/gpu/cdi"
+	"github.com/caisson/caisson/gpu/manager"
+	"github.com/caisson/caisson/isolators"
+	"github.com/caisson/caisson/oci"
+)
+
+// Name is the isolator's name in checkpoints.
+const Name = "gpu/nvidia"
+
+// Annotations the isolator sets on a container with GPUs.
+const (
+	AnnotationUUIDs     = "caisson.gpu/uuids"
+	AnnotationNUMANodes = "caisson.gpu/numa-nodes"
+)
+
+// Isolator is the gpu/nvidia isolator.
+type Isolator struct {
+	m   *manager.Manager
+	log *slog.Logger
+}
+
+// New returns the isolator over a GPU manager.
+func New(m *manager.Manager, log *slog.Logger) *Isolator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Isolator{m: m, log: log}
+}
+
+// Name implements isolators.Isolator.
+func (iso *Isolator) Name() string { return Name }
+
+// Prepare allocates and injects the requested GPUs. On error nothing stays
+// allocated.
+func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest, resp *isolators.PrepareResponse) (err error) {
+	if req.Spec.GPUs == nil {
+		inv, err := iso.m.Inventory(ctx, false)
+		if err != nil {
+			// A container that wants no GPU does not fail for it.
+			iso.log.Warn("GPU inventory unavailable", "err", err)
+			return nil
+		}
+		if len(inv.Devices) > 0 {
+			resp.Env = append(resp.Env, "NVIDIA_VISIBLE_DEVICES=void")
+		}
+		return nil
+	}
+	inv, err := iso.m.Inventory(ctx, false)
+	if err != nil {
+		return err
+	}
+	grant, err := iso.m.Allocate(ctx, req.ContainerID, *req.Spec.GPUs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := iso.m.Release(req.ContainerID); rerr != nil {
+				iso.log.Error("release GPUs after a failed prepare", "container", req.ContainerID, "err", rerr)
+			}
+		}
+	}()
+	majors, err := iso.m.Majors()
+	if err != nil {
+		return err
+	}
+	perGPU, _ := cdi.Nodes(inv, iso.m.DevRoot(), majors)
+	for _, d := range grant.Devices {
+		for _, n := range perGPU[d.UUID] {
+			if err := checkNode(n, d); err != nil {
+				return err
+			}
+		}
+	}
+	scratch := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{Resources: &specs.LinuxResources{}}}
+	if err := cdi.Inject(iso.m.CDIDir(), scratch, grant.UUIDs()); err != nil {
+		return err
+	}
+	resp.Devices = append(resp.Devices, scratch.Linux.Devices...)
+	resp.DeviceRules = append(resp.DeviceRules, scratch.Linux.Resources.Devices...)
+	resp.Mounts = append(resp.Mounts, scratch.Mounts...)
+	for _, e := range scratch.Process.Env {
+		if k, _, _ := strings.Cut(e, "="); k != "NVIDIA_VISIBLE_DEVICES" && k != "CUDA_VISIBLE_DEVICES" {
+			resp.Env = append(resp.Env, e)
+		}
+	}
+	ordinals := make([]string, len(grant.Devices))
+	for i := range ordinals {
+		ordinals[i] = strconv.Itoa(i)
+	}
+	resp.Env = append(resp.Env,
+		"NVIDIA_VISIBLE_DEVICES="+strings.Join(grant.UUIDs(), ","),
+		"CUDA_VISIBLE_DEVICES="+strings.Join(ordinals, ","))
+	if resp.Annotations == nil {
+		resp.Annotations = map[string]string{}
+	}
+	resp.Annotations[AnnotationUUIDs] = strings.Join(grant.UUIDs(), ",")
+	if len(grant.NUMANodes) > 0 {
+		nodes := make([]string, len(grant.NUMANodes))
+		for i, n := range grant.NUMANodes {
+			nodes[i] = strconv.Itoa(n)
+		}
+		resp.Annotations[AnnotationNUMANodes] = strings.Join(nodes, ",")
+	}
+	if h := scratch.Hooks; h != nil {
+		resp.SpecOpts = append(resp.SpecOpts, withHooks(h))
+	}
+	return nil
+}
+
+// withHooks adds the CDI spec's hooks (nvidia-ctk's update-ldcache and
+// create-symlinks, when its spec is the base).
+func withHooks(h *specs.Hooks) oci.SpecOpt {
+	return func(s *specs.Spec) error {
+		if s.Hooks == nil {
+			s.Hooks = &specs.Hooks{}
+		}
+		//lint:ignore SA1019 a CDI spec may still name prestart hooks; runc runs them
+		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...)
+		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
+		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
+		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
+		s.Hooks.Poststart = append(s.Hooks.Poststart, h.Poststart...)
+		s.Hooks.Poststop = append(s.Hooks.Poststop, h.Poststop...)
+		return nil
+	}
+}
+
+// checkNode makes sure a granted GPU's device node is still there and is
+// what the inventory says: a node that vanished (driver unloaded, node
+// removed) fails the launch instead of starting a container without its
+// GPU.
+func checkNode(n cdi.Node, d gpu.Device) error {
+	var st unix.Stat_t
+	if err := unix.Stat(n.Path, &st); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("GPU %d (%s): its device node %s is missing (driver unloaded or node removed; caisson gpu ls --refresh finds the GPUs again): %w",
+				d.Index, d.UUID, n.Path, api.ErrNotFound)
+		}
+		return fmt.Errorf("GPU %d (%s): %w", d.Index, d.UUID, &os.PathError{Op: "stat", Path: n.Path, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || int64(unix.Major(st.Rdev)) != n.Major || int64(unix.Minor(st.Rdev)) != n.Minor {
+		return fmt.Errorf("GPU %d (%s): %s is not the character device %d:%d: %w", d.Index, d.UUID, n.Path, n.Major, n.Minor, api.ErrInvalid)
+	}
+	return nil
+}
+
+// Cleanup frees the container's GPUs.
+func (iso *Isolator) Cleanup(_ context.Context, req *isolators.CleanupRequest) error {
+	return iso.m.Release(req.ContainerID)
+}
+
+// Recover frees the GPUs of containers that are gone.
+func (iso *Isolator) Recover(_ context.Context, req *isolators.RecoverRequest) error {
+	live := map[string]bool{}
+	for _, c := range req.Containers {
+		live[c.ID] = true
+	}
+	return iso.m.Reconcile(func(id string) bool { return live[id] })
+}
+
+// Status lists the GPUs the container holds.
+func (iso *Isolator) Status(ctx context.Context, req *isolators.StatusRequest, resp *isolators.StatusResponse) error {
+	held, err := iso.m.Held(ctx, req.ContainerID)
+	if err != nil {
+		return err
+	}
+	for _, d := range held {
+		resp.GPUs = append(resp.GPUs, d.GPU)
+	}
+	return nil
+}
+
+// Usage reports the counters of the GPUs the container holds. GPUs are not
+// shared, so a GPU's counters are its holder's.
+func (iso *Isolator) Usage(ctx context.Context, req *isolators.UsageRequest, u *api.Usage) error {
+	held, err := iso.m.Held(ctx, req.ContainerID)
+	if err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		if req.Spec != nil && req.Spec.Annotations[AnnotationUUIDs] == "" {
+			return nil // a container without GPUs
+		}
+		return fmt.Errorf("container %s holds no GPU: %w", req.ContainerID, api.ErrNotFound)
+	}
+	uuids := make([]string, len(held))
+	for i, d := range held {
+		uuids[i] = d.UUID
+	}
+	stats, err := iso.m.Stats(ctx, uuids...)
+	if err != nil {
+		return err
+	}
+	for _, d := range held {
+		gu := api.GPUUsage{UUID: d.UUID, Index: d.Index}
+		for _, s := range stats {
+			if s.UUID == d.UUID {
+				gu = s
+				gu.Index = d.Index
+			}
+		}
+		u.GPUs = append(u.GPUs, gu)
+	}
+	return nil
+}
+
+var (
+	_ isolators.Preparer       = (*Isolator)(nil)
+	_ isolators.Cleaner        = (*Isolator)(nil)
+	_ isolators.Recoverer      = (*Isolator)(nil)
+	_ isolators.StatusReporter = (*Isolator)(nil)
+	_ isolators.UsageReporter  = (*Isolator)(nil)
+)

@@ -1,0 +1,171 @@
+package isolator
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/gpu/manager"
+	"github.com/caisson/caisson/gpu/manager/managertest"
+	"github.com/caisson/caisson/internal/testutil"
+	"github.com/caisson/caisson/isolators"
+	"github.com/caisson/caisson/isolators/isolatorstest"
+)
+
+// newIso returns the isolator on a fake DGX A100 whose device nodes are in
+// devRoot.
+func newIso(t *testing.T, devRoot string) (*Isolator, *managertest.Host) {
+	t.Helper()
+	h := managertest.New(t, managertest.DGXA100())
+	m, err := manager.New(manager.Config{Dir: filepath.Join(h.Dir, "state"), Helper: h.Helper, ProcFS: h.ProcFS,
+		SysFS: filepath.Join(h.Dir, "sys"), DriverRoot: filepath.Join(h.Dir, "driver"), DevRoot: devRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(m, nil), h
+}
+
+// fakeNodes makes /dev/nvidia0..7 (195:N) in a temp dir.
+func fakeNodes(t *testing.T) string {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	for i := range 8 {
+		if err := unix.Mknod(filepath.Join(dir, "nvidia"+strconv.Itoa(i)), unix.S_IFCHR|0o666, int(unix.Mkdev(195, uint32(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func prepare(iso *Isolator, id string, gpus *api.GPURequest) (*isolators.PrepareResponse, error) {
+	resp := &isolators.PrepareResponse{}
+	err := iso.Prepare(context.Background(), &isolators.PrepareRequest{ContainerID: id, Spec: api.ContainerSpec{GPUs: gpus}}, resp)
+	return resp, err
+}
+
+func TestPrepare(t *testing.T) {
+	iso, _ := newIso(t, fakeNodes(t))
+	resp, err := prepare(iso, "c1", &api.GPURequest{Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, d := range resp.Devices {
+		paths = append(paths, d.Path)
+	}
+	slices.Sort(paths)
+	want := []string{"/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl"}
+	if diff := cmp.Diff(want, paths); diff != "" {
+		t.Errorf("device nodes (-want +got):\n%s", diff)
+	}
+	var rules []string
+	for _, r := range resp.DeviceRules {
+		if !r.Allow || r.Major == nil || r.Minor == nil {
+			t.Errorf("rule %+v is not an allow rule for one node", r)
+			continue
+		}
+		rules = append(rules, r.Type+" "+itoa(*r.Major)+":"+itoa(*r.Minor)+" "+r.Access)
+	}
+	slices.Sort(rules)
+	wantRules := []string{"c 195:0 rwm", "c 195:1 rwm", "c 195:254 rwm", "c 195:255 rwm", "c 237:0 rwm", "c 237:1 rwm"}
+	if diff := cmp.Diff(wantRules, rules); diff != "" {
+		t.Errorf("device rules (-want +got):\n%s", diff)
+	}
+	inv := managertest.DGXA100()
+	env := map[string]string{}
+	for _, e := range resp.Env {
+		k, v, _ := strings.Cut(e, "=")
+		env[k] = v
+	}
+	if env["NVIDIA_VISIBLE_DEVICES"] != inv.Devices[0].UUID+","+inv.Devices[1].UUID || env["CUDA_VISIBLE_DEVICES"] != "0,1" {
+		t.Errorf("env %v", resp.Env)
+	}
+	if resp.Annotations[AnnotationNUMANodes] != "3" || resp.Annotations[AnnotationUUIDs] != env["NVIDIA_VISIBLE_DEVICES"] {
+		t.Errorf("annotations %v", resp.Annotations)
+	}
+	// Status and usage name the container's GPUs.
+	var st isolators.StatusResponse
+	if err := iso.Status(context.Background(), &isolators.StatusRequest{ContainerID: "c1"}, &st); err != nil || len(st.GPUs) != 2 || st.GPUs[1].UUID != inv.Devices[1].UUID {
+		t.Errorf("status %+v, %v", st.GPUs, err)
+	}
+	var u api.Usage
+	if err := iso.Usage(context.Background(), &isolators.UsageRequest{ContainerID: "c1"}, &u); err != nil || len(u.GPUs) != 2 || u.GPUs[1].UtilizationPercent == nil || *u.GPUs[1].UtilizationPercent != 42 || u.GPUs[1].Index != 1 {
+		t.Errorf("usage %+v, %v", u.GPUs, err)
+	}
+	if err := iso.Usage(context.Background(), &isolators.UsageRequest{ContainerID: "c9", Spec: &specs.Spec{}}, &u); err != nil {
+		t.Errorf("usage of a container without GPUs: %v", err)
+	}
+	// Another container gets other GPUs; cleanup frees them.
+	resp2, err := prepare(iso, "c2", &api.GPURequest{Count: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range resp2.Devices {
+		if d.Path == "/dev/nvidia0" || d.Path == "/dev/nvidia1" {
+			t.Errorf("c2 got %s, which c1 holds", d.Path)
+		}
+	}
+	if _, err := prepare(iso, "c3", &api.GPURequest{Count: 1}); !errors.Is(err, api.ErrUnavailable) {
+		t.Errorf("a ninth GPU: %v", err)
+	}
+	if err := iso.Cleanup(context.Background(), &isolators.CleanupRequest{ContainerID: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := iso.Recover(context.Background(), &isolators.RecoverRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prepare(iso, "c3", &api.GPURequest{All: true}); err != nil {
+		t.Errorf("all GPUs after cleanup and recovery: %v", err)
+	}
+}
+
+// TestNoRequest: a container that asks for nothing gets no device and
+// NVIDIA_VISIBLE_DEVICES=void, which overrides whatever its image says.
+func TestNoRequest(t *testing.T) {
+	iso, _ := newIso(t, t.TempDir())
+	resp, err := prepare(iso, "c1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &isolators.PrepareResponse{Env: []string{"NVIDIA_VISIBLE_DEVICES=void"}}
+	if diff := cmp.Diff(want, resp); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestMissingNode: a granted GPU whose node is gone fails the prepare and
+// leaves nothing allocated.
+func TestMissingNode(t *testing.T) {
+	iso, h := newIso(t, t.TempDir())
+	if _, err := prepare(iso, "c1", &api.GPURequest{Count: 1}); !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "nvidia0 is missing") {
+		t.Fatalf("prepare without nodes: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(h.Dir, "state", "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "c1") {
+		t.Errorf("allocation left after a failed prepare:\n%s", b)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	dev := fakeNodes(t)
+	isolatorstest.Run(t, func(t *testing.T) isolators.Isolator { iso, _ := newIso(t, dev); return iso },
+		isolatorstest.Options{Request: func(t *testing.T, id string) *isolators.PrepareRequest {
+			return &isolators.PrepareRequest{ContainerID: id, Spec: api.ContainerSpec{GPUs: &api.GPURequest{Count: 1}}}
+		}})
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
