@@ -18,12 +18,14 @@ ROOTFS=$WORK/busybox
 
 PLUGIN=caisson-demo-$$
 PLUGIN_PID=
+WATCH_PID=
 
 cleanup() {
 	ids=$($BIN ps -aq 2>/dev/null || true)
 	[ -z "$ids" ] || $BIN rm -f $ids >/dev/null 2>&1 || true
 	$BIN recover >/dev/null 2>&1 || true
 	if [ -n "$PLUGIN_PID" ]; then kill "$PLUGIN_PID" 2>/dev/null || true; wait "$PLUGIN_PID" 2>/dev/null || true; fi
+	if [ -n "$WATCH_PID" ]; then kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; fi
 	grep " $WORK/" /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	ip link delete dev "$CAISSON_DEFAULT_NETWORK_BRIDGE" 2>/dev/null || true
 	umount -l "$CAISSON_RUN_ROOT/cni/netns" 2>/dev/null || true
@@ -100,6 +102,31 @@ show run --rm --rootfs "$ROOTFS" -u 1000 \
 	sh -c 'echo "kept across containers" > /data/note; stat -c "volume root owned by uid %u"  /data; dd if=/dev/zero of=/data/big bs=1M count=16 2>&1 | grep -i "space" || true'
 show run --rm --rootfs "$ROOTFS" -v "$PLUGIN/data:/data:ro" sh -c 'cat /data/note; df -h /data | tail -1'
 echo "plugin state: $(grep -c '"name"' "$WORK/volumes/state.json") volume(s), $(grep -c '"mounts"' "$WORK/volumes/state.json") mounted"
+
+step "GPUs on a simulated DGX A100 (no GPU on this machine): an NVLink pair, and only that pair"
+G="--gpu-backend mock:dgxa100"
+show $G gpu ls
+show $G run --rm --rootfs "$ROOTFS" --gpus 2 sh -c 'echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
+for d in /dev/nvidia0 /dev/nvidia1 /dev/nvidia2; do [ -e $d ] || { echo "$d: absent"; continue; }; dd if=$d of=/dev/null count=1 2>&1 | sed "s/^dd: //"; done
+mknod /tmp/nvidia5 c 195 5 && dd if=/tmp/nvidia5 of=/dev/null count=1 2>&1 | sed "s/^dd: //"'
+echo "(ENXIO: the device cgroup lets it through and no driver answers; EPERM: the cgroup denies it)"
+show $G run --rm --rootfs "$ROOTFS" --gpus 9 true || true
+
+step "GPU health: an XID takes a GPU out of service until it recovers"
+echo "\$ caisson $G gpu watch --reprobe-interval 1s &"
+"$BIN" $G gpu watch --reprobe-interval 1s >"$WORK/gpu-watch.log" &
+WATCH_PID=$!
+i=0; until grep -q watching "$WORK/gpu-watch.log" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+show $G gpu simulate 0 --xid 79 --fault "fallen off the bus"
+i=0; until grep -q unhealthy "$WORK/gpu-watch.log" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+cat "$WORK/gpu-watch.log"
+show $G gpu ls | grep -E "^(GPU|0|1) "
+show $G run --rm --rootfs "$ROOTFS" --gpus 8 true || true
+show $G gpu simulate 0 --recover
+i=0; until grep -q "healthy again" "$WORK/gpu-watch.log" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep "healthy again" "$WORK/gpu-watch.log"
+show $G run --rm --rootfs "$ROOTFS" --gpus 8 sh -c 'echo "8 GPUs: $CUDA_VISIBLE_DEVICES"'
+kill "$WATCH_PID"; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=""
 
 step "Removing everything leaves nothing behind"
 "$BIN" rm -f $("$BIN" ps -aq) >/dev/null
