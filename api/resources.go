@@ -39,6 +39,9 @@ type GPU struct {
 	// NUMANode is the NUMA node of the GPU's PCIe attachment, -1 when
 	// unknown.
 	NUMANode int `json:"numa_node"`
+	// CPUAffinity are the CPUs nearest the GPU (NVML's CPU affinity, or the
+	// PCI device's local_cpulist); empty when unknown.
+	CPUAffinity []int `json:"cpu_affinity,omitempty"`
 	// Simulated is true for a GPU of a simulated machine (a mock backend).
 	Simulated bool `json:"simulated,omitempty"`
 	// Unhealthy says why the GPU is out of service (an XID, an ECC error);

@@ -137,6 +137,9 @@ func TestGPUPair(t *testing.T) {
 	c := e.inspect(id)
 	if got := []string{c.GPUs[0].UUID, c.GPUs[1].UUID}; len(c.GPUs) != 2 || !cmp.Equal(got, []string{l.Devices[0].UUID, l.Devices[1].UUID}) {
 		t.Errorf("inspect GPUs = %+v", c.GPUs)
+	} else if a := c.GPUs[0].CPUAffinity; len(a) != 16 || a[0] != 48 || a[15] != 63 || c.GPUs[0].NUMANode != 3 {
+		// A simulated node k has CPUs 16k to 16k+15.
+		t.Errorf("GPU 0: NUMA node %d, CPU affinity %v; want 3, 48-63", c.GPUs[0].NUMANode, a)
 	}
 	if list, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/devices", c.CgroupPath, "devices.list")); err == nil {
 		rules := strings.Split(strings.TrimSpace(string(list)), "\n")

@@ -94,22 +94,22 @@ func FuzzParseAmounts(f *testing.F) {
 
 func TestLists(t *testing.T) {
 	for in, want := range map[string][]int{"": {}, "0": {0}, "0-3,8-11\n": {0, 1, 2, 3, 8, 9, 10, 11}, "5,1-2,2": {1, 2, 5}} {
-		got, err := parseList(in)
+		got, err := ParseList(in)
 		if err != nil {
-			t.Errorf("parseList(%q): %v", in, err)
+			t.Errorf("ParseList(%q): %v", in, err)
 			continue
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("parseList(%q) (-want +got):\n%s", in, diff)
+			t.Errorf("ParseList(%q) (-want +got):\n%s", in, diff)
 		}
 	}
 	for _, bad := range []string{"x", "1-", "-1", "3-1", "1,,2", "0-99999999"} {
-		if _, err := parseList(bad); err == nil {
-			t.Errorf("parseList(%q) succeeded", bad)
+		if _, err := ParseList(bad); err == nil {
+			t.Errorf("ParseList(%q) succeeded", bad)
 		}
 	}
 	for in, want := range map[string]string{"": "", "0-3,8-11": "0-3,8-11", "0,2,4": "0,2,4", "252-255": "252-255"} {
-		ids, _ := parseList(in)
+		ids, _ := ParseList(in)
 		if got := FormatList(ids); got != want {
 			t.Errorf("FormatList(%v) = %q, want %q", ids, got, want)
 		}

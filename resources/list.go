@@ -7,10 +7,10 @@ import (
 	"strings"
 )
 
-// parseList parses the kernel's list format ("0-3,8-11", "" for none), as in
+// ParseList parses the kernel's list format ("0-3,8-11", "" for none), as in
 // cpu/online, node/online, cpulist and Cpus_allowed_list. The result is
 // sorted and free of duplicates.
-func parseList(s string) ([]int, error) {
+func ParseList(s string) ([]int, error) {
 	s = strings.TrimSpace(s)
 	out := []int{}
 	if s == "" {

@@ -109,7 +109,7 @@ func readList(path string) (ids []int, ok bool, err error) {
 	if !ok || err != nil {
 		return nil, ok, err
 	}
-	ids, err = parseList(data)
+	ids, err = ParseList(data)
 	if err != nil {
 		return nil, false, &FileError{Path: path, Reason: err.Error()}
 	}
@@ -203,7 +203,7 @@ func (h *host) cpus(online []int, cg cgroupLimits) (float64, error) {
 	if ok {
 		for _, line := range strings.Split(status, "\n") {
 			if v, found := strings.CutPrefix(line, "Cpus_allowed_list:"); found {
-				allowed, err := parseList(v)
+				allowed, err := ParseList(v)
 				if err != nil {
 					return 0, &FileError{Path: statusPath, Reason: "Cpus_allowed_list: " + err.Error()}
 				}

@@ -16,8 +16,9 @@
 // container, from these rules; this isolator never changes a running
 // container's device rules, so containerd/cgroups' cgroup v2 device filter
 // (which stacks eBPF programs on update) is not involved. The granted GPUs'
-// NUMA nodes are the container's cpuset/mems hint: annotations
-// caisson.gpu/numa-nodes and caisson.gpu/uuids.
+// NUMA nodes and the CPUs nearest them are the container's cpuset/mems
+// hint: annotations caisson.gpu/numa-nodes and caisson.gpu/cpus (and
+// caisson.gpu/uuids).
 package isolator
 
 import (
@@ -39,6 +40,7 @@ import (
 	"github.com/caisson/caisson/gpu/manager"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/oci"
+	"github.com/caisson/caisson/resources"
 )
 
 // Name is the isolator's name in checkpoints.
@@ -48,6 +50,7 @@ const Name = "gpu/nvidia"
 const (
 	AnnotationUUIDs     = "caisson.gpu/uuids"
 	AnnotationNUMANodes = "caisson.gpu/numa-nodes"
+	AnnotationCPUs      = "caisson.gpu/cpus"
 )
 
 // Isolator is the gpu/nvidia isolator.
@@ -138,6 +141,9 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 			nodes[i] = strconv.Itoa(n)
 		}
 		resp.Annotations[AnnotationNUMANodes] = strings.Join(nodes, ",")
+	}
+	if len(grant.CPUs) > 0 {
+		resp.Annotations[AnnotationCPUs] = resources.FormatList(grant.CPUs)
 	}
 	if h := scratch.Hooks; h != nil {
 		resp.SpecOpts = append(resp.SpecOpts, withHooks(h))

@@ -91,7 +91,7 @@ func TestPrepare(t *testing.T) {
 	if env["NVIDIA_VISIBLE_DEVICES"] != inv.Devices[0].UUID+","+inv.Devices[1].UUID || env["CUDA_VISIBLE_DEVICES"] != "0,1" {
 		t.Errorf("env %v", resp.Env)
 	}
-	if resp.Annotations[AnnotationNUMANodes] != "3" || resp.Annotations[AnnotationUUIDs] != env["NVIDIA_VISIBLE_DEVICES"] {
+	if resp.Annotations[AnnotationNUMANodes] != "3" || resp.Annotations[AnnotationCPUs] != "48-49" || resp.Annotations[AnnotationUUIDs] != env["NVIDIA_VISIBLE_DEVICES"] {
 		t.Errorf("annotations %v", resp.Annotations)
 	}
 	// Status and usage name the container's GPUs.

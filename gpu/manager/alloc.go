@@ -13,9 +13,10 @@ import (
 // Grant is what a container was given.
 type Grant struct {
 	Devices []gpu.Device
-	// NUMANodes are the granted GPUs' NUMA nodes: the container's
-	// cpuset/mems hint.
+	// NUMANodes are the granted GPUs' NUMA nodes, and CPUs the CPUs nearest
+	// them: the container's cpuset/mems hint.
 	NUMANodes []int
+	CPUs      []int
 }
 
 // UUIDs are the granted GPUs' UUIDs, in index order.
@@ -82,8 +83,11 @@ func (m *Manager) grant(inv *gpu.Inventory, idx []int) *Grant {
 		if n := inv.Devices[i].NUMANode; n >= 0 && !slices.Contains(g.NUMANodes, n) {
 			g.NUMANodes = append(g.NUMANodes, n)
 		}
+		g.CPUs = append(g.CPUs, inv.Devices[i].CPUAffinity...)
 	}
 	slices.Sort(g.NUMANodes)
+	slices.Sort(g.CPUs)
+	g.CPUs = slices.Compact(g.CPUs)
 	return g
 }
 

@@ -4,6 +4,7 @@ package nvml
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -134,6 +135,16 @@ func describe(d gonvml.Device, i int) (Device, error) {
 	}
 	if n, ret := call(d.GetNumaNodeId); ret == gonvml.SUCCESS {
 		dev.NUMANode = n
+	}
+	// A mask of unsigned longs; 1024 asks for more than enough of them.
+	if mask, ret := call(func() ([]uint, gonvml.Return) { return d.GetCpuAffinity(1024) }); ret == gonvml.SUCCESS {
+		for w, bitsSet := range mask {
+			for b := range bits.UintSize {
+				if bitsSet&(1<<b) != 0 {
+					dev.CPUAffinity = append(dev.CPUAffinity, w*bits.UintSize+b)
+				}
+			}
+		}
 	}
 	cc, ret := call(func() ([2]int, gonvml.Return) {
 		major, minor, ret := d.GetCudaComputeCapability()

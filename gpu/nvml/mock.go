@@ -4,6 +4,7 @@ package nvml
 
 import (
 	"fmt"
+	"math/bits"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
@@ -118,6 +119,7 @@ func Simulate(srv *server.Server, t *topology.Topology, switched bool) (*server.
 		d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) { return pci, gonvml.SUCCESS }
 		numa := t.Devices[i].NUMANode
 		d.GetNumaNodeIdFunc = func() (int, gonvml.Return) { return numa, gonvml.SUCCESS }
+		d.GetCpuAffinityFunc = func(n int) ([]uint, gonvml.Return) { return simulatedAffinity(numa, n) }
 		links := slots[i]
 		d.GetNvLinkStateFunc = func(l int) (gonvml.EnableState, gonvml.Return) {
 			if l < 0 || l >= gonvml.NVLINK_MAX_LINKS {
@@ -166,4 +168,23 @@ func Simulate(srv *server.Server, t *topology.Topology, switched bool) (*server.
 		}
 	}
 	return srv, nil
+}
+
+// SimulatedCPUsPerNode is how many CPUs each NUMA node of a simulated
+// machine has: node k holds CPUs k*16 to k*16+15.
+const SimulatedCPUsPerNode = 16
+
+// simulatedAffinity is the CPU mask, n unsigned longs as NVML fills it, of a
+// simulated GPU on NUMA node numa.
+func simulatedAffinity(numa, n int) ([]uint, gonvml.Return) {
+	mask := make([]uint, n)
+	if numa < 0 {
+		return nil, gonvml.ERROR_NOT_SUPPORTED
+	}
+	for c := numa * SimulatedCPUsPerNode; c < (numa+1)*SimulatedCPUsPerNode; c++ {
+		if w := c / bits.UintSize; w < n {
+			mask[w] |= 1 << (c % bits.UintSize)
+		}
+	}
+	return mask, gonvml.SUCCESS
 }

@@ -58,6 +58,15 @@ func TestDiscoverSimulated(t *testing.T) {
 			if d.Model != tc.model || d.ComputeCapability != tc.cc || d.MemoryBytes != tc.memory {
 				t.Errorf("%s device %d: model %q, cc %q, memory %d", tc.backend, i, d.Model, d.ComputeCapability, d.MemoryBytes)
 			}
+			// CPU affinity: the CPUs of the GPU's NUMA node, decoded from
+			// NVML's mask (node 7's CPUs 112-127 are in its second word).
+			var cpus []int
+			for c := d.NUMANode * SimulatedCPUsPerNode; c < (d.NUMANode+1)*SimulatedCPUsPerNode; c++ {
+				cpus = append(cpus, c)
+			}
+			if diff := cmp.Diff(cpus, d.CPUAffinity); diff != "" {
+				t.Errorf("%s device %d CPU affinity (-want +got):\n%s", tc.backend, i, diff)
+			}
 		}
 		sameLinks(t, tc.backend, tc.preset, inv.Topology)
 		// The NVLink pair behind one PCIe switch, and only that pair.

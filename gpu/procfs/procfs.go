@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/resources"
 )
 
 // Driver is what /proc/driver/nvidia says.
@@ -52,6 +53,7 @@ func Read(procFS, sysFS string) (*Driver, error) {
 			return nil, err
 		}
 		g.NUMANode = numaNode(sysFS, g.PCIBusID)
+		g.CPUAffinity = cpuAffinity(sysFS, g.PCIBusID)
 		d.GPUs = append(d.GPUs, g)
 	}
 	slices.SortFunc(d.GPUs, func(a, b api.GPU) int {
@@ -128,6 +130,19 @@ func numaNode(sysFS, busID string) int {
 		return -1
 	}
 	return n
+}
+
+// cpuAffinity reads the PCI device's local CPUs; nil when unknown.
+func cpuAffinity(sysFS, busID string) []int {
+	b, err := os.ReadFile(filepath.Join(sysFS, "bus", "pci", "devices", strings.ToLower(busID), "local_cpulist"))
+	if err != nil {
+		return nil
+	}
+	cpus, err := resources.ParseList(strings.TrimSpace(string(b)))
+	if err != nil || len(cpus) == 0 {
+		return nil
+	}
+	return cpus
 }
 
 // Source offers the GPUs /proc/driver/nvidia lists to host resource

@@ -47,6 +47,8 @@ func TestRead(t *testing.T) {
 		files["proc/driver/nvidia/gpus/"+g.bus+"/information"] = information(model, g.uuid, g.bus, g.minor)
 		files["sys/bus/pci/devices/"+g.bus+"/numa_node"] = g.numa + "\n"
 	}
+	// The kernel's local_cpulist: the CPUs nearest the device.
+	files["sys/bus/pci/devices/0000:b7:00.0/local_cpulist"] = "16-31,48-63\n"
 	proc, sys := fixture(t, files)
 	d, err := Read(proc, sys)
 	if err != nil {
@@ -55,7 +57,8 @@ func TestRead(t *testing.T) {
 	want := &Driver{Version: "550.54.15", GPUs: []api.GPU{
 		{UUID: "GPU-9f0e1d2c-3b4a-5c6d-7e8f-9a0b1c2d3e4f", Index: 0, Minor: 0, Model: "NVIDIA A100-SXM4-80GB", PCIBusID: "0000:07:00.0", NUMANode: 0},
 		{UUID: "GPU-11111111-2222-3333-4444-555555555555", Index: 1, Minor: 1, Model: "NVIDIA A100-SXM4-80GB", PCIBusID: "0000:0f:00.0", NUMANode: 0},
-		{UUID: "GPU-2a7c8b1e-4f5d-4c3e-9a1b-3c2d1e0f9a8b", Index: 2, Minor: 3, Model: "NVIDIA A100-SXM4-80GB", PCIBusID: "0000:b7:00.0", NUMANode: 1},
+		{UUID: "GPU-2a7c8b1e-4f5d-4c3e-9a1b-3c2d1e0f9a8b", Index: 2, Minor: 3, Model: "NVIDIA A100-SXM4-80GB", PCIBusID: "0000:b7:00.0", NUMANode: 1,
+			CPUAffinity: []int{16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63}},
 	}}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("Read (-want +got):\n%s", diff)

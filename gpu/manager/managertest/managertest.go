@@ -37,6 +37,7 @@ func DGXA100() *gpu.Inventory {
 		inv.Devices = append(inv.Devices, gpu.Device{GPU: api.GPU{
 			UUID: t.Devices[i].UUID, Index: i, Minor: i, Model: "NVIDIA A100-SXM4-80GB", MemoryBytes: 80 << 30,
 			PCIBusID: fmt.Sprintf("00000000:%02X:00.0", 0x10+i), NUMANode: d.NUMANode,
+			CPUAffinity: []int{d.NUMANode * 16, d.NUMANode*16 + 1},
 		}, ComputeCapability: "8.0"})
 	}
 	return inv
