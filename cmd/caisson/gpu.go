@@ -184,7 +184,6 @@ func printGPUs(out io.Writer, inv *gpu.Inventory, list []manager.Status) error {
 		return nil
 	}
 	fmt.Fprintln(out)
-	fmt.Fprint(tw, "")
 	for i := range t.Devices {
 		fmt.Fprintf(tw, "\tGPU%d", i)
 	}

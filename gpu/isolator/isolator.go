@@ -85,10 +85,6 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 		}
 		return nil
 	}
-	inv, err := iso.m.Inventory(ctx, false)
-	if err != nil {
-		return err
-	}
 	grant, err := iso.m.Allocate(ctx, req.ContainerID, *req.Spec.GPUs)
 	if err != nil {
 		return err
@@ -104,7 +100,7 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 	if err != nil {
 		return err
 	}
-	perGPU, _ := cdi.Nodes(inv, iso.m.DevRoot(), majors)
+	perGPU, _ := cdi.Nodes(&gpu.Inventory{Devices: grant.Devices}, iso.m.DevRoot(), majors)
 	for _, d := range grant.Devices {
 		for _, n := range perGPU[d.UUID] {
 			if err := checkNode(n, d); err != nil {

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -164,7 +165,13 @@ func short(id string) string {
 }
 
 // Release frees every GPU container id holds. Unknown IDs are not an error.
+// Every container's cleanup calls it, so a container that holds nothing is
+// let go after a look at the state without the lock (the state is replaced
+// by rename, so an unlocked read sees a whole one).
 func (m *Manager) Release(id string) error {
+	if s, err := m.load(); err == nil && !slices.Contains(slices.Collect(maps.Values(s.Allocations)), id) {
+		return nil
+	}
 	var freed []string
 	err := m.update(func(s *state) (bool, error) {
 		for u, h := range s.Allocations {

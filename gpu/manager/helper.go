@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
@@ -122,7 +123,9 @@ func (m *Manager) events(ctx context.Context) (<-chan gpu.Event, func() error, e
 			}
 		}
 	}()
-	stop := func() error {
+	// stop may be called more than once (when the stream ends, then on the
+	// way out); the helper is stopped and reaped once.
+	stop := sync.OnceValue(func() error {
 		cancel()
 		_ = stdin.Close()
 		<-done
@@ -131,6 +134,6 @@ func (m *Manager) events(ctx context.Context) (<-chan gpu.Event, func() error, e
 			err = errors.New(strings.TrimSpace(stderr.String()))
 		}
 		return err
-	}
+	})
 	return ch, stop, nil
 }
