@@ -1,0 +1,453 @@
+package scheduler
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
+// offer is an outstanding offer.
+type offer struct {
+	id        string
+	seq       uint64
+	session   *session
+	agent     *agent
+	res       Resources
+	revocable bool
+	gone      bool
+	expires   int64 // unix nanoseconds
+}
+
+// avail is what can still be given out on an agent: its free resources,
+// less what pessimistic offers lock.
+func (c *Core) avail(a *agent) Resources {
+	return a.free().Sub(a.offered)
+}
+
+// allocate gives the free resources of the agents that changed to the
+// sessions that wait, in fair order: offers to framework sessions, tasks
+// placed for the others.
+func (c *Core) allocate() {
+	for len(c.dirty) > 0 {
+		list := c.dirty
+		c.dirty = nil
+		if c.leaves.len() == 0 {
+			for _, i := range list {
+				c.agents[i].dirty = false
+			}
+			continue
+		}
+		// Busiest agents first: packing fills them before it opens
+		// empty ones.
+		if len(list) > 1 {
+			slices.SortFunc(list, func(x, y int32) int {
+				ax, ay := c.agents[x], c.agents[y]
+				if d := cmp.Compare(c.avail(ax).Share(c.total), c.avail(ay).Share(c.total)); d != 0 {
+					return d
+				}
+				return cmp.Compare(x, y)
+			})
+		}
+		for _, i := range list {
+			a := c.agents[i]
+			a.dirty = false
+			c.fill(a)
+		}
+	}
+}
+
+// fill gives one agent's free resources away, best-served last.
+func (c *Core) fill(a *agent) {
+	if a.lost || a.unhealthy || !c.avail(a).Any() {
+		return
+	}
+	var skipped []*consumer
+	for c.leaves.len() > 0 && c.avail(a).Any() {
+		if c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
+			break
+		}
+		n := c.leaves.pop()
+		if !c.fillFromLeaf(n, a) {
+			skipped = append(skipped, n)
+			continue
+		}
+		c.requeueLeaf(n)
+	}
+	for _, n := range skipped {
+		c.requeueLeaf(n)
+	}
+}
+
+// fillFromLeaf gives the agent to the first session of a leaf that can use
+// it; it reports whether one did.
+func (c *Core) fillFromLeaf(n *consumer, a *agent) bool {
+	h := &c.sheaps[n.idx]
+	var skipped []*session
+	done := false
+	for h.len() > 0 && !done {
+		s := h.pop()
+		if until, ok := s.filters[a.idx]; !ok || !until.After(c.now) {
+			if s.framework {
+				done = c.offerTo(s, a)
+			} else {
+				done = c.place(s, a) > 0
+			}
+		}
+		if !done {
+			skipped = append(skipped, s)
+			continue
+		}
+		c.requeueSession(s)
+	}
+	for _, s := range skipped {
+		c.requeueSession(s)
+	}
+	return done
+}
+
+func (c *Core) requeueSession(s *session) {
+	h := &c.sheaps[s.consumer.idx]
+	want := !s.suppressed && s.pending()
+	switch {
+	case want && s.heapIdx < 0:
+		h.push(s)
+	case !want && s.heapIdx >= 0:
+		h.remove(s.heapIdx)
+	case want:
+		h.fix(s.heapIdx)
+	}
+}
+
+// trial is what is left on an agent while tasks are tried on it: the
+// resources, the GPU devices, and what the tried tasks add to their
+// consumer.
+type trial struct {
+	avail      Resources
+	gpuFree    []int64
+	extra      Resources
+	extraOwned Resources
+}
+
+// fit checks one task of a group on an agent: constraints, resources, GPU
+// devices, the consumer's limits, and, for a task on borrowed resources,
+// the owned resources that non-lending consumers keep. It returns the
+// devices and whether the task is revocable, or why it does not fit.
+func (c *Core) fit(s *session, g *group, a *agent, tr *trial) (gpus []int, revocable bool, why string) {
+	for _, ct := range g.spec.Constraints {
+		if !ct.Match(a.spec.Attributes) {
+			return nil, false, "constraint on " + ct.Attribute
+		}
+	}
+	res := g.spec.Resources
+	if !res.Fits(tr.avail) {
+		return nil, false, "not enough " + short(res, tr.avail)
+	}
+	if res[GPU] > 0 {
+		if gpus = pickGPUs(a, &g.spec, tr.gpuFree); gpus == nil {
+			return nil, false, "no free GPU of the models and links asked for"
+		}
+	}
+	n := s.consumer
+	for x := n; x != nil; x = x.parent {
+		if overLimit(x.alloc.Add(tr.extra).Add(res), x.spec.Limit) {
+			return nil, false, "consumer " + x.spec.Name + " is at its limit"
+		}
+	}
+	revocable = !ownedRoom(n, res.Add(tr.extraOwned))
+	if revocable && !c.lendable(n, res.Add(tr.extra)) {
+		return nil, false, "the free resources are owned by consumers that do not lend"
+	}
+	return gpus, revocable, ""
+}
+
+// short names the dimensions where r does not fit in avail.
+func short(r, avail Resources) string {
+	var out []string
+	for k := range r {
+		if r[k] > avail[k] {
+			out = append(out, strings.TrimSuffix(strings.TrimSuffix(Kind(k).String(), "_milli"), "_bytes"))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// ownedKinds are the dimensions that owned shares cover: ports are
+// plentiful, and disk counts only where a share names it.
+func ownedFits(r, owned Resources) bool {
+	for k := range r {
+		switch Kind(k) {
+		case Ports:
+			continue
+		case Disk:
+			if owned[k] == 0 {
+				continue
+			}
+		}
+		if r[k] > owned[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// ownedRoom reports whether r more fits in the owned shares of a leaf and
+// its ancestors: then it is not borrowed.
+func ownedRoom(n *consumer, r Resources) bool {
+	if !n.spec.Owned.Any() {
+		return false
+	}
+	for x := n; x != nil; x = x.parent {
+		if x.spec.Owned.Any() && !ownedFits(x.owned.Add(r), x.spec.Owned) {
+			return false
+		}
+	}
+	return true
+}
+
+// lendable reports whether borrowing r for n leaves the cluster enough free
+// resources for the idle owned shares of the consumers that do not lend.
+func (c *Core) lendable(n *consumer, r Resources) bool {
+	var reserve Resources
+	for _, y := range c.tree.noLend {
+		if isAncestor(y, n) {
+			continue
+		}
+		reserve = reserve.Add(y.spec.Owned.Sub(y.owned).Clamp())
+	}
+	if !reserve.Any() {
+		return true
+	}
+	var used Resources
+	for _, x := range c.tree.roots {
+		used = used.Add(x.alloc)
+	}
+	free := c.total.Sub(used).Sub(r)
+	for k := range reserve {
+		if reserve[k] > 0 && free[k] < reserve[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func isAncestor(y, n *consumer) bool {
+	for x := n; x != nil; x = x.parent {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+// pickGPUs chooses devices for one task: for a fraction, the device that
+// fits it most tightly; for whole GPUs, free devices from the NVLink island
+// with the fewest free devices that still holds them all, so that larger
+// islands stay whole (with SameIsland, only such an island will do). It
+// returns nil when nothing fits.
+func pickGPUs(a *agent, g *TaskGroup, free []int64) []int {
+	need := g.Resources[GPU]
+	ok := func(i int) bool {
+		d := a.spec.GPUs[i]
+		return len(g.GPUModels) == 0 || slices.Contains(g.GPUModels, d.Model)
+	}
+	if need < 1000 {
+		best := -1
+		for i := range free {
+			if ok(i) && free[i] >= need && (best < 0 || free[i] < free[best]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		return []int{best}
+	}
+	want := int(need / 1000)
+	// Free whole devices per island.
+	type island struct{ id, free int }
+	var islands []island
+	total := 0
+	for i := range free {
+		if !ok(i) || free[i] != 1000 {
+			continue
+		}
+		total++
+		id := a.spec.GPUs[i].Island
+		j := slices.IndexFunc(islands, func(x island) bool { return x.id == id })
+		if j < 0 {
+			islands = append(islands, island{id, 0})
+			j = len(islands) - 1
+		}
+		islands[j].free++
+	}
+	if total < want {
+		return nil
+	}
+	slices.SortFunc(islands, func(x, y island) int {
+		if d := cmp.Compare(x.free, y.free); d != 0 {
+			return d
+		}
+		return cmp.Compare(x.id, y.id)
+	})
+	take := func(ids []int) []int {
+		out := make([]int, 0, want)
+		for _, id := range ids {
+			for i := range free {
+				if len(out) < want && ok(i) && free[i] == 1000 && a.spec.GPUs[i].Island == id {
+					out = append(out, i)
+				}
+			}
+		}
+		return out
+	}
+	for _, is := range islands {
+		if is.free >= want {
+			return take([]int{is.id})
+		}
+	}
+	if g.SameIsland {
+		return nil
+	}
+	ids := make([]int, len(islands))
+	for i, is := range islands {
+		ids[i] = is.id
+	}
+	return take(ids)
+}
+
+// place runs the built-in session scheduler for one session on one agent:
+// tasks of its groups in order, as many as fit (binpack) or one (spread).
+// A gang that has not started is placed whole across the free agents or
+// not at all. It returns how many tasks it launched.
+func (c *Core) place(s *session, a *agent) int {
+	launched := 0
+	for _, g := range s.groups {
+		if g.pending() == 0 {
+			continue
+		}
+		if !g.started {
+			if g.gangFail != c.freeEpoch+1 && c.placeGang(s, g, a) {
+				launched += g.spec.Min
+				continue
+			}
+			g.gangFail = c.freeEpoch + 1
+			continue
+		}
+		for g.pending() > 0 {
+			tr := trial{avail: c.avail(a), gpuFree: a.gpuFree}
+			gpus, rev, why := c.fit(s, g, a, &tr)
+			if why != "" {
+				break
+			}
+			c.launch(s, g, a, gpus, rev)
+			launched++
+			if s.spec.Policy == Spread {
+				return launched
+			}
+		}
+	}
+	return launched
+}
+
+// placeGang places the first Min tasks of a group at once, starting with
+// agent first and going on through the other agents with free resources.
+// Nothing is launched unless all of them fit.
+func (c *Core) placeGang(s *session, g *group, first *agent) bool {
+	type spot struct {
+		a    *agent
+		gpus []int
+		rev  bool
+	}
+	var spots []spot
+	var extra, extraOwned Resources
+	trials := map[int32]*trial{}
+	try := func(a *agent) {
+		if a.lost || a.unhealthy {
+			return
+		}
+		tr := trials[a.idx]
+		if tr == nil {
+			tr = &trial{avail: c.avail(a), gpuFree: slices.Clone(a.gpuFree)}
+			trials[a.idx] = tr
+		}
+		for len(spots) < g.spec.Min {
+			tr.extra, tr.extraOwned = extra, extraOwned
+			gpus, rev, why := c.fit(s, g, a, tr)
+			if why != "" {
+				return
+			}
+			res := g.spec.Resources
+			tr.avail = tr.avail.Sub(res)
+			takeGPUs(tr.gpuFree, gpus, res[GPU])
+			extra = extra.Add(res)
+			if !rev {
+				extraOwned = extraOwned.Add(res)
+			}
+			spots = append(spots, spot{a, gpus, rev})
+			if s.spec.Policy == Spread {
+				return
+			}
+		}
+	}
+	try(first)
+	for _, a := range c.agents {
+		if len(spots) >= g.spec.Min {
+			break
+		}
+		if a != first {
+			try(a)
+		}
+	}
+	if len(spots) < g.spec.Min {
+		return false
+	}
+	for _, sp := range spots {
+		c.launch(s, g, sp.a, sp.gpus, sp.rev)
+	}
+	g.started = true
+	return true
+}
+
+func takeGPUs(free []int64, gpus []int, milli int64) {
+	per := milli
+	if len(gpus) > 1 || milli >= 1000 {
+		per = 1000
+	}
+	for _, i := range gpus {
+		free[i] -= per
+	}
+}
+
+// launch starts one task of a group on an agent.
+func (c *Core) launch(s *session, g *group, a *agent, gpus []int, revocable bool) {
+	res := g.spec.Resources
+	s.taskSeq++
+	t := &task{
+		id: s.spec.ID + "/" + g.spec.Name + "/" + itoa(int(s.taskSeq)), s: s, g: g, agent: a,
+		res: res, gpus: gpus, revocable: revocable, seq: s.taskSeq,
+		agentPos: len(a.tasks), groupPos: len(g.running),
+	}
+	before := g.pending()
+	a.tasks = append(a.tasks, t)
+	a.alloc = a.alloc.Add(res)
+	takeGPUs(a.gpuFree, gpus, res[GPU])
+	g.running = append(g.running, t)
+	s.alloc = s.alloc.Add(res)
+	charge(s.consumer, res, !revocable, 1)
+	if d := g.pending() - before; d != 0 {
+		addUp(s.consumer, pendingOf, res.Scale(int64(d)))
+	}
+	c.tasks[t.id] = t
+	var ids []string
+	for _, i := range gpus {
+		ids = append(ids, a.spec.GPUs[i].ID)
+	}
+	c.ready.Launches = append(c.ready.Launches, Launch{
+		Task: t.id, Session: s.spec.ID, Group: g.spec.Name, Agent: a.spec.ID,
+		Resources: res, GPUs: ids, Revocable: revocable,
+	})
+	c.counters.Placements++
+	if len(a.offers) > 0 {
+		c.revalidateOffers(a, "another session took the resources")
+	}
+}

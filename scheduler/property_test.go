@@ -1,0 +1,267 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/caisson/caisson/api"
+)
+
+// gen makes a random but valid-looking event stream, answering the core's
+// offers and finishing its tasks as a cluster would.
+type gen struct {
+	r        *rand.Rand
+	now      time.Time
+	agents   []string
+	lost     map[string]bool
+	sessions []string
+	offers   []Offer
+	running  []string
+	next     int
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newGen(seed uint64) *gen {
+	return &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: t0, lost: map[string]bool{}}
+}
+
+func genConsumers() ConsumersSet {
+	gi := Res(4000, 8<<30)
+	return ConsumersSet{Consumers: []ConsumerSpec{
+		{Name: "bu1", Owned: Res(8000, 16<<30)},
+		{Name: "t1", Parent: "bu1", Owned: Res(4000, 8<<30), Grace: 5 * time.Second},
+		{Name: "t2", Parent: "bu1", Owned: gi, NoLend: true},
+		{Name: "bu2", Weight: 2, Limit: Res(24000, 0)},
+		{Name: "t3", Parent: "bu2"},
+	}}
+}
+
+// event returns the next event.
+func (g *gen) event() Event {
+	r := g.r
+	for {
+		switch k := r.IntN(100); {
+		case k < 12:
+			g.now = g.now.Add(time.Duration(r.IntN(8000)) * time.Millisecond)
+			return Tick{Now: g.now}
+		case k < 20 || len(g.agents) == 0:
+			g.next++
+			id := fmt.Sprintf("n%d", g.next)
+			g.agents = append(g.agents, id)
+			spec := AgentSpec{ID: id, Resources: Res(int64(1+r.IntN(8))*1000, int64(1+r.IntN(16))<<30),
+				Attributes: map[string]string{"zone": []string{"a", "b"}[r.IntN(2)]}}
+			if r.IntN(3) == 0 {
+				n := 1 + r.IntN(4)
+				spec.Resources[GPU] = int64(n) * 1000
+				for i := range n {
+					spec.GPUs = append(spec.GPUs, GPUDevice{ID: fmt.Sprintf("%s-g%d", id, i), Model: []string{"A100", "T4"}[r.IntN(2)], Island: i / 2})
+				}
+			}
+			return AgentAdded{Agent: spec}
+		case k < 22:
+			id := g.agents[r.IntN(len(g.agents))]
+			if g.lost[id] {
+				continue
+			}
+			g.lost[id] = true
+			return AgentLost{ID: id}
+		case k < 32:
+			g.next++
+			id := fmt.Sprintf("s%d", g.next)
+			g.sessions = append(g.sessions, id)
+			kinds := []string{KindBatch, KindSpark, KindPods, KindFramework}
+			s := SessionSpec{ID: id, Consumer: []string{"t1", "t2", "t3"}[r.IntN(3)], Priority: r.IntN(3),
+				Kind: kinds[r.IntN(len(kinds))], Policy: []string{Binpack, Spread}[r.IntN(2)]}
+			for gi := range 1 + r.IntN(2) {
+				tg := TaskGroup{Name: fmt.Sprintf("g%d", gi), Resources: Res(int64(1+r.IntN(4))*500, int64(1+r.IntN(4))<<29), Count: r.IntN(12)}
+				switch r.IntN(6) {
+				case 0:
+					tg.Resources[GPU] = []int64{250, 500, 1000, 2000}[r.IntN(4)]
+					if r.IntN(2) == 0 {
+						tg.SameIsland = true
+					}
+				case 1:
+					tg.Min = 1 + r.IntN(4)
+				case 2:
+					tg.Constraints = []Constraint{{Attribute: "zone", Op: OpIn, Values: []string{"a"}}}
+				case 3:
+					tg.Max = 1 + r.IntN(8)
+				}
+				s.Groups = append(s.Groups, tg)
+			}
+			return SessionSubmitted{Session: s}
+		case k < 38 && len(g.sessions) > 0:
+			return SessionUpdated{Session: g.sessions[r.IntN(len(g.sessions))], Group: "g0", Count: r.IntN(10)}
+		case k < 41 && len(g.sessions) > 0:
+			i := r.IntN(len(g.sessions))
+			id := g.sessions[i]
+			g.sessions = slices.Delete(g.sessions, i, i+1)
+			return SessionFinished{Session: id}
+		case k < 60 && len(g.offers) > 0:
+			i := r.IntN(len(g.offers))
+			o := g.offers[i]
+			g.offers = slices.Delete(g.offers, i, i+1)
+			if r.IntN(4) == 0 {
+				return OfferDeclined{Offer: o.ID, Refuse: time.Duration(r.IntN(10)) * time.Second}
+			}
+			return OfferAccepted{Offer: o.ID, Tasks: []AcceptedTask{{Group: "g0", Count: 1 + r.IntN(3)}}}
+		case k < 85 && len(g.running) > 0:
+			i := r.IntN(len(g.running))
+			id := g.running[i]
+			g.running = slices.Delete(g.running, i, i+1)
+			return TaskFinished{Task: id, Failed: r.IntN(5) == 0}
+		case k < 88 && len(g.sessions) > 0:
+			id := g.sessions[r.IntN(len(g.sessions))]
+			if r.IntN(2) == 0 {
+				return Suppress{Session: id}
+			}
+			return Revive{Session: id}
+		case k >= 88:
+			g.now = g.now.Add(time.Second)
+			return Tick{Now: g.now}
+		}
+	}
+}
+
+// observe records what the core decided, so later events refer to it.
+func (g *gen) observe(r *Ready) {
+	for _, o := range r.Offers {
+		g.offers = append(g.offers, o)
+	}
+	gone := map[string]bool{}
+	for _, o := range r.Rescinds {
+		gone[o.Offer] = true
+	}
+	g.offers = slices.DeleteFunc(g.offers, func(o Offer) bool { return gone[o.ID] })
+	for _, l := range r.Launches {
+		g.running = append(g.running, l.Task)
+	}
+	killed := map[string]bool{}
+	for _, k := range r.Kills {
+		killed[k.Task] = true
+	}
+	g.running = slices.DeleteFunc(g.running, func(id string) bool { return killed[id] })
+}
+
+// runChecked feeds n events, checking the invariants after each step and
+// the decisions against the ones before: no task launched twice, a task
+// killed for reclaim was revocable. It returns the events and the
+// decisions.
+func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
+	t.Helper()
+	launched := map[string]Launch{}
+	var evs []Event
+	var out []string
+	for i := range n {
+		ev := g.event()
+		evs = append(evs, ev)
+		r, err := c.Step(ev)
+		if err != nil {
+			if !errors.Is(err, api.ErrNotFound) && !errors.Is(err, api.ErrConflict) && !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("event %d %T: error without a sentinel: %v", i, ev, err)
+			}
+			if !r.Empty() {
+				t.Fatalf("event %d %T: refused (%v) but decided:\n%s", i, ev, err, r)
+			}
+			out = append(out, "error")
+			continue
+		}
+		if err := c.Verify(); err != nil {
+			t.Fatalf("event %d %T: %v", i, ev, err)
+		}
+		for _, l := range r.Launches {
+			if _, twice := launched[l.Task]; twice {
+				t.Fatalf("event %d: task %s launched twice", i, l.Task)
+			}
+			launched[l.Task] = l
+		}
+		for _, k := range r.Kills {
+			if strings.HasPrefix(k.Reason, "reclaimed") && !launched[k.Task].Revocable {
+				t.Fatalf("event %d: reclaim killed %s, which ran on owned resources", i, k.Task)
+			}
+		}
+		out = append(out, r.String())
+		g.observe(r)
+	}
+	return evs, out
+}
+
+func TestRandomStreams(t *testing.T) {
+	for seed := range uint64(40) {
+		for _, k := range []int{1, 3} {
+			t.Run(fmt.Sprintf("seed%d-fanout%d", seed, k), func(t *testing.T) {
+				c := New(Config{OfferFanout: k})
+				if _, err := c.Step(genConsumers()); err != nil {
+					t.Fatal(err)
+				}
+				runChecked(t, c, newGen(seed), 600)
+			})
+		}
+	}
+}
+
+// TestRestoreAnywhere crashes the core after every event of a random
+// stream: the core restored from a snapshot taken there decides exactly as
+// the one that kept running.
+func TestRestoreAnywhere(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			c := New(Config{OfferFanout: 2})
+			if _, err := c.Step(genConsumers()); err != nil {
+				t.Fatal(err)
+			}
+			evs, want := runChecked(t, c, newGen(seed), 300)
+			// Replay, snapshotting and restoring before every event.
+			d := New(Config{OfferFanout: 2})
+			if _, err := d.Step(genConsumers()); err != nil {
+				t.Fatal(err)
+			}
+			for i, ev := range evs {
+				snap, err := d.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d, err = Restore(snap); err != nil {
+					t.Fatalf("event %d: %v", i, err)
+				}
+				again, err := d.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(string(snap), string(again)); diff != "" {
+					t.Fatalf("event %d: snapshot of the restored core differs:\n%s", i, diff)
+				}
+				r, err := d.Step(ev)
+				got := "error"
+				if err == nil {
+					got = r.String()
+				}
+				if got != want[i] {
+					t.Fatalf("event %d %T: restored core decided\n%s\nthe running one\n%s", i, ev, got, want[i])
+				}
+			}
+		})
+	}
+}
+
+// FuzzEvents drives the core with event streams drawn from the fuzzer's
+// seed and checks the invariants after every step.
+func FuzzEvents(f *testing.F) {
+	f.Add(uint64(1), uint8(1), uint16(300))
+	f.Add(uint64(7), uint8(4), uint16(800))
+	f.Fuzz(func(t *testing.T, seed uint64, fanout uint8, n uint16) {
+		c := New(Config{OfferFanout: int(fanout%8) + 1})
+		if _, err := c.Step(genConsumers()); err != nil {
+			t.Fatal(err)
+		}
+		runChecked(t, c, newGen(seed), int(n%2000))
+	})
+}
