@@ -156,12 +156,38 @@ func (c *Core) markDirty(a *agent) {
 	c.dirty = append(c.dirty, a.idx)
 }
 
-// markAllFree marks every agent with free resources, for demand that just
-// appeared.
+// markAllFree marks every agent whose free resources could take a task,
+// for demand that just appeared.
 func (c *Core) markAllFree() {
+	if !c.hasPending {
+		return
+	}
 	for _, a := range c.agents {
-		if !a.lost && a.free().Sub(a.offered).Any() {
+		if !a.lost && !a.dirty && c.minShape.Fits(c.avail(a)) {
 			c.markDirty(a)
+		}
+	}
+}
+
+// noteShape lowers minShape for a group that has pending tasks.
+func (c *Core) noteShape(r Resources) {
+	if !c.hasPending {
+		c.minShape, c.hasPending = r, true
+		return
+	}
+	c.minShape = c.minShape.Min(r)
+}
+
+// recomputeShape sets minShape exactly from the pending groups.
+func (c *Core) recomputeShape() {
+	c.hasPending, c.minShape = false, Resources{}
+	for _, h := range c.sheaps {
+		for _, s := range h.items {
+			for _, g := range s.groups {
+				if g.pending() > 0 {
+					c.noteShape(g.spec.Resources)
+				}
+			}
 		}
 	}
 }

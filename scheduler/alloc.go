@@ -58,11 +58,11 @@ func (c *Core) allocate() {
 
 // fill gives one agent's free resources away, best-served last.
 func (c *Core) fill(a *agent) {
-	if a.lost || a.unhealthy || !c.avail(a).Any() {
+	if a.lost || a.unhealthy || !c.hasPending || !c.minShape.Fits(c.avail(a)) {
 		return
 	}
 	var skipped []*consumer
-	for c.leaves.len() > 0 && c.avail(a).Any() {
+	for c.leaves.len() > 0 && c.minShape.Fits(c.avail(a)) {
 		if c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
 			break
 		}

@@ -81,9 +81,14 @@ type Core struct {
 	dirty     []int32 // agents whose free resources changed
 	filterq   minHeap[*filterExpiry]
 	filterSeq uint64
-	freeEpoch uint64 // bumps whenever free resources appear
+	freeEpoch uint64  // bumps whenever free resources appear
 	reclaims  []*task // tasks noticed, killed at their deadline
 	treeDirty bool
+	// minShape is at most the smallest pending task in every dimension
+	// (kept low between ticks, exact after one): an agent with less free
+	// than it cannot take any task.
+	minShape   Resources
+	hasPending bool
 
 	counters Counters
 	ready    Ready
@@ -195,6 +200,7 @@ func (c *Core) tick(now time.Time) error {
 		c.rekeyLeaves()
 	}
 	c.allocate()
+	c.recomputeShape()
 	c.reclaim()
 	c.killDue()
 	return nil

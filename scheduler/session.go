@@ -176,6 +176,9 @@ func (c *Core) updateSession(id, name string, count int) error {
 		count = min(count, g.spec.Max)
 	}
 	c.setCount(s, g, count)
+	if g.pending() > 0 {
+		c.noteShape(g.spec.Resources)
+	}
 	// Release the youngest tasks beyond the count.
 	for len(g.running) > g.spec.Count {
 		y := g.running[0]
@@ -293,6 +296,9 @@ func (c *Core) endTask(t *task, done bool) {
 	if d := g.pending() - before; d != 0 {
 		addUp(s.consumer, pendingOf, g.spec.Resources.Scale(int64(d)))
 	}
+	if g.pending() > 0 {
+		c.noteShape(g.spec.Resources)
+	}
 	delete(c.tasks, t.id)
 	unclaim(t)
 	c.treeDirty = true
@@ -372,6 +378,13 @@ func (c *Core) sessionLess(a, b *session) bool {
 func (c *Core) requeue(s *session) {
 	h := &c.sheaps[s.consumer.idx]
 	want := !s.suppressed && s.pending()
+	if want && s.heapIdx < 0 {
+		for _, g := range s.groups {
+			if g.pending() > 0 {
+				c.noteShape(g.spec.Resources)
+			}
+		}
+	}
 	switch {
 	case want && s.heapIdx < 0:
 		h.push(s)

@@ -28,6 +28,7 @@ type snapshot struct {
 	FilterSeq  uint64         `json:"filter_seq"`
 	FreeEpoch  uint64         `json:"free_epoch"`
 	TreeDirty  bool           `json:"tree_dirty,omitempty"`
+	MinShape   *Resources     `json:"min_shape,omitempty"`
 	Counters   Counters       `json:"counters"`
 }
 
@@ -98,6 +99,9 @@ func (c *Core) Snapshot() ([]byte, error) {
 		Version: snapshotVersion, Config: c.cfg, Now: c.now,
 		SessionSeq: c.sessionSeq, OfferSeq: c.offerSeq, FilterSeq: c.filterSeq, FreeEpoch: c.freeEpoch,
 		TreeDirty: c.treeDirty, Counters: c.counters,
+	}
+	if c.hasPending {
+		s.MinShape = &c.minShape
 	}
 	for _, n := range c.tree.nodes {
 		s.Consumers = append(s.Consumers, snapConsumer{Spec: n.spec, Deserved: n.deserved})
@@ -312,6 +316,10 @@ func Restore(data []byte) (*Core, error) {
 	c.treeDirty, c.counters = s.TreeDirty, s.Counters
 	for _, se := range sortedSessions(c.sessions) {
 		c.requeue(se)
+	}
+	c.hasPending, c.minShape = false, Resources{}
+	if s.MinShape != nil {
+		c.hasPending, c.minShape = true, *s.MinShape
 	}
 	return c, nil
 }
