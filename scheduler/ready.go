@@ -106,7 +106,7 @@ func (r *Ready) String() string {
 		fmt.Fprintf(&b, "rescind %s %s: %s\n", o.Offer, o.Session, o.Reason)
 	}
 	for _, c := range r.Conflicts {
-		fmt.Fprintf(&b, "conflict %s %s: %s\n", c.Offer, c.Session, c.Reason)
+		fmt.Fprintf(&b, "conflict %s: %s\n", strings.TrimSpace(c.Offer+" "+c.Session), c.Reason)
 	}
 	for _, k := range r.Kills {
 		fmt.Fprintf(&b, "kill %s agent=%s: %s\n", k.Task, k.Agent, k.Reason)

@@ -193,7 +193,8 @@ func (t *tree) computeDeserved(total Resources) {
 	divide(t.roots, total, dem)
 }
 
-// divide splits amount among siblings and recurses.
+// divide splits amount among siblings and recurses. The owned shares of
+// consumers that do not lend are set aside in full.
 func divide(children []*consumer, amount Resources, dem []Resources) {
 	if len(children) == 0 {
 		return
@@ -204,7 +205,12 @@ func divide(children []*consumer, amount Resources, dem []Resources) {
 	// owned share.
 	var want Resources
 	for i, c := range children {
-		got[i] = c.spec.Owned.Min(dem[c.idx])
+		// A consumer that does not lend keeps its owned resources
+		// whether it uses them or not.
+		got[i] = c.spec.Owned
+		if !c.spec.NoLend {
+			got[i] = got[i].Min(dem[c.idx])
+		}
 		want = want.Add(got[i])
 	}
 	for k := range want {
