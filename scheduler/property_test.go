@@ -133,9 +133,7 @@ func (g *gen) event() Event {
 
 // observe records what the core decided, so later events refer to it.
 func (g *gen) observe(r *Ready) {
-	for _, o := range r.Offers {
-		g.offers = append(g.offers, o)
-	}
+	g.offers = append(g.offers, r.Offers...)
 	gone := map[string]bool{}
 	for _, o := range r.Rescinds {
 		gone[o.Offer] = true

@@ -147,28 +147,6 @@ func newTree(specs []ConsumerSpec) (*tree, error) {
 	return t, nil
 }
 
-// ownedTotal is what the top of the tree owns: the sum over the root's
-// children of their owned shares (or of their children's, where a node
-// owns nothing itself).
-func (t *tree) ownedTotal() Resources {
-	var sum Resources
-	for _, c := range t.roots {
-		sum = sum.Add(ownedOf(c))
-	}
-	return sum
-}
-
-func ownedOf(c *consumer) Resources {
-	if c.spec.Owned.Any() || c.leaf() {
-		return c.spec.Owned
-	}
-	var sum Resources
-	for _, ch := range c.children {
-		sum = sum.Add(ownedOf(ch))
-	}
-	return sum
-}
-
 // computeDeserved sets every node's deserved share of total: at each level
 // each child first gets its owned share (up to its demand), then the rest
 // is split by weighted dominant-resource fairness (progressive filling),
