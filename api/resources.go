@@ -47,6 +47,40 @@ type GPU struct {
 	// Unhealthy says why the GPU is out of service (an XID, an ECC error);
 	// empty when it is healthy. Unhealthy GPUs are not allocated.
 	Unhealthy string `json:"unhealthy,omitempty"`
+	// MIG is true when the GPU's MIG mode is on: it is then never given
+	// whole, only its MIG devices are.
+	MIG bool `json:"mig,omitempty"`
+	// MIGDevices are the MIG devices of a GPU in MIG mode, by MIG index.
+	// Where a container's GPUs are listed (inspect), only the ones it holds.
+	MIGDevices []MIGDevice `json:"mig_devices,omitempty"`
+}
+
+// MIGDevice is one MIG device of a GPU in MIG mode: a compute instance of
+// a GPU instance, with the GPU instance's share of memory and the compute
+// instance's share of multiprocessors. A container is given it as it is
+// given a GPU: by UUID, or by profile (--gpus mig-1g.5gb).
+type MIGDevice struct {
+	// UUID is the driver's identity of the MIG device ("MIG-…").
+	UUID string `json:"uuid"`
+	// ParentUUID is the GPU it is part of.
+	ParentUUID string `json:"parent_uuid"`
+	// Index is its MIG device index on the GPU (NVML's
+	// GetMigDeviceHandleByIndex); nvidia-smi names it GPU:Index.
+	Index int `json:"index"`
+	// GPUInstance and ComputeInstance are the GI and CI IDs, which name
+	// its capabilities (/dev/nvidia-caps) and its NVML events.
+	GPUInstance     int `json:"gpu_instance"`
+	ComputeInstance int `json:"compute_instance"`
+	// Profile is NVIDIA's name of its shape: "1g.5gb" (one slice of seven
+	// and 5 GB), "3g.20gb", "1c.3g.20gb" (one compute slice of a
+	// three-slice GPU instance), "1g.5gb+me" (with media extensions).
+	Profile     string `json:"profile"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	// Multiprocessors is its number of streaming multiprocessors (SMs).
+	Multiprocessors int `json:"multiprocessors,omitempty"`
+	// Unhealthy says why it is out of service (its own error or its
+	// GPU's); empty when it is healthy.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 // NodeAttributes describe the host for placement constraints (an image's

@@ -47,14 +47,43 @@ type Inventory struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Device is one GPU.
+// Device is one GPU. When its MIG mode is on (MIG), MIGDevices are its MIG
+// devices: the GPU is then only given through them.
 type Device struct {
 	api.GPU
 	// ComputeCapability is "8.0" for an A100.
 	ComputeCapability string `json:"compute_capability,omitempty"`
-	// MIG is true when MIG mode is on.
-	MIG bool `json:"mig,omitempty"`
 }
+
+// MIGDevice is one MIG device of a GPU (api.MIGDevice).
+type MIGDevice = api.MIGDevice
+
+// FindMIG finds the MIG device with this UUID: the index of its GPU in
+// Devices and its position in that GPU's MIGDevices.
+func (inv *Inventory) FindMIG(uuid string) (dev, mig int, ok bool) {
+	for i, d := range inv.Devices {
+		for j, m := range d.MIGDevices {
+			if m.UUID == uuid {
+				return i, j, true
+			}
+		}
+	}
+	return -1, -1, false
+}
+
+// SimMIGFile is the file of a simulation directory that holds the MIG
+// layout of its GPUs (a MIGLayout as JSON); caisson gpu simulate --mig
+// writes it, and every run of caisson-nvml applies it.
+const SimMIGFile = "mig.json"
+
+// MIGLayout maps the UUID of a simulated GPU in MIG mode to the MIG
+// profiles of its GPU instances, in the order they are created:
+// {"GPU-…": ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]}. A profile of a
+// GPU instance ("3g.20gb") makes one compute instance of its size; a
+// compute instance profile ("1c.3g.20gb") fills its GPU instance with as
+// many compute instances of that size as it holds. A GPU not named is not
+// in MIG mode.
+type MIGLayout map[string][]string
 
 // Stats is a sample of every GPU's counters (caisson-nvml stats).
 type Stats struct {
@@ -65,6 +94,11 @@ type Stats struct {
 // shows per container). A counter the device does not support is left out
 // (nil).
 type DeviceStats = api.GPUUsage
+
+// HelperExitInvalid is caisson-nvml's exit status for invalid input (an
+// error wrapping api.ErrInvalid: a simulation file it cannot apply), which
+// caisson reports as its own invalid input.
+const HelperExitInvalid = 3
 
 // Event types that caisson-nvml watch reports.
 const (
@@ -80,10 +114,16 @@ const (
 
 // Event is one NVML event, one JSON line of caisson-nvml watch.
 type Event struct {
-	UUID string    `json:"uuid"`
-	Type string    `json:"type"`
-	XID  uint64    `json:"xid,omitempty"`
-	Time time.Time `json:"time"`
+	// UUID is the GPU's, also for an event in one of its MIG devices.
+	UUID string `json:"uuid"`
+	Type string `json:"type"`
+	XID  uint64 `json:"xid,omitempty"`
+	// GPUInstance and ComputeInstance narrow an event of a GPU in MIG
+	// mode to the MIG devices of one GPU instance, or to one compute
+	// instance of it. nil (NVML's 0xFFFFFFFF): the whole GPU.
+	GPUInstance     *uint32   `json:"gpu_instance,omitempty"`
+	ComputeInstance *uint32   `json:"compute_instance,omitempty"`
+	Time            time.Time `json:"time"`
 	// Reason explains an EventUnwatched.
 	Reason string `json:"reason,omitempty"`
 }

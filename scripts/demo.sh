@@ -128,6 +128,17 @@ grep "healthy again" "$WORK/gpu-watch.log"
 show $G run --rm --rootfs "$ROOTFS" --gpus 8 sh -c 'echo "8 GPUs: $CUDA_VISIBLE_DEVICES"'
 kill "$WATCH_PID"; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=""
 
+step "MIG: GPU 0 split into four MIG devices; a container gets one, with its own capabilities only"
+show $G gpu simulate 0 --mig 1g.5gb,1g.5gb,2g.10gb,3g.20gb
+CAPS=$((0x$(stat -c %t "$CAISSON_ROOT/gpu/sim/dev/nvidia-caps/nvidia-cap1")))
+show $G run --rm --rootfs "$ROOTFS" --gpus mig-1g.5gb -e CAPS=$CAPS sh -c 'echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES"
+echo "GPU nodes: $(cd /dev && echo nvidia[0-9]*); capabilities: $(cd /dev/nvidia-caps && echo *)"
+for c in $(ls /dev/nvidia-caps); do echo "$c: $(dd if=/dev/nvidia-caps/$c of=/dev/null count=1 2>&1 | sed "s/.*: //")"; done
+mknod /tmp/config c $CAPS 1 && echo "config capability, made with mknod: $(dd if=/tmp/config of=/dev/null count=1 2>&1 | sed "s/.*: //")"'
+echo "(ENXIO: its own GPU and compute instance capabilities are allowed; EPERM: config is not)"
+show $G run --rm --rootfs "$ROOTFS" --gpus 8 true || true
+show $G gpu simulate 0 --mig off
+
 step "Removing everything leaves nothing behind"
 "$BIN" rm -f $("$BIN" ps -aq) >/dev/null
 left=$(find "$CAISSON_ROOT/containers" -mindepth 1 -maxdepth 1 | wc -l)

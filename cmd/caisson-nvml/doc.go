@@ -9,8 +9,9 @@
 //
 // Commands, each printing JSON on stdout (the types of package gpu):
 //
-//	inventory        gpu.Inventory: the GPUs and their topology. Without an
-//	                 NVIDIA driver: zero devices and a reason, exit 0.
+//	inventory        gpu.Inventory: the GPUs, the MIG devices of those in
+//	                 MIG mode, and their topology. Without an NVIDIA
+//	                 driver: zero devices and a reason, exit 0.
 //	stats [--uuid U]...
 //	                 gpu.Stats: utilisation, memory, power, temperature and
 //	                 volatile ECC counts of the given GPUs, or of all.
@@ -26,11 +27,13 @@
 //
 // --backend is nvml (the driver's library, the default) or a simulated
 // machine: mock:dgxa100, mock:dgxh100, mock:dgxb200. --sim-dir is the
-// directory whose events.jsonl and faults.json drive a simulated machine
-// (see package gpu/nvml). Flags may also follow the command.
+// directory whose events.jsonl, faults.json and mig.json drive a simulated
+// machine (see package gpu/nvml). Flags may also follow the command.
 //
 // Exit status: 0 on success; 1 on an error, with one line
 // "caisson-nvml: MESSAGE" on stderr (stats, probe and watch need NVML: without
-// a driver they fail so); 2 on bad usage. A build without cgo only says
-// that it needs cgo, and exits 1.
+// a driver they fail so); 2 on bad usage; 3 on invalid input (an error
+// wrapping api.ErrInvalid, such as a simulated MIG layout the GPU cannot
+// hold), with one line on stderr. A build without cgo only says that it
+// needs cgo, and exits 1.
 package main

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
 	"github.com/caisson/caisson/gpu/nvml"
 )
@@ -28,34 +29,42 @@ Usage:
   caisson-nvml [--backend B] [--sim-dir DIR] COMMAND [FLAGS]
 
 Commands (JSON on stdout, the types of Caisson's package gpu):
-  inventory          gpu.Inventory: the GPUs and their topology. Without an
-                     NVIDIA driver: zero devices and a "reason", exit 0.
+  inventory          gpu.Inventory: the GPUs, the MIG devices of those in
+                     MIG mode, and their topology. Without an NVIDIA
+                     driver: zero devices and a "reason", exit 0.
   stats [--uuid U]...
                      gpu.Stats: utilisation, memory used/total, power (mW),
-                     temperature and volatile ECC counts of the GPUs named,
-                     or of all. A counter a GPU lacks is left out; an unknown
-                     UUID is an error.
-  probe --uuid U     gpu.Probe: {"uuid","ok","reason"}: whether the GPU
-                     answers NVML and is fit (no retired pages pending, no
-                     failed row remapping). Unfit or gone ("reason": "not
-                     found") is an answer, not an error: exit 0.
+                     temperature and volatile ECC counts of the GPUs or MIG
+                     devices named, or of all GPUs. A counter a device lacks
+                     is left out; an unknown UUID is an error.
+  probe --uuid U     gpu.Probe: {"uuid","ok","reason"}: whether the GPU or
+                     MIG device answers NVML and is fit (no retired pages
+                     pending, no failed row remapping: of a MIG device's
+                     GPU). Unfit or gone ("reason": "not found") is an
+                     answer, not an error: exit 0.
   watch              gpu.Event, one JSON object a line: {"uuid","type":"xid",
                      "xid"}, {"uuid","type":"dbe"} (double-bit ECC error), or
                      {"uuid","type":"unwatched","reason"} for a GPU whose
-                     events cannot be watched. Every XID is reported. Runs
-                     until SIGTERM or SIGINT, or until stdin is closed (a
-                     parent stops it so; do not give it /dev/null as stdin).
+                     events cannot be watched; an event in a MIG device adds
+                     "gpu_instance" (and "compute_instance"). Every XID is
+                     reported. Runs until SIGTERM or SIGINT, or until stdin
+                     is closed (a parent stops it so; do not give it
+                     /dev/null as stdin).
   help               this text.
 
 Flags (before or after the command):
   --backend B        nvml (the driver's libnvidia-ml; default), or a simulated
                      machine: mock:dgxa100, mock:dgxh100, mock:dgxb200
   --sim-dir DIR      a simulated machine's directory: events.jsonl (gpu.Event
-                     lines, read by watch and counted as ECC errors by stats)
-                     and faults.json ({"GPU-…": "reason"}: lost GPUs)
+                     lines, read by watch and counted as ECC errors by stats),
+                     faults.json ({"GPU-…" or "MIG-…": "reason"}: lost
+                     devices) and mig.json ({"GPU-…": ["1g.5gb","3g.20gb"]}:
+                     the MIG layout, made at every run)
 
 Exit status: 0 done; 1 error, one line "caisson-nvml: MESSAGE" on stderr
-(stats, probe and watch fail so without an NVIDIA driver); 2 bad usage.
+(stats, probe and watch fail so without an NVIDIA driver); 2 bad usage;
+3 invalid input, such as a simulated MIG layout the GPU cannot hold (one
+line on stderr too).
 `
 
 // usageError is bad usage: exit 2.
@@ -82,6 +91,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "caisson-nvml: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	if errors.Is(err, api.ErrInvalid) {
+		return gpu.HelperExitInvalid
+	}
 	return 1
 }
 
@@ -147,7 +159,7 @@ func command(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	switch name {
 	case "inventory":
-		inv, err := nvml.Discover(o.backend)
+		inv, err := nvml.Discover(o.backend, o.simDir)
 		if err != nil {
 			return err
 		}

@@ -56,7 +56,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 cpuset and CPU quota (fractional under a quota), memory within its cgroup
 limit (memory of CPU-less NUMA nodes, such as GPU memory on an AC922, is not
 counted), the size of the work dir's filesystem (--root), the port range,
-the GPUs, and the attributes a placement may match: arch, os, kernel, CPU
+the GPUs (with the MIG devices of those in MIG mode), and the attributes a placement may match: arch, os, kernel, CPU
 model (and POWER's platform, machine model and MMU), SMT threads per core,
 page size, huge page sizes and NUMA nodes.
 
@@ -149,7 +149,18 @@ func printNodeResources(out io.Writer, r *api.NodeResources) error {
 		if gpu.Unhealthy != "" {
 			health = "UNHEALTHY: " + gpu.Unhealthy
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", gpu.Index, gpu.UUID, gpu.Model, api.FormatSize(uint64(gpu.MemoryBytes)), gpu.PCIBusID, numa, health)
+		model := gpu.Model
+		if gpu.MIG {
+			model += " (MIG mode)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", gpu.Index, gpu.UUID, model, api.FormatSize(uint64(gpu.MemoryBytes)), gpu.PCIBusID, numa, health)
+		for _, m := range gpu.MIGDevices {
+			health := "healthy"
+			if m.Unhealthy != "" {
+				health = "UNHEALTHY: " + m.Unhealthy
+			}
+			fmt.Fprintf(tw, "%d:%d\t%s\t  MIG %s\t%s\t-\t%s\t%s\n", gpu.Index, m.Index, m.UUID, m.Profile, api.FormatSize(uint64(m.MemoryBytes)), numa, health)
+		}
 	}
 	return tw.Flush()
 }

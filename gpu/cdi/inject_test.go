@@ -79,9 +79,29 @@ func TestInject(t *testing.T) {
 		},
 		{
 			name:      "two GPUs, one listed twice",
-			uuids:     []string{uuid2, uuid0, uuid2},
-			wantDevs:  append(control, dev("/dev/nvidia3", 195, 3), dev("/dev/nvidia0", 195, 0)),
-			wantRules: append(append([]specs.LinuxDeviceCgroup{denyAll}, controlRules...), allow(195, 3), allow(195, 0)),
+			uuids:     []string{uuid1, uuid0, uuid1},
+			wantDevs:  append(control, dev("/dev/nvidia1", 195, 1), dev("/dev/nvidia0", 195, 0)),
+			wantRules: append(append([]specs.LinuxDeviceCgroup{denyAll}, controlRules...), allow(195, 1), allow(195, 0)),
+		},
+		{
+			// Its GPU's node and the access caps of its GPU and compute
+			// instances; not the caps of GPU instance 2's other compute
+			// instance, nor config or monitor.
+			name:  "a MIG device",
+			uuids: []string{mig1},
+			wantDevs: append(control, dev("/dev/nvidia3", 195, 3),
+				dev("/dev/nvidia-caps/nvidia-cap426", 243, 426), dev("/dev/nvidia-caps/nvidia-cap427", 243, 427)),
+			wantRules: append(append([]specs.LinuxDeviceCgroup{denyAll}, controlRules...), allow(195, 3), allow(243, 426), allow(243, 427)),
+		},
+		{
+			name:  "two MIG devices of one GPU instance and a GPU",
+			uuids: []string{mig1, mig2, uuid0},
+			wantDevs: append(control, dev("/dev/nvidia3", 195, 3),
+				dev("/dev/nvidia-caps/nvidia-cap426", 243, 426), dev("/dev/nvidia-caps/nvidia-cap427", 243, 427),
+				dev("/dev/nvidia-caps/nvidia-cap428", 243, 428), dev("/dev/nvidia0", 195, 0)),
+			// The rules of each device, shared nodes twice.
+			wantRules: append(append([]specs.LinuxDeviceCgroup{denyAll}, controlRules...), allow(195, 3), allow(243, 426), allow(243, 427),
+				allow(195, 3), allow(243, 426), allow(243, 428), allow(195, 0)),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,8 +110,10 @@ func TestInject(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Exactly the granted GPUs' nodes and the control nodes; no
-			// other GPU's node.
-			if diff := cmp.Diff(tc.wantDevs, s.Linux.Devices); diff != "" {
+			// other GPU's node. (A node two MIG devices share is listed
+			// once, where the CDI library last put it.)
+			byPath := cmpopts.SortSlices(func(a, b specs.LinuxDevice) bool { return a.Path < b.Path })
+			if diff := cmp.Diff(tc.wantDevs, s.Linux.Devices, byPath); diff != "" {
 				t.Errorf("linux.devices (-want +got):\n%s", diff)
 			}
 			// Deny-all stays first; one allow rule per node.
@@ -153,6 +175,13 @@ func TestInjectUnknown(t *testing.T) {
 	if diff := cmp.Diff(scratchSpec(), s); diff != "" {
 		t.Errorf("a failed Inject changed the spec (-want +got):\n%s", diff)
 	}
+
+	t.Run("a GPU in MIG mode is not a device", func(t *testing.T) {
+		s := scratchSpec()
+		if err := Inject(dir, s, []string{uuid2}); !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), uuid2) {
+			t.Errorf("Inject(MIG-mode GPU) = %v, want an error wrapping api.ErrNotFound naming it", err)
+		}
+	})
 
 	t.Run("broken other file does not stop known GPUs", func(t *testing.T) {
 		s := scratchSpec()

@@ -59,11 +59,12 @@ func ReadMajors(procDevices string) (Majors, error) {
 }
 
 // SimulatedMajors returns the majors for simulated GPUs' fake nodes:
-// NVIDIAMajor for the GPUs and control nodes, and for nvidia-uvm the first
-// major reserved for local use (240–254) that /proc/devices does not list
-// for a character device, so that the fake nodes can never reach a real
-// driver through that major. There are no MIG caps (Caps is 0). When every
-// local major is taken the error wraps api.ErrUnavailable.
+// NVIDIAMajor for the GPUs and control nodes, and for nvidia-uvm and
+// nvidia-caps (MIG capabilities) the first two majors reserved for local use
+// (240–254) that /proc/devices does not list for a character device, so
+// that the fake nodes can never reach a real driver through those majors.
+// When fewer than two local majors are free the error wraps
+// api.ErrUnavailable.
 //
 // 195 is used even if a real NVIDIA driver is loaded: fake nodes then reach
 // the real GPUs of the same minors, which only a test machine should have.
@@ -75,7 +76,7 @@ func SimulatedMajors(procDevices string) (Majors, error) {
 	if m, ok := simulatedMajors(devs); ok {
 		return m, nil
 	}
-	return Majors{}, fmt.Errorf("%s: every local character major %d-%d is in use, none is free for a simulated nvidia-uvm: %w",
+	return Majors{}, fmt.Errorf("%s: fewer than two local character majors %d-%d are free, none for a simulated nvidia-uvm and nvidia-caps: %w",
 		procDevices, localMajorFirst, localMajorLast, api.ErrUnavailable)
 }
 
@@ -84,12 +85,16 @@ func simulatedMajors(devs []charDevice) (Majors, bool) {
 	for _, d := range devs {
 		used[d.major] = true
 	}
-	for m := localMajorFirst; m <= localMajorLast; m++ {
+	var free []int
+	for m := localMajorFirst; m <= localMajorLast && len(free) < 2; m++ {
 		if !used[m] {
-			return Majors{GPU: NVIDIAMajor, UVM: m}, true
+			free = append(free, m)
 		}
 	}
-	return Majors{}, false
+	if len(free) < 2 {
+		return Majors{}, false
+	}
+	return Majors{GPU: NVIDIAMajor, UVM: free[0], Caps: free[1]}, true
 }
 
 func readCharDevices(procDevices string) ([]charDevice, error) {

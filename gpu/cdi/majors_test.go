@@ -130,9 +130,10 @@ func TestSimulatedMajors(t *testing.T) {
 		name, content string
 		want          Majors
 	}{
-		{"first free local major", procDevicesNoDriver, Majors{GPU: 195, UVM: 242}},
+		{"first free local majors", procDevicesNoDriver, Majors{GPU: 195, UVM: 242, Caps: 243}},
 		// 240 is a block major only, so it is free for character devices.
-		{"block majors do not count", "Character devices:\n1 mem\n\nBlock devices:\n240 sd\n", Majors{GPU: 195, UVM: 240}},
+		{"block majors do not count", "Character devices:\n1 mem\n\nBlock devices:\n240 sd\n", Majors{GPU: 195, UVM: 240, Caps: 241}},
+		{"holes", "Character devices:\n240 a\n242 b\n243 c\n", Majors{GPU: 195, UVM: 241, Caps: 244}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := SimulatedMajors(writeProcDevices(t, tc.content))
@@ -145,10 +146,10 @@ func TestSimulatedMajors(t *testing.T) {
 		})
 	}
 
-	t.Run("every local major taken", func(t *testing.T) {
+	t.Run("one local major left", func(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("Character devices:\n")
-		for m := 240; m <= 254; m++ {
+		for m := 240; m <= 253; m++ {
 			b.WriteString(strconv.Itoa(m) + " local\n")
 		}
 		_, err := SimulatedMajors(writeProcDevices(t, b.String()))
@@ -166,7 +167,7 @@ func TestSimulatedMajors(t *testing.T) {
 
 // FuzzReadMajors checks that any /proc/devices either parses into majors the
 // kernel could have, or is refused as invalid; never a panic, and a simulated
-// uvm major is never one the file lists.
+// uvm or caps major is never one the file lists.
 func FuzzReadMajors(f *testing.F) {
 	for _, s := range []string{procDevicesR535, procDevicesR550, procDevicesNoDriver, "", "Character devices:\n195\n", "x:\n1 a b\n"} {
 		f.Add([]byte(s))
@@ -194,12 +195,13 @@ func FuzzReadMajors(f *testing.F) {
 		if !ok {
 			return
 		}
-		if sim.GPU != NVIDIAMajor || sim.UVM < localMajorFirst || sim.UVM > localMajorLast {
+		if sim.GPU != NVIDIAMajor || sim.UVM < localMajorFirst || sim.UVM > localMajorLast ||
+			sim.Caps < localMajorFirst || sim.Caps > localMajorLast || sim.Caps == sim.UVM {
 			t.Fatalf("simulated majors %+v", sim)
 		}
 		for _, d := range devs {
-			if d.major == sim.UVM {
-				t.Fatalf("simulated uvm major %d is listed as %q", sim.UVM, d.name)
+			if d.major == sim.UVM || d.major == sim.Caps {
+				t.Fatalf("simulated major %d is listed as %q", d.major, d.name)
 			}
 		}
 	})

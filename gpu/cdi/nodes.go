@@ -30,28 +30,40 @@ const (
 	modesetMinor = 254
 )
 
-// Nodes lists the device nodes of an inventory: perGPU maps each GPU's UUID
-// to its /dev/nvidia<minor> (GPU major, the device's minor); control holds
-// the nodes every GPU container needs: /dev/nvidiactl (GPU major:255),
-// /dev/nvidia-modeset (GPU major:254) and, when the nvidia-uvm module is
-// loaded (m.UVM != 0), /dev/nvidia-uvm (UVM:0) and /dev/nvidia-uvm-tools
-// (UVM:1). Host paths are under devRoot ("/dev" on a real host, a directory
-// Caisson manages for simulated GPUs); container paths are under /dev.
+// Nodes lists the device nodes of an inventory: perGPU maps the UUID of
+// each GPU that is given whole to its /dev/nvidia<minor> (GPU major, the
+// device's minor), and the UUID of each MIG device to its GPU's node and
+// the nodes of its two access capabilities, /dev/nvidia-caps/nvidia-cap<N>
+// (the Caps major and the minors that caps, the driver's mig-minors, gives
+// its GPU instance and its compute instance). A GPU in MIG mode has no entry
+// of its own: it is only given through its MIG devices. A MIG device whose
+// capabilities are unknown (no nvidia-caps major, or mig-minors does not list
+// them) has no entry either: it cannot be given.
 //
-// MIG capability nodes (/dev/nvidia-caps/nvidia-cap<N>) are not listed, even
-// for a device whose MIG mode is on: the inventory models whole GPUs only,
-// not their GPU and compute instances, and the cap a MIG device needs is
-// the minor of its instance's access file (/proc/driver/nvidia-caps/
-// mig-minors maps "gpu<G>/gi<I>/ci<C>/access" to N). Giving a whole GPU in
-// MIG mode the "config" or "monitor" caps instead would hand the tenant the
-// right to repartition or watch every instance, so none is given; such a
-// GPU cannot run CUDA work until MIG devices are modelled.
-func Nodes(inv *gpu.Inventory, devRoot string, m Majors) (perGPU map[string][]Node, control []Node) {
+// control holds the nodes every GPU container needs: /dev/nvidiactl (GPU
+// major:255), /dev/nvidia-modeset (GPU major:254) and, when the nvidia-uvm
+// module is loaded (m.UVM != 0), /dev/nvidia-uvm (UVM:0) and
+// /dev/nvidia-uvm-tools (UVM:1). Host paths are under devRoot ("/dev" on a
+// real host, a directory Caisson manages for simulated GPUs); container
+// paths are under /dev. The config and monitor capabilities, which would let
+// a tenant repartition or watch every instance, are never listed.
+func Nodes(inv *gpu.Inventory, devRoot string, m Majors, caps MIGMinors) (perGPU map[string][]Node, control []Node) {
 	perGPU = make(map[string][]Node)
 	if inv != nil {
 		for _, d := range inv.Devices {
-			name := "nvidia" + strconv.Itoa(d.Minor)
-			perGPU[d.UUID] = []Node{node(devRoot, name, m.GPU, int64(d.Minor))}
+			parent := node(devRoot, "nvidia"+strconv.Itoa(d.Minor), m.GPU, int64(d.Minor))
+			if !d.MIG {
+				perGPU[d.UUID] = []Node{parent}
+				continue
+			}
+			for _, mig := range d.MIGDevices {
+				gi, okGI := caps[GIAccess(d.Minor, mig.GPUInstance)]
+				ci, okCI := caps[CIAccess(d.Minor, mig.GPUInstance, mig.ComputeInstance)]
+				if m.Caps == 0 || !okGI || !okCI {
+					continue
+				}
+				perGPU[mig.UUID] = []Node{parent, capNode(devRoot, m, gi), capNode(devRoot, m, ci)}
+			}
 		}
 	}
 	control = []Node{
@@ -64,6 +76,23 @@ func Nodes(inv *gpu.Inventory, devRoot string, m Majors) (perGPU map[string][]No
 			node(devRoot, "nvidia-uvm-tools", m.UVM, 1))
 	}
 	return perGPU, control
+}
+
+// AdminCapNodes are the nodes of the config and monitor capabilities that
+// caps lists. No container is given them; a simulated machine makes them,
+// as a real host has them.
+func AdminCapNodes(devRoot string, m Majors, caps MIGMinors) []Node {
+	var out []Node
+	for _, c := range []string{CapConfig, CapMonitor} {
+		if minor, ok := caps[c]; ok && m.Caps != 0 {
+			out = append(out, capNode(devRoot, m, minor))
+		}
+	}
+	return out
+}
+
+func capNode(devRoot string, m Majors, minor int) Node {
+	return node(devRoot, capsDir+"/nvidia-cap"+strconv.Itoa(minor), m.Caps, int64(minor))
 }
 
 func node(devRoot, name string, major int, minor int64) Node {

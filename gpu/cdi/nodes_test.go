@@ -21,38 +21,66 @@ const (
 	uuid0 = "GPU-3f1d2a54-6c1e-4b8e-9a51-0c6f5a2b7d10"
 	uuid1 = "GPU-8b2e4c61-0d7a-4f3b-b1c2-5e9d8a7f6c21"
 	uuid2 = "GPU-c4d5e6f7-1a2b-4c3d-8e9f-a0b1c2d3e432"
+	// MIG devices of uuid2: GPU instance 1 whole, GPU instance 2 as two
+	// compute instances.
+	mig0 = "MIG-0b1c2d3e-4f50-5617-8293-a4b5c6d7e8f9"
+	mig1 = "MIG-1c2d3e4f-5061-5728-93a4-b5c6d7e8f90a"
+	mig2 = "MIG-2d3e4f50-6172-5839-a4b5-c6d7e8f90a1b"
 )
 
 // testInventory is a small machine: three GPUs with minors 0, 1 and 3, the
-// last one in MIG mode.
+// last one in MIG mode with three MIG devices.
 func testInventory() *gpu.Inventory {
-	dev := func(uuid string, index, minor int, mig bool) gpu.Device {
+	dev := func(uuid string, index, minor int, migs ...gpu.MIGDevice) gpu.Device {
 		return gpu.Device{
 			GPU: api.GPU{
 				UUID: uuid, Index: index, Minor: minor, Model: "NVIDIA A100-SXM4-40GB",
 				MemoryBytes: 40 << 30, PCIBusID: fmt.Sprintf("00000000:%02X:00.0", 0x07+index), NUMANode: 0,
+				MIG: len(migs) > 0, MIGDevices: migs,
 			},
 			ComputeCapability: "8.0",
-			MIG:               mig,
 		}
+	}
+	mig := func(uuid string, index, gi, ci int, profile string) gpu.MIGDevice {
+		return gpu.MIGDevice{UUID: uuid, ParentUUID: uuid2, Index: index, GPUInstance: gi, ComputeInstance: ci, Profile: profile, MemoryBytes: 19968 << 20, Multiprocessors: 42}
 	}
 	return &gpu.Inventory{
 		Backend:       gpu.BackendNVML,
 		DriverVersion: testDriverVersion,
 		CUDAVersion:   "12.4",
-		Devices:       []gpu.Device{dev(uuid0, 0, 0, false), dev(uuid1, 1, 1, false), dev(uuid2, 2, 3, true)},
-		Source:        "nvml",
+		Devices: []gpu.Device{dev(uuid0, 0, 0), dev(uuid1, 1, 1), dev(uuid2, 2, 3,
+			mig(mig0, 0, 1, 0, "3g.20gb"), mig(mig1, 1, 2, 0, "1c.3g.20gb"), mig(mig2, 2, 2, 1, "1c.3g.20gb"))},
+		Source: "nvml",
 	}
+}
+
+// testCaps is the mig-minors of a host with four GPUs: GPU minor 3's
+// instances start at 3 + 3×135 = 408 (gi0), gi1 is 417 (ci0 418), gi2 426
+// (ci0 427, ci1 428).
+func testCaps(t *testing.T) MIGMinors {
+	t.Helper()
+	caps, err := parseMIGMinors(SimulatedMIGMinors(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caps
 }
 
 func TestNodes(t *testing.T) {
 	inv := testInventory()
-	perGPU, control := Nodes(inv, "/run/caisson/dev", Majors{GPU: 195, UVM: 237, Caps: 234})
+	perGPU, control := Nodes(inv, "/run/caisson/dev", Majors{GPU: 195, UVM: 237, Caps: 234}, testCaps(t))
+	nvidia3 := Node{Path: "/run/caisson/dev/nvidia3", ContainerPath: "/dev/nvidia3", Major: 195, Minor: 3}
+	capNode := func(minor int64) Node {
+		return Node{Path: fmt.Sprintf("/run/caisson/dev/nvidia-caps/nvidia-cap%d", minor), ContainerPath: fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", minor), Major: 234, Minor: minor}
+	}
 	wantPerGPU := map[string][]Node{
 		uuid0: {{Path: "/run/caisson/dev/nvidia0", ContainerPath: "/dev/nvidia0", Major: 195, Minor: 0}},
 		uuid1: {{Path: "/run/caisson/dev/nvidia1", ContainerPath: "/dev/nvidia1", Major: 195, Minor: 1}},
-		// MIG mode on, but no MIG caps: the inventory has no MIG devices.
-		uuid2: {{Path: "/run/caisson/dev/nvidia3", ContainerPath: "/dev/nvidia3", Major: 195, Minor: 3}},
+		// GPU 2 is in MIG mode: no entry of its own; each MIG device gets
+		// the GPU's node and its GPU and compute instances' access caps.
+		mig0: {nvidia3, capNode(417), capNode(418)},
+		mig1: {nvidia3, capNode(426), capNode(427)},
+		mig2: {nvidia3, capNode(426), capNode(428)},
 	}
 	wantControl := []Node{
 		{Path: "/run/caisson/dev/nvidiactl", ContainerPath: "/dev/nvidiactl", Major: 195, Minor: 255},
@@ -66,9 +94,40 @@ func TestNodes(t *testing.T) {
 	if diff := cmp.Diff(wantControl, control); diff != "" {
 		t.Errorf("control (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff([]Node{capNode(1), capNode(2)}, AdminCapNodes("/run/caisson/dev", Majors{GPU: 195, Caps: 234}, testCaps(t))); diff != "" {
+		t.Errorf("config and monitor caps (-want +got):\n%s", diff)
+	}
+
+	t.Run("MIG devices without caps cannot be given", func(t *testing.T) {
+		noGI2 := testCaps(t)
+		delete(noGI2, "gpu3/gi2/access")
+		for name, c := range map[string]struct {
+			m    Majors
+			caps MIGMinors
+			want []string
+		}{
+			"no nvidia-caps major": {Majors{GPU: 195}, testCaps(t), nil},
+			"no mig-minors":        {Majors{GPU: 195, Caps: 234}, nil, nil},
+			"GPU instance missing": {Majors{GPU: 195, Caps: 234}, noGI2, []string{mig0}},
+		} {
+			perGPU, _ := Nodes(inv, "/dev", c.m, c.caps)
+			var got []string
+			for _, u := range []string{uuid2, mig0, mig1, mig2} {
+				if _, ok := perGPU[u]; ok {
+					got = append(got, u)
+				}
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("%s: MIG devices with nodes (-want +got):\n%s", name, diff)
+			}
+			if len(perGPU[uuid0]) != 1 {
+				t.Errorf("%s: whole GPU 0 has nodes %v", name, perGPU[uuid0])
+			}
+		}
+	})
 
 	t.Run("no uvm module", func(t *testing.T) {
-		_, control := Nodes(inv, "/dev", Majors{GPU: 195})
+		_, control := Nodes(inv, "/dev", Majors{GPU: 195}, nil)
 		want := []Node{
 			{Path: "/dev/nvidiactl", ContainerPath: "/dev/nvidiactl", Major: 195, Minor: 255},
 			{Path: "/dev/nvidia-modeset", ContainerPath: "/dev/nvidia-modeset", Major: 195, Minor: 254},
@@ -114,11 +173,12 @@ func statNode(t *testing.T, path string) (nodeStat, uint64) {
 func TestCreateNodes(t *testing.T) {
 	testutil.RequiresRoot(t)
 	root := filepath.Join(t.TempDir(), "dev")
-	perGPU, control := Nodes(testInventory(), root, Majors{GPU: 195, UVM: 242})
-	nodes := append(perGPU[uuid0], perGPU[uuid2]...)
+	m := Majors{GPU: 195, UVM: 242, Caps: 243}
+	perGPU, control := Nodes(testInventory(), root, m, testCaps(t))
+	nodes := append(perGPU[uuid0], perGPU[mig0]...)
 	nodes = append(nodes, control...)
-	// A node in a subdirectory, as MIG caps would be.
-	nodes = append(nodes, Node{Path: filepath.Join(root, "nvidia-caps", "nvidia-cap1"), ContainerPath: "/dev/nvidia-caps/nvidia-cap1", Major: 241, Minor: 1})
+	// MIG caps are in a subdirectory.
+	nodes = append(nodes, AdminCapNodes(root, m, testCaps(t))...)
 
 	if err := CreateNodes(root, nodes...); err != nil {
 		t.Fatal(err)

@@ -28,8 +28,10 @@ const visibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES"
 // mountOptions are those of every driver file mount.
 var mountOptions = []string{"ro", "nosuid", "nodev", "rbind"}
 
-// Generate builds the CDI spec of an inventory's GPUs: one device per GPU,
-// named by its UUID, whose edits hold its node; and spec-level edits, which
+// Generate builds the CDI spec of an inventory's GPUs: one device per GPU
+// given whole and per MIG device, named by its UUID ("GPU-…", "MIG-…"),
+// whose edits hold its nodes (see Nodes: a MIG device's are its GPU's node
+// and its two access capabilities, from caps); and spec-level edits, which
 // a container gets with any GPU: the control nodes, the driver files
 // mounted read-only at their paths relative to files.Root, and
 // NVIDIA_VISIBLE_DEVICES=void. Every node is given fully (type, numbers,
@@ -40,10 +42,11 @@ var mountOptions = []string{"ro", "nosuid", "nodev", "rbind"}
 // compatibility) replace the mounts made from files, and its other
 // spec-level environment is kept; its devices and device nodes are not used.
 //
-// The result is checked with the CDI library's validators; an empty
-// inventory, a GPU major of 0, a UUID that is no CDI device name, or a file
+// The result is checked with the CDI library's validators; an inventory
+// with nothing to give (no GPU, or only GPUs in MIG mode without usable MIG
+// devices), a GPU major of 0, a UUID that is no CDI device name, or a file
 // outside files.Root is an error wrapping api.ErrInvalid.
-func Generate(inv *gpu.Inventory, devRoot string, m Majors, files Files, base *cdispecs.Spec) (*cdispecs.Spec, error) {
+func Generate(inv *gpu.Inventory, devRoot string, m Majors, caps MIGMinors, files Files, base *cdispecs.Spec) (*cdispecs.Spec, error) {
 	if inv == nil || len(inv.Devices) == 0 {
 		return nil, fmt.Errorf("generate CDI spec: no GPUs: %w", api.ErrInvalid)
 	}
@@ -53,14 +56,24 @@ func Generate(inv *gpu.Inventory, devRoot string, m Majors, files Files, base *c
 	if base != nil && base.Kind != Kind {
 		return nil, fmt.Errorf("generate CDI spec: base spec is of kind %q, not %q: %w", base.Kind, Kind, api.ErrInvalid)
 	}
-	perGPU, control := Nodes(inv, devRoot, m)
+	perGPU, control := Nodes(inv, devRoot, m, caps)
 	spec := &cdispecs.Spec{Version: cdispecs.CurrentVersion, Kind: Kind}
-	for _, d := range inv.Devices {
-		dev := cdispecs.Device{Name: d.UUID}
-		for _, n := range perGPU[d.UUID] {
+	add := func(uuid string) {
+		nodes, ok := perGPU[uuid]
+		if !ok {
+			return
+		}
+		dev := cdispecs.Device{Name: uuid}
+		for _, n := range nodes {
 			dev.ContainerEdits.DeviceNodes = append(dev.ContainerEdits.DeviceNodes, deviceNode(n))
 		}
 		spec.Devices = append(spec.Devices, dev)
+	}
+	for _, d := range inv.Devices {
+		add(d.UUID)
+		for _, mig := range d.MIGDevices {
+			add(mig.UUID)
+		}
 	}
 	for _, n := range control {
 		spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, deviceNode(n))

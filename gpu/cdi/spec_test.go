@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/spec.golden.json")
 // from container paths.
 const testDevRoot = "/run/caisson/gpu/dev"
 
-var testMajors = Majors{GPU: 195, UVM: 242}
+var testMajors = Majors{GPU: 195, UVM: 242, Caps: 243}
 
 // driverRootVar stands for the temporary driver root in the golden file.
 const driverRootVar = "$DRIVER_ROOT"
@@ -36,7 +36,7 @@ func generateTest(t *testing.T, base *cdispecs.Spec) (*cdispecs.Spec, Files) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := Generate(testInventory(), testDevRoot, testMajors, files, base)
+	spec, err := Generate(testInventory(), testDevRoot, testMajors, testCaps(t), files, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,8 @@ func TestGenerateFacts(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([]string{uuid0, uuid1, uuid2}, names); diff != "" {
+	// GPU 2 is in MIG mode: its MIG devices are there, not itself.
+	if diff := cmp.Diff([]string{uuid0, uuid1, mig0, mig1, mig2}, names); diff != "" {
 		t.Errorf("device names (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"NVIDIA_VISIBLE_DEVICES=void"}, spec.ContainerEdits.Env); diff != "" {
@@ -118,6 +119,8 @@ func TestGenerateInvalid(t *testing.T) {
 	dup.Devices[1].UUID = uuid0
 	badName := testInventory()
 	badName.Devices[0].UUID = "GPU-1/2"
+	migOnly := testInventory()
+	migOnly.Devices = migOnly.Devices[2:]
 	for _, tc := range []struct {
 		name  string
 		inv   *gpu.Inventory
@@ -130,6 +133,7 @@ func TestGenerateInvalid(t *testing.T) {
 		{"no GPU major", testInventory(), Majors{}, files, nil},
 		{"duplicate UUID", dup, testMajors, files, nil},
 		{"UUID that is no device name", badName, testMajors, files, nil},
+		{"only MIG devices, without caps", migOnly, Majors{GPU: 195}, files, nil},
 		{"file outside the root", testInventory(), testMajors, Files{Root: "/run/driver", Libraries: []string{"/usr/lib/libcuda.so.1"}}, nil},
 		{"base of another kind", testInventory(), testMajors, files, &cdispecs.Spec{Version: "0.5.0", Kind: "vendor.com/device"}},
 		{"base with a bad hook", testInventory(), testMajors, files, &cdispecs.Spec{
@@ -138,7 +142,7 @@ func TestGenerateInvalid(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Generate(tc.inv, "/dev", tc.m, tc.files, tc.base)
+			_, err := Generate(tc.inv, "/dev", tc.m, testCaps(t), tc.files, tc.base)
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("Generate = %v, want an error wrapping api.ErrInvalid", err)
 			}

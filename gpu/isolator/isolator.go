@@ -2,15 +2,19 @@
 // NVIDIA GPUs it asked for (api.ContainerSpec.GPUs) and nothing else.
 //
 // Prepare allocates the GPUs (gpu/manager: best-linked free healthy set,
-// checkpointed before the container exists), then injects them through CDI
-// (gpu/cdi) into a scratch spec and hands the result to the containerizer:
-// the GPUs' device nodes and the control nodes (nvidiactl, nvidia-modeset,
-// nvidia-uvm, nvidia-uvm-tools), one allow rule for each on top of the
-// base spec's default deny, the driver's libraries and binaries, and
-// NVIDIA_VISIBLE_DEVICES (the granted UUIDs) and CUDA_VISIBLE_DEVICES
-// (0..n-1: the container sees only its own GPUs). A container that asked
-// for none gets NVIDIA_VISIBLE_DEVICES=void on a host with GPUs, whatever
-// its image or its user set: only --gpus grants a GPU.
+// or MIG devices, checkpointed before the container exists), then injects
+// them through CDI (gpu/cdi) into a scratch spec and hands the result to
+// the containerizer: the GPUs' device nodes and the control nodes
+// (nvidiactl, nvidia-modeset, nvidia-uvm, nvidia-uvm-tools), one allow
+// rule for each on top of the base spec's default deny, the driver's
+// libraries and binaries, and NVIDIA_VISIBLE_DEVICES (the granted UUIDs)
+// and CUDA_VISIBLE_DEVICES (0..n-1: the container sees only its own GPUs).
+// A MIG device brings its GPU's node and the access capabilities of its
+// GPU and compute instances (/dev/nvidia-caps/nvidia-cap<N>), never those
+// of another instance nor config or monitor; with MIG devices both
+// variables list the granted UUIDs (CUDA takes MIG-… UUIDs). A container
+// that asked for none gets NVIDIA_VISIBLE_DEVICES=void on a host with
+// GPUs, whatever its image or its user set: only --gpus grants a GPU.
 //
 // The device cgroup is set by the OCI runtime when it creates the
 // container, from these rules; this isolator never changes a running
@@ -100,10 +104,26 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 	if err != nil {
 		return err
 	}
-	perGPU, _ := cdi.Nodes(&gpu.Inventory{Devices: grant.Devices}, iso.m.DevRoot(), majors)
+	caps, err := iso.m.MIGMinors()
+	if err != nil {
+		return err
+	}
+	perGPU, _ := cdi.Nodes(&gpu.Inventory{Devices: grant.Devices}, iso.m.DevRoot(), majors, caps)
 	for _, d := range grant.Devices {
-		for _, n := range perGPU[d.UUID] {
-			if err := checkNode(n, d); err != nil {
+		if !d.MIG {
+			if err := checkNodes(perGPU[d.UUID], fmt.Sprintf("GPU %d (%s)", d.Index, d.UUID)); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, mig := range d.MIGDevices {
+			what := fmt.Sprintf("MIG device %d:%d (%s)", d.Index, mig.Index, mig.UUID)
+			nodes, ok := perGPU[mig.UUID]
+			if !ok {
+				return fmt.Errorf("%s: the nvidia-caps capabilities of GPU instance %d and compute instance %d are unknown (no nvidia-caps major in /proc/devices, or mig-minors does not list them): %w",
+					what, mig.GPUInstance, mig.ComputeInstance, api.ErrUnavailable)
+			}
+			if err := checkNodes(nodes, what); err != nil {
 				return err
 			}
 		}
@@ -120,17 +140,20 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 			resp.Env = append(resp.Env, e)
 		}
 	}
-	ordinals := make([]string, len(grant.Devices))
-	for i := range ordinals {
-		ordinals[i] = strconv.Itoa(i)
+	visible := strings.Join(grant.UUIDs(), ",")
+	cuda := visible // CUDA takes MIG-… UUIDs, and GPU-… ones beside them
+	if !grant.MIG() {
+		ordinals := make([]string, len(grant.Devices))
+		for i := range ordinals {
+			ordinals[i] = strconv.Itoa(i)
+		}
+		cuda = strings.Join(ordinals, ",")
 	}
-	resp.Env = append(resp.Env,
-		"NVIDIA_VISIBLE_DEVICES="+strings.Join(grant.UUIDs(), ","),
-		"CUDA_VISIBLE_DEVICES="+strings.Join(ordinals, ","))
+	resp.Env = append(resp.Env, "NVIDIA_VISIBLE_DEVICES="+visible, "CUDA_VISIBLE_DEVICES="+cuda)
 	if resp.Annotations == nil {
 		resp.Annotations = map[string]string{}
 	}
-	resp.Annotations[AnnotationUUIDs] = strings.Join(grant.UUIDs(), ",")
+	resp.Annotations[AnnotationUUIDs] = visible
 	if len(grant.NUMANodes) > 0 {
 		nodes := make([]string, len(grant.NUMANodes))
 		for i, n := range grant.NUMANodes {
@@ -165,21 +188,23 @@ func withHooks(h *specs.Hooks) oci.SpecOpt {
 	}
 }
 
-// checkNode makes sure a granted GPU's device node is still there and is
-// what the inventory says: a node that vanished (driver unloaded, node
-// removed) fails the launch instead of starting a container without its
-// GPU.
-func checkNode(n cdi.Node, d gpu.Device) error {
-	var st unix.Stat_t
-	if err := unix.Stat(n.Path, &st); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("GPU %d (%s): its device node %s is missing (driver unloaded or node removed; caisson gpu ls --refresh finds the GPUs again): %w",
-				d.Index, d.UUID, n.Path, api.ErrNotFound)
+// checkNodes makes sure the device nodes of a granted GPU or MIG device
+// (what names it) are still there and are what the inventory says: a node
+// that vanished (driver unloaded, node removed) fails the launch instead of
+// starting a container without its GPU.
+func checkNodes(nodes []cdi.Node, what string) error {
+	for _, n := range nodes {
+		var st unix.Stat_t
+		if err := unix.Stat(n.Path, &st); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: its device node %s is missing (driver unloaded or node removed; caisson gpu ls --refresh finds the GPUs again): %w",
+					what, n.Path, api.ErrNotFound)
+			}
+			return fmt.Errorf("%s: %w", what, &os.PathError{Op: "stat", Path: n.Path, Err: err})
 		}
-		return fmt.Errorf("GPU %d (%s): %w", d.Index, d.UUID, &os.PathError{Op: "stat", Path: n.Path, Err: err})
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFCHR || int64(unix.Major(st.Rdev)) != n.Major || int64(unix.Minor(st.Rdev)) != n.Minor {
-		return fmt.Errorf("GPU %d (%s): %s is not the character device %d:%d: %w", d.Index, d.UUID, n.Path, n.Major, n.Minor, api.ErrInvalid)
+		if st.Mode&unix.S_IFMT != unix.S_IFCHR || int64(unix.Major(st.Rdev)) != n.Major || int64(unix.Minor(st.Rdev)) != n.Minor {
+			return fmt.Errorf("%s: %s is not the character device %d:%d: %w", what, n.Path, n.Major, n.Minor, api.ErrInvalid)
+		}
 	}
 	return nil
 }
@@ -198,7 +223,8 @@ func (iso *Isolator) Recover(_ context.Context, req *isolators.RecoverRequest) e
 	return iso.m.Reconcile(func(id string) bool { return live[id] })
 }
 
-// Status lists the GPUs the container holds.
+// Status lists the GPUs the container holds; a GPU in MIG mode with the
+// MIG devices it holds.
 func (iso *Isolator) Status(ctx context.Context, req *isolators.StatusRequest, resp *isolators.StatusResponse) error {
 	held, err := iso.m.Held(ctx, req.ContainerID)
 	if err != nil {
@@ -210,8 +236,9 @@ func (iso *Isolator) Status(ctx context.Context, req *isolators.StatusRequest, r
 	return nil
 }
 
-// Usage reports the counters of the GPUs the container holds. GPUs are not
-// shared, so a GPU's counters are its holder's.
+// Usage reports the counters of the GPUs and MIG devices the container
+// holds (a MIG device's are its own: memory; the rest is its GPU's and
+// left out). GPUs are not shared, so a GPU's counters are its holder's.
 func (iso *Isolator) Usage(ctx context.Context, req *isolators.UsageRequest, u *api.Usage) error {
 	held, err := iso.m.Held(ctx, req.ContainerID)
 	if err != nil {
@@ -223,20 +250,25 @@ func (iso *Isolator) Usage(ctx context.Context, req *isolators.UsageRequest, u *
 		}
 		return fmt.Errorf("container %s holds no GPU: %w", req.ContainerID, api.ErrNotFound)
 	}
-	uuids := make([]string, len(held))
-	for i, d := range held {
-		uuids[i] = d.UUID
+	grant := &manager.Grant{Devices: held}
+	uuids := grant.UUIDs()
+	index := map[string]int{}
+	for _, d := range held {
+		index[d.UUID] = d.Index
+		for _, mig := range d.MIGDevices {
+			index[mig.UUID] = d.Index
+		}
 	}
 	stats, err := iso.m.Stats(ctx, uuids...)
 	if err != nil {
 		return err
 	}
-	for _, d := range held {
-		gu := api.GPUUsage{UUID: d.UUID, Index: d.Index}
+	for _, uuid := range uuids {
+		gu := api.GPUUsage{UUID: uuid, Index: index[uuid]}
 		for _, s := range stats {
-			if s.UUID == d.UUID {
+			if s.UUID == uuid {
 				gu = s
-				gu.Index = d.Index
+				gu.Index = index[uuid]
 			}
 		}
 		u.GPUs = append(u.GPUs, gu)

@@ -169,3 +169,135 @@ func TestConformance(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// newMIGIso is newIso on a fake DGX A100 whose GPUs 0 and 1 are in MIG mode
+// (managertest.DGXA100MIG), with the nodes of GPU 1's MIG devices.
+func newMIGIso(t *testing.T) (*Isolator, *managertest.Host, string) {
+	t.Helper()
+	dev := fakeNodes(t)
+	h := managertest.New(t, managertest.DGXA100MIG())
+	// gpu1/gi1/access is 3 + 135 + 9 = 147, its compute instances 148-150;
+	// gpu1/gi7/access 201, ci0 202.
+	if err := os.MkdirAll(filepath.Join(dev, "nvidia-caps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, minor := range []int{147, 148, 149, 150, 201, 202} {
+		p := filepath.Join(dev, "nvidia-caps", "nvidia-cap"+strconv.Itoa(minor))
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(234, uint32(minor)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := manager.New(manager.Config{Dir: filepath.Join(h.Dir, "state"), Helper: h.Helper, ProcFS: h.ProcFS,
+		SysFS: filepath.Join(h.Dir, "sys"), DriverRoot: filepath.Join(h.Dir, "driver"), DevRoot: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(m, nil), h, dev
+}
+
+// TestPrepareMIG: a MIG device brings its GPU's node and its two access
+// capabilities, nothing of its GPU's other instances; both visible-device
+// variables list the MIG UUID.
+func TestPrepareMIG(t *testing.T) {
+	iso, _, _ := newMIGIso(t)
+	resp, err := prepare(iso, "c1", &api.GPURequest{MIGProfile: "1c.3g.40gb", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, d := range resp.Devices {
+		paths = append(paths, d.Path)
+	}
+	slices.Sort(paths)
+	want := []string{"/dev/nvidia-caps/nvidia-cap147", "/dev/nvidia-caps/nvidia-cap148", "/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia1", "/dev/nvidiactl"}
+	if diff := cmp.Diff(want, paths); diff != "" {
+		t.Errorf("device nodes (-want +got):\n%s", diff)
+	}
+	var rules []string
+	for _, r := range resp.DeviceRules {
+		rules = append(rules, r.Type+" "+itoa(*r.Major)+":"+itoa(*r.Minor)+" "+r.Access)
+	}
+	slices.Sort(rules)
+	wantRules := []string{"c 195:1 rwm", "c 195:254 rwm", "c 195:255 rwm", "c 234:147 rwm", "c 234:148 rwm", "c 237:0 rwm", "c 237:1 rwm"}
+	if diff := cmp.Diff(wantRules, rules); diff != "" {
+		t.Errorf("device rules (-want +got):\n%s", diff)
+	}
+	mig := managertest.MIGUUID(1, 1)
+	env := map[string]string{}
+	for _, e := range resp.Env {
+		k, v, _ := strings.Cut(e, "=")
+		env[k] = v
+	}
+	if env["NVIDIA_VISIBLE_DEVICES"] != mig || env["CUDA_VISIBLE_DEVICES"] != mig || resp.Annotations[AnnotationUUIDs] != mig {
+		t.Errorf("env %v, annotations %v; want %s", resp.Env, resp.Annotations, mig)
+	}
+	var st isolators.StatusResponse
+	if err := iso.Status(context.Background(), &isolators.StatusRequest{ContainerID: "c1"}, &st); err != nil || len(st.GPUs) != 1 ||
+		st.GPUs[0].Index != 1 || !st.GPUs[0].MIG || len(st.GPUs[0].MIGDevices) != 1 || st.GPUs[0].MIGDevices[0].UUID != mig {
+		t.Errorf("status %+v, %v", st.GPUs, err)
+	}
+	var u api.Usage
+	if err := iso.Usage(context.Background(), &isolators.UsageRequest{ContainerID: "c1"}, &u); err != nil || len(u.GPUs) != 1 || u.GPUs[0].UUID != mig || u.GPUs[0].Index != 1 {
+		t.Errorf("usage %+v, %v", u.GPUs, err)
+	}
+
+	// A second container gets another compute instance of the same GPU
+	// instance: the shared GPU instance cap, its own compute instance cap.
+	resp2, err := prepare(iso, "c2", &api.GPURequest{UUIDs: []string{managertest.MIGUUID(1, 2), managertest.MIGUUID(1, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths = paths[:0]
+	for _, d := range resp2.Devices {
+		if strings.HasPrefix(d.Path, "/dev/nvidia-caps/") {
+			paths = append(paths, d.Path)
+		}
+	}
+	slices.Sort(paths)
+	if diff := cmp.Diff([]string{"/dev/nvidia-caps/nvidia-cap147", "/dev/nvidia-caps/nvidia-cap149", "/dev/nvidia-caps/nvidia-cap201", "/dev/nvidia-caps/nvidia-cap202"}, paths); diff != "" {
+		t.Errorf("c2's caps (-want +got):\n%s", diff)
+	}
+	for _, e := range resp2.Env {
+		if e == "CUDA_VISIBLE_DEVICES="+managertest.MIGUUID(1, 0)+","+managertest.MIGUUID(1, 2) {
+			return
+		}
+	}
+	t.Errorf("c2 env %v, want CUDA_VISIBLE_DEVICES with both MIG UUIDs in index order", resp2.Env)
+}
+
+// TestPrepareMIGNoCaps: a MIG device whose capability nodes are unknown or
+// gone fails the prepare with the reason, and leaves nothing allocated.
+func TestPrepareMIGNoCaps(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, h *managertest.Host, dev string)
+		want  error
+		msg   string
+	}{
+		{"cap node removed", func(t *testing.T, _ *managertest.Host, dev string) {
+			if err := os.Remove(filepath.Join(dev, "nvidia-caps", "nvidia-cap148")); err != nil {
+				t.Fatal(err)
+			}
+		}, api.ErrNotFound, "nvidia-cap148 is missing"},
+		{"no mig-minors", func(t *testing.T, h *managertest.Host, _ string) {
+			if err := os.Remove(filepath.Join(h.ProcFS, "driver", "nvidia-caps", "mig-minors")); err != nil {
+				t.Fatal(err)
+			}
+		}, api.ErrUnavailable, "capabilities of GPU instance 1 and compute instance 0 are unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iso, h, dev := newMIGIso(t)
+			tc.spoil(t, h, dev)
+			if _, err := prepare(iso, "c1", &api.GPURequest{MIGProfile: "1c.3g.40gb", Count: 1}); !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("prepare: %v, want %v with %q", err, tc.want, tc.msg)
+			}
+			b, err := os.ReadFile(filepath.Join(h.Dir, "state", "state.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), "c1") {
+				t.Errorf("allocation left after a failed prepare:\n%s", b)
+			}
+		})
+	}
+}

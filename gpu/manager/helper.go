@@ -69,8 +69,14 @@ func (m *Manager) helper(ctx context.Context, out any, args ...string) error {
 		if msg == "" {
 			msg = err.Error()
 		}
-		if ctx.Err() != nil {
+		var exit *exec.ExitError
+		switch {
+		case ctx.Err() != nil:
 			msg = fmt.Sprintf("no answer in %s", m.cfg.HelperTimeout)
+		case errors.As(err, &exit) && exit.ExitCode() == gpu.HelperExitInvalid:
+			// Invalid input (a simulated MIG layout the GPU cannot hold):
+			// the message says what.
+			return fmt.Errorf("%s: %w", strings.TrimSuffix(msg, ": "+api.ErrInvalid.Error()), api.ErrInvalid)
 		}
 		return fmt.Errorf("%s %s: %s: %w", HelperName, args[0], msg, api.ErrUnavailable)
 	}

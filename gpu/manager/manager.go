@@ -215,31 +215,81 @@ func flatTopology(devs []gpu.Device) *topology.Topology {
 	return t
 }
 
-// install makes the fake nodes of a simulated machine and writes the CDI
-// spec of the inventory.
+// MIGMinors are the minors of the MIG capabilities: the driver's
+// /proc/driver/nvidia-caps/mig-minors, or the simulation's own file of
+// that form (written at discovery). None when the file does not exist.
+func (m *Manager) MIGMinors() (cdi.MIGMinors, error) {
+	if gpu.Simulated(m.cfg.Backend) {
+		return cdi.ReadMIGMinors(filepath.Join(m.simDir(), simMIGMinors))
+	}
+	return cdi.ReadMIGMinors(filepath.Join(m.cfg.ProcFS, cdi.MIGMinorsFile))
+}
+
+// simMIGMinors is the simulation's mig-minors file.
+const simMIGMinors = "mig-minors"
+
+// removeSpec removes the CDI spec: there is nothing to give.
+func (m *Manager) removeSpec() error {
+	if err := os.Remove(filepath.Join(m.CDIDir(), cdi.SpecFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// install makes the fake nodes of a simulated machine (with its mig-minors
+// file) and writes the CDI spec of the inventory.
 func (m *Manager) install(inv *gpu.Inventory) error {
 	if err := os.MkdirAll(m.cfg.Dir, 0o700); err != nil {
 		return err
 	}
 	if len(inv.Devices) == 0 {
-		if err := os.Remove(filepath.Join(m.CDIDir(), cdi.SpecFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
+		return m.removeSpec()
 	}
 	majors, err := m.Majors()
 	if err != nil {
 		return err
 	}
-	perGPU, control := cdi.Nodes(inv, m.DevRoot(), majors)
+	if gpu.Simulated(m.cfg.Backend) {
+		gpus := 0
+		for _, d := range inv.Devices {
+			gpus = max(gpus, d.Minor+1)
+		}
+		if err := os.MkdirAll(m.simDir(), 0o700); err != nil {
+			return err
+		}
+		if err := atomicfile.Write(filepath.Join(m.simDir(), simMIGMinors), cdi.SimulatedMIGMinors(gpus), 0o644, false); err != nil {
+			return fmt.Errorf("simulated MIG capabilities: %w", err)
+		}
+	}
+	caps, err := m.MIGMinors()
+	if err != nil {
+		return err
+	}
+	perGPU, control := cdi.Nodes(inv, m.DevRoot(), majors, caps)
+	for _, d := range inv.Devices {
+		for _, mig := range d.MIGDevices {
+			if _, ok := perGPU[mig.UUID]; !ok {
+				m.log.Warn("MIG device cannot be given: its capabilities are unknown (no nvidia-caps major in /proc/devices, or no line in mig-minors)",
+					"gpu", d.Index, "mig", mig.UUID, "gpu_instance", mig.GPUInstance, "compute_instance", mig.ComputeInstance)
+			}
+		}
+	}
 	if gpu.Simulated(m.cfg.Backend) {
 		nodes := slices.Clone(control)
+		nodes = append(nodes, cdi.AdminCapNodes(m.DevRoot(), majors, caps)...)
 		for _, d := range inv.Devices {
 			nodes = append(nodes, perGPU[d.UUID]...)
+			for _, mig := range d.MIGDevices {
+				nodes = append(nodes, perGPU[mig.UUID]...)
+			}
 		}
 		if err := cdi.CreateNodes(m.DevRoot(), nodes...); err != nil {
 			return fmt.Errorf("simulated GPUs: %w", err)
 		}
+	}
+	if len(perGPU) == 0 {
+		// Only GPUs in MIG mode, none of whose MIG devices can be given.
+		return m.removeSpec()
 	}
 	// Without a driver version (a /proc/driver/nvidia that does not say)
 	// the driver's files cannot be told apart: mount none.
@@ -255,7 +305,7 @@ func (m *Manager) install(inv *gpu.Inventory) error {
 			return err
 		}
 	}
-	spec, err := cdi.Generate(inv, m.DevRoot(), majors, files, base)
+	spec, err := cdi.Generate(inv, m.DevRoot(), majors, caps, files, base)
 	if err != nil {
 		return err
 	}

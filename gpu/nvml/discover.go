@@ -14,10 +14,11 @@ import (
 	"github.com/caisson/caisson/gpu/topology"
 )
 
-// Discover finds the GPUs of a backend: BackendNVML loads libnvidia-ml,
-// the mock backends simulate a DGX.
-func Discover(backend string) (*Inventory, error) {
-	lib, err := open(backend, "")
+// Discover finds the GPUs of a backend and the MIG devices of those in MIG
+// mode: BackendNVML loads libnvidia-ml, the mock backends simulate a DGX
+// whose MIG layout simDir sets (see MockWith; "" for none).
+func Discover(backend, simDir string) (*Inventory, error) {
+	lib, err := open(backend, simDir)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +101,7 @@ func discover(lib gonvml.Interface, backend string, simulated bool) (*Inventory,
 	if ret != gonvml.SUCCESS {
 		return nil, fmt.Errorf("nvml: count devices: %s: %w", gonvml.ErrorString(ret), api.ErrUnavailable)
 	}
+	mig := migSupported(lib)
 	handles := make([]gonvml.Device, n)
 	for i := range n {
 		d, ret := lib.DeviceGetHandleByIndex(i)
@@ -107,7 +109,7 @@ func discover(lib gonvml.Interface, backend string, simulated bool) (*Inventory,
 			return nil, fmt.Errorf("nvml: device %d: %s: %w", i, gonvml.ErrorString(ret), api.ErrUnavailable)
 		}
 		handles[i] = d
-		dev, err := describe(d, i)
+		dev, err := describe(d, i, mig)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +119,7 @@ func discover(lib gonvml.Interface, backend string, simulated bool) (*Inventory,
 	return inv, nil
 }
 
-func describe(d gonvml.Device, i int) (Device, error) {
+func describe(d gonvml.Device, i int, mig migSupport) (Device, error) {
 	dev := Device{GPU: api.GPU{Index: i, NUMANode: -1}}
 	var ret gonvml.Return
 	if dev.UUID, ret = call(d.GetUUID); ret != gonvml.SUCCESS {
@@ -153,11 +155,17 @@ func describe(d gonvml.Device, i int) (Device, error) {
 	if ret == gonvml.SUCCESS {
 		dev.ComputeCapability = fmt.Sprintf("%d.%d", cc[0], cc[1])
 	}
-	mig, ret := call(func() (int, gonvml.Return) {
+	if !mig.mode {
+		return dev, nil
+	}
+	mode, ret := call(func() (int, gonvml.Return) {
 		current, _, ret := d.GetMigMode()
 		return current, ret
 	})
-	dev.MIG = ret == gonvml.SUCCESS && mig == gonvml.DEVICE_MIG_ENABLE
+	dev.MIG = ret == gonvml.SUCCESS && mode == gonvml.DEVICE_MIG_ENABLE
+	if dev.MIG && mig.devices {
+		dev.MIGDevices = migDevices(d, &dev, mig)
+	}
 	return dev, nil
 }
 

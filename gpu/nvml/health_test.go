@@ -23,7 +23,7 @@ import (
 // uuids are the UUIDs of a simulated machine, in index order.
 func uuids(t *testing.T, backend string) []string {
 	t.Helper()
-	inv, err := Discover(backend)
+	inv, err := Discover(backend, "")
 	if err != nil {
 		t.Fatal(err)
 	}

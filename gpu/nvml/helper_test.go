@@ -92,6 +92,32 @@ func TestHelper(t *testing.T) {
 		}
 	})
 
+	t.Run("inventory with a MIG layout", func(t *testing.T) {
+		ids := uuids(t, BackendDGXA100)
+		dir := t.TempDir()
+		writeLayout(t, dir, gpu.MIGLayout{ids[0]: {"1g.5gb", "3g.20gb"}})
+		out, code := exitCode(t, bin, "inventory", "--backend", BackendDGXA100, "--sim-dir", dir)
+		var inv gpu.Inventory
+		if err := json.Unmarshal(out, &inv); code != 0 || err != nil {
+			t.Fatalf("exit %d, %v: %s", code, err, out)
+		}
+		if d := inv.Devices[0]; !d.MIG || len(d.MIGDevices) != 2 || d.MIGDevices[1].Profile != "3g.20gb" || inv.Devices[1].MIG {
+			t.Errorf("GPU 0 %+v, GPU 1 MIG %v", d, inv.Devices[1].MIG)
+		}
+		// A layout the GPU cannot hold is invalid input: exit 3, and one
+		// line that says why.
+		writeLayout(t, dir, gpu.MIGLayout{ids[0]: {"4g.20gb", "4g.20gb"}})
+		cmd := exec.Command(bin, "inventory", "--backend", BackendDGXA100, "--sim-dir", dir)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != gpu.HelperExitInvalid || strings.Count(stderr.String(), "\n") != 1 ||
+			!strings.Contains(stderr.String(), "holds at most 1 GPU instance of profile 4g.20gb") {
+			t.Errorf("impossible layout: %v, stderr %q; want exit %d and why", err, stderr.String(), gpu.HelperExitInvalid)
+		}
+	})
+
 	t.Run("probe simulated", func(t *testing.T) {
 		ids := uuids(t, BackendDGXB200)
 		dir := t.TempDir()

@@ -1,7 +1,8 @@
 // Package nvml discovers NVIDIA GPUs through NVML (github.com/NVIDIA/go-nvml):
-// identity, memory, PCI address, compute capability, MIG mode, NUMA node
-// and the link matrix of gpu/topology, from the real library or from
-// go-nvml's simulated DGX machines with their topology filled in.
+// identity, memory, PCI address, compute capability, MIG mode and MIG
+// devices, NUMA node and the link matrix of gpu/topology, from the real
+// library or from go-nvml's simulated DGX machines with their topology
+// filled in.
 //
 // go-nvml needs cgo, its mocks too, so this is the one package of Caisson
 // that uses cgo: the discovery is in files built only with cgo, and a build
@@ -36,8 +37,26 @@
 //   - SimFaultsFile (faults.json): {"GPU-…": "reason"}. A GPU named there is
 //     lost: NVML calls other than its identity fail with ERROR_GPU_IS_LOST,
 //     so Probe finds it unfit (with the reason), Stats leaves its counters
-//     out and Watch reports it unwatched. It is read when the machine is
-//     simulated, at the start of each call.
+//     out and Watch reports it unwatched. A MIG device named there (or whose
+//     GPU is) fails its memory info, and so its probe. It is read when the
+//     machine is simulated, at the start of each call.
+//   - SimMIGFile (mig.json): a gpu.MIGLayout, {"GPU-…": ["1g.5gb",
+//     "3g.20gb"]}. Each call turns MIG mode on for the GPUs named and makes
+//     their GPU and compute instances through NVML, at placements found in
+//     the mock's profiles; a layout the GPU cannot hold (an unknown profile,
+//     eight 1g.5gb on an A100 that holds seven) fails every call with an
+//     error wrapping api.ErrInvalid. go-nvml's mocks have no MIG device
+//     handles: MockWith adds them, with UUIDs derived from the GPU and the
+//     instances. An event line may name a MIG device's instances with
+//     "gpu_instance" and "compute_instance".
+//
+// # MIG
+//
+// Discover lists the MIG devices of each GPU in MIG mode as NVML exposes
+// them (GetMaxMigDeviceCount, GetMigDeviceHandleByIndex): UUID, GPU and
+// compute instance IDs, memory, multiprocessors, and the profile named as
+// go-nvlib names it ("1g.5gb", "1c.3g.20gb", "1g.5gb+me"). Each group of
+// MIG functions is looked up in the driver's library before it is called.
 package nvml
 
 import "github.com/caisson/caisson/gpu"
@@ -54,6 +73,7 @@ const (
 const (
 	SimEventsFile = "events.jsonl"
 	SimFaultsFile = "faults.json"
+	SimMIGFile    = gpu.SimMIGFile
 )
 
 // Inventory and Device are package gpu's, so that a static caisson can read

@@ -25,10 +25,11 @@ func Mock(backend string) (gonvml.Interface, error) {
 	return MockWith(backend, "")
 }
 
-// MockWith is Mock whose GPUs also have stats, health and events, driven by
-// the files of simDir (see SimEventsFile and SimFaultsFile; "" for none).
-// The GPUs' UUIDs are derived from the backend and the index, so that every
-// process (each run of caisson-nvml) sees the same machine.
+// MockWith is Mock whose GPUs also have stats, health, events and MIG
+// devices, driven by the files of simDir (see SimEventsFile, SimFaultsFile
+// and SimMIGFile; "" for none). The GPUs' UUIDs are derived from the
+// backend and the index, and MIG devices' from their GPU and instances, so
+// that every process (each run of caisson-nvml) sees the same machine.
 func MockWith(backend, simDir string) (*server.Server, error) {
 	var (
 		srv    *server.Server
@@ -52,7 +53,14 @@ func MockWith(backend, simDir string) (*server.Server, error) {
 	if _, err := Simulate(srv, preset, true); err != nil {
 		return nil, err
 	}
-	if err := simulateHealth(srv, simDir); err != nil {
+	faults, err := readFaults(simDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := simulateHealth(srv, simDir, faults); err != nil {
+		return nil, err
+	}
+	if err := simulateMIG(srv, simDir, faults); err != nil {
 		return nil, err
 	}
 	return srv, nil

@@ -12,7 +12,7 @@ import (
 
 // Discover is unavailable without cgo: go-nvml (and its simulated machines)
 // cannot be built.
-func Discover(backend string) (*Inventory, error) {
+func Discover(backend, simDir string) (*Inventory, error) {
 	return nil, unavailable(backend)
 }
 

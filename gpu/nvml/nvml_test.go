@@ -42,7 +42,7 @@ func TestDiscoverSimulated(t *testing.T) {
 		{BackendDGXH100, "NVIDIA H100 80GB HBM3", 80 << 30, "9.0", topology.DGXH100()},
 		{BackendDGXB200, "NVIDIA B200 180GB HBM3e", 180 << 30, "10.0", topology.DGXB200()},
 	} {
-		inv, err := Discover(tc.backend)
+		inv, err := Discover(tc.backend, "")
 		if err != nil {
 			t.Fatalf("%s: %v", tc.backend, err)
 		}
@@ -109,7 +109,7 @@ func TestMissingMethods(t *testing.T) {
 // TestNoDriver: on a host without libnvidia-ml, zero GPUs and the reason;
 // no NVML call after the failed Init (it would abort the process).
 func TestNoDriver(t *testing.T) {
-	inv, err := Discover(BackendNVML)
+	inv, err := Discover(BackendNVML, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestNoDriver(t *testing.T) {
 	if len(inv.Devices) != 0 || !strings.Contains(inv.Reason, "NVML could not start") {
 		t.Errorf("without a driver: %+v", inv)
 	}
-	if _, err := Discover("mock:dgx9000"); !errors.Is(err, api.ErrInvalid) {
+	if _, err := Discover("mock:dgx9000", ""); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("unknown backend: %v, want api.ErrInvalid", err)
 	}
 }

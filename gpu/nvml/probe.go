@@ -13,8 +13,10 @@ import (
 // Probe says whether the GPU with this UUID answers NVML and is fit for
 // work: its handle and memory info can be read, it has no retired pages
 // waiting for a reset, and no row remapping has failed (those two when the
-// GPU supports them). A GPU that is gone is not an error: OK is false and
-// Reason "not found". The error is for NVML itself failing (no driver).
+// GPU supports them). For a MIG device ("MIG-…") its own handle and memory
+// info are read, and the checks of the whole GPU are made on its GPU. A
+// GPU that is gone is not an error: OK is false and Reason "not found". The
+// error is for NVML itself failing (no driver).
 //
 // On a simulated machine a GPU named in simDir's faults file is lost, and
 // the reason given there is added to Reason.
@@ -58,6 +60,16 @@ func probe(lib gonvml.Interface, uuid string) (*gpu.Probe, error) {
 	if _, ret := call(d.GetMemoryInfo); ret != gonvml.SUCCESS {
 		p.Reason = "memory info: " + gonvml.ErrorString(ret)
 		return p, nil
+	}
+	if call0(func() gonvml.Return { return symbol(lib, "nvmlDeviceIsMigDeviceHandle") }) == gonvml.SUCCESS {
+		if mig, ret := call(d.IsMigDeviceHandle); ret == gonvml.SUCCESS && mig {
+			parent, ret := call(d.GetDeviceHandleFromMigDeviceHandle)
+			if ret != gonvml.SUCCESS || parent == nil {
+				p.Reason = "the MIG device's GPU: " + gonvml.ErrorString(ret)
+				return p, nil
+			}
+			d = parent
+		}
 	}
 	pending, ret := call(d.GetRetiredPagesPendingStatus)
 	switch {

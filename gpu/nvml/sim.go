@@ -116,11 +116,7 @@ func countDBE(path, uuid string) uint64 {
 //     fails with ERROR_GPU_IS_LOST;
 //   - events: the event set reads the lines appended to the events file
 //     after it was created.
-func simulateHealth(srv *server.Server, simDir string) error {
-	faults, err := readFaults(simDir)
-	if err != nil {
-		return err
-	}
+func simulateHealth(srv *server.Server, simDir string, faults map[string]string) error {
 	events := ""
 	if simDir != "" {
 		events = filepath.Join(simDir, SimEventsFile)
@@ -278,7 +274,13 @@ func (s *simEventSet) next() (gonvml.EventData, gonvml.Return) {
 			if !ok {
 				return
 			}
-			data := gonvml.EventData{Device: d, GpuInstanceId: 0xFFFFFFFF, ComputeInstanceId: 0xFFFFFFFF}
+			data := gonvml.EventData{Device: d, GpuInstanceId: wholeGPU, ComputeInstanceId: wholeGPU}
+			if e.GPUInstance != nil {
+				data.GpuInstanceId = *e.GPUInstance
+			}
+			if e.ComputeInstance != nil {
+				data.ComputeInstanceId = *e.ComputeInstance
+			}
 			switch e.Type {
 			case gpu.EventXID:
 				data.EventType, data.EventData = gonvml.EventTypeXidCriticalError, e.XID

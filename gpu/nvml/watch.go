@@ -20,8 +20,13 @@ const watchEvents = gonvml.EventTypeXidCriticalError | gonvml.EventTypeDoubleBit
 // take to notice that ctx is done.
 const waitMs = 1000
 
+// wholeGPU is the GPU or compute instance ID of an event that is not
+// narrowed to one.
+const wholeGPU = 0xFFFFFFFF
+
 // Watch reports the GPUs' XID errors and double-bit ECC errors to out until
-// ctx is done, then returns nil. Every XID is reported, those an
+// ctx is done, then returns nil. An event of a MIG device carries its GPU
+// instance (and compute instance) ID. Every XID is reported, those an
 // application causes too: which ones make a GPU unhealthy is for the
 // caller to decide. A GPU that cannot be watched (events not supported, or
 // registration failed) is reported once as an EventUnwatched with the
@@ -80,6 +85,16 @@ func watch(ctx context.Context, lib gonvml.Interface, out func(gpu.Event)) error
 		}
 		if e.Device != nil {
 			ev.UUID, _ = call(e.Device.GetUUID)
+		}
+		// The MIG GI/CI filter: an event of one MIG device names its
+		// instances; 0xFFFFFFFF is the whole GPU.
+		if e.GpuInstanceId != wholeGPU {
+			gi := e.GpuInstanceId
+			ev.GPUInstance = &gi
+			if e.ComputeInstanceId != wholeGPU {
+				ci := e.ComputeInstanceId
+				ev.ComputeInstance = &ci
+			}
 		}
 		out(ev)
 	}

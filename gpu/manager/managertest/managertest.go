@@ -1,6 +1,7 @@
 // Package managertest gives tests a host with GPUs and no driver: a fake
 // caisson-nvml (a shell script that prints the JSON the test chose) and a
-// procfs with /proc/devices and a boot ID.
+// procfs with /proc/devices (nvidia, nvidia-caps and nvidia-uvm majors),
+// the driver's MIG capabilities and a boot ID.
 package managertest
 
 import (
@@ -12,6 +13,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
+	"github.com/caisson/caisson/gpu/cdi"
 	"github.com/caisson/caisson/gpu/topology"
 )
 
@@ -23,8 +25,39 @@ type Host struct {
 	// Dir/calls; inventory prints Dir/inventory.out, stats a utilisation
 	// of 42 for the UUID asked, probe fails for a UUID with a file
 	// Dir/fault-UUID, and watch prints Dir/events.out, then waits for
-	// stdin to close.
+	// stdin to close. A command with a file Dir/exit-COMMAND prints
+	// Dir/stderr-COMMAND on stderr and exits with that status instead.
 	Helper string
+}
+
+// The MIG devices of DGXA100MIG, by GPU: GPU 0 has 1g.10gb (GPU instances
+// 7 and 8), 2g.20gb (3) and 3g.40gb (2); GPU 1 has 1g.10gb (7) and GPU
+// instance 1 split into three 1c.3g.40gb compute instances.
+var MIGLayout = [][]struct {
+	GI, CI  int
+	Profile string
+}{
+	{{7, 0, "1g.10gb"}, {8, 0, "1g.10gb"}, {3, 0, "2g.20gb"}, {2, 0, "3g.40gb"}},
+	{{7, 0, "1g.10gb"}, {1, 0, "1c.3g.40gb"}, {1, 1, "1c.3g.40gb"}, {1, 2, "1c.3g.40gb"}},
+}
+
+// MIGUUID is the UUID of MIG device j of GPU i of DGXA100MIG.
+func MIGUUID(i, j int) string { return fmt.Sprintf("MIG-%08x-dddd-eeee-ffff-%012x", i, j) }
+
+// DGXA100MIG is DGXA100 with GPUs 0 and 1 in MIG mode (see MIGLayout).
+func DGXA100MIG() *gpu.Inventory {
+	inv := DGXA100()
+	for i, layout := range MIGLayout {
+		d := &inv.Devices[i]
+		d.MIG = true
+		for j, m := range layout {
+			d.MIGDevices = append(d.MIGDevices, gpu.MIGDevice{
+				UUID: MIGUUID(i, j), ParentUUID: d.UUID, Index: j, GPUInstance: m.GI, ComputeInstance: m.CI,
+				Profile: m.Profile, MemoryBytes: 10 << 30, Multiprocessors: 14,
+			})
+		}
+	}
+	return inv
 }
 
 // DGXA100 is a DGX A100 inventory (NVSwitch, NUMA 3,3,1,1,7,7,5,5) with
@@ -58,7 +91,8 @@ func New(t *testing.T, inv *gpu.Inventory) *Host {
 		}
 	}
 	write(filepath.Join(h.ProcFS, "sys", "kernel", "random", "boot_id"), "boot-1\n", 0o644)
-	write(filepath.Join(h.ProcFS, "devices"), "Character devices:\n  1 mem\n195 nvidia\n237 nvidia-uvm\n\nBlock devices:\n  7 loop\n", 0o644)
+	write(filepath.Join(h.ProcFS, "devices"), "Character devices:\n  1 mem\n195 nvidia\n234 nvidia-caps\n237 nvidia-uvm\n\nBlock devices:\n  7 loop\n", 0o644)
+	write(filepath.Join(h.ProcFS, cdi.MIGMinorsFile), string(cdi.SimulatedMIGMinors(8)), 0o444)
 	b, err := json.Marshal(inv)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +104,7 @@ func New(t *testing.T, inv *gpu.Inventory) *Host {
 d=`+h.Dir+`
 echo "$*" >> $d/calls
 for a in "$@"; do last=$a; case $a in inventory|stats|probe|watch) cmd=$a;; esac; done
+if [ -e $d/exit-$cmd ]; then cat $d/stderr-$cmd >&2; exit $(cat $d/exit-$cmd); fi
 case $cmd in
 inventory) cat $d/inventory.out ;;
 stats) echo '{"devices":[{"uuid":"'$last'","index":0,"utilization_percent":42}]}' ;;
