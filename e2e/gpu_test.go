@@ -327,36 +327,7 @@ func TestGPUMalformedDriverInfo(t *testing.T) {
 func TestGPUHealth(t *testing.T) {
 	e := gpuEnv(t)
 	l := e.gpus()
-	watch := e.cmd("gpu", "watch", "--reprobe-interval", "20ms")
-	stdout, err := watch.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = watch.Process.Kill()
-			_ = watch.Wait()
-		}
-	}()
-	lines := bufio.NewScanner(stdout)
-	// next returns the next line that is not a repeated probe failure.
-	next := func() string {
-		t.Helper()
-		for lines.Scan() {
-			if !strings.Contains(lines.Text(), "still unhealthy: probe failed") {
-				return lines.Text()
-			}
-		}
-		t.Fatal("gpu watch ended")
-		return ""
-	}
-	if got := next(); got != "watching 8 SIMULATED GPUs (mock:dgxa100)" {
-		t.Fatalf("first line %q", got)
-	}
+	next, stop := startGPUWatch(t, e)
 	u := func(i int) string { return l.Devices[i].UUID }
 	// A job holds GPU 2 while it fails.
 	job := strings.TrimSpace(e.ok("run", "-d", "--rootfs", e.rootfs, "--gpus", u(2), "sleep", "600"))
@@ -410,13 +381,7 @@ func TestGPUHealth(t *testing.T) {
 	if strings.TrimSpace(out) != "0,1,2,3,4,5,6,7" {
 		t.Errorf("--gpus 8 after recovery: %q", out)
 	}
-	if err := watch.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
-	if err := watch.Wait(); err != nil {
-		t.Errorf("gpu watch after SIGTERM: %v", err)
-	}
+	stop()
 }
 
 // migProbe is run in a container given one MIG device of GPU 0: what
@@ -662,35 +627,7 @@ func TestGPUMIGHealth(t *testing.T) {
 	e.ok("gpu", "simulate", "0", "--mig", "1g.5gb,1g.5gb,2g.10gb,3g.20gb")
 	l := e.gpus()
 	g0, mig := l.Devices[0].UUID, l.Devices[0].MIGDevices
-	watch := e.cmd("gpu", "watch", "--reprobe-interval", "20ms")
-	stdout, err := watch.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = watch.Process.Kill()
-			_ = watch.Wait()
-		}
-	}()
-	lines := bufio.NewScanner(stdout)
-	next := func() string {
-		t.Helper()
-		for lines.Scan() {
-			if !strings.Contains(lines.Text(), "still unhealthy: probe failed") {
-				return lines.Text()
-			}
-		}
-		t.Fatal("gpu watch ended")
-		return ""
-	}
-	if got := next(); got != "watching 8 SIMULATED GPUs (mock:dgxa100)" {
-		t.Fatalf("first line %q", got)
-	}
+	next, stop := startGPUWatch(t, e)
 	out := e.ok("gpu", "simulate", mig[1].UUID, "--xid", "94", "--fault", "contained ECC error")
 	if want := fmt.Sprintf("gpu 0:1 %s: SIMULATED XID 94 sent", mig[1].UUID); strings.TrimSpace(out) != want {
 		t.Errorf("gpu simulate MIG-…: %q, want %q", out, want)
@@ -746,11 +683,54 @@ func TestGPUMIGHealth(t *testing.T) {
 	if diff := cmp.Diff([]bool{true, true, true, true, true}, health()); diff != "" {
 		t.Errorf("health after recovery (-want +got):\n%s", diff)
 	}
-	if err := watch.Process.Signal(syscall.SIGTERM); err != nil {
+	stop()
+}
+
+// startGPUWatch starts `caisson gpu watch` with a short re-probe interval
+// and checks its first line. next returns the next line that is not a
+// repeated probe failure; stop ends the watch with SIGTERM and checks that
+// it exits cleanly. The watch is killed at the end of the test if stop was
+// not called.
+func startGPUWatch(t *testing.T, e *env) (next func() string, stop func()) {
+	t.Helper()
+	watch := e.cmd("gpu", "watch", "--reprobe-interval", "20ms")
+	stdout, err := watch.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	stopped = true
-	if err := watch.Wait(); err != nil {
-		t.Errorf("gpu watch after SIGTERM: %v", err)
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
 	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = watch.Process.Kill()
+			_ = watch.Wait()
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	next = func() string {
+		t.Helper()
+		for lines.Scan() {
+			if !strings.Contains(lines.Text(), "still unhealthy: probe failed") {
+				return lines.Text()
+			}
+		}
+		t.Fatal("gpu watch ended")
+		return ""
+	}
+	if got := next(); got != "watching 8 SIMULATED GPUs (mock:dgxa100)" {
+		t.Fatalf("first line %q", got)
+	}
+	stop = func() {
+		t.Helper()
+		if err := watch.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		stopped = true
+		if err := watch.Wait(); err != nil {
+			t.Errorf("gpu watch after SIGTERM: %v", err)
+		}
+	}
+	return next, stop
 }

@@ -171,8 +171,9 @@ func short(r, avail Resources) string {
 	return strings.Join(out, ", ")
 }
 
-// ownedKinds are the dimensions that owned shares cover: ports are
-// plentiful, and disk counts only where a share names it.
+// ownedFits reports whether r fits in an owned share, over the dimensions
+// owned shares cover: ports are plentiful, and disk counts only where a
+// share names it.
 func ownedFits(r, owned Resources) bool {
 	for k := range r {
 		switch Kind(k) {

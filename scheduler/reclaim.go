@@ -37,7 +37,7 @@ func (c *Core) reclaim() {
 			continue
 		}
 		if owed := need(n); owed.Any() {
-			c.takeBack(n, owed, func(t *task) bool {
+			c.takeBack(n, owed, false, func(t *task) bool {
 				return t.revocable && t.s.consumer != n
 			}, "reclaimed by consumer "+n.spec.Name)
 		}
@@ -73,15 +73,16 @@ func (c *Core) preempt(n *consumer) {
 	if !want.Any() {
 		return
 	}
-	c.takeBack(n, want, func(t *task) bool {
+	c.takeBack(n, want, true, func(t *task) bool {
 		return t.s.consumer == n && t.s.spec.Priority < top
 	}, "preempted by a higher-priority session of consumer "+n.spec.Name)
 }
 
 // takeBack notices the fewest, lowest-priority victims among the running
 // tasks that may be taken until what they free covers want in every
-// dimension want asks for, or there are no more.
-func (c *Core) takeBack(n *consumer, want Resources, may func(*task) bool, reason string) {
+// dimension want asks for, or there are no more. preempt says the victims
+// are the leaf's own (priority preemption) rather than borrowers'.
+func (c *Core) takeBack(n *consumer, want Resources, preempt bool, may func(*task) bool, reason string) {
 	var cand []*task
 	for _, a := range c.agents {
 		for _, t := range a.tasks {
@@ -108,7 +109,6 @@ func (c *Core) takeBack(n *consumer, want Resources, may func(*task) bool, reaso
 		return cmp.Compare(b.seq, a.seq)
 	})
 	deadline := c.now.Add(n.grace(c.cfg.Grace))
-	preempt := cand[0].s.consumer == n
 	c.counters.Reclaims++
 	for _, t := range cand {
 		if !useful(t.res, want) {

@@ -338,7 +338,7 @@ func (c *Core) initHeaps() {
 // the largest ratio over the dimensions; a leaf that deserves nothing of a
 // dimension it holds sorts after every leaf that does.
 func (c *Core) leafKey(n *consumer) float64 {
-	var held Resources = n.alloc
+	held := n.alloc
 	key := 0.0
 	for k := range held {
 		if Kind(k) == Ports || held[k] <= 0 {

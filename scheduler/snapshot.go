@@ -275,8 +275,9 @@ func Restore(data []byte) (*Core, error) {
 		}
 	}
 	for _, so := range s.Offers {
-		se, ai, ok := c.sessions[so.Session], c.agentIdx[so.Agent], true
-		if _, ok = c.agentIdx[so.Agent]; se == nil || !ok {
+		se := c.sessions[so.Session]
+		ai, ok := c.agentIdx[so.Agent]
+		if se == nil || !ok {
 			return nil, bad("offer %s: unknown session or agent", so.ID)
 		}
 		o := &offer{id: so.ID, seq: so.Seq, session: se, agent: c.agents[ai], res: so.Resources, revocable: so.Revocable, expires: so.Expires}
