@@ -75,6 +75,10 @@ func (c *Core) addAgent(s AgentSpec) error {
 		c.agents = append(c.agents, a)
 		c.agentIdx[s.ID] = a.idx
 	}
+	if c.lendHit {
+		// Borrowing refused for lack of room may fit now.
+		c.lendHit, c.rescan = false, true
+	}
 	c.total = c.total.Add(s.Resources)
 	c.treeDirty = true
 	c.freeEpoch++

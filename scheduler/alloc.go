@@ -28,7 +28,23 @@ func (c *Core) avail(a *agent) Resources {
 // sessions that wait, in fair order: offers to framework sessions, tasks
 // placed for the others.
 func (c *Core) allocate() {
-	for len(c.dirty) > 0 {
+	if c.rescan {
+		c.rescan = false
+		c.markAllFree()
+	}
+	for len(c.dirty) > 0 || len(c.serveq) > 0 {
+		if len(c.dirty) == 0 {
+			// Then the sessions whose demand grew, and spread
+			// sessions that took one task on each agent filled, go
+			// on across the others.
+			again := c.serveq
+			c.serveq = nil
+			for _, s := range again {
+				s.queued = false
+				c.serve(s)
+			}
+			continue
+		}
 		list := c.dirty
 		c.dirty = nil
 		if c.leaves.len() == 0 {
@@ -39,17 +55,12 @@ func (c *Core) allocate() {
 		}
 		// Busiest agents first: packing fills them before it opens
 		// empty ones.
-		if len(list) > 1 {
-			slices.SortFunc(list, func(x, y int32) int {
-				ax, ay := c.agents[x], c.agents[y]
-				if d := cmp.Compare(c.avail(ax).Share(c.total), c.avail(ay).Share(c.total)); d != 0 {
-					return d
-				}
-				return cmp.Compare(x, y)
-			})
+		agents := make([]*agent, len(list))
+		for j, i := range list {
+			agents[j] = c.agents[i]
 		}
-		for _, i := range list {
-			a := c.agents[i]
+		c.byBusy(agents, false)
+		for _, a := range agents {
 			a.dirty = false
 			c.fill(a)
 		}
@@ -62,6 +73,7 @@ func (c *Core) fill(a *agent) {
 		return
 	}
 	var skipped []*consumer
+	c.fillSeq++
 	for c.leaves.len() > 0 && c.minShape.Fits(c.avail(a)) {
 		if c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
 			break
@@ -86,11 +98,17 @@ func (c *Core) fillFromLeaf(n *consumer, a *agent) bool {
 	done := false
 	for h.len() > 0 && !done {
 		s := h.pop()
-		if until, ok := s.filters[a.idx]; !ok || !until.After(c.now) {
+		if s.spreadFill == c.fillSeq {
+			// A spread session takes one task per agent in a fill.
+		} else if until, ok := s.filters[a.idx]; !ok || !until.After(c.now) {
 			if s.framework {
 				done = c.offerTo(s, a)
 			} else {
 				done = c.place(s, a) > 0
+				if done && s.spec.Policy == Spread {
+					s.spreadFill = c.fillSeq
+					c.serveLater(s)
+				}
 			}
 		}
 		if !done {
@@ -103,6 +121,99 @@ func (c *Core) fillFromLeaf(n *consumer, a *agent) bool {
 		c.requeueSession(s)
 	}
 	return done
+}
+
+// serve gives a session whose demand just appeared (submitted, grown or
+// revived) the free resources of the agents that are not being filled
+// anyway. Nothing else that waits can use them: every waiting session was
+// tried on them when they became free, and only new demand or more free
+// resources change that. Binpack takes the busiest agents first; spread
+// puts one task on each agent, emptiest first, in rounds.
+func (c *Core) serve(s *session) {
+	if s.suppressed || !s.pending() {
+		return
+	}
+	var shape Resources
+	first := true
+	for _, g := range s.groups {
+		if g.pending() > 0 {
+			if first {
+				shape, first = g.spec.Resources, false
+			} else {
+				shape = shape.Min(g.spec.Resources)
+			}
+		}
+	}
+	var cand []*agent
+	for _, a := range c.agents {
+		if a.lost || a.unhealthy || a.dirty || !shape.Fits(c.avail(a)) {
+			continue
+		}
+		if c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
+			continue
+		}
+		if until, ok := s.filters[a.idx]; ok && until.After(c.now) {
+			continue
+		}
+		cand = append(cand, a)
+	}
+	c.byBusy(cand, s.spec.Policy == Spread)
+	switch {
+	case s.framework:
+		for _, a := range cand {
+			c.offerTo(s, a)
+		}
+	case s.spec.Policy == Spread:
+		for placed := true; placed && s.pending(); {
+			placed = false
+			for _, a := range cand {
+				if !s.pending() {
+					break
+				}
+				if c.place(s, a) > 0 {
+					placed = true
+				}
+			}
+		}
+	default:
+		for _, a := range cand {
+			if !s.pending() {
+				break
+			}
+			c.place(s, a)
+		}
+	}
+	c.requeue(s)
+}
+
+// serveLater queues a session for serve once the dirty agents are filled.
+func (c *Core) serveLater(s *session) {
+	if !s.queued {
+		s.queued = true
+		c.serveq = append(c.serveq, s)
+	}
+}
+
+// byBusy sorts agents busiest first (least free, as a share of the
+// cluster), or emptiest first.
+func (c *Core) byBusy(list []*agent, emptiest bool) {
+	if len(list) < 2 {
+		return
+	}
+	key := make(map[*agent]float64, len(list))
+	for _, a := range list {
+		key[a] = c.avail(a).Share(c.total)
+	}
+	slices.SortFunc(list, func(x, y *agent) int {
+		d := cmp.Compare(key[x], key[y])
+		if emptiest {
+			d = -d
+		}
+		if d != 0 {
+			return d
+		}
+		return cmp.Compare(x.idx, y.idx)
+	})
 }
 
 func (c *Core) requeueSession(s *session) {
@@ -128,36 +239,53 @@ type trial struct {
 	extraOwned Resources
 }
 
-// fit checks one task of a group on an agent: constraints, resources, GPU
-// devices, the consumer's limits, and, for a task on borrowed resources,
-// the owned resources that non-lending consumers keep. It returns the
-// devices and whether the task is revocable, or why it does not fit.
+// fit checks one task of a group on an agent (see check) and remembers a
+// refusal for a consumer's limit or for owned resources that are not lent:
+// resources freed elsewhere may then let the task run (see freeing).
 func (c *Core) fit(s *session, g *group, a *agent, tr *trial) (gpus []int, revocable bool, why string) {
+	gpus, revocable, why, limited := c.check(s, g, a, tr)
+	switch {
+	case limited != nil:
+		limited.limitHit = true
+	case why == whyNoLend:
+		c.lendHit = true
+	}
+	return gpus, revocable, why
+}
+
+const whyNoLend = "the free resources are owned by consumers that do not lend"
+
+// check checks one task of a group on an agent: constraints, resources,
+// GPU devices, the consumer's limits, and, for a task on borrowed
+// resources, the owned resources that non-lending consumers keep. It
+// returns the devices and whether the task is revocable, or why it does
+// not fit and, when a limit is the reason, whose.
+func (c *Core) check(s *session, g *group, a *agent, tr *trial) (gpus []int, revocable bool, why string, limited *consumer) {
 	for _, ct := range g.spec.Constraints {
 		if !ct.Match(a.spec.Attributes) {
-			return nil, false, "constraint on " + ct.Attribute
+			return nil, false, "constraint on " + ct.Attribute, nil
 		}
 	}
 	res := g.spec.Resources
 	if !res.Fits(tr.avail) {
-		return nil, false, "not enough " + short(res, tr.avail)
+		return nil, false, "not enough " + short(res, tr.avail), nil
 	}
 	if res[GPU] > 0 {
 		if gpus = pickGPUs(a, &g.spec, tr.gpuFree); gpus == nil {
-			return nil, false, "no free GPU of the models and links asked for"
+			return nil, false, "no free GPU of the models and links asked for", nil
 		}
 	}
 	n := s.consumer
 	for x := n; x != nil; x = x.parent {
 		if overLimit(x.alloc.Add(tr.extra).Add(res), x.spec.Limit) {
-			return nil, false, "consumer " + x.spec.Name + " is at its limit"
+			return nil, false, "consumer " + x.spec.Name + " is at its limit", x
 		}
 	}
 	revocable = !ownedRoom(n, res.Add(tr.extraOwned))
 	if revocable && !c.lendable(n, res.Add(tr.extra)) {
-		return nil, false, "the free resources are owned by consumers that do not lend"
+		return nil, false, whyNoLend, nil
 	}
-	return gpus, revocable, ""
+	return gpus, revocable, "", nil
 }
 
 // short names the dimensions where r does not fit in avail.
@@ -406,6 +534,7 @@ func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 		c.launch(s, g, sp.a, sp.gpus, sp.rev)
 	}
 	g.started = true
+	c.serveLater(s) // the rest of the group goes task by task anywhere
 	return true
 }
 

@@ -90,6 +90,17 @@ type Core struct {
 	minShape   Resources
 	hasPending bool
 
+	// A task was refused for owned resources that are not lent (see
+	// freeing).
+	lendHit bool
+
+	// Within one Step: sessions to serve once the dirty agents are
+	// filled, the fill in progress, and whether to fill every agent
+	// again.
+	serveq  []*session
+	fillSeq uint64
+	rescan  bool
+
 	counters Counters
 	ready    Ready
 }

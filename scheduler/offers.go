@@ -71,6 +71,7 @@ func (c *Core) dropOffer(o *offer) {
 	s.offered = s.offered.Sub(o.res)
 	if c.cfg.OfferFanout == 1 {
 		a.offered = a.offered.Sub(o.res)
+		c.freeEpoch++ // a gang may fit in what the offer locked
 	}
 	if s.heapIdx >= 0 {
 		c.sheaps[s.consumer.idx].fix(s.heapIdx)

@@ -175,6 +175,9 @@ func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
 		if err := c.Verify(); err != nil {
 			t.Fatalf("event %d %T: %v", i, ev, err)
 		}
+		if err := settled(c); err != nil {
+			t.Fatalf("event %d %T: %v", i, ev, err)
+		}
 		for _, l := range r.Launches {
 			if _, twice := launched[l.Task]; twice {
 				t.Fatalf("event %d: task %s launched twice", i, l.Task)
@@ -262,4 +265,37 @@ func FuzzEvents(f *testing.F) {
 		}
 		runChecked(t, c, newGen(seed), int(n%2000))
 	})
+}
+
+// settled checks that a step left nothing undone: no waiting task of a
+// session (gangs that have not started aside) fits the free resources of
+// an agent it may use, and no framework session lacks an offer for an
+// agent where one of its tasks fits.
+func settled(c *Core) error {
+	for _, s := range sortedSessions(c.sessions) {
+		if s.suppressed {
+			continue
+		}
+		for _, a := range c.agents {
+			if a.lost || a.unhealthy || (c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout) {
+				continue
+			}
+			if until, ok := s.filters[a.idx]; ok && until.After(c.now) {
+				continue
+			}
+			if s.framework && slices.ContainsFunc(a.offers, func(o *offer) bool { return o.session == s }) {
+				continue
+			}
+			for _, g := range s.groups {
+				if g.pending() == 0 || !g.started {
+					continue
+				}
+				tr := trial{avail: c.avail(a), gpuFree: a.gpuFree}
+				if _, _, why, _ := c.check(s, g, a, &tr); why == "" {
+					return fmt.Errorf("session %s group %s waits with %d tasks, but one fits agent %s", s.spec.ID, g.spec.Name, g.pending(), a.spec.ID)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -22,6 +22,8 @@ type session struct {
 	filters    map[int32]time.Time // agent → declined until
 	heapIdx    int
 	taskSeq    uint64
+	spreadFill uint64 // the fill in which a spread session took a task
+	queued     bool   // in Core.serveq
 }
 
 type group struct {
@@ -137,7 +139,7 @@ func (c *Core) submit(spec SessionSpec) error {
 	c.sessions[spec.ID] = s
 	c.treeDirty = true
 	c.requeue(s)
-	c.markAllFree()
+	c.serve(s)
 	return nil
 }
 
@@ -192,7 +194,7 @@ func (c *Core) updateSession(id, name string, count int) error {
 	c.treeDirty = true
 	c.requeue(s)
 	if g.pending() > 0 {
-		c.markAllFree()
+		c.serve(s)
 	}
 	return nil
 }
@@ -248,11 +250,11 @@ func (c *Core) suppress(id string, on bool) error {
 		return err
 	}
 	s.suppressed = on
+	c.requeue(s)
 	if !on {
 		s.filters = nil
-		c.markAllFree()
+		c.serve(s)
 	}
-	c.requeue(s)
 	return nil
 }
 
@@ -289,6 +291,7 @@ func (c *Core) endTask(t *task, done bool) {
 	g.running[t.groupPos], last.groupPos = last, t.groupPos
 	g.running = g.running[:len(g.running)-1]
 	s.alloc = s.alloc.Sub(t.res)
+	c.freeing(s.consumer)
 	charge(s.consumer, t.res, !t.revocable, -1)
 	if done {
 		g.spec.Count--
@@ -298,6 +301,9 @@ func (c *Core) endTask(t *task, done bool) {
 	}
 	if g.pending() > 0 {
 		c.noteShape(g.spec.Resources)
+		if !done {
+			c.serveLater(s) // to run again, elsewhere if need be
+		}
 	}
 	delete(c.tasks, t.id)
 	unclaim(t)
@@ -305,6 +311,22 @@ func (c *Core) endTask(t *task, done bool) {
 	c.freeEpoch++
 	c.markDirty(a)
 	c.requeue(s)
+}
+
+// freeing is told that a task of consumer n is about to end. If a task
+// was refused because n or an ancestor was at its limit, or because
+// borrowing would have eaten into owned shares that are not lent, it may
+// fit once the resources are free, on any agent: then every agent is
+// filled again.
+func (c *Core) freeing(n *consumer) {
+	if c.lendHit {
+		c.lendHit, c.rescan = false, true
+	}
+	for x := n; x != nil; x = x.parent {
+		if x.limitHit {
+			x.limitHit, c.rescan = false, true
+		}
+	}
 }
 
 // kill stops a running task now. Its group's count stays: lower it first

@@ -29,12 +29,14 @@ type snapshot struct {
 	FreeEpoch  uint64         `json:"free_epoch"`
 	TreeDirty  bool           `json:"tree_dirty,omitempty"`
 	MinShape   *Resources     `json:"min_shape,omitempty"`
+	LendHit    bool           `json:"lend_hit,omitempty"`
 	Counters   Counters       `json:"counters"`
 }
 
 type snapConsumer struct {
 	Spec     ConsumerSpec `json:"spec"`
 	Deserved Resources    `json:"deserved"`
+	LimitHit bool         `json:"limit_hit,omitempty"`
 }
 
 type snapAgent struct {
@@ -98,13 +100,13 @@ func (c *Core) Snapshot() ([]byte, error) {
 	s := snapshot{
 		Version: snapshotVersion, Config: c.cfg, Now: c.now,
 		SessionSeq: c.sessionSeq, OfferSeq: c.offerSeq, FilterSeq: c.filterSeq, FreeEpoch: c.freeEpoch,
-		TreeDirty: c.treeDirty, Counters: c.counters,
+		TreeDirty: c.treeDirty, Counters: c.counters, LendHit: c.lendHit,
 	}
 	if c.hasPending {
 		s.MinShape = &c.minShape
 	}
 	for _, n := range c.tree.nodes {
-		s.Consumers = append(s.Consumers, snapConsumer{Spec: n.spec, Deserved: n.deserved})
+		s.Consumers = append(s.Consumers, snapConsumer{Spec: n.spec, Deserved: n.deserved, LimitHit: n.limitHit})
 	}
 	for _, a := range c.agents {
 		sa := snapAgent{Spec: a.spec, Lost: a.lost, Unhealthy: a.unhealthy}
@@ -186,6 +188,7 @@ func Restore(data []byte) (*Core, error) {
 	c.initHeaps()
 	for i, sc := range s.Consumers {
 		t.nodes[i].deserved = sc.Deserved
+		t.nodes[i].limitHit = sc.LimitHit
 	}
 	for _, sa := range s.Agents {
 		a := &agent{spec: sa.Spec, idx: int32(len(c.agents)), lost: sa.Lost, unhealthy: sa.Unhealthy, gpuFree: make([]int64, len(sa.Spec.GPUs))}
@@ -314,7 +317,7 @@ func Restore(data []byte) (*Core, error) {
 		c.reclaims = append(c.reclaims, tk)
 	}
 	c.sessionSeq, c.offerSeq, c.filterSeq, c.freeEpoch = s.SessionSeq, s.OfferSeq, s.FilterSeq, s.FreeEpoch
-	c.treeDirty, c.counters = s.TreeDirty, s.Counters
+	c.treeDirty, c.counters, c.lendHit = s.TreeDirty, s.Counters, s.LendHit
 	for _, se := range sortedSessions(c.sessions) {
 		c.requeue(se)
 	}

@@ -27,6 +27,7 @@ type consumer struct {
 	// Being taken back for this leaf: noticed tasks not yet killed.
 	reclaiming Resources
 	preempting Resources
+	limitHit   bool // a task was refused for this consumer's limit
 
 	// Leaf scheduling state: sessions with pending tasks, and the key
 	// that orders leaves (see fairKey).
