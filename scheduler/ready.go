@@ -80,6 +80,11 @@ type Notice struct {
 	Session  string    `json:"session"`
 	Deadline time.Time `json:"deadline"`
 	Reason   string    `json:"reason"`
+	// Consumer is the leaf the task's resources are taken back for;
+	// Preempt says it is the task's own consumer, for a session of
+	// higher priority, rather than an owner reclaiming what was lent.
+	Consumer string `json:"consumer"`
+	Preempt  bool   `json:"preempt,omitempty"`
 }
 
 // Kill stops a task.

@@ -37,7 +37,7 @@ func (c *Core) reclaim() {
 			continue
 		}
 		if owed := need(n); owed.Any() {
-			c.takeBack(n, owed, false, func(t *task) bool {
+			c.takeBack(n, owed, false, 0, func(t *task) bool {
 				return t.revocable && t.s.consumer != n
 			}, "reclaimed by consumer "+n.spec.Name)
 		}
@@ -73,59 +73,261 @@ func (c *Core) preempt(n *consumer) {
 	if !want.Any() {
 		return
 	}
-	c.takeBack(n, want, true, func(t *task) bool {
+	c.takeBack(n, want, true, top, func(t *task) bool {
 		return t.s.consumer == n && t.s.spec.Priority < top
 	}, "preempted by a higher-priority session of consumer "+n.spec.Name)
 }
 
-// takeBack notices the fewest, lowest-priority victims among the running
-// tasks that may be taken until what they free covers want in every
-// dimension want asks for, or there are no more. preempt says the victims
-// are the leaf's own (priority preemption) rather than borrowers'.
-func (c *Core) takeBack(n *consumer, want Resources, preempt bool, may func(*task) bool, reason string) {
-	var cand []*task
+// maxPlans caps how many waiting tasks one reclaim or preemption round
+// makes room for; the next tick goes on.
+const maxPlans = 256
+
+// takeBack makes room for the leaf's waiting tasks, within want: for each
+// waiting task (sessions in fair order, preempt: only the top priority),
+// it finds the agent where the fewest, lowest-priority tasks that may be
+// taken free enough, GPU devices included, and notices them; they are
+// killed when the claimant's grace period ends. A task that no agent can
+// make room for takes nothing: killing tasks that would not let it run
+// only churns. preempt says the victims are the leaf's own (priority
+// preemption) rather than borrowers'.
+func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may func(*task) bool, reason string) {
+	// What may be taken, per agent.
+	takable := map[int32]Resources{}
 	for _, a := range c.agents {
+		if a.lost || a.unhealthy {
+			continue
+		}
 		for _, t := range a.tasks {
-			if t.deadline.IsZero() && may(t) && useful(t.res, want) {
-				cand = append(cand, t)
+			if t.deadline.IsZero() && may(t) {
+				takable[a.idx] = takable[a.idx].Add(t.res)
 			}
 		}
 	}
-	if len(cand) == 0 {
+	if len(takable) == 0 {
 		return
 	}
-	// Lowest priority first, then the biggest (fewer victims), then the
-	// youngest (less work lost).
-	slices.SortFunc(cand, func(a, b *task) int {
-		if d := cmp.Compare(a.s.spec.Priority, b.s.spec.Priority); d != 0 {
-			return d
+	sessions := slices.Clone(c.sheaps[n.idx].items)
+	slices.SortFunc(sessions, func(a, b *session) int {
+		if c.sessionLess(a, b) {
+			return -1
 		}
-		if d := cmp.Compare(b.res.Share(c.total), a.res.Share(c.total)); d != 0 {
-			return d
+		if c.sessionLess(b, a) {
+			return 1
 		}
-		if d := cmp.Compare(b.s.seq, a.s.seq); d != 0 {
-			return d
-		}
-		return cmp.Compare(b.seq, a.seq)
+		return 0
 	})
+	trials := map[int32]*trial{}
+	trialOf := func(a *agent) *trial {
+		tr := trials[a.idx]
+		if tr == nil {
+			tr = &trial{avail: c.avail(a), gpuFree: slices.Clone(a.gpuFree)}
+			trials[a.idx] = tr
+		}
+		return tr
+	}
 	deadline := c.now.Add(n.grace(c.cfg.Grace))
-	c.counters.Reclaims++
-	for _, t := range cand {
-		if !useful(t.res, want) {
+	var planned Resources
+	plans := 0
+	counted := false
+	for _, s := range sessions {
+		if s.suppressed || (preempt && s.spec.Priority != top) {
 			continue
 		}
-		t.deadline, t.reason, t.claimant, t.preempt = deadline, reason, n, preempt
-		if preempt {
-			n.preempting = n.preempting.Add(t.res)
-		} else {
-			n.reclaiming = n.reclaiming.Add(t.res)
+		for _, g := range s.groups {
+			for range g.pending() {
+				if plans >= maxPlans || !within(planned.Add(g.spec.Resources), want) {
+					break
+				}
+				a, victims := c.roomFor(s, g, may, takable, trialOf)
+				if a == nil {
+					break // the group's other tasks would not fit either
+				}
+				if !counted {
+					c.counters.Reclaims++
+					counted = true
+				}
+				plans++
+				planned = planned.Add(g.spec.Resources)
+				c.notice(n, victims, g.spec.Resources, deadline, preempt, reason)
+				for _, t := range victims {
+					takable[a.idx] = takable[a.idx].Sub(t.res)
+				}
+			}
 		}
-		c.reclaims = append(c.reclaims, t)
-		c.ready.Notices = append(c.ready.Notices, Notice{Task: t.id, Session: t.s.spec.ID, Deadline: deadline, Reason: reason})
-		want = want.Sub(t.res)
-		if !want.Clamp().Any() {
+	}
+}
+
+// within reports whether r fits in budget over the dimensions that
+// matter for reclaim: ports are plentiful, and disk counts only where the
+// budget has some.
+func within(r, budget Resources) bool {
+	for k := range r {
+		switch {
+		case Kind(k) == Ports, Kind(k) == Disk && budget[k] == 0:
+			continue
+		case r[k] > budget[k]:
+			return false
+		}
+	}
+	return true
+}
+
+// roomFor finds the agent where taking the fewest tasks lets one task of
+// g run, and those tasks; nil when there is none. The trial of the agent
+// chosen is updated as if the victims were gone and the task ran.
+func (c *Core) roomFor(s *session, g *group, may func(*task) bool, takable map[int32]Resources, trialOf func(*agent) *trial) (*agent, []*task) {
+	res := g.spec.Resources
+	type cand struct {
+		a    *agent
+		gap  float64
+		idxs int32
+	}
+	var cands []cand
+	for idx, r := range takable {
+		a := c.agents[idx]
+		tr := trialOf(a)
+		if !res.Fits(tr.avail.Add(r)) {
+			continue // no room even then
+		}
+		if !suits(a, &g.spec) {
+			continue
+		}
+		cands = append(cands, cand{a, res.Sub(tr.avail).Clamp().Share(c.total), idx})
+	}
+	slices.SortFunc(cands, func(x, y cand) int {
+		if d := cmp.Compare(x.gap, y.gap); d != 0 {
+			return d
+		}
+		return cmp.Compare(x.idxs, y.idxs)
+	})
+	for _, cd := range cands {
+		a := cd.a
+		tr := trialOf(a)
+		var pool []*task
+		for _, t := range a.tasks {
+			if t.deadline.IsZero() && may(t) {
+				pool = append(pool, t)
+			}
+		}
+		// Lowest priority first, then the biggest (fewer victims), then
+		// the youngest (less work lost).
+		slices.SortFunc(pool, func(x, y *task) int {
+			if d := cmp.Compare(x.s.spec.Priority, y.s.spec.Priority); d != 0 {
+				return d
+			}
+			if d := cmp.Compare(y.res.Share(c.total), x.res.Share(c.total)); d != 0 {
+				return d
+			}
+			if d := cmp.Compare(y.s.seq, x.s.seq); d != 0 {
+				return d
+			}
+			return cmp.Compare(y.seq, x.seq)
+		})
+		// What must be freed here: what the agent lacks, or, when the
+		// task fits but waits (the consumer's limit, or owned shares
+		// that are not lent, hold it back), as much as it asks for.
+		target := res.Sub(tr.avail).Clamp()
+		if !target.Any() {
+			target = res
+		}
+		target[Ports] = 0
+		avail, gpuFree := tr.avail, slices.Clone(tr.gpuFree)
+		var freed Resources
+		var victims []*task
+		var gpus []int
+		for _, t := range pool {
+			short := target.Sub(freed).Clamp()
+			gpuOK := res[GPU] == 0
+			if !gpuOK {
+				gpus = pickGPUs(a, &g.spec, gpuFree)
+				gpuOK = gpus != nil
+			}
+			switch {
+			case !short.Any() && gpuOK:
+			case !short.Any() && t.res[GPU] == 0:
+				continue // only a GPU would help now
+			case short.Any() && !useful(t.res, short) && (gpuOK || t.res[GPU] == 0):
+				continue
+			default:
+				victims = append(victims, t)
+				freed = freed.Add(t.res)
+				avail = avail.Add(t.res)
+				giveGPUs(gpuFree, t)
+				continue
+			}
 			break
 		}
+		if target.Sub(freed).Clamp().Any() || !res.Fits(avail) {
+			continue
+		}
+		if res[GPU] > 0 && gpus == nil {
+			if gpus = pickGPUs(a, &g.spec, gpuFree); gpus == nil {
+				continue
+			}
+		}
+		if len(victims) == 0 {
+			continue
+		}
+		tr.avail = avail.Sub(res)
+		takeGPUs(gpuFree, gpus, res[GPU])
+		tr.gpuFree = gpuFree
+		return a, victims
+	}
+	return nil, nil
+}
+
+// suits reports whether a task of g could ever run on the agent: its
+// constraints, and GPUs of its models and links.
+func suits(a *agent, g *TaskGroup) bool {
+	for _, ct := range g.Constraints {
+		if !ct.Match(a.spec.Attributes) {
+			return false
+		}
+	}
+	if g.Resources[GPU] == 0 {
+		return true
+	}
+	all := make([]int64, len(a.spec.GPUs))
+	for i := range all {
+		all[i] = 1000
+	}
+	return pickGPUs(a, g, all) != nil
+}
+
+// giveGPUs frees a task's devices in free.
+func giveGPUs(free []int64, t *task) {
+	per := t.res[GPU]
+	if len(t.gpus) > 1 || per >= 1000 {
+		per = 1000
+	}
+	for _, i := range t.gpus {
+		free[i] += per
+	}
+}
+
+// notice warns victims that they will be killed at deadline to make room
+// for a task of the claimant that asks for res; each carries a share of
+// the claim until it ends.
+func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time.Time, preempt bool, reason string) {
+	share := res.Scale(1)
+	for k := range share {
+		share[k] /= int64(len(victims))
+	}
+	left := res
+	for i, t := range victims {
+		claim := share
+		if i == len(victims)-1 {
+			claim = left
+		}
+		left = left.Sub(claim)
+		t.deadline, t.reason, t.claimant, t.preempt, t.claim = deadline, reason, n, preempt, claim
+		if preempt {
+			n.preempting = n.preempting.Add(claim)
+		} else {
+			n.reclaiming = n.reclaiming.Add(claim)
+		}
+		c.reclaims = append(c.reclaims, t)
+		c.ready.Notices = append(c.ready.Notices, Notice{Task: t.id, Session: t.s.spec.ID, Deadline: deadline, Reason: reason, Consumer: n.spec.Name, Preempt: preempt})
 	}
 }
 
@@ -163,9 +365,9 @@ func unclaim(t *task) {
 		return
 	}
 	if t.preempt {
-		t.claimant.preempting = t.claimant.preempting.Sub(t.res)
+		t.claimant.preempting = t.claimant.preempting.Sub(t.claim)
 	} else {
-		t.claimant.reclaiming = t.claimant.reclaiming.Sub(t.res)
+		t.claimant.reclaiming = t.claimant.reclaiming.Sub(t.claim)
 	}
-	t.claimant, t.deadline = nil, time.Time{}
+	t.claimant, t.deadline, t.claim = nil, time.Time{}, Resources{}
 }

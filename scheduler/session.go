@@ -50,6 +50,7 @@ type task struct {
 	deadline  time.Time // set when noticed for reclaim or preemption
 	reason    string
 	claimant  *consumer // the consumer it is reclaimed or preempted for
+	claim     Resources // the part of the claimant's waiting task it makes room for
 	preempt   bool
 }
 

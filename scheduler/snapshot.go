@@ -63,15 +63,16 @@ type snapGroup struct {
 }
 
 type snapTask struct {
-	ID        string    `json:"id"`
-	Agent     string    `json:"agent"`
-	GPUs      []int     `json:"gpus,omitempty"`
-	Revocable bool      `json:"revocable,omitempty"`
-	Seq       uint64    `json:"seq"`
-	Deadline  time.Time `json:"deadline,omitzero"`
-	Reason    string    `json:"reason,omitempty"`
-	Claimant  string    `json:"claimant,omitempty"`
-	Preempt   bool      `json:"preempt,omitempty"`
+	ID        string     `json:"id"`
+	Agent     string     `json:"agent"`
+	GPUs      []int      `json:"gpus,omitempty"`
+	Revocable bool       `json:"revocable,omitempty"`
+	Seq       uint64     `json:"seq"`
+	Deadline  time.Time  `json:"deadline,omitzero"`
+	Reason    string     `json:"reason,omitempty"`
+	Claimant  string     `json:"claimant,omitempty"`
+	Claim     *Resources `json:"claim,omitempty"`
+	Preempt   bool       `json:"preempt,omitempty"`
 }
 
 type snapOffer struct {
@@ -128,6 +129,7 @@ func (c *Core) Snapshot() ([]byte, error) {
 				st := snapTask{ID: t.id, Agent: t.agent.spec.ID, GPUs: t.gpus, Revocable: t.revocable, Seq: t.seq, Deadline: t.deadline, Reason: t.reason, Preempt: t.preempt}
 				if t.claimant != nil {
 					st.Claimant = t.claimant.spec.Name
+					st.Claim = &t.claim
 				}
 				sg.Running = append(sg.Running, st)
 			}
@@ -246,6 +248,9 @@ func Restore(data []byte) (*Core, error) {
 				charge(n, tk.res, !tk.revocable, 1)
 				if st.Claimant != "" {
 					claims[tk] = st.Claimant
+					if tk.claim = tk.res; st.Claim != nil {
+						tk.claim = *st.Claim
+					}
 				}
 			}
 			addUp(n, pendingOf, g.spec.Resources.Scale(int64(g.pending())))
@@ -258,9 +263,9 @@ func Restore(data []byte) (*Core, error) {
 		}
 		tk.claimant = cl
 		if tk.preempt {
-			cl.preempting = cl.preempting.Add(tk.res)
+			cl.preempting = cl.preempting.Add(tk.claim)
 		} else {
-			cl.reclaiming = cl.reclaiming.Add(tk.res)
+			cl.reclaiming = cl.reclaiming.Add(tk.claim)
 		}
 	}
 	for i, sa := range s.Agents {

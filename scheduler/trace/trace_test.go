@@ -324,3 +324,26 @@ func TestLoadMissing(t *testing.T) {
 		t.Errorf("nodes: got %v, want a not-exist error", err)
 	}
 }
+
+// TestEmbedded checks the copy that ships with the program is the
+// testdata's.
+func TestEmbedded(t *testing.T) {
+	nodes, pods, err := OpenB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNodes, err := LoadNodes(filepath.Join(dir, OpenBNodesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPods, err := LoadPods(filepath.Join(dir, OpenBPodsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1213 || len(pods) != 8152 || len(nodes) != len(wantNodes) || len(pods) != len(wantPods) {
+		t.Fatalf("embedded %d nodes and %d pods, files %d and %d", len(nodes), len(pods), len(wantNodes), len(wantPods))
+	}
+	if nodes[100] != wantNodes[100] || pods[5000].Name != wantPods[5000].Name {
+		t.Fatalf("embedded rows differ: %+v vs %+v", nodes[100], wantNodes[100])
+	}
+}
