@@ -12,6 +12,7 @@ type agent struct {
 	idx       int32
 	alloc     Resources // held by tasks
 	offered   Resources // locked by pessimistic offers (fan-out 1)
+	revocable Resources // held by revocable tasks not noticed yet
 	gpuFree   []int64   // milli-GPUs free per device
 	tasks     []*task
 	offers    []*offer
@@ -80,7 +81,9 @@ func (c *Core) addAgent(s AgentSpec) error {
 		c.lendHit, c.rescan = false, true
 	}
 	c.total = c.total.Add(s.Resources)
+	c.totalChanged()
 	c.treeDirty = true
+	c.stateSeq++
 	c.freeEpoch++
 	c.markDirty(a)
 	return nil
@@ -126,6 +129,8 @@ func (c *Core) updateAgent(s AgentSpec, unhealthy bool) error {
 		}
 	}
 	c.total = c.total.Sub(a.spec.Resources).Add(s.Resources)
+	c.totalChanged()
+	c.stateSeq++
 	a.spec, a.gpuFree, a.unhealthy = s, gpuFree, unhealthy
 	c.treeDirty = true
 	c.freeEpoch++
@@ -147,7 +152,9 @@ func (c *Core) loseAgent(id string) error {
 		c.endTask(t, false)
 	}
 	a.lost = true
+	c.stateSeq++
 	c.total = c.total.Sub(a.spec.Resources)
+	c.totalChanged()
 	c.treeDirty = true
 	return nil
 }

@@ -560,9 +560,14 @@ func (c *Core) launch(s *session, g *group, a *agent, gpus []int, revocable bool
 	before := g.pending()
 	a.tasks = append(a.tasks, t)
 	a.alloc = a.alloc.Add(res)
+	if revocable {
+		a.revocable = a.revocable.Add(res)
+	}
+	c.stateSeq++
 	takeGPUs(a.gpuFree, gpus, res[GPU])
 	g.running = append(g.running, t)
 	s.alloc = s.alloc.Add(res)
+	s.rekey(c.total)
 	charge(s.consumer, res, !revocable, 1)
 	if d := g.pending() - before; d != 0 {
 		addUp(s.consumer, pendingOf, res.Scale(int64(d)))

@@ -100,6 +100,10 @@ type Core struct {
 	serveq  []*session
 	fillSeq uint64
 	rescan  bool
+	// stateSeq counts changes to what reclaim looks at (tasks, demand,
+	// agents, offers); it only spares repeating a fruitless reclaim and
+	// is not part of snapshots.
+	stateSeq uint64
 
 	counters Counters
 	ready    Ready
@@ -245,6 +249,7 @@ func (c *Core) setConsumers(specs []ConsumerSpec) error {
 	}
 	c.tree = t
 	c.initHeaps()
+	c.stateSeq++
 	for _, s := range sortedSessions(c.sessions) {
 		c.requeue(s)
 	}

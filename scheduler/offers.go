@@ -40,8 +40,10 @@ func (c *Core) offerTo(s *session, a *agent) bool {
 	c.offers[o.id] = o
 	c.offerQueue = append(c.offerQueue, o)
 	a.offers = append(a.offers, o)
+	c.stateSeq++
 	s.offers++
 	s.offered = s.offered.Add(avail)
+	s.rekey(c.total)
 	if c.cfg.OfferFanout == 1 {
 		a.offered = a.offered.Add(avail)
 	}
@@ -62,6 +64,7 @@ func (c *Core) dropOffer(o *offer) {
 		return
 	}
 	o.gone = true
+	c.stateSeq++
 	delete(c.offers, o.id)
 	a, s := o.agent, o.session
 	if i := slices.Index(a.offers, o); i >= 0 {
@@ -69,6 +72,7 @@ func (c *Core) dropOffer(o *offer) {
 	}
 	s.offers--
 	s.offered = s.offered.Sub(o.res)
+	s.rekey(c.total)
 	if c.cfg.OfferFanout == 1 {
 		a.offered = a.offered.Sub(o.res)
 		c.freeEpoch++ // a gang may fit in what the offer locked

@@ -82,6 +82,10 @@ func (c *Core) preempt(n *consumer) {
 // makes room for; the next tick goes on.
 const maxPlans = 256
 
+// maxTries caps the agents, best first, on which a round looks for room
+// for one task.
+const maxTries = 16
+
 // takeBack makes room for the leaf's waiting tasks, within want: for each
 // waiting task (sessions in fair order, preempt: only the top priority),
 // it finds the agent where the fewest, lowest-priority tasks that may be
@@ -91,20 +95,37 @@ const maxPlans = 256
 // only churns. preempt says the victims are the leaf's own (priority
 // preemption) rather than borrowers'.
 func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may func(*task) bool, reason string) {
-	// What may be taken, per agent.
-	takable := map[int32]Resources{}
-	for _, a := range c.agents {
-		if a.lost || a.unhealthy {
-			continue
-		}
-		for _, t := range a.tasks {
-			if t.deadline.IsZero() && may(t) {
-				takable[a.idx] = takable[a.idx].Add(t.res)
+	memo := &n.backOff
+	if preempt {
+		memo = &n.preemptOff
+	}
+	if *memo == c.stateSeq+1 {
+		return // nothing changed since a round that could take nothing
+	}
+	// At most what may be taken, per agent: for reclaim, the agent's
+	// revocable tasks not yet noticed (the claimant's own among them);
+	// for preemption, the leaf's own lower-priority tasks.
+	bound := func(a *agent) Resources { return a.revocable }
+	var own map[int32]Resources
+	if preempt {
+		own = map[int32]Resources{}
+		for _, s := range c.sessions {
+			if s.consumer != n {
+				continue
+			}
+			for _, g := range s.groups {
+				for _, t := range g.running {
+					if t.deadline.IsZero() && may(t) {
+						own[t.agent.idx] = own[t.agent.idx].Add(t.res)
+					}
+				}
 			}
 		}
-	}
-	if len(takable) == 0 {
-		return
+		if len(own) == 0 {
+			*memo = c.stateSeq + 1
+			return
+		}
+		bound = func(a *agent) Resources { return own[a.idx] }
 	}
 	sessions := slices.Clone(c.sheaps[n.idx].items)
 	slices.SortFunc(sessions, func(a, b *session) int {
@@ -116,45 +137,70 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 		}
 		return 0
 	})
-	trials := map[int32]*trial{}
-	trialOf := func(a *agent) *trial {
-		tr := trials[a.idx]
-		if tr == nil {
-			tr = &trial{avail: c.avail(a), gpuFree: slices.Clone(a.gpuFree)}
-			trials[a.idx] = tr
-		}
-		return tr
-	}
+	r := &room{trials: map[int32]*trial{}, bound: bound, may: may}
 	deadline := c.now.Add(n.grace(c.cfg.Grace))
 	var planned Resources
 	plans := 0
-	counted := false
+	// Tasks that found no room this round: a plain task at least as big
+	// in every dimension finds none either (planning only takes room).
+	var failed []Resources
 	for _, s := range sessions {
 		if s.suppressed || (preempt && s.spec.Priority != top) {
 			continue
 		}
 		for _, g := range s.groups {
+			r.cands = nil
+			plain := len(g.spec.Constraints) == 0 && len(g.spec.GPUModels) == 0 && !g.spec.SameIsland
+			if plain && slices.ContainsFunc(failed, func(f Resources) bool { return f.Fits(g.spec.Resources) }) {
+				continue
+			}
 			for range g.pending() {
 				if plans >= maxPlans || !within(planned.Add(g.spec.Resources), want) {
 					break
 				}
-				a, victims := c.roomFor(s, g, may, takable, trialOf)
+				a, victims := c.roomFor(s, g, r)
 				if a == nil {
+					if plain {
+						failed = append(failed, g.spec.Resources)
+					}
 					break // the group's other tasks would not fit either
 				}
-				if !counted {
+				if plans == 0 {
 					c.counters.Reclaims++
-					counted = true
 				}
 				plans++
 				planned = planned.Add(g.spec.Resources)
 				c.notice(n, victims, g.spec.Resources, deadline, preempt, reason)
-				for _, t := range victims {
-					takable[a.idx] = takable[a.idx].Sub(t.res)
+				if own != nil {
+					for _, t := range victims {
+						own[a.idx] = own[a.idx].Sub(t.res)
+					}
 				}
 			}
 		}
 	}
+	if plans == 0 {
+		*memo = c.stateSeq + 1
+	}
+}
+
+// room is one reclaim round's view of the agents: what planned tasks and
+// victims change, and the agents that could make room for the group being
+// planned, best first.
+type room struct {
+	trials map[int32]*trial
+	bound  func(*agent) Resources // what may still be taken
+	may    func(*task) bool
+	cands  []*agent
+}
+
+func (c *Core) trialOf(r *room, a *agent) *trial {
+	tr := r.trials[a.idx]
+	if tr == nil {
+		tr = &trial{avail: c.avail(a), gpuFree: slices.Clone(a.gpuFree)}
+		r.trials[a.idx] = tr
+	}
+	return tr
 }
 
 // within reports whether r fits in budget over the dimensions that
@@ -175,39 +221,59 @@ func within(r, budget Resources) bool {
 // roomFor finds the agent where taking the fewest tasks lets one task of
 // g run, and those tasks; nil when there is none. The trial of the agent
 // chosen is updated as if the victims were gone and the task ran.
-func (c *Core) roomFor(s *session, g *group, may func(*task) bool, takable map[int32]Resources, trialOf func(*agent) *trial) (*agent, []*task) {
+func (c *Core) roomFor(s *session, g *group, r *room) (*agent, []*task) {
 	res := g.spec.Resources
-	type cand struct {
-		a    *agent
-		gap  float64
-		idxs int32
-	}
-	var cands []cand
-	for idx, r := range takable {
-		a := c.agents[idx]
-		tr := trialOf(a)
-		if !res.Fits(tr.avail.Add(r)) {
-			continue // no room even then
+	may := r.may
+	if r.cands == nil {
+		// The agents the group may run on with room once their takable
+		// tasks go, the least to free first.
+		type cand struct {
+			a   *agent
+			gap float64
 		}
-		if !suits(a, &g.spec) {
+		var cs []cand
+		for _, a := range c.agents {
+			if a.lost || a.unhealthy {
+				continue
+			}
+			up := r.bound(a)
+			if !up.Any() {
+				continue
+			}
+			avail := c.avail(a)
+			if tr := r.trials[a.idx]; tr != nil {
+				avail = tr.avail
+			}
+			if !res.Fits(avail.Add(up)) || !suits(a, &g.spec) {
+				continue
+			}
+			cs = append(cs, cand{a, res.Sub(avail).Clamp().Share(c.total)})
+		}
+		slices.SortStableFunc(cs, func(x, y cand) int { return cmp.Compare(x.gap, y.gap) })
+		r.cands = make([]*agent, len(cs))
+		for i, cd := range cs {
+			r.cands[i] = cd.a
+		}
+	}
+	tried := 0
+	for _, a := range r.cands {
+		tr := c.trialOf(r, a)
+		if !res.Fits(tr.avail.Add(r.bound(a))) {
 			continue
 		}
-		cands = append(cands, cand{a, res.Sub(tr.avail).Clamp().Share(c.total), idx})
-	}
-	slices.SortFunc(cands, func(x, y cand) int {
-		if d := cmp.Compare(x.gap, y.gap); d != 0 {
-			return d
+		if tried++; tried > maxTries {
+			break
 		}
-		return cmp.Compare(x.idxs, y.idxs)
-	})
-	for _, cd := range cands {
-		a := cd.a
-		tr := trialOf(a)
 		var pool []*task
+		var sum Resources
 		for _, t := range a.tasks {
 			if t.deadline.IsZero() && may(t) {
 				pool = append(pool, t)
+				sum = sum.Add(t.res)
 			}
+		}
+		if !res.Fits(tr.avail.Add(sum)) {
+			continue // the bound counted tasks this claimant may not take
 		}
 		// Lowest priority first, then the biggest (fewer victims), then
 		// the youngest (less work lost).
@@ -309,6 +375,7 @@ func giveGPUs(free []int64, t *task) {
 // for a task of the claimant that asks for res; each carries a share of
 // the claim until it ends.
 func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time.Time, preempt bool, reason string) {
+	c.stateSeq++
 	share := res.Scale(1)
 	for k := range share {
 		share[k] /= int64(len(victims))
@@ -321,6 +388,9 @@ func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time
 		}
 		left = left.Sub(claim)
 		t.deadline, t.reason, t.claimant, t.preempt, t.claim = deadline, reason, n, preempt, claim
+		if t.revocable {
+			t.agent.revocable = t.agent.revocable.Sub(t.res)
+		}
 		if preempt {
 			n.preempting = n.preempting.Add(claim)
 		} else {

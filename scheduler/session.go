@@ -22,8 +22,9 @@ type session struct {
 	filters    map[int32]time.Time // agent → declined until
 	heapIdx    int
 	taskSeq    uint64
-	spreadFill uint64 // the fill in which a spread session took a task
-	queued     bool   // in Core.serveq
+	share      float64 // dominant share of alloc+offered: the fair order's key
+	spreadFill uint64  // the fill in which a spread session took a task
+	queued     bool    // in Core.serveq
 }
 
 type group struct {
@@ -138,6 +139,7 @@ func (c *Core) submit(spec SessionSpec) error {
 	}
 	n.sessions++
 	c.sessions[spec.ID] = s
+	c.stateSeq++
 	c.treeDirty = true
 	c.requeue(s)
 	c.serve(s)
@@ -204,6 +206,7 @@ func (c *Core) updateSession(id, name string, count int) error {
 func (c *Core) setCount(s *session, g *group, count int) {
 	before := g.pending()
 	g.spec.Count = count
+	c.stateSeq++
 	if d := g.pending() - before; d != 0 {
 		addUp(s.consumer, pendingOf, g.spec.Resources.Scale(int64(d)))
 	}
@@ -225,6 +228,7 @@ func (c *Core) finishSession(id string) error {
 	}
 	c.unqueue(s)
 	s.consumer.sessions--
+	c.stateSeq++
 	delete(c.sessions, id)
 	c.treeDirty = true
 	return nil
@@ -251,6 +255,7 @@ func (c *Core) suppress(id string, on bool) error {
 		return err
 	}
 	s.suppressed = on
+	c.stateSeq++
 	c.requeue(s)
 	if !on {
 		s.filters = nil
@@ -279,6 +284,10 @@ func (c *Core) endTask(t *task, done bool) {
 	a.tasks[t.agentPos], last.agentPos = last, t.agentPos
 	a.tasks = a.tasks[:len(a.tasks)-1]
 	a.alloc = a.alloc.Sub(t.res)
+	if t.revocable && t.deadline.IsZero() {
+		a.revocable = a.revocable.Sub(t.res)
+	}
+	c.stateSeq++
 	per := t.res[GPU]
 	if len(t.gpus) > 1 {
 		per = 1000
@@ -292,6 +301,7 @@ func (c *Core) endTask(t *task, done bool) {
 	g.running[t.groupPos], last.groupPos = last, t.groupPos
 	g.running = g.running[:len(g.running)-1]
 	s.alloc = s.alloc.Sub(t.res)
+	s.rekey(c.total)
 	c.freeing(s.consumer)
 	charge(s.consumer, t.res, !t.revocable, -1)
 	if done {
@@ -389,11 +399,30 @@ func (c *Core) sessionLess(a, b *session) bool {
 	if a.spec.Priority != b.spec.Priority {
 		return a.spec.Priority > b.spec.Priority
 	}
-	sa, sb := a.alloc.Add(a.offered).Share(c.total), b.alloc.Add(b.offered).Share(c.total)
+	sa, sb := a.share, b.share
 	if math.Abs(sa-sb) > 1e-12 {
 		return sa < sb
 	}
 	return a.seq < b.seq
+}
+
+// rekey recomputes the session's key in the fair order; the caller fixes
+// its place in the heap.
+func (s *session) rekey(total Resources) { s.share = s.alloc.Add(s.offered).Share(total) }
+
+// totalChanged rekeys every session and reorders the heaps once the
+// cluster's size changed.
+func (c *Core) totalChanged() {
+	for _, s := range c.sessions {
+		s.rekey(c.total)
+	}
+	for i := range c.sheaps {
+		h := &c.sheaps[i]
+		for j := h.len()/2 - 1; j >= 0; j-- {
+			h.down(j)
+		}
+	}
+	c.rekeyLeaves()
 }
 
 // requeue puts a session in or out of its consumer's heap as it has

@@ -277,6 +277,9 @@ func Restore(data []byte) (*Core, error) {
 			}
 			tk.agentPos = len(a.tasks)
 			a.tasks = append(a.tasks, tk)
+			if tk.revocable && tk.deadline.IsZero() {
+				a.revocable = a.revocable.Add(tk.res)
+			}
 		}
 		if !a.alloc.Fits(a.spec.Resources) {
 			return nil, bad("agent %s is over-committed", a.spec.ID)
@@ -324,6 +327,7 @@ func Restore(data []byte) (*Core, error) {
 	c.sessionSeq, c.offerSeq, c.filterSeq, c.freeEpoch = s.SessionSeq, s.OfferSeq, s.FilterSeq, s.FreeEpoch
 	c.treeDirty, c.counters, c.lendHit = s.TreeDirty, s.Counters, s.LendHit
 	for _, se := range sortedSessions(c.sessions) {
+		se.rekey(c.total)
 		c.requeue(se)
 	}
 	c.hasPending, c.minShape = false, Resources{}

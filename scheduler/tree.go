@@ -28,6 +28,9 @@ type consumer struct {
 	reclaiming Resources
 	preempting Resources
 	limitHit   bool // a task was refused for this consumer's limit
+	// Core.stateSeq+1 when a reclaim or preemption round for this leaf
+	// could take nothing: until the state changes, neither can the next.
+	backOff, preemptOff uint64
 
 	// Leaf scheduling state: sessions with pending tasks, and the key
 	// that orders leaves (see fairKey).

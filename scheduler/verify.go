@@ -27,7 +27,7 @@ func (c *Core) Verify() error {
 			continue
 		}
 		total = total.Add(a.spec.Resources)
-		var sum Resources
+		var sum, rev Resources
 		gpu := make([]int64, len(a.gpuFree))
 		for i, t := range a.tasks {
 			if seen[t] {
@@ -38,6 +38,9 @@ func (c *Core) Verify() error {
 				return bad("task %s is out of place on agent %s", t.id, a.spec.ID)
 			}
 			sum = sum.Add(t.res)
+			if t.revocable && t.deadline.IsZero() {
+				rev = rev.Add(t.res)
+			}
 			per := t.res[GPU]
 			if len(t.gpus) > 1 || per >= 1000 {
 				per = 1000
@@ -51,6 +54,9 @@ func (c *Core) Verify() error {
 		}
 		if sum != a.alloc {
 			return bad("agent %s accounts %v, its tasks hold %v", a.spec.ID, a.alloc, sum)
+		}
+		if rev != a.revocable {
+			return bad("agent %s accounts %v revocable, its tasks hold %v", a.spec.ID, a.revocable, rev)
 		}
 		if !sum.Fits(a.spec.Resources) {
 			return bad("agent %s is over-committed: %v of %v", a.spec.ID, sum, a.spec.Resources)
