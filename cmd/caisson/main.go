@@ -125,7 +125,7 @@ Real containers need Linux and root.`,
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
 		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
-		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g), newGPUCmd(g),
+		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g), newGPUCmd(g), newSimCmd(),
 	)
 	return root
 }
