@@ -114,6 +114,7 @@ bench: deps build
 	# throughput (goal: 50,000 placements/s); the store's appends.
 	$(GO) test -run '^$$' -bench 'AllocationCycle|Placement' -benchtime 5x ./scheduler/
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 2000x ./scheduler/store/
+	./scripts/bench-sim.sh
 
 demo: deps build
 	./scripts/demo.sh
