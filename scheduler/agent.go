@@ -194,10 +194,8 @@ func (c *Core) recomputeShape() {
 	c.hasPending, c.minShape = false, Resources{}
 	for _, h := range c.sheaps {
 		for _, s := range h.items {
-			for _, g := range s.groups {
-				if g.pending() > 0 {
-					c.noteShape(g.spec.Resources)
-				}
+			if r, ok := s.smallest(); ok {
+				c.noteShape(r)
 			}
 		}
 	}

@@ -130,19 +130,9 @@ func (c *Core) fillFromLeaf(n *consumer, a *agent) bool {
 // resources change that. Binpack takes the busiest agents first; spread
 // puts one task on each agent, emptiest first, in rounds.
 func (c *Core) serve(s *session) {
-	if s.suppressed || !s.pending() {
+	shape, ok := s.smallest()
+	if s.suppressed || !ok {
 		return
-	}
-	var shape Resources
-	first := true
-	for _, g := range s.groups {
-		if g.pending() > 0 {
-			if first {
-				shape, first = g.spec.Resources, false
-			} else {
-				shape = shape.Min(g.spec.Resources)
-			}
-		}
 	}
 	var cand []*agent
 	for _, a := range c.agents {
@@ -200,20 +190,27 @@ func (c *Core) byBusy(list []*agent, emptiest bool) {
 	if len(list) < 2 {
 		return
 	}
-	key := make(map[*agent]float64, len(list))
-	for _, a := range list {
-		key[a] = c.avail(a).Share(c.total)
+	type keyed struct {
+		share float64
+		a     *agent
 	}
-	slices.SortFunc(list, func(x, y *agent) int {
-		d := cmp.Compare(key[x], key[y])
+	ks := make([]keyed, len(list))
+	for i, a := range list {
+		ks[i] = keyed{c.avail(a).Share(c.total), a}
+	}
+	slices.SortFunc(ks, func(x, y keyed) int {
+		d := cmp.Compare(x.share, y.share)
 		if emptiest {
 			d = -d
 		}
 		if d != 0 {
 			return d
 		}
-		return cmp.Compare(x.idx, y.idx)
+		return cmp.Compare(x.a.idx, y.a.idx)
 	})
+	for i, k := range ks {
+		list[i] = k.a
+	}
 }
 
 func (c *Core) requeueSession(s *session) {
@@ -538,11 +535,17 @@ func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 	return true
 }
 
-func takeGPUs(free []int64, gpus []int, milli int64) {
-	per := milli
-	if len(gpus) > 1 || milli >= 1000 {
-		per = 1000
+// perDevice is what a task of milli milli-GPUs holds of each of its
+// devices: all of each when it has whole GPUs, else its fraction of one.
+func perDevice(milli int64, devices int) int64 {
+	if devices > 1 || milli >= 1000 {
+		return 1000
 	}
+	return milli
+}
+
+func takeGPUs(free []int64, gpus []int, milli int64) {
+	per := perDevice(milli, len(gpus))
 	for _, i := range gpus {
 		free[i] -= per
 	}

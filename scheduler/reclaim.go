@@ -362,10 +362,7 @@ func suits(a *agent, g *TaskGroup) bool {
 
 // giveGPUs frees a task's devices in free.
 func giveGPUs(free []int64, t *task) {
-	per := t.res[GPU]
-	if len(t.gpus) > 1 || per >= 1000 {
-		per = 1000
-	}
+	per := perDevice(t.res[GPU], len(t.gpus))
 	for _, i := range t.gpus {
 		free[i] += per
 	}

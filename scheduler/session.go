@@ -55,6 +55,23 @@ type task struct {
 	preempt   bool
 }
 
+// smallest is the smallest waiting task of the session in every
+// dimension; false when none waits.
+func (s *session) smallest() (Resources, bool) {
+	var r Resources
+	found := false
+	for _, g := range s.groups {
+		switch {
+		case g.pending() == 0:
+		case !found:
+			r, found = g.spec.Resources, true
+		default:
+			r = r.Min(g.spec.Resources)
+		}
+	}
+	return r, found
+}
+
 func (s *session) pending() bool {
 	for _, g := range s.groups {
 		if g.pending() > 0 {
@@ -288,13 +305,7 @@ func (c *Core) endTask(t *task, done bool) {
 		a.revocable = a.revocable.Sub(t.res)
 	}
 	c.stateSeq++
-	per := t.res[GPU]
-	if len(t.gpus) > 1 {
-		per = 1000
-	}
-	for _, i := range t.gpus {
-		a.gpuFree[i] += per
-	}
+	giveGPUs(a.gpuFree, t)
 	// Off the group.
 	before := g.pending()
 	last = g.running[len(g.running)-1]
@@ -430,12 +441,8 @@ func (c *Core) totalChanged() {
 func (c *Core) requeue(s *session) {
 	h := &c.sheaps[s.consumer.idx]
 	want := !s.suppressed && s.pending()
-	if want && s.heapIdx < 0 {
-		for _, g := range s.groups {
-			if g.pending() > 0 {
-				c.noteShape(g.spec.Resources)
-			}
-		}
+	if r, ok := s.smallest(); want && ok && s.heapIdx < 0 {
+		c.noteShape(r)
 	}
 	switch {
 	case want && s.heapIdx < 0:

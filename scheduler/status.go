@@ -45,14 +45,10 @@ func (c *Core) Consumers() []ConsumerStatus {
 		if n.leaf() {
 			first := true
 			for _, s := range c.sheaps[n.idx].items {
-				for _, g := range s.groups {
-					switch {
-					case g.pending() == 0:
-					case first:
-						st.Smallest, first = g.spec.Resources, false
-					default:
-						st.Smallest = st.Smallest.Min(g.spec.Resources)
-					}
+				if r, ok := s.smallest(); ok && first {
+					st.Smallest, first = r, false
+				} else if ok {
+					st.Smallest = st.Smallest.Min(r)
 				}
 			}
 		}

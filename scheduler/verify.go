@@ -41,10 +41,7 @@ func (c *Core) Verify() error {
 			if t.revocable && t.deadline.IsZero() {
 				rev = rev.Add(t.res)
 			}
-			per := t.res[GPU]
-			if len(t.gpus) > 1 || per >= 1000 {
-				per = 1000
-			}
+			per := perDevice(t.res[GPU], len(t.gpus))
 			if t.res[GPU] > 0 && len(t.gpus) != max(1, int(t.res[GPU]/1000)) {
 				return bad("task %s asked for %d milli-GPUs and holds %d devices", t.id, t.res[GPU], len(t.gpus))
 			}

@@ -216,7 +216,7 @@ func newRunner(sc *scenario.Scenario, opts Options) (*runner, error) {
 			}
 		}
 		if s.Spec.Kind == scheduler.KindSpark && len(s.Stages) > 0 {
-			ss.spark = newSpark(s)
+			ss.spark = newSpark(ss)
 		}
 		r.sessions = append(r.sessions, ss)
 		r.byID[ss.id] = ss
@@ -288,10 +288,7 @@ func (r *runner) launch(l scheduler.Launch) error {
 	if !a.used.Fits(a.spec.Resources) {
 		r.m.overcommit++
 	}
-	per := l.Resources[scheduler.GPU]
-	if len(l.GPUs) > 1 || per >= 1000 {
-		per = 1000
-	}
+	per := perDevice(l.Resources[scheduler.GPU], len(l.GPUs))
 	for _, id := range l.GPUs {
 		i, ok := a.gpuI[id]
 		if !ok {
@@ -314,6 +311,15 @@ func (r *runner) launch(l scheduler.Launch) error {
 	return nil
 }
 
+// perDevice is what a task holds of each GPU it was granted: the ledger
+// keeps its own reckoning rather than the core's, to check it.
+func perDevice(milli int64, devices int) int64 {
+	if devices > 1 || milli >= 1000 {
+		return 1000
+	}
+	return milli
+}
+
 // end takes a task off the ledger: it finished, failed or was killed.
 func (r *runner) end(t *simTask) {
 	if !t.live {
@@ -324,10 +330,7 @@ func (r *runner) end(t *simTask) {
 	a := t.agent
 	a.used = a.used.Sub(t.res)
 	r.held = r.held.Sub(t.res)
-	per := t.res[scheduler.GPU]
-	if len(t.gpus) > 1 || per >= 1000 {
-		per = 1000
-	}
+	per := perDevice(t.res[scheduler.GPU], len(t.gpus))
 	for _, i := range t.gpus {
 		a.gpu[i] -= per
 	}
@@ -483,10 +486,7 @@ func (r *runner) finish(s *simSession) error {
 	}
 	s.finished = true
 	r.m.sessionsFinished++
-	if err := r.step(scheduler.SessionFinished{Session: s.id}); err != nil {
-		return err
-	}
-	return nil
+	return r.step(scheduler.SessionFinished{Session: s.id})
 }
 
 // decide answers an offer as a framework would: as many of its waiting

@@ -16,6 +16,7 @@ import (
 // doubling.
 type sparkState struct {
 	s      *scenario.Session
+	ss     *simSession
 	group  string // the executors' task group
 	gi     int    // its index
 	slots  int    // task slots per executor
@@ -36,8 +37,9 @@ type executor struct {
 	idleAt time.Duration
 }
 
-func newSpark(s *scenario.Session) *sparkState {
-	sp := &sparkState{s: s, dyn: s.Dynamic}
+func newSpark(ss *simSession) *sparkState {
+	s := ss.sc
+	sp := &sparkState{s: s, ss: ss, dyn: s.Dynamic}
 	sp.gi = 0
 	if s.Dynamic != nil && s.Dynamic.Group != "" {
 		for i, g := range s.Spec.Groups {
@@ -83,7 +85,7 @@ func (sp *sparkState) assign(r *runner) {
 			e.free--
 			sp.wait--
 			sp.run++
-			r.push(&event{at: r.now + sp.s.Stages[sp.stage].Duration.Sample(r.rng), kind: evStageEnd, s: r.byID[sp.s.Spec.ID], task: e.t})
+			r.push(&event{at: r.now + sp.s.Stages[sp.stage].Duration.Sample(r.rng), kind: evStageEnd, s: sp.ss, task: e.t})
 		}
 	}
 	if sp.wait == 0 {
@@ -118,7 +120,7 @@ func (sp *sparkState) stageTaskEnd(r *runner, t *simTask) error {
 		sp.stage++
 		sp.done = 0
 		if sp.finished() {
-			return r.maybeDone(r.byID[sp.s.Spec.ID])
+			return r.maybeDone(sp.ss)
 		}
 		sp.wait = sp.s.Stages[sp.stage].Tasks
 	}
@@ -192,8 +194,7 @@ func (sp *sparkState) timers(r *runner) error {
 func (r *runner) sparkTimers() error {
 	keep := r.spark[:0]
 	for _, sp := range r.spark {
-		s := r.byID[sp.s.Spec.ID]
-		if s.finished || sp.finished() {
+		if sp.ss.finished || sp.finished() {
 			continue
 		}
 		keep = append(keep, sp)
