@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 func newSimCmd() *cobra.Command {
 	var (
 		format, plot, traceName, nodesFile, podsFile string
+		cpuProfile                                   string
 		agents, sessions, tasks, fanout              int
 		gpuFraction                                  float64
 		seed                                         uint64
@@ -106,7 +108,14 @@ against its deserved and owned shares.`,
 			if f.Changed("framework-delay") {
 				opts.FrameworkDelay = scenario.FixedDist(delay)
 			}
+			stop, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
 			rep, err := sim.Run(cmd.Context(), sc, opts)
+			if perr := stop(); err == nil {
+				err = perr
+			}
 			if err != nil {
 				return err
 			}
@@ -137,7 +146,32 @@ against its deserved and owned shares.`,
 	f.DurationVar(&delay, "framework-delay", 50*time.Millisecond, "how long a framework session takes to answer an offer, in virtual time")
 	f.DurationVar(&slack, "sla-slack", 5*time.Second, "added to a consumer's grace period: the time by which it must hold its owned share")
 	f.DurationVar(&duration, "duration", 0, "stop after this much virtual time (default: the scenario's, else when nothing is left to happen)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the replay to this file (go tool pprof reads it)")
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until stop is called; an
+// empty path profiles nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
 
 // loadTrace reads a trace: the files given, or the copy that ships.

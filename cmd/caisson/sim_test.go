@@ -42,9 +42,13 @@ func TestSimScenario(t *testing.T) {
 }
 
 func TestSimTableAndSources(t *testing.T) {
-	out, err := runCaisson(t, "sim", "--agents", "10", "--sessions", "5", "--tasks", "200", "--offer-fanout", "2", "--duration", "2m")
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	out, err := runCaisson(t, "sim", "--agents", "10", "--sessions", "5", "--tasks", "200", "--offer-fanout", "2", "--duration", "2m", "--cpuprofile", prof)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+		t.Errorf("--cpuprofile wrote no profile: %v", err)
 	}
 	for _, want := range []string{"synthetic: 10 agents, 5 sessions, 200 tasks", "offer fan-out 2", "PLACEMENTS/S", "OVERCOMMIT VIOLATIONS   0"} {
 		if !strings.Contains(out, want) {
@@ -92,5 +96,8 @@ func TestSimBadInput(t *testing.T) {
 	}
 	if _, err := runCaisson(t, "sim", filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("a missing scenario file is not an error")
+	}
+	if _, err := runCaisson(t, "sim", "../../examples/sim-small.yaml", "--cpuprofile", filepath.Join(dir, "no", "cpu.prof")); err == nil || !strings.Contains(err.Error(), "--cpuprofile") {
+		t.Errorf("a profile that cannot be written: %v", err)
 	}
 }
