@@ -67,60 +67,73 @@ func (c *Core) allocate() {
 	}
 }
 
-// fill gives one agent's free resources away, best-served last.
+// fill gives one agent's free resources away, best-served first: each
+// round walks the leaves and their sessions in fair order, without taking
+// them out of their heaps, to the first session that takes something. A
+// leaf or session that takes nothing is not asked again in this fill: the
+// agent only has less to give as the fill goes on.
 func (c *Core) fill(a *agent) {
 	if a.lost || a.unhealthy || !c.hasPending || !c.minShape.Fits(c.avail(a)) {
 		return
 	}
-	var skipped []*consumer
 	c.fillSeq++
-	for c.leaves.len() > 0 && c.minShape.Fits(c.avail(a)) {
+	for c.minShape.Fits(c.avail(a)) {
 		if c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
 			break
 		}
-		n := c.leaves.pop()
-		if !c.fillFromLeaf(n, a) {
-			skipped = append(skipped, n)
-			continue
+		s := c.fillOnce(a)
+		if s == nil {
+			break
 		}
-		c.requeueLeaf(n)
-	}
-	for _, n := range skipped {
-		c.requeueLeaf(n)
+		c.requeueSession(s)
+		c.requeueLeaf(s.consumer)
 	}
 }
 
-// fillFromLeaf gives the agent to the first session of a leaf that can use
-// it; it reports whether one did.
-func (c *Core) fillFromLeaf(n *consumer, a *agent) bool {
-	h := &c.sheaps[n.idx]
-	var skipped []*session
-	done := false
-	for h.len() > 0 && !done {
-		s := h.pop()
-		if s.spreadFill == c.fillSeq {
-			// A spread session takes one task per agent in a fill.
-		} else if until, ok := s.filters[a.idx]; !ok || !until.After(c.now) {
+// fillOnce gives the agent to the first session in fair order that takes
+// something, and returns it; nil when none does.
+func (c *Core) fillOnce(a *agent) *session {
+	avail := c.avail(a)
+	var took *session
+	c.leaves.walk(&c.leafWalk, func(n *consumer) bool {
+		if n.fillMiss == c.fillSeq {
+			return true
+		}
+		c.sheaps[n.idx].walk(&c.sessionWalk, func(s *session) bool {
+			if s.fillMiss == c.fillSeq || s.spreadFill == c.fillSeq {
+				return true
+			}
+			if until, ok := s.filters[a.idx]; ok && until.After(c.now) {
+				return true
+			}
+			if shape, ok := s.smallest(); !ok || !shape.Fits(avail) {
+				s.fillMiss = c.fillSeq
+				return true
+			}
+			// Neither an offer nor a placement that fails changes
+			// the heaps, so the walk may go on after one.
 			if s.framework {
-				done = c.offerTo(s, a)
-			} else {
-				done = c.place(s, a) > 0
-				if done && s.spec.Policy == Spread {
+				if c.offerTo(s, a) {
+					took = s
+				}
+			} else if c.place(s, a) > 0 {
+				took = s
+				if s.spec.Policy == Spread {
 					s.spreadFill = c.fillSeq
 					c.serveLater(s)
 				}
 			}
+			if took == nil {
+				s.fillMiss = c.fillSeq
+			}
+			return took == nil
+		})
+		if took == nil {
+			n.fillMiss = c.fillSeq
 		}
-		if !done {
-			skipped = append(skipped, s)
-			continue
-		}
-		c.requeueSession(s)
-	}
-	for _, s := range skipped {
-		c.requeueSession(s)
-	}
-	return done
+		return took == nil
+	})
+	return took
 }
 
 // serve gives a session whose demand just appeared (submitted, grown or
@@ -133,6 +146,9 @@ func (c *Core) serve(s *session) {
 	shape, ok := s.smallest()
 	if s.suppressed || !ok {
 		return
+	}
+	if c.atLimit(s, shape) {
+		return // until a task under the limit ends (see freeing)
 	}
 	var cand []*agent
 	for _, a := range c.agents {
@@ -162,18 +178,26 @@ func (c *Core) serve(s *session) {
 				}
 				if c.place(s, a) > 0 {
 					placed = true
+				} else if c.servedUp(s) {
+					break
 				}
 			}
 		}
 	default:
 		for _, a := range cand {
-			if !s.pending() {
+			if !s.pending() || c.place(s, a) == 0 && c.servedUp(s) {
 				break
 			}
-			c.place(s, a)
 		}
 	}
 	c.requeue(s)
+}
+
+// servedUp reports whether serve can stop: the session waits for nothing
+// more, or its smallest task is over a limit.
+func (c *Core) servedUp(s *session) bool {
+	shape, ok := s.smallest()
+	return !ok || c.atLimit(s, shape)
 }
 
 // serveLater queues a session for serve once the dirty agents are filled.

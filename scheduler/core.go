@@ -99,7 +99,10 @@ type Core struct {
 	// again.
 	serveq  []*session
 	fillSeq uint64
-	rescan  bool
+	// leafWalk and sessionWalk are the heap walks' frontiers, kept
+	// between fills.
+	leafWalk, sessionWalk []int
+	rescan                bool
 	// stateSeq counts changes to what reclaim looks at (tasks, demand,
 	// agents, offers); it only spares repeating a fruitless reclaim and
 	// is not part of snapshots.

@@ -80,3 +80,56 @@ func (h *minHeap[T]) down(i0 int) bool {
 	}
 	return i > i0
 }
+
+// walk visits the items in key order, smallest first, until visit returns
+// false, without changing the heap: a frontier of the items whose parents
+// were visited, itself a small heap of positions, yields the next one. It
+// costs O(k log k) for k items visited. The heap must not change during the
+// walk; scratch is the frontier's storage, kept between walks.
+func (h *minHeap[T]) walk(scratch *[]int, visit func(T) bool) {
+	if len(h.items) == 0 {
+		return
+	}
+	less := func(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+	f := append((*scratch)[:0], 0)
+	defer func() { *scratch = f[:0] }()
+	for len(f) > 0 {
+		top := f[0]
+		// Pop the frontier's least position.
+		n := len(f) - 1
+		f[0] = f[n]
+		f = f[:n]
+		for i := 0; ; {
+			j := 2*i + 1
+			if j >= n {
+				break
+			}
+			if r := j + 1; r < n && less(f[r], f[j]) {
+				j = r
+			}
+			if !less(f[j], f[i]) {
+				break
+			}
+			f[i], f[j] = f[j], f[i]
+			i = j
+		}
+		if !visit(h.items[top]) {
+			return
+		}
+		// Its children may come next.
+		for _, ch := range [2]int{2*top + 1, 2*top + 2} {
+			if ch >= len(h.items) {
+				break
+			}
+			f = append(f, ch)
+			for j := len(f) - 1; j > 0; {
+				i := (j - 1) / 2
+				if !less(f[j], f[i]) {
+					break
+				}
+				f[i], f[j] = f[j], f[i]
+				j = i
+			}
+		}
+	}
+}

@@ -24,6 +24,7 @@ type session struct {
 	taskSeq    uint64
 	share      float64 // dominant share of alloc+offered: the fair order's key
 	spreadFill uint64  // the fill in which a spread session took a task
+	fillMiss   uint64  // the fill in which the session took nothing
 	queued     bool    // in Core.serveq
 }
 
@@ -336,19 +337,47 @@ func (c *Core) endTask(t *task, done bool) {
 }
 
 // freeing is told that a task of consumer n is about to end. If a task
-// was refused because n or an ancestor was at its limit, or because
-// borrowing would have eaten into owned shares that are not lent, it may
-// fit once the resources are free, on any agent: then every agent is
-// filled again.
+// was refused because n or an ancestor was at its limit, the waiting
+// sessions under that consumer are served again once the task is gone: on
+// any agent, not only the one it leaves. If borrowing was refused because
+// it would have eaten into owned shares that are not lent, it may fit once
+// the resources are free: then every agent is filled again.
 func (c *Core) freeing(n *consumer) {
 	if c.lendHit {
 		c.lendHit, c.rescan = false, true
 	}
 	for x := n; x != nil; x = x.parent {
 		if x.limitHit {
-			x.limitHit, c.rescan = false, true
+			x.limitHit = false
+			c.serveUnder(x)
 		}
 	}
+}
+
+// serveUnder queues the waiting sessions of x's subtree for serve.
+func (c *Core) serveUnder(x *consumer) {
+	if x.leaf() {
+		for _, s := range c.sheaps[x.idx].items {
+			c.serveLater(s)
+		}
+		return
+	}
+	for _, ch := range x.children {
+		c.serveUnder(ch)
+	}
+}
+
+// atLimit reports whether a task of shape r would take s's consumer or an
+// ancestor over its limit, and marks that consumer so that freeing serves
+// s again.
+func (c *Core) atLimit(s *session, r Resources) bool {
+	for x := s.consumer; x != nil; x = x.parent {
+		if overLimit(x.alloc.Add(r), x.spec.Limit) {
+			x.limitHit = true
+			return true
+		}
+	}
+	return false
 }
 
 // kill stops a running task now. Its group's count stays: lower it first

@@ -35,6 +35,9 @@ type consumer struct {
 	// Leaf scheduling state: sessions with pending tasks, and the key
 	// that orders leaves (see fairKey).
 	heapIdx int
+	// fillMiss is the fill in which none of the leaf's sessions took
+	// anything.
+	fillMiss uint64
 }
 
 func (c *consumer) leaf() bool { return len(c.children) == 0 }
