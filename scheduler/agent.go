@@ -85,6 +85,7 @@ func (c *Core) addAgent(s AgentSpec) error {
 	c.treeDirty = true
 	c.stateSeq++
 	c.freeEpoch++
+	c.reindex(a, false)
 	c.markDirty(a)
 	return nil
 }
@@ -135,6 +136,7 @@ func (c *Core) updateAgent(s AgentSpec, unhealthy bool) error {
 	c.treeDirty = true
 	c.freeEpoch++
 	c.revalidateOffers(a, "the agent changed")
+	c.reindex(a, true)
 	c.markDirty(a)
 	return nil
 }
@@ -152,6 +154,7 @@ func (c *Core) loseAgent(id string) error {
 		c.endTask(t, false)
 	}
 	a.lost = true
+	c.reindex(a, false)
 	c.stateSeq++
 	c.total = c.total.Sub(a.spec.Resources)
 	c.totalChanged()
@@ -173,11 +176,12 @@ func (c *Core) markAllFree() {
 	if !c.hasPending {
 		return
 	}
-	for _, a := range c.agents {
-		if !a.lost && !a.dirty && c.minShape.Fits(c.avail(a)) {
+	c.freeIdx.each(c.minShape, 0, func(i int) bool {
+		if a := c.agents[i]; !a.dirty {
 			c.markDirty(a)
 		}
-	}
+		return true
+	})
 }
 
 // noteShape lowers minShape for a group that has pending tasks.

@@ -151,18 +151,17 @@ func (c *Core) serve(s *session) {
 		return // until a task under the limit ends (see freeing)
 	}
 	var cand []*agent
-	for _, a := range c.agents {
-		if a.lost || a.unhealthy || a.dirty || !shape.Fits(c.avail(a)) {
-			continue
-		}
-		if c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
-			continue
+	c.freeIdx.each(shape, 0, func(i int) bool {
+		a := c.agents[i]
+		if a.dirty || c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
+			return true
 		}
 		if until, ok := s.filters[a.idx]; ok && until.After(c.now) {
-			continue
+			return true
 		}
 		cand = append(cand, a)
-	}
+		return true
+	})
 	c.byBusy(cand, s.spec.Policy == Spread)
 	switch {
 	case s.framework:
@@ -540,14 +539,15 @@ func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 		}
 	}
 	try(first)
-	for _, a := range c.agents {
+	c.freeIdx.each(g.spec.Resources, 0, func(i int) bool {
 		if len(spots) >= g.spec.Min {
-			break
+			return false
 		}
-		if a != first {
+		if a := c.agents[i]; a != first {
 			try(a)
 		}
-	}
+		return true
+	})
 	if len(spots) < g.spec.Min {
 		return false
 	}
@@ -592,12 +592,13 @@ func (c *Core) launch(s *session, g *group, a *agent, gpus []int, revocable bool
 	}
 	c.stateSeq++
 	takeGPUs(a.gpuFree, gpus, res[GPU])
+	c.reindex(a, false)
 	g.running = append(g.running, t)
 	s.alloc = s.alloc.Add(res)
 	s.rekey(c.total)
 	charge(s.consumer, res, !revocable, 1)
 	if d := g.pending() - before; d != 0 {
-		addUp(s.consumer, pendingOf, res.Scale(int64(d)))
+		c.addPending(s.consumer, res.Scale(int64(d)))
 	}
 	c.tasks[t.id] = t
 	var ids []string

@@ -102,7 +102,10 @@ type Core struct {
 	// leafWalk and sessionWalk are the heap walks' frontiers, kept
 	// between fills.
 	leafWalk, sessionWalk []int
-	rescan                bool
+	// freeIdx finds agents by what they have free, roomIdx by what they
+	// would have free without their revocable tasks (see reindex).
+	freeIdx, roomIdx agentIndex
+	rescan           bool
 	// stateSeq counts changes to what reclaim looks at (tasks, demand,
 	// agents, offers); it only spares repeating a fruitless reclaim and
 	// is not part of snapshots.

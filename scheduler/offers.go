@@ -46,6 +46,7 @@ func (c *Core) offerTo(s *session, a *agent) bool {
 	s.rekey(c.total)
 	if c.cfg.OfferFanout == 1 {
 		a.offered = a.offered.Add(avail)
+		c.reindex(a, false)
 	}
 	var gpus []string
 	for i, f := range a.gpuFree {
@@ -75,6 +76,7 @@ func (c *Core) dropOffer(o *offer) {
 	s.rekey(c.total)
 	if c.cfg.OfferFanout == 1 {
 		a.offered = a.offered.Sub(o.res)
+		c.reindex(a, false)
 		c.freeEpoch++ // a gang may fit in what the offer locked
 	}
 	if s.heapIdx >= 0 {

@@ -86,6 +86,12 @@ const maxPlans = 256
 // for one task.
 const maxTries = 16
 
+// maxCands caps the agents a reclaim round ranks for one group, as the
+// Kubernetes preemption dry run does: on a large cluster the first ones
+// found with the room, from a starting point that moves with the state,
+// are as good as all of them and cost a fraction.
+const maxCands = 128
+
 // takeBack makes room for the leaf's waiting tasks, within want: for each
 // waiting task (sessions in fair order, preempt: only the top priority),
 // it finds the agent where the fewest, lowest-priority tasks that may be
@@ -95,11 +101,17 @@ const maxTries = 16
 // only churns. preempt says the victims are the leaf's own (priority
 // preemption) rather than borrowers'.
 func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may func(*task) bool, reason string) {
-	memo := &n.backOff
-	if preempt {
-		memo = &n.preemptOff
+	// Reclaim after a round that took nothing looks only at the agents
+	// whose room grew since, while the leaf's demand stays and its need
+	// does not grow; when none grew there is nothing to look at.
+	var since uint64
+	if m := n.reclaimMemo; !preempt && m.epoch > 0 && within(want, m.want) && m.demand == n.demandSeq {
+		if m.epoch == c.roomIdx.epoch {
+			return
+		}
+		since = m.epoch
 	}
-	if *memo == c.stateSeq+1 {
+	if preempt && n.preemptOff == c.stateSeq+1 {
 		return // nothing changed since a round that could take nothing
 	}
 	// At most what may be taken, per agent: for reclaim, the agent's
@@ -107,6 +119,7 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 	// for preemption, the leaf's own lower-priority tasks.
 	bound := func(a *agent) Resources { return a.revocable }
 	var own map[int32]Resources
+	var ownAgents []int32
 	if preempt {
 		own = map[int32]Resources{}
 		for _, s := range c.sessions {
@@ -122,10 +135,14 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 			}
 		}
 		if len(own) == 0 {
-			*memo = c.stateSeq + 1
+			n.preemptOff = c.stateSeq + 1
 			return
 		}
 		bound = func(a *agent) Resources { return own[a.idx] }
+		for i := range own {
+			ownAgents = append(ownAgents, i)
+		}
+		slices.Sort(ownAgents)
 	}
 	sessions := slices.Clone(c.sheaps[n.idx].items)
 	slices.SortFunc(sessions, func(a, b *session) int {
@@ -137,13 +154,18 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 		}
 		return 0
 	})
-	r := &room{trials: map[int32]*trial{}, bound: bound, may: may}
+	r := &room{trials: map[int32]*trial{}, bound: bound, may: may, own: ownAgents, since: since}
 	deadline := c.now.Add(n.grace(c.cfg.Grace))
 	var planned Resources
 	plans := 0
 	// Tasks that found no room this round: a plain task at least as big
-	// in every dimension finds none either (planning only takes room).
-	var failed []Resources
+	// in every dimension finds none either (planning only takes room);
+	// where no agent had the room at all, whatever the constraints, no
+	// task at least as big finds any.
+	var failed, noRoom []Resources
+	holds := func(shapes []Resources, r Resources) bool {
+		return slices.ContainsFunc(shapes, func(f Resources) bool { return f.Fits(r) })
+	}
 	for _, s := range sessions {
 		if s.suppressed || (preempt && s.spec.Priority != top) {
 			continue
@@ -151,7 +173,7 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 		for _, g := range s.groups {
 			r.cands = nil
 			plain := len(g.spec.Constraints) == 0 && len(g.spec.GPUModels) == 0 && !g.spec.SameIsland
-			if plain && slices.ContainsFunc(failed, func(f Resources) bool { return f.Fits(g.spec.Resources) }) {
+			if holds(noRoom, g.spec.Resources) || plain && holds(failed, g.spec.Resources) {
 				continue
 			}
 			for range g.pending() {
@@ -160,7 +182,10 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 				}
 				a, victims := c.roomFor(s, g, r)
 				if a == nil {
-					if plain {
+					switch {
+					case !r.roomy:
+						noRoom = append(noRoom, g.spec.Resources)
+					case plain:
 						failed = append(failed, g.spec.Resources)
 					}
 					break // the group's other tasks would not fit either
@@ -179,9 +204,25 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 			}
 		}
 	}
-	if plans == 0 {
-		*memo = c.stateSeq + 1
+	switch {
+	case preempt && plans == 0:
+		n.preemptOff = c.stateSeq + 1
+	case plans == 0:
+		n.reclaimMemo = reclaimMemo{epoch: c.roomIdx.epoch, want: want, demand: n.demandSeq}
+	case !preempt:
+		n.reclaimMemo = reclaimMemo{}
 	}
+}
+
+// reclaimMemo remembers a reclaim round that took nothing: the room
+// index's epoch then, the leaf's need and its demand counter. While the
+// need and demand stay, only agents whose room grew since can make room.
+// It is part of the state (see Snapshot): it decides which agents a round
+// looks at, so which victims it picks.
+type reclaimMemo struct {
+	epoch  uint64
+	want   Resources
+	demand uint64
 }
 
 // room is one reclaim round's view of the agents: what planned tasks and
@@ -191,7 +232,14 @@ type room struct {
 	trials map[int32]*trial
 	bound  func(*agent) Resources // what may still be taken
 	may    func(*task) bool
-	cands  []*agent
+	// own lists, for preemption, the agents with tasks that may be
+	// taken; reclaim finds its agents in the room index.
+	own   []int32
+	since uint64 // reclaim: only agents whose room grew after this
+	cands []*agent
+	// roomy says whether any agent had room for the group's task,
+	// leaving its constraints aside.
+	roomy bool
 }
 
 func (c *Core) trialOf(r *room, a *agent) *trial {
@@ -232,22 +280,40 @@ func (c *Core) roomFor(s *session, g *group, r *room) (*agent, []*task) {
 			gap float64
 		}
 		var cs []cand
-		for _, a := range c.agents {
+		r.roomy = false
+		consider := func(i int) bool {
+			a := c.agents[i]
 			if a.lost || a.unhealthy {
-				continue
+				return true
 			}
 			up := r.bound(a)
 			if !up.Any() {
-				continue
+				return true
 			}
 			avail := c.avail(a)
 			if tr := r.trials[a.idx]; tr != nil {
 				avail = tr.avail
 			}
-			if !res.Fits(avail.Add(up)) || !suits(a, &g.spec) {
-				continue
+			if !res.Fits(avail.Add(up)) {
+				return true
+			}
+			r.roomy = true
+			if !suits(a, &g.spec) {
+				return true
 			}
 			cs = append(cs, cand{a, res.Sub(avail).Clamp().Share(c.total)})
+			return true
+		}
+		if r.own != nil {
+			for _, i := range r.own {
+				consider(int(i))
+			}
+		} else {
+			from := int(c.roomIdx.epoch % uint64(len(c.agents)))
+			c.roomIdx.eachFrom(res, r.since, from, func(i int) bool {
+				consider(i)
+				return len(cs) < maxCands
+			})
 		}
 		slices.SortStableFunc(cs, func(x, y cand) int { return cmp.Compare(x.gap, y.gap) })
 		r.cands = make([]*agent, len(cs))
@@ -387,6 +453,7 @@ func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time
 		t.deadline, t.reason, t.claimant, t.preempt, t.claim = deadline, reason, n, preempt, claim
 		if t.revocable {
 			t.agent.revocable = t.agent.revocable.Sub(t.res)
+			c.reindex(t.agent, false)
 		}
 		if preempt {
 			n.preempting = n.preempting.Add(claim)

@@ -153,7 +153,7 @@ func (c *Core) submit(spec SessionSpec) error {
 			g.Count = min(g.Count, g.Max)
 		}
 		s.groups = append(s.groups, &group{spec: g, idx: i, started: g.Min <= 1})
-		addUp(n, pendingOf, g.Resources.Scale(int64(g.Count)))
+		c.addPending(n, g.Resources.Scale(int64(g.Count)))
 	}
 	n.sessions++
 	c.sessions[spec.ID] = s
@@ -165,6 +165,15 @@ func (c *Core) submit(spec SessionSpec) error {
 }
 
 func pendingOf(n *consumer) *Resources { return &n.pending }
+
+// addPending adds r to what leaf n and its ancestors wait for, and counts
+// a growth of the leaf's demand (see reclaimMemo).
+func (c *Core) addPending(n *consumer, r Resources) {
+	addUp(n, pendingOf, r)
+	if !r.Fits(Resources{}) {
+		n.demandSeq++
+	}
+}
 
 func (c *Core) session(id string) (*session, error) {
 	s := c.sessions[id]
@@ -226,7 +235,7 @@ func (c *Core) setCount(s *session, g *group, count int) {
 	g.spec.Count = count
 	c.stateSeq++
 	if d := g.pending() - before; d != 0 {
-		addUp(s.consumer, pendingOf, g.spec.Resources.Scale(int64(d)))
+		c.addPending(s.consumer, g.spec.Resources.Scale(int64(d)))
 	}
 }
 
@@ -274,6 +283,9 @@ func (c *Core) suppress(id string, on bool) error {
 	}
 	s.suppressed = on
 	c.stateSeq++
+	if !on {
+		s.consumer.demandSeq++
+	}
 	c.requeue(s)
 	if !on {
 		s.filters = nil
@@ -307,6 +319,9 @@ func (c *Core) endTask(t *task, done bool) {
 	}
 	c.stateSeq++
 	giveGPUs(a.gpuFree, t)
+	// A growth for reclaim even where the room vector stays (a revocable
+	// task's end): its devices are free now, not merely takable.
+	c.reindex(a, true)
 	// Off the group.
 	before := g.pending()
 	last = g.running[len(g.running)-1]
@@ -320,7 +335,7 @@ func (c *Core) endTask(t *task, done bool) {
 		g.spec.Count--
 	}
 	if d := g.pending() - before; d != 0 {
-		addUp(s.consumer, pendingOf, g.spec.Resources.Scale(int64(d)))
+		c.addPending(s.consumer, g.spec.Resources.Scale(int64(d)))
 	}
 	if g.pending() > 0 {
 		c.noteShape(g.spec.Resources)

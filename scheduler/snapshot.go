@@ -31,20 +31,32 @@ type snapshot struct {
 	MinShape   *Resources     `json:"min_shape,omitempty"`
 	LendHit    bool           `json:"lend_hit,omitempty"`
 	Counters   Counters       `json:"counters"`
+	// RoomEpoch is the room index's growth counter (see reclaimMemo).
+	RoomEpoch uint64 `json:"room_epoch,omitempty"`
 }
 
 type snapConsumer struct {
 	Spec     ConsumerSpec `json:"spec"`
 	Deserved Resources    `json:"deserved"`
 	LimitHit bool         `json:"limit_hit,omitempty"`
+	// DemandSeq and ReclaimMemo: see reclaimMemo.
+	DemandSeq   uint64           `json:"demand_seq,omitempty"`
+	ReclaimMemo *snapReclaimMemo `json:"reclaim_memo,omitempty"`
+}
+
+type snapReclaimMemo struct {
+	Epoch  uint64    `json:"epoch"`
+	Want   Resources `json:"want"`
+	Demand uint64    `json:"demand"`
 }
 
 type snapAgent struct {
 	Spec      AgentSpec `json:"spec"`
 	Lost      bool      `json:"lost,omitempty"`
 	Unhealthy bool      `json:"unhealthy,omitempty"`
-	Tasks     []string  `json:"tasks,omitempty"`  // in the agent's order
-	Offers    []string  `json:"offers,omitempty"` // in the agent's order
+	Tasks     []string  `json:"tasks,omitempty"`     // in the agent's order
+	Offers    []string  `json:"offers,omitempty"`    // in the agent's order
+	RoomGrew  uint64    `json:"room_grew,omitempty"` // see reclaimMemo
 }
 
 type snapSession struct {
@@ -101,16 +113,20 @@ func (c *Core) Snapshot() ([]byte, error) {
 	s := snapshot{
 		Version: snapshotVersion, Config: c.cfg, Now: c.now,
 		SessionSeq: c.sessionSeq, OfferSeq: c.offerSeq, FilterSeq: c.filterSeq, FreeEpoch: c.freeEpoch,
-		TreeDirty: c.treeDirty, Counters: c.counters, LendHit: c.lendHit,
+		TreeDirty: c.treeDirty, Counters: c.counters, LendHit: c.lendHit, RoomEpoch: c.roomIdx.epoch,
 	}
 	if c.hasPending {
 		s.MinShape = &c.minShape
 	}
 	for _, n := range c.tree.nodes {
-		s.Consumers = append(s.Consumers, snapConsumer{Spec: n.spec, Deserved: n.deserved, LimitHit: n.limitHit})
+		sc := snapConsumer{Spec: n.spec, Deserved: n.deserved, LimitHit: n.limitHit, DemandSeq: n.demandSeq}
+		if m := n.reclaimMemo; m.epoch > 0 {
+			sc.ReclaimMemo = &snapReclaimMemo{Epoch: m.epoch, Want: m.want, Demand: m.demand}
+		}
+		s.Consumers = append(s.Consumers, sc)
 	}
 	for _, a := range c.agents {
-		sa := snapAgent{Spec: a.spec, Lost: a.lost, Unhealthy: a.unhealthy}
+		sa := snapAgent{Spec: a.spec, Lost: a.lost, Unhealthy: a.unhealthy, RoomGrew: c.roomIdx.grewAt(int(a.idx))}
 		for _, t := range a.tasks {
 			sa.Tasks = append(sa.Tasks, t.id)
 		}
@@ -191,6 +207,10 @@ func Restore(data []byte) (*Core, error) {
 	for i, sc := range s.Consumers {
 		t.nodes[i].deserved = sc.Deserved
 		t.nodes[i].limitHit = sc.LimitHit
+		t.nodes[i].demandSeq = sc.DemandSeq
+		if m := sc.ReclaimMemo; m != nil {
+			t.nodes[i].reclaimMemo = reclaimMemo{epoch: m.Epoch, want: m.Want, demand: m.Demand}
+		}
 	}
 	for _, sa := range s.Agents {
 		a := &agent{spec: sa.Spec, idx: int32(len(c.agents)), lost: sa.Lost, unhealthy: sa.Unhealthy, gpuFree: make([]int64, len(sa.Spec.GPUs))}
@@ -334,5 +354,10 @@ func Restore(data []byte) (*Core, error) {
 	if s.MinShape != nil {
 		c.hasPending, c.minShape = true, *s.MinShape
 	}
+	for i, a := range c.agents {
+		c.reindex(a, false)
+		c.roomIdx.restoreGrowth(i, s.Agents[i].RoomGrew)
+	}
+	c.roomIdx.epoch = s.RoomEpoch
 	return c, nil
 }

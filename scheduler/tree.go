@@ -28,9 +28,13 @@ type consumer struct {
 	reclaiming Resources
 	preempting Resources
 	limitHit   bool // a task was refused for this consumer's limit
-	// Core.stateSeq+1 when a reclaim or preemption round for this leaf
-	// could take nothing: until the state changes, neither can the next.
-	backOff, preemptOff uint64
+	// Core.stateSeq+1 when a preemption round for this leaf could take
+	// nothing: until the state changes, neither can the next.
+	preemptOff  uint64
+	reclaimMemo reclaimMemo
+	// demandSeq counts the times the leaf's demand grew: new tasks,
+	// failed ones to run again, a session revived.
+	demandSeq uint64
 
 	// Leaf scheduling state: sessions with pending tasks, and the key
 	// that orders leaves (see fairKey).
