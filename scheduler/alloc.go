@@ -99,7 +99,7 @@ func (c *Core) fillOnce(a *agent) *session {
 		if n.fillMiss == c.fillSeq {
 			return true
 		}
-		c.sheaps[n.idx].walk(&c.sessionWalk, func(s *session) bool {
+		c.walkFitting(n, avail, func(s *session) bool {
 			if s.fillMiss == c.fillSeq || s.spreadFill == c.fillSeq {
 				return true
 			}
@@ -247,6 +247,7 @@ func (c *Core) requeueSession(s *session) {
 	case want:
 		h.fix(s.heapIdx)
 	}
+	c.reclass(s)
 }
 
 // trial is what is left on an agent while tasks are tried on it: the

@@ -99,9 +99,12 @@ type Core struct {
 	// again.
 	serveq  []*session
 	fillSeq uint64
-	// leafWalk and sessionWalk are the heap walks' frontiers, kept
+	// leafWalk, classIters and iterBufs are the fill's walks, kept
 	// between fills.
-	leafWalk, sessionWalk []int
+	leafWalk   []int
+	classIters []heapIter[*session]
+	iterBufs   [][]int
+	classes    [][]*shapeClass // per leaf, see reclass
 	// freeIdx finds agents by what they have free, roomIdx by what they
 	// would have free without their revocable tasks (see reindex).
 	freeIdx, roomIdx agentIndex

@@ -82,54 +82,88 @@ func (h *minHeap[T]) down(i0 int) bool {
 }
 
 // walk visits the items in key order, smallest first, until visit returns
-// false, without changing the heap: a frontier of the items whose parents
-// were visited, itself a small heap of positions, yields the next one. It
-// costs O(k log k) for k items visited. The heap must not change during the
-// walk; scratch is the frontier's storage, kept between walks.
+// false, without changing the heap (see iter). scratch is the frontier's
+// storage, kept between walks.
 func (h *minHeap[T]) walk(scratch *[]int, visit func(T) bool) {
-	if len(h.items) == 0 {
-		return
+	it := h.iter(*scratch)
+	defer func() { *scratch = it.f[:0] }()
+	for x, ok := it.next(); ok; x, ok = it.next() {
+		if !visit(x) {
+			return
+		}
 	}
-	less := func(i, j int) bool { return h.less(h.items[i], h.items[j]) }
-	f := append((*scratch)[:0], 0)
-	defer func() { *scratch = f[:0] }()
-	for len(f) > 0 {
-		top := f[0]
-		// Pop the frontier's least position.
-		n := len(f) - 1
-		f[0] = f[n]
-		f = f[:n]
-		for i := 0; ; {
-			j := 2*i + 1
-			if j >= n {
-				break
-			}
-			if r := j + 1; r < n && less(f[r], f[j]) {
-				j = r
-			}
-			if !less(f[j], f[i]) {
+}
+
+// heapIter yields a heap's items in key order without changing it: a
+// frontier of the items whose parents were yielded, itself a small heap of
+// positions, gives the next one. k items cost O(k log k). The heap must not
+// change while it is iterated.
+type heapIter[T any] struct {
+	h *minHeap[T]
+	f []int
+}
+
+// iter starts an iteration; f is storage for the frontier.
+func (h *minHeap[T]) iter(f []int) heapIter[T] {
+	f = f[:0]
+	if len(h.items) > 0 {
+		f = append(f, 0)
+	}
+	return heapIter[T]{h: h, f: f}
+}
+
+func (it *heapIter[T]) less(i, j int) bool { return it.h.less(it.h.items[i], it.h.items[j]) }
+
+// peek is the next item, without moving on.
+func (it *heapIter[T]) peek() (T, bool) {
+	if len(it.f) == 0 {
+		var zero T
+		return zero, false
+	}
+	return it.h.items[it.f[0]], true
+}
+
+// next yields the next item.
+func (it *heapIter[T]) next() (T, bool) {
+	if len(it.f) == 0 {
+		var zero T
+		return zero, false
+	}
+	f := it.f
+	top := f[0]
+	// Pop the frontier's least position.
+	n := len(f) - 1
+	f[0] = f[n]
+	f = f[:n]
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if r := j + 1; r < n && it.less(f[r], f[j]) {
+			j = r
+		}
+		if !it.less(f[j], f[i]) {
+			break
+		}
+		f[i], f[j] = f[j], f[i]
+		i = j
+	}
+	// Its children may come next.
+	for _, ch := range [2]int{2*top + 1, 2*top + 2} {
+		if ch >= len(it.h.items) {
+			break
+		}
+		f = append(f, ch)
+		for j := len(f) - 1; j > 0; {
+			i := (j - 1) / 2
+			if !it.less(f[j], f[i]) {
 				break
 			}
 			f[i], f[j] = f[j], f[i]
-			i = j
-		}
-		if !visit(h.items[top]) {
-			return
-		}
-		// Its children may come next.
-		for _, ch := range [2]int{2*top + 1, 2*top + 2} {
-			if ch >= len(h.items) {
-				break
-			}
-			f = append(f, ch)
-			for j := len(f) - 1; j > 0; {
-				i := (j - 1) / 2
-				if !less(f[j], f[i]) {
-					break
-				}
-				f[i], f[j] = f[j], f[i]
-				j = i
-			}
+			j = i
 		}
 	}
+	it.f = f
+	return it.h.items[top], true
 }

@@ -81,6 +81,7 @@ func (c *Core) dropOffer(o *offer) {
 	}
 	if s.heapIdx >= 0 {
 		c.sheaps[s.consumer.idx].fix(s.heapIdx)
+		c.reclass(s)
 	}
 }
 

@@ -25,7 +25,9 @@ type session struct {
 	share      float64 // dominant share of alloc+offered: the fair order's key
 	spreadFill uint64  // the fill in which a spread session took a task
 	fillMiss   uint64  // the fill in which the session took nothing
-	queued     bool    // in Core.serveq
+	class      *shapeClass
+	classIdx   int
+	queued     bool // in Core.serveq
 }
 
 type group struct {
@@ -411,6 +413,7 @@ func (c *Core) initHeaps() {
 		setAt: func(n *consumer, i int) { n.heapIdx = i },
 	}
 	c.sheaps = make([]minHeap[*session], len(c.tree.nodes))
+	c.classes = make([][]*shapeClass, len(c.tree.nodes))
 	for i := range c.sheaps {
 		c.sheaps[i] = minHeap[*session]{
 			less:  c.sessionLess,
@@ -476,6 +479,11 @@ func (c *Core) totalChanged() {
 		for j := h.len()/2 - 1; j >= 0; j-- {
 			h.down(j)
 		}
+		for _, cl := range c.classes[i] {
+			for j := cl.h.len()/2 - 1; j >= 0; j-- {
+				cl.h.down(j)
+			}
+		}
 	}
 	c.rekeyLeaves()
 }
@@ -496,6 +504,7 @@ func (c *Core) requeue(s *session) {
 	case want:
 		h.fix(s.heapIdx)
 	}
+	c.reclass(s)
 	c.requeueLeaf(s.consumer)
 }
 
@@ -503,6 +512,7 @@ func (c *Core) unqueue(s *session) {
 	if s.heapIdx >= 0 {
 		c.sheaps[s.consumer.idx].remove(s.heapIdx)
 	}
+	c.reclass(s)
 	c.requeueLeaf(s.consumer)
 }
 

@@ -120,6 +120,9 @@ func (c *Core) Verify() error {
 			return bad("consumer %s accounts %v held (%v owned, %v pending), its sessions %v (%v, %v)",
 				n.spec.Name, n.alloc, n.owned, n.pending, alloc[n.idx], owned[n.idx], pending[n.idx])
 		}
+		if !c.checkClasses(n) {
+			return bad("consumer %s: its waiting sessions are not in the classes of their smallest tasks", n.spec.Name)
+		}
 	}
 	return nil
 }
