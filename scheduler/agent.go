@@ -83,7 +83,6 @@ func (c *Core) addAgent(s AgentSpec) error {
 	c.total = c.total.Add(s.Resources)
 	c.totalChanged()
 	c.treeDirty = true
-	c.stateSeq++
 	c.freeEpoch++
 	c.reindex(a, false)
 	c.markDirty(a)
@@ -131,7 +130,6 @@ func (c *Core) updateAgent(s AgentSpec, unhealthy bool) error {
 	}
 	c.total = c.total.Sub(a.spec.Resources).Add(s.Resources)
 	c.totalChanged()
-	c.stateSeq++
 	a.spec, a.gpuFree, a.unhealthy = s, gpuFree, unhealthy
 	c.treeDirty = true
 	c.freeEpoch++
@@ -155,7 +153,6 @@ func (c *Core) loseAgent(id string) error {
 	}
 	a.lost = true
 	c.reindex(a, false)
-	c.stateSeq++
 	c.total = c.total.Sub(a.spec.Resources)
 	c.totalChanged()
 	c.treeDirty = true

@@ -591,7 +591,6 @@ func (c *Core) launch(s *session, g *group, a *agent, gpus []int, revocable bool
 	if revocable {
 		a.revocable = a.revocable.Add(res)
 	}
-	c.stateSeq++
 	takeGPUs(a.gpuFree, gpus, res[GPU])
 	c.reindex(a, false)
 	g.running = append(g.running, t)

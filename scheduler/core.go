@@ -109,10 +109,6 @@ type Core struct {
 	// would have free without their revocable tasks (see reindex).
 	freeIdx, roomIdx agentIndex
 	rescan           bool
-	// stateSeq counts changes to what reclaim looks at (tasks, demand,
-	// agents, offers); it only spares repeating a fruitless reclaim and
-	// is not part of snapshots.
-	stateSeq uint64
 
 	counters Counters
 	ready    Ready
@@ -258,7 +254,6 @@ func (c *Core) setConsumers(specs []ConsumerSpec) error {
 	}
 	c.tree = t
 	c.initHeaps()
-	c.stateSeq++
 	for _, s := range sortedSessions(c.sessions) {
 		c.requeue(s)
 	}

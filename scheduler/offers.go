@@ -40,7 +40,6 @@ func (c *Core) offerTo(s *session, a *agent) bool {
 	c.offers[o.id] = o
 	c.offerQueue = append(c.offerQueue, o)
 	a.offers = append(a.offers, o)
-	c.stateSeq++
 	s.offers++
 	s.offered = s.offered.Add(avail)
 	s.rekey(c.total)
@@ -65,7 +64,6 @@ func (c *Core) dropOffer(o *offer) {
 		return
 	}
 	o.gone = true
-	c.stateSeq++
 	delete(c.offers, o.id)
 	a, s := o.agent, o.session
 	if i := slices.Index(a.offers, o); i >= 0 {

@@ -101,18 +101,20 @@ const maxCands = 128
 // only churns. preempt says the victims are the leaf's own (priority
 // preemption) rather than borrowers'.
 func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may func(*task) bool, reason string) {
-	// Reclaim after a round that took nothing looks only at the agents
-	// whose room grew since, while the leaf's demand stays and its need
-	// does not grow; when none grew there is nothing to look at.
+	// After a round that took nothing, the next looks only at the agents
+	// whose room grew since, while the leaf's demand stays, its need does
+	// not grow and (preemption) its top priority stays; when none grew
+	// there is nothing to look at.
+	m := &n.memo[0]
+	if preempt {
+		m = &n.memo[1]
+	}
 	var since uint64
-	if m := n.reclaimMemo; !preempt && m.epoch > 0 && within(want, m.want) && m.demand == n.demandSeq {
+	if m.epoch > 0 && within(want, m.want) && m.demand == n.demandSeq && m.top == top {
 		if m.epoch == c.roomIdx.epoch {
 			return
 		}
 		since = m.epoch
-	}
-	if preempt && n.preemptOff == c.stateSeq+1 {
-		return // nothing changed since a round that could take nothing
 	}
 	// At most what may be taken, per agent: for reclaim, the agent's
 	// revocable tasks not yet noticed (the claimant's own among them);
@@ -122,20 +124,32 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 	var ownAgents []int32
 	if preempt {
 		own = map[int32]Resources{}
-		for _, s := range c.sessions {
-			if s.consumer != n {
-				continue
+		collect := func(t *task) {
+			if t.deadline.IsZero() && may(t) {
+				own[t.agent.idx] = own[t.agent.idx].Add(t.res)
 			}
-			for _, g := range s.groups {
-				for _, t := range g.running {
-					if t.deadline.IsZero() && may(t) {
-						own[t.agent.idx] = own[t.agent.idx].Add(t.res)
+		}
+		if since > 0 {
+			c.roomIdx.each(Resources{}, since, func(i int) bool {
+				for _, t := range c.agents[i].tasks {
+					collect(t)
+				}
+				return true
+			})
+		} else {
+			for _, s := range c.sessions {
+				if s.consumer != n {
+					continue
+				}
+				for _, g := range s.groups {
+					for _, t := range g.running {
+						collect(t)
 					}
 				}
 			}
 		}
 		if len(own) == 0 {
-			n.preemptOff = c.stateSeq + 1
+			*m = reclaimMemo{epoch: c.roomIdx.epoch, want: want, demand: n.demandSeq, top: top}
 			return
 		}
 		bound = func(a *agent) Resources { return own[a.idx] }
@@ -204,25 +218,24 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 			}
 		}
 	}
-	switch {
-	case preempt && plans == 0:
-		n.preemptOff = c.stateSeq + 1
-	case plans == 0:
-		n.reclaimMemo = reclaimMemo{epoch: c.roomIdx.epoch, want: want, demand: n.demandSeq}
-	case !preempt:
-		n.reclaimMemo = reclaimMemo{}
+	*m = reclaimMemo{}
+	if plans == 0 {
+		*m = reclaimMemo{epoch: c.roomIdx.epoch, want: want, demand: n.demandSeq, top: top}
 	}
 }
 
-// reclaimMemo remembers a reclaim round that took nothing: the room
-// index's epoch then, the leaf's need and its demand counter. While the
-// need and demand stay, only agents whose room grew since can make room.
-// It is part of the state (see Snapshot): it decides which agents a round
-// looks at, so which victims it picks.
+// reclaimMemo remembers a reclaim or preemption round that took nothing:
+// the room index's epoch then, the leaf's need, its demand counter and
+// (preemption) the priority it preempted for. While the need does not grow
+// and the rest stays, only agents whose room grew since (a task ended, an
+// offer went, the agent changed) can make room. It is part of the state
+// (see Snapshot): it decides which agents a round looks at, so which
+// victims it picks.
 type reclaimMemo struct {
 	epoch  uint64
 	want   Resources
 	demand uint64
+	top    int
 }
 
 // room is one reclaim round's view of the agents: what planned tasks and
@@ -438,7 +451,6 @@ func giveGPUs(free []int64, t *task) {
 // for a task of the claimant that asks for res; each carries a share of
 // the claim until it ends.
 func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time.Time, preempt bool, reason string) {
-	c.stateSeq++
 	share := res.Scale(1)
 	for k := range share {
 		share[k] /= int64(len(victims))

@@ -159,7 +159,6 @@ func (c *Core) submit(spec SessionSpec) error {
 	}
 	n.sessions++
 	c.sessions[spec.ID] = s
-	c.stateSeq++
 	c.treeDirty = true
 	c.requeue(s)
 	c.serve(s)
@@ -235,7 +234,6 @@ func (c *Core) updateSession(id, name string, count int) error {
 func (c *Core) setCount(s *session, g *group, count int) {
 	before := g.pending()
 	g.spec.Count = count
-	c.stateSeq++
 	if d := g.pending() - before; d != 0 {
 		c.addPending(s.consumer, g.spec.Resources.Scale(int64(d)))
 	}
@@ -257,7 +255,6 @@ func (c *Core) finishSession(id string) error {
 	}
 	c.unqueue(s)
 	s.consumer.sessions--
-	c.stateSeq++
 	delete(c.sessions, id)
 	c.treeDirty = true
 	return nil
@@ -284,7 +281,6 @@ func (c *Core) suppress(id string, on bool) error {
 		return err
 	}
 	s.suppressed = on
-	c.stateSeq++
 	if !on {
 		s.consumer.demandSeq++
 	}
@@ -319,7 +315,6 @@ func (c *Core) endTask(t *task, done bool) {
 	if t.revocable && t.deadline.IsZero() {
 		a.revocable = a.revocable.Sub(t.res)
 	}
-	c.stateSeq++
 	giveGPUs(a.gpuFree, t)
 	// A growth for reclaim even where the room vector stays (a revocable
 	// task's end): its devices are free now, not merely takable.

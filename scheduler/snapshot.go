@@ -39,15 +39,17 @@ type snapConsumer struct {
 	Spec     ConsumerSpec `json:"spec"`
 	Deserved Resources    `json:"deserved"`
 	LimitHit bool         `json:"limit_hit,omitempty"`
-	// DemandSeq and ReclaimMemo: see reclaimMemo.
-	DemandSeq   uint64           `json:"demand_seq,omitempty"`
-	ReclaimMemo *snapReclaimMemo `json:"reclaim_memo,omitempty"`
+	// DemandSeq, ReclaimMemo and PreemptMemo: see reclaimMemo.
+	DemandSeq   uint64    `json:"demand_seq,omitempty"`
+	ReclaimMemo *snapMemo `json:"reclaim_memo,omitempty"`
+	PreemptMemo *snapMemo `json:"preempt_memo,omitempty"`
 }
 
-type snapReclaimMemo struct {
+type snapMemo struct {
 	Epoch  uint64    `json:"epoch"`
 	Want   Resources `json:"want"`
 	Demand uint64    `json:"demand"`
+	Top    int       `json:"top,omitempty"`
 }
 
 type snapAgent struct {
@@ -120,8 +122,10 @@ func (c *Core) Snapshot() ([]byte, error) {
 	}
 	for _, n := range c.tree.nodes {
 		sc := snapConsumer{Spec: n.spec, Deserved: n.deserved, LimitHit: n.limitHit, DemandSeq: n.demandSeq}
-		if m := n.reclaimMemo; m.epoch > 0 {
-			sc.ReclaimMemo = &snapReclaimMemo{Epoch: m.epoch, Want: m.want, Demand: m.demand}
+		for i, to := range []**snapMemo{&sc.ReclaimMemo, &sc.PreemptMemo} {
+			if m := n.memo[i]; m.epoch > 0 {
+				*to = &snapMemo{Epoch: m.epoch, Want: m.want, Demand: m.demand, Top: m.top}
+			}
 		}
 		s.Consumers = append(s.Consumers, sc)
 	}
@@ -208,8 +212,10 @@ func Restore(data []byte) (*Core, error) {
 		t.nodes[i].deserved = sc.Deserved
 		t.nodes[i].limitHit = sc.LimitHit
 		t.nodes[i].demandSeq = sc.DemandSeq
-		if m := sc.ReclaimMemo; m != nil {
-			t.nodes[i].reclaimMemo = reclaimMemo{epoch: m.Epoch, want: m.Want, demand: m.Demand}
+		for j, m := range []*snapMemo{sc.ReclaimMemo, sc.PreemptMemo} {
+			if m != nil {
+				t.nodes[i].memo[j] = reclaimMemo{epoch: m.Epoch, want: m.Want, demand: m.Demand, top: m.Top}
+			}
 		}
 	}
 	for _, sa := range s.Agents {

@@ -28,10 +28,9 @@ type consumer struct {
 	reclaiming Resources
 	preempting Resources
 	limitHit   bool // a task was refused for this consumer's limit
-	// Core.stateSeq+1 when a preemption round for this leaf could take
-	// nothing: until the state changes, neither can the next.
-	preemptOff  uint64
-	reclaimMemo reclaimMemo
+	// The last reclaim and preemption rounds for this leaf that took
+	// nothing.
+	memo [2]reclaimMemo
 	// demandSeq counts the times the leaf's demand grew: new tasks,
 	// failed ones to run again, a session revived.
 	demandSeq uint64
