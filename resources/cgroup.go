@@ -16,6 +16,7 @@ import (
 type cgroupLimits struct {
 	quota  float64 // CPUs the CFS quota allows; 0: none
 	cpuset []int   // effective cpuset; nil: not known
+	mems   []int   // effective memory nodes of the cpuset; nil: not known
 	memory int64   // bytes; 0: none
 }
 
@@ -32,6 +33,43 @@ type cgroupEntry struct {
 // (MESOS-6217), so anything within a megabyte of LONG_MAX is no limit.
 func v1Unlimited(v int64) bool { return v > math.MaxInt64-(1<<20) }
 
+// selfCgroups reads the agent's cgroups from proc self/cgroup and the
+// mounts from self/mountinfo (nil without one). fixture is true when self
+// is a directory, not procfs's magic link: the procfs is a fixture's, whose
+// mount points under /sys are read under the fixture's sysfs.
+func (h *host) selfCgroups() (entries []cgroupEntry, mounts []mountinfo.Mount, fixture bool, err error) {
+	path := h.procPath("self/cgroup")
+	data, ok, err := read(path)
+	if err != nil || !ok {
+		return nil, nil, false, err
+	}
+	for _, line := range strings.Split(data, "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
+			return nil, nil, false, &FileError{Path: path, Reason: fmt.Sprintf("bad line %q", line)}
+		}
+		e := cgroupEntry{path: f[2]}
+		if f[1] != "" {
+			e.controllers = strings.Split(f[1], ",")
+		}
+		entries = append(entries, e)
+	}
+	mpath := h.procPath("self/mountinfo")
+	if mi, ok, err := read(mpath); err != nil {
+		return nil, nil, false, err
+	} else if ok {
+		if mounts, err = mountinfo.Parse(strings.NewReader(mi)); err != nil {
+			return nil, nil, false, &FileError{Path: mpath, Reason: err.Error()}
+		}
+	}
+	st, err := os.Lstat(h.procPath("self"))
+	fixture = err == nil && st.Mode()&os.ModeSymlink == 0
+	return entries, mounts, fixture, nil
+}
+
 // cgroupLimits reads /proc/self/cgroup and the limit files of each of the
 // agent's cgroups and their ancestors up to the mount's root. Where each
 // hierarchy is mounted, and which of its cgroups the mount shows as its
@@ -43,37 +81,10 @@ func v1Unlimited(v int64) bool { return v > math.MaxInt64-(1<<20) }
 // cgroup namespace) is skipped.
 func (h *host) cgroupLimits() (cgroupLimits, error) {
 	var lim cgroupLimits
-	path := h.procPath("self/cgroup")
-	data, ok, err := read(path)
-	if err != nil || !ok {
+	entries, mounts, fixture, err := h.selfCgroups()
+	if err != nil {
 		return lim, err
 	}
-	var entries []cgroupEntry
-	for _, line := range strings.Split(data, "\n") {
-		if line == "" {
-			continue
-		}
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
-			return lim, &FileError{Path: path, Reason: fmt.Sprintf("bad line %q", line)}
-		}
-		e := cgroupEntry{path: f[2]}
-		if f[1] != "" {
-			e.controllers = strings.Split(f[1], ",")
-		}
-		entries = append(entries, e)
-	}
-	var mounts []mountinfo.Mount
-	mpath := h.procPath("self/mountinfo")
-	if mi, ok, err := read(mpath); err != nil {
-		return lim, err
-	} else if ok {
-		if mounts, err = mountinfo.Parse(strings.NewReader(mi)); err != nil {
-			return lim, &FileError{Path: mpath, Reason: err.Error()}
-		}
-	}
-	st, err := os.Lstat(h.procPath("self"))
-	fixture := err == nil && st.Mode()&os.ModeSymlink == 0
 	for _, e := range entries {
 		v2 := e.controllers == nil
 		for _, ctrl := range []string{"cpu", "cpuset", "memory"} {
@@ -93,11 +104,11 @@ func (h *host) cgroupLimits() (cgroupLimits, error) {
 	return lim, nil
 }
 
-// cgroupDir finds the directory of the agent's cgroup for one controller
-// and the mount it lies in.
-func (h *host) cgroupDir(mounts []mountinfo.Mount, fixture bool, e cgroupEntry, ctrl string) (mnt, dir string, ok bool) {
+// mountOf finds where the hierarchy of a cgroup entry (for controller ctrl
+// on v1) is mounted, and which of its cgroups the mount shows as its root.
+func (h *host) mountOf(mounts []mountinfo.Mount, fixture bool, e cgroupEntry, ctrl string) (mnt, root string, ok bool) {
 	v2 := e.controllers == nil
-	root := "/"
+	root = "/"
 	for _, m := range mounts {
 		if v2 && m.FSType != "cgroup2" || !v2 && (m.FSType != "cgroup" || !slices.Contains(strings.Split(m.SuperOpts, ","), ctrl)) {
 			continue
@@ -107,30 +118,33 @@ func (h *host) cgroupDir(mounts []mountinfo.Mount, fixture bool, e cgroupEntry, 
 			p = h.sysPath(rest)
 		}
 		if isDir(p) {
-			mnt, root = p, m.Root
-			break
+			return p, m.Root, true
 		}
 	}
-	if mnt == "" {
-		base := h.sysPath("fs/cgroup")
-		var candidates []string
-		if v2 {
-			if _, err := os.Stat(filepath.Join(base, "cgroup.controllers")); err == nil {
-				candidates = append(candidates, base)
-			}
-			candidates = append(candidates, filepath.Join(base, "unified"))
-		} else {
-			candidates = append(candidates, filepath.Join(base, strings.Join(e.controllers, ",")), filepath.Join(base, ctrl))
+	base := h.sysPath("fs/cgroup")
+	var candidates []string
+	if v2 {
+		if _, err := os.Stat(filepath.Join(base, "cgroup.controllers")); err == nil {
+			candidates = append(candidates, base)
 		}
-		for _, c := range candidates {
-			if isDir(c) {
-				mnt = c
-				break
-			}
+		candidates = append(candidates, filepath.Join(base, "unified"))
+	} else {
+		candidates = append(candidates, filepath.Join(base, strings.Join(e.controllers, ",")), filepath.Join(base, ctrl))
+	}
+	for _, c := range candidates {
+		if isDir(c) {
+			return c, root, true
 		}
-		if mnt == "" {
-			return "", "", false
-		}
+	}
+	return "", "", false
+}
+
+// cgroupDir finds the directory of the agent's cgroup for one controller
+// and the mount it lies in.
+func (h *host) cgroupDir(mounts []mountinfo.Mount, fixture bool, e cgroupEntry, ctrl string) (mnt, dir string, ok bool) {
+	mnt, root, ok := h.mountOf(mounts, fixture, e, ctrl)
+	if !ok {
+		return "", "", false
 	}
 	rel := e.path
 	switch {
@@ -164,18 +178,20 @@ func isDir(p string) bool {
 // accounts for the ancestors.
 func (lim *cgroupLimits) read(ctrl string, v2 bool, mnt, dir string) error {
 	if ctrl == "cpuset" {
-		name := "cpuset.effective_cpus"
-		if v2 {
-			name = "cpuset.cpus.effective"
-		}
-		cpus, ok, err := readList(filepath.Join(dir, name))
-		if err != nil || !ok {
+		cpusFile, memsFile := cpusetFiles(v2)
+		cpus, ok, err := readList(filepath.Join(dir, cpusFile))
+		if err != nil {
 			return err
 		}
-		if lim.cpuset == nil {
-			lim.cpuset = cpus
-		} else {
-			lim.cpuset = intersect(lim.cpuset, cpus)
+		if ok {
+			lim.cpuset = intersectKnown(lim.cpuset, cpus)
+		}
+		mems, ok, err := readList(filepath.Join(dir, memsFile))
+		if err != nil {
+			return err
+		}
+		if ok {
+			lim.mems = intersectKnown(lim.mems, mems)
 		}
 		return nil
 	}
@@ -198,6 +214,23 @@ func (lim *cgroupLimits) read(ctrl string, v2 bool, mnt, dir string) error {
 			return nil
 		}
 	}
+}
+
+// cpusetFiles are the files that hold a cgroup's effective CPUs and
+// memory nodes on v1 and v2.
+func cpusetFiles(v2 bool) (cpus, mems string) {
+	if v2 {
+		return "cpuset.cpus.effective", "cpuset.mems.effective"
+	}
+	return "cpuset.effective_cpus", "cpuset.effective_mems"
+}
+
+// intersectKnown is intersect where a nil list is not known yet (anything).
+func intersectKnown(known, ids []int) []int {
+	if known == nil {
+		return ids
+	}
+	return intersect(known, ids)
 }
 
 func (lim *cgroupLimits) applyQuota(quota, period int64) {

@@ -132,16 +132,7 @@ func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
 	if reserve.GPUs != nil {
 		return nil, fmt.Errorf("reserve: gpus cannot be reserved; hide them with gpus:0 in the resources: %w", api.ErrInvalid)
 	}
-	h := &host{proc: cfg.ProcFS, sys: cfg.SysFS, log: cfg.Logger}
-	if h.proc == "" {
-		h.proc = "/proc"
-	}
-	if h.sys == "" {
-		h.sys = "/sys"
-	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	h := newHost(cfg)
 
 	online, err := h.onlineCPUs()
 	if err != nil {
@@ -195,22 +186,12 @@ func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
 // quota, to a thousandth of a CPU.
 func (h *host) cpus(online []int, cg cgroupLimits) (float64, error) {
 	usable := online
-	statusPath := h.procPath("self/status")
-	status, ok, err := read(statusPath)
+	allowed, ok, err := h.statusList("Cpus_allowed_list")
 	if err != nil {
 		return 0, err
 	}
 	if ok {
-		for _, line := range strings.Split(status, "\n") {
-			if v, found := strings.CutPrefix(line, "Cpus_allowed_list:"); found {
-				allowed, err := ParseList(v)
-				if err != nil {
-					return 0, &FileError{Path: statusPath, Reason: "Cpus_allowed_list: " + err.Error()}
-				}
-				usable = intersect(usable, allowed)
-				h.log.Debug("cpus allowed", "list", FormatList(allowed), "source", statusPath)
-			}
-		}
+		usable = intersect(usable, allowed)
 	}
 	if cg.cpuset != nil {
 		usable = intersect(usable, cg.cpuset)
