@@ -44,7 +44,10 @@ type PrepareRequest struct {
 //   - CgroupsPath: exclusive; a second, different value is a conflict.
 //   - Annotations: one isolator per key.
 //   - SpecOpts are applied last, in isolator order, with no conflict checks:
-//     the escape hatch for changes the fields above cannot express.
+//     the escape hatch for changes the fields above cannot express, such as
+//     a hint that yields to what the spec already has (the gpu/nvidia
+//     isolator's cpuset, set beside another isolator's CPU limits unless
+//     the spec names a cpuset).
 //
 // A conflict fails the launch with an error wrapping api.ErrConflict that
 // names both isolators.

@@ -19,12 +19,14 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
+	gpuisolator "github.com/caisson/caisson/gpu/isolator"
 	"github.com/caisson/caisson/gpu/manager"
 )
 
 // gpuFlags say where GPUs come from.
 type gpuFlags struct {
 	gpuBackend, nvmlHelper, cdiBase string
+	numaAffinity                    string
 }
 
 func (f *gpuFlags) register(pf *pflag.FlagSet) {
@@ -35,11 +37,13 @@ func (f *gpuFlags) register(pf *pflag.FlagSet) {
 		"path of caisson-nvml, the helper that talks to NVML (default: next to caisson, then PATH; env CAISSON_NVML_HELPER)")
 	pf.StringVar(&f.cdiBase, "gpu-cdi-spec", envOr("CAISSON_GPU_CDI_SPEC", ""),
 		"a CDI spec from nvidia-ctk cdi generate whose driver mounts and hooks replace the generated ones (env CAISSON_GPU_CDI_SPEC)")
+	pf.StringVar(&f.numaAffinity, "gpu-numa-affinity", envOr("CAISSON_GPU_NUMA_AFFINITY", gpuisolator.NUMABestEffort),
+		"cpuset of a container with GPUs: best-effort (the CPUs and memory nodes nearest its GPUs that this host can give, else none; it starts either way) or none (env CAISSON_GPU_NUMA_AFFINITY)")
 }
 
 // args are the flags the monitor gets, so its cleanup finds the same state.
 func (f *gpuFlags) args() []string {
-	return []string{"--gpu-backend", f.gpuBackend, "--nvml-helper", f.nvmlHelper, "--gpu-cdi-spec", f.cdiBase}
+	return []string{"--gpu-backend", f.gpuBackend, "--nvml-helper", f.nvmlHelper, "--gpu-cdi-spec", f.cdiBase, "--gpu-numa-affinity", f.numaAffinity}
 }
 
 // gpus builds the GPU manager.
@@ -99,6 +103,11 @@ The mock:dgxa100, mock:dgxh100 and mock:dgxb200 backends simulate a DGX
 with eight GPUs, their NVLinks and fake device nodes, so that allocation and
 isolation can be shown and tested on a machine without a GPU; everything
 they print says SIMULATED.
+
+A container with GPUs runs on the CPUs and memory nodes nearest them that
+this host can give (--gpu-numa-affinity best-effort, the default; none
+turns it off); where there are none it starts without a cpuset of its own,
+and its runtime spec's annotation caisson.gpu/cpuset says why.
 
 A GPU in MIG mode is never given whole: its MIG devices are, by UUID
 (--gpus MIG-…) or by profile (--gpus mig-1g.5gb, mig-1g.5gb:2), each with

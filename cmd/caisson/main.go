@@ -70,7 +70,7 @@ type globals struct {
 	cniTimeout                   time.Duration
 	dockerHost                   string
 	hostFlags                    // --path.procfs, --path.sysfs, --resources, --reserve (node.go)
-	gpuFlags                     // --gpu-backend, --nvml-helper, --gpu-cdi-spec (gpu.go)
+	gpuFlags                     // --gpu-backend, --nvml-helper, --gpu-cdi-spec, --gpu-numa-affinity (gpu.go)
 }
 
 func envOr(key, def string) string {
@@ -177,7 +177,13 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	if err != nil {
 		return nil, err
 	}
-	gpus := gpuisolator.New(gm, log.With("isolator", gpuisolator.Name))
+	gpus, err := gpuisolator.New(gm, gpuisolator.Config{
+		NUMAAffinity: g.numaAffinity, ProcFS: g.procFS, SysFS: g.sysFS, CgroupParent: g.cgroupParent,
+		Logger: log.With("isolator", gpuisolator.Name),
+	})
+	if err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err

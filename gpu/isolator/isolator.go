@@ -19,10 +19,40 @@
 // The device cgroup is set by the OCI runtime when it creates the
 // container, from these rules; this isolator never changes a running
 // container's device rules, so containerd/cgroups' cgroup v2 device filter
-// (which stacks eBPF programs on update) is not involved. The granted GPUs'
-// NUMA nodes and the CPUs nearest them are the container's cpuset/mems
-// hint: annotations caisson.gpu/numa-nodes and caisson.gpu/cpus (and
-// caisson.gpu/uuids).
+// (which stacks eBPF programs on update) is not involved.
+//
+// # NUMA affinity
+//
+// The granted GPUs' NUMA nodes and the CPUs nearest them (NVML's CPU
+// affinity, or the PCI device's local_cpulist) are annotated
+// (caisson.gpu/numa-nodes, caisson.gpu/cpus, and caisson.gpu/uuids) and,
+// under the best-effort policy (Config.NUMAAffinity, the default; caisson's
+// --gpu-numa-affinity), become the container's cpuset, as the kubelet's
+// best-effort topology manager aligns a pod's CPUs with its devices:
+//
+//	cpuset.cpus = the GPUs' nearest CPUs ∩ the CPUs a container may use here
+//	              (or, when the affinity is unknown, the CPUs of the GPUs' NUMA nodes)
+//	cpuset.mems = the GPUs' NUMA nodes ∩ the memory nodes a container may use
+//	              (or, when none is one, the nodes of the CPUs chosen)
+//
+// What a container may use is resources.DetectCPUSet: online CPUs and NUMA
+// nodes with CPUs and memory (never a CPU-less node, such as an AC922's GPU
+// memory, 252-255), within the agent's own Cpus_allowed_list and
+// Mems_allowed_list and cgroup cpuset, and within the cpuset of the
+// containers' parent cgroup, which the kernel requires of a child's
+// (cgroup v1 refuses a wider one; on v2 runc enables the cpuset controller
+// down the path). The cpuset reaches the runtime as linux.resources.cpu.cpus
+// and .mems, through a SpecOpt applied after every isolator's resources:
+// a cpuset already in the spec wins and is left whole (caisson run has no
+// flag for one today; an isolator or a future --cpuset-cpus would set it).
+// When no CPU is left, or the host has no cpuset controller, or the host
+// cannot be read, nothing is set and the container starts anyway: the hint
+// never fails a launch. When CPUs are left but no memory node, only
+// cpuset.cpus is set (mems stay the parent's). Annotation
+// caisson.gpu/cpuset says what was done ("cpus 0-1, mems 0") or why not
+// ("not applied: …", "cpus 48-63; mems not applied: …"), and the log says
+// it too (level info). Policy none sets no cpuset and no
+// caisson.gpu/cpuset annotation.
 package isolator
 
 import (
@@ -32,6 +62,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,20 +86,74 @@ const (
 	AnnotationUUIDs     = "caisson.gpu/uuids"
 	AnnotationNUMANodes = "caisson.gpu/numa-nodes"
 	AnnotationCPUs      = "caisson.gpu/cpus"
+	// AnnotationCPUSet says which cpuset the container got from its GPUs
+	// ("cpus 0-1, mems 0") or why it got none ("not applied: …").
+	AnnotationCPUSet = "caisson.gpu/cpuset"
 )
+
+// NUMA affinity policies (Config.NUMAAffinity).
+const (
+	// NUMABestEffort confines a container with GPUs to the CPUs and memory
+	// nodes nearest them where this host has some to give, and leaves its
+	// cpuset alone where it has none (the container still starts).
+	NUMABestEffort = "best-effort"
+	// NUMANone never sets a cpuset.
+	NUMANone = "none"
+)
+
+// NUMAPolicies are the NUMA affinity policies, the default first.
+var NUMAPolicies = []string{NUMABestEffort, NUMANone}
+
+// Config configures the isolator.
+type Config struct {
+	// NUMAAffinity is NUMABestEffort (the default when empty) or NUMANone.
+	NUMAAffinity string
+	// ProcFS and SysFS are where the host's /proc and /sys are read for
+	// the CPUs and memory nodes a container may use (default /proc, /sys).
+	ProcFS, SysFS string
+	// CgroupParent is the cgroup containers are made under (the cgroups
+	// isolator's Parent): a container's cpuset must lie within its.
+	CgroupParent string
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// Validate checks the policy.
+func (c Config) Validate() error {
+	if c.NUMAAffinity != "" && !slices.Contains(NUMAPolicies, c.NUMAAffinity) {
+		return fmt.Errorf("gpu NUMA affinity policy %q: want one of %s: %w", c.NUMAAffinity, strings.Join(NUMAPolicies, ", "), api.ErrInvalid)
+	}
+	return nil
+}
 
 // Isolator is the gpu/nvidia isolator.
 type Isolator struct {
-	m   *manager.Manager
-	log *slog.Logger
+	m      *manager.Manager
+	policy string
+	// hostCPUSet reads what a container's cpuset may hold on this host.
+	hostCPUSet func() (*resources.CPUSet, error)
+	log        *slog.Logger
 }
 
-// New returns the isolator over a GPU manager.
-func New(m *manager.Manager, log *slog.Logger) *Isolator {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns the isolator over a GPU manager. It fails with an error
+// wrapping api.ErrInvalid for a bad Config.
+func New(m *manager.Manager, cfg Config) (*Isolator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	return &Isolator{m: m, log: log}
+	if cfg.NUMAAffinity == "" {
+		cfg.NUMAAffinity = NUMABestEffort
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	host := resources.Config{ProcFS: cfg.ProcFS, SysFS: cfg.SysFS, Logger: cfg.Logger}
+	return &Isolator{
+		m:          m,
+		policy:     cfg.NUMAAffinity,
+		hostCPUSet: func() (*resources.CPUSet, error) { return resources.DetectCPUSet(host, cfg.CgroupParent) },
+		log:        cfg.Logger,
+	}, nil
 }
 
 // Name implements isolators.Isolator.
@@ -167,7 +252,130 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 	if h := scratch.Hooks; h != nil {
 		resp.SpecOpts = append(resp.SpecOpts, withHooks(h))
 	}
+	if iso.policy == NUMABestEffort {
+		resp.SpecOpts = append(resp.SpecOpts, iso.cpuset(grant, iso.log.With("container", req.ContainerID)))
+	}
 	return nil
+}
+
+// cpuset is the SpecOpt that gives a container the cpuset nearest its
+// GPUs (see the package comment), or annotates why it gets none.
+func (iso *Isolator) cpuset(grant *manager.Grant, log *slog.Logger) oci.SpecOpt {
+	var h hint
+	if host, err := iso.hostCPUSet(); err != nil {
+		h.why = "the host's CPUs and memory nodes cannot be read: " + err.Error()
+	} else {
+		h = cpusetHint(grant, host)
+	}
+	return func(s *specs.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		note := h.String()
+		if c := s.Linux.Resources.CPU; c != nil && (c.Cpus != "" || c.Mems != "") {
+			note = fmt.Sprintf("not applied: the container asks for its own cpuset (cpus %q, mems %q)", c.Cpus, c.Mems)
+		} else if len(h.cpus) > 0 {
+			if s.Linux.Resources.CPU == nil {
+				s.Linux.Resources.CPU = &specs.LinuxCPU{}
+			}
+			s.Linux.Resources.CPU.Cpus = resources.FormatList(h.cpus)
+			s.Linux.Resources.CPU.Mems = resources.FormatList(h.mems)
+		}
+		s.Annotations[AnnotationCPUSet] = note
+		level := slog.LevelDebug
+		if strings.HasPrefix(note, "not applied") || h.memsWhy != "" {
+			level = slog.LevelInfo // the best effort fell short
+		}
+		log.Log(context.Background(), level, "gpu numa affinity", "cpuset", note,
+			"gpu_numa_nodes", formatIDs(grant.NUMANodes), "gpu_cpus", formatIDs(grant.CPUs))
+		return nil
+	}
+}
+
+// hint is the cpuset a grant gets on a host: cpus (and mems, which may be
+// empty: then left to the runtime, the parent's), or why none (why) or
+// why no mems (memsWhy).
+type hint struct {
+	cpus, mems   []int
+	why, memsWhy string
+}
+
+// String is the caisson.gpu/cpuset annotation.
+func (h hint) String() string {
+	switch {
+	case len(h.cpus) == 0:
+		return "not applied: " + h.why
+	case h.memsWhy != "":
+		return "cpus " + resources.FormatList(h.cpus) + "; mems not applied: " + h.memsWhy
+	}
+	return "cpus " + resources.FormatList(h.cpus) + ", mems " + resources.FormatList(h.mems)
+}
+
+// cpusetHint computes the best-effort cpuset of a grant on a host, purely.
+func cpusetHint(g *manager.Grant, host *resources.CPUSet) hint {
+	if host.Unavailable != "" {
+		return hint{why: host.Unavailable}
+	}
+	near, from := g.CPUs, "CPU affinity"
+	if len(near) == 0 {
+		for _, n := range host.Nodes {
+			if slices.Contains(g.NUMANodes, n.ID) {
+				near = append(near, n.CPUs...)
+			}
+		}
+		slices.Sort(near)
+		near, from = slices.Compact(near), "NUMA nodes' CPUs"
+	}
+	if len(near) == 0 {
+		why := "the granted GPUs' CPU affinity and NUMA nodes are unknown"
+		if len(g.NUMANodes) > 0 {
+			why = fmt.Sprintf("the granted GPUs' CPU affinity is unknown and their NUMA nodes (%s) have no CPUs on this host", formatIDs(g.NUMANodes))
+		}
+		return hint{why: why}
+	}
+	var h hint
+	h.cpus = intersect(near, host.CPUs)
+	if len(h.cpus) == 0 {
+		h.why = fmt.Sprintf("none of the CPUs nearest the granted GPUs (%s: %s) is one a container may use on this host (%s)",
+			from, resources.FormatList(near), formatIDs(host.CPUs))
+		return h
+	}
+	h.mems = intersect(g.NUMANodes, host.Mems)
+	if len(h.mems) == 0 {
+		// A GPU's own node may be CPU-less (an AC922's GPU memory) or not
+		// on this host: the memory nearest is that of the CPUs chosen.
+		h.mems = intersect(host.NodesOf(h.cpus), host.Mems)
+	}
+	if len(h.mems) == 0 {
+		h.memsWhy = fmt.Sprintf("neither the granted GPUs' NUMA nodes (%s) nor those of CPUs %s are memory nodes a container may use on this host (%s)",
+			formatIDs(g.NUMANodes), resources.FormatList(h.cpus), formatIDs(host.Mems))
+	}
+	return h
+}
+
+// intersect returns the ids in both sorted lists.
+func intersect(a, b []int) []int {
+	var out []int
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// formatIDs lists ids, or says none.
+func formatIDs(ids []int) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return resources.FormatList(ids)
 }
 
 // withHooks adds the CDI spec's hooks (nvidia-ctk's update-ldcache and

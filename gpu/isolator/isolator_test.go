@@ -20,6 +20,7 @@ import (
 	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/isolators/isolatorstest"
+	"github.com/caisson/caisson/resources"
 )
 
 // newIso returns the isolator on a fake DGX A100 whose device nodes are in
@@ -32,7 +33,26 @@ func newIso(t *testing.T, devRoot string) (*Isolator, *managertest.Host) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(m, nil), h
+	return newTestIso(t, m), h
+}
+
+// oneNodeHost is a host with CPUs 0-1 on NUMA node 0, as this project's
+// development machine.
+func oneNodeHost() *resources.CPUSet {
+	return &resources.CPUSet{CPUs: []int{0, 1}, Mems: []int{0},
+		Nodes: []api.NUMANode{{ID: 0, CPUs: []int{0, 1}, MemoryBytes: 8 << 30}}}
+}
+
+// newTestIso is the isolator over m with the best-effort policy on
+// oneNodeHost, whatever the machine running the test is.
+func newTestIso(t *testing.T, m *manager.Manager) *Isolator {
+	t.Helper()
+	iso, err := New(m, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iso.hostCPUSet = func() (*resources.CPUSet, error) { return oneNodeHost(), nil }
+	return iso
 }
 
 // fakeNodes makes /dev/nvidia0..7 (195:N) in a temp dir.
@@ -192,7 +212,7 @@ func newMIGIso(t *testing.T) (*Isolator, *managertest.Host, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(m, nil), h, dev
+	return newTestIso(t, m), h, dev
 }
 
 // TestPrepareMIG: a MIG device brings its GPU's node and its two access
