@@ -111,8 +111,10 @@ bench: deps build
 	$(GO) test -run '^$$' -bench 'MountUnmount' -benchtime 200x ./volumes/driver/
 	# The scheduler core: a Mesos-shaped allocation cycle (goal: 100 ms at
 	# 10,000 agents x 1,000 sessions; Mesos 1.8 took 1.1 s) and placement
-	# throughput (goal: 50,000 placements/s); the store's appends.
+	# throughput (goal: 50,000 placements/s); bytes per agent and per
+	# pending and running task; the store's appends.
 	$(GO) test -run '^$$' -bench 'AllocationCycle|Placement' -benchtime 5x ./scheduler/
+	$(GO) test -run '^$$' -bench 'Memory' -benchtime 1x ./scheduler/
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 2000x ./scheduler/store/
 	./scripts/bench-sim.sh
 
