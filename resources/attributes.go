@@ -123,7 +123,7 @@ func (h *host) smt(online []int) (api.SMT, error) {
 		if !slices.Contains(siblings, cpu) {
 			return s, &FileError{Path: path, Reason: fmt.Sprintf("CPU %d is not among its own siblings", cpu)}
 		}
-		siblings = intersect(siblings, online)
+		siblings = Intersect(siblings, online)
 		for _, c := range siblings {
 			seen[c] = true
 		}
@@ -239,7 +239,7 @@ func (h *host) numaNodes(online []int) ([]api.NUMANode, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.CPUs = intersect(cpus, online)
+		n.CPUs = Intersect(cpus, online)
 		path := filepath.Join(dir, "meminfo")
 		data, _, err := read(path)
 		if err != nil {

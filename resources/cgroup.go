@@ -230,7 +230,7 @@ func intersectKnown(known, ids []int) []int {
 	if known == nil {
 		return ids
 	}
-	return intersect(known, ids)
+	return Intersect(known, ids)
 }
 
 func (lim *cgroupLimits) applyQuota(quota, period int64) {

@@ -36,7 +36,7 @@ type CPUSet struct {
 func (c *CPUSet) NodesOf(cpus []int) []int {
 	ids := []int{}
 	for _, n := range c.Nodes {
-		if len(intersect(n.CPUs, cpus)) > 0 {
+		if len(Intersect(n.CPUs, cpus)) > 0 {
 			ids = append(ids, n.ID)
 		}
 	}
@@ -67,30 +67,28 @@ func DetectCPUSet(cfg Config, parent string) (*CPUSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs := &CPUSet{CPUs: online, Mems: []int{}, Nodes: nodes}
+	cs := &CPUSet{Mems: []int{}, Nodes: nodes}
 	for _, n := range nodes {
 		if len(n.CPUs) > 0 && n.MemoryBytes > 0 {
 			cs.Mems = append(cs.Mems, n.ID)
-		}
-	}
-	for key, ids := range map[string]*[]int{"Cpus_allowed_list": &cs.CPUs, "Mems_allowed_list": &cs.Mems} {
-		allowed, ok, err := h.statusList(key)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			*ids = intersect(*ids, allowed)
 		}
 	}
 	cg, err := h.cgroupLimits()
 	if err != nil {
 		return nil, err
 	}
-	if cg.cpuset != nil {
-		cs.CPUs = intersect(cs.CPUs, cg.cpuset)
+	if cs.CPUs, err = h.usableCPUs(online, cg); err != nil {
+		return nil, err
+	}
+	allowed, ok, err := h.statusList("Mems_allowed_list")
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		cs.Mems = Intersect(cs.Mems, allowed)
 	}
 	if cg.mems != nil {
-		cs.Mems = intersect(cs.Mems, cg.mems)
+		cs.Mems = Intersect(cs.Mems, cg.mems)
 	}
 	cpus, mems, why, err := h.parentCPUSet(parent)
 	if err != nil {
@@ -98,10 +96,10 @@ func DetectCPUSet(cfg Config, parent string) (*CPUSet, error) {
 	}
 	cs.Unavailable = why
 	if cpus != nil {
-		cs.CPUs = intersect(cs.CPUs, cpus)
+		cs.CPUs = Intersect(cs.CPUs, cpus)
 	}
 	if mems != nil {
-		cs.Mems = intersect(cs.Mems, mems)
+		cs.Mems = Intersect(cs.Mems, mems)
 	}
 	return cs, nil
 }

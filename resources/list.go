@@ -61,8 +61,8 @@ func FormatList(ids []int) string {
 	return b.String()
 }
 
-// intersect returns the ids in both sorted lists.
-func intersect(a, b []int) []int {
+// Intersect returns the ids in both sorted lists, in order.
+func Intersect(a, b []int) []int {
 	out := []int{}
 	for _, x := range a {
 		if _, ok := slices.BinarySearch(b, x); ok {

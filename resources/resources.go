@@ -182,19 +182,29 @@ func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
 	return res, nil
 }
 
-// cpus counts the online CPUs the agent may run on, capped by its CPU
-// quota, to a thousandth of a CPU.
-func (h *host) cpus(online []int, cg cgroupLimits) (float64, error) {
+// usableCPUs is the online CPUs the agent may run on: those in its
+// Cpus_allowed_list and its cgroup's cpuset.
+func (h *host) usableCPUs(online []int, cg cgroupLimits) ([]int, error) {
 	usable := online
 	allowed, ok, err := h.statusList("Cpus_allowed_list")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if ok {
-		usable = intersect(usable, allowed)
+		usable = Intersect(usable, allowed)
 	}
 	if cg.cpuset != nil {
-		usable = intersect(usable, cg.cpuset)
+		usable = Intersect(usable, cg.cpuset)
+	}
+	return usable, nil
+}
+
+// cpus counts the online CPUs the agent may run on, capped by its CPU
+// quota, to a thousandth of a CPU.
+func (h *host) cpus(online []int, cg cgroupLimits) (float64, error) {
+	usable, err := h.usableCPUs(online, cg)
+	if err != nil {
+		return 0, err
 	}
 	if len(usable) == 0 {
 		return 0, fmt.Errorf("no online CPU (%s) is in the agent's cpuset: %w", FormatList(online), api.ErrUnavailable)

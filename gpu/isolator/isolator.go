@@ -340,34 +340,23 @@ func cpusetHint(g *manager.Grant, host *resources.CPUSet) hint {
 		return hint{why: why}
 	}
 	var h hint
-	h.cpus = intersect(near, host.CPUs)
+	h.cpus = resources.Intersect(near, host.CPUs)
 	if len(h.cpus) == 0 {
 		h.why = fmt.Sprintf("none of the CPUs nearest the granted GPUs (%s: %s) is one a container may use on this host (%s)",
 			from, resources.FormatList(near), formatIDs(host.CPUs))
 		return h
 	}
-	h.mems = intersect(g.NUMANodes, host.Mems)
+	h.mems = resources.Intersect(g.NUMANodes, host.Mems)
 	if len(h.mems) == 0 {
 		// A GPU's own node may be CPU-less (an AC922's GPU memory) or not
 		// on this host: the memory nearest is that of the CPUs chosen.
-		h.mems = intersect(host.NodesOf(h.cpus), host.Mems)
+		h.mems = resources.Intersect(host.NodesOf(h.cpus), host.Mems)
 	}
 	if len(h.mems) == 0 {
 		h.memsWhy = fmt.Sprintf("neither the granted GPUs' NUMA nodes (%s) nor those of CPUs %s are memory nodes a container may use on this host (%s)",
 			formatIDs(g.NUMANodes), resources.FormatList(h.cpus), formatIDs(host.Mems))
 	}
 	return h
-}
-
-// intersect returns the ids in both sorted lists.
-func intersect(a, b []int) []int {
-	var out []int
-	for _, x := range a {
-		if _, ok := slices.BinarySearch(b, x); ok {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // formatIDs lists ids, or says none.
