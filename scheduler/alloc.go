@@ -150,8 +150,18 @@ func (c *Core) serve(s *session) {
 	if c.atLimit(s, shape) {
 		return // until a task under the limit ends (see freeing)
 	}
+	// After a search that found no room for the shape, only agents
+	// whose free resources grew since can have it: a spread session that
+	// took one task in a fill is served again on every fill, mostly to
+	// find nothing.
+	var since uint64
+	if s.unfit.epoch > 0 && s.unfit.shape == shape {
+		since = s.unfit.epoch
+	}
 	var cand []*agent
-	c.freeIdx.each(shape, 0, func(i int) bool {
+	fits := false
+	c.freeIdx.each(shape, since, func(i int) bool {
+		fits = true
 		a := c.agents[i]
 		if a.dirty || c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
 			return true
@@ -162,6 +172,10 @@ func (c *Core) serve(s *session) {
 		cand = append(cand, a)
 		return true
 	})
+	s.unfit.shape, s.unfit.epoch = shape, 0
+	if !fits {
+		s.unfit.epoch = c.freeIdx.epoch
+	}
 	c.byBusy(cand, s.spec.Policy == Spread)
 	switch {
 	case s.framework:

@@ -28,6 +28,13 @@ type session struct {
 	class      *shapeClass
 	classIdx   int
 	queued     bool // in Core.serveq
+	// unfit remembers that no agent had room for the shape when serve
+	// last looked, at the free index's growth epoch then: only agents
+	// that grew since can have room for it now.
+	unfit struct {
+		shape Resources
+		epoch uint64
+	}
 }
 
 type group struct {
