@@ -104,6 +104,7 @@ type Core struct {
 	leafWalk   []int
 	classIters []heapIter[*session]
 	iterBufs   [][]int
+	grownBuf   []int32         // a reclaim round's grown agents, kept
 	classes    [][]*shapeClass // per leaf, see reclass
 	// freeIdx finds agents by what they have free, roomIdx by what they
 	// would have free without their revocable tasks (see reindex).

@@ -105,6 +105,9 @@ func (x *agentIndex) restoreGrowth(i int, at uint64) {
 	}
 }
 
+// at is agent i's vector.
+func (x *agentIndex) at(i int) Resources { return x.max[x.size+i] }
+
 // grewAt is when agent i's vector last grew.
 func (x *agentIndex) grewAt(i int) uint64 { return x.grew[x.size+i] }
 

@@ -138,8 +138,8 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 			})
 		} else {
 			for _, s := range c.sessions {
-				if s.consumer != n {
-					continue
+				if s.consumer != n || s.spec.Priority >= top {
+					continue // none of its tasks may be taken
 				}
 				for _, g := range s.groups {
 					for _, t := range g.running {
@@ -168,26 +168,34 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 		}
 		return 0
 	})
-	r := &room{trials: map[int32]*trial{}, bound: bound, may: may, own: ownAgents, since: since}
+	r := &room{trials: map[int32]*trial{}, bound: bound, may: may, own: ownAgents}
+	if since > 0 && !preempt {
+		// The agents that grew since are few and the same for every
+		// group: find them once, not once per group.
+		r.grown = c.grownBuf[:0]
+		c.roomIdx.each(Resources{}, since, func(i int) bool {
+			r.grown = append(r.grown, int32(i))
+			return true
+		})
+		defer func() { c.grownBuf = r.grown[:0] }()
+	}
 	deadline := c.now.Add(n.grace(c.cfg.Grace))
 	var planned Resources
 	plans := 0
-	// Tasks that found no room this round: a plain task at least as big
-	// in every dimension finds none either (planning only takes room);
-	// where no agent had the room at all, whatever the constraints, no
-	// task at least as big finds any.
-	var failed, noRoom []Resources
-	holds := func(shapes []Resources, r Resources) bool {
-		return slices.ContainsFunc(shapes, func(f Resources) bool { return f.Fits(r) })
-	}
+	// Tasks that found no room this round: a task with the same
+	// constraints and GPU wishes at least as big in every dimension finds
+	// none either (planning only takes room); where no agent had the room
+	// at all, whatever the constraints, no task at least as big finds any.
+	var failed []*TaskGroup
+	var noRoom []Resources
 	for _, s := range sessions {
 		if s.suppressed || (preempt && s.spec.Priority != top) {
 			continue
 		}
 		for _, g := range s.groups {
 			r.cands = nil
-			plain := len(g.spec.Constraints) == 0 && len(g.spec.GPUModels) == 0 && !g.spec.SameIsland
-			if holds(noRoom, g.spec.Resources) || plain && holds(failed, g.spec.Resources) {
+			if slices.ContainsFunc(noRoom, func(f Resources) bool { return f.Fits(g.spec.Resources) }) ||
+				slices.ContainsFunc(failed, func(f *TaskGroup) bool { return f.Resources.Fits(g.spec.Resources) && samePlacement(f, &g.spec) }) {
 				continue
 			}
 			for range g.pending() {
@@ -199,8 +207,8 @@ func (c *Core) takeBack(n *consumer, want Resources, preempt bool, top int, may 
 					switch {
 					case !r.roomy:
 						noRoom = append(noRoom, g.spec.Resources)
-					case plain:
-						failed = append(failed, g.spec.Resources)
+					default:
+						failed = append(failed, &g.spec)
 					}
 					break // the group's other tasks would not fit either
 				}
@@ -246,9 +254,11 @@ type room struct {
 	bound  func(*agent) Resources // what may still be taken
 	may    func(*task) bool
 	// own lists, for preemption, the agents with tasks that may be
-	// taken; reclaim finds its agents in the room index.
+	// taken; grown, for a reclaim round after one that took nothing, the
+	// agents whose room grew since, in index order. Otherwise reclaim
+	// finds its agents in the room index.
 	own   []int32
-	since uint64 // reclaim: only agents whose room grew after this
+	grown []int32
 	cands []*agent
 	// roomy says whether any agent had room for the group's task,
 	// leaving its constraints aside.
@@ -317,13 +327,26 @@ func (c *Core) roomFor(s *session, g *group, r *room) (*agent, []*task) {
 			cs = append(cs, cand{a, res.Sub(avail).Clamp().Share(c.total)})
 			return true
 		}
-		if r.own != nil {
+		// Reclaim starts from a point that moves with the state.
+		from := int(c.roomIdx.epoch % uint64(len(c.agents)))
+		switch {
+		case r.own != nil:
 			for _, i := range r.own {
 				consider(int(i))
 			}
-		} else {
-			from := int(c.roomIdx.epoch % uint64(len(c.agents)))
-			c.roomIdx.eachFrom(res, r.since, from, func(i int) bool {
+		case r.grown != nil:
+			// As the index search below would, from the same point.
+			start, _ := slices.BinarySearch(r.grown, int32(from))
+			for k := range r.grown {
+				i := int(r.grown[(start+k)%len(r.grown)])
+				if res.Fits(c.roomIdx.at(i)) {
+					if consider(i); len(cs) >= maxCands {
+						break
+					}
+				}
+			}
+		default:
+			c.roomIdx.eachFrom(res, 0, from, func(i int) bool {
 				consider(i)
 				return len(cs) < maxCands
 			})
@@ -437,6 +460,15 @@ func suits(a *agent, g *TaskGroup) bool {
 		all[i] = 1000
 	}
 	return pickGPUs(a, g, all) != nil
+}
+
+// samePlacement reports whether tasks of x and y may run on the same
+// agents and devices: the same constraints and GPU wishes.
+func samePlacement(x, y *TaskGroup) bool {
+	return x.SameIsland == y.SameIsland && slices.Equal(x.GPUModels, y.GPUModels) &&
+		slices.EqualFunc(x.Constraints, y.Constraints, func(a, b Constraint) bool {
+			return a.Attribute == b.Attribute && a.Op == b.Op && slices.Equal(a.Values, b.Values)
+		})
 }
 
 // giveGPUs frees a task's devices in free.
