@@ -52,6 +52,7 @@ type Counters struct {
 	TasksLost       int64 `json:"tasks_lost"`
 	Reclaims        int64 `json:"reclaims"`
 	Preempted       int64 `json:"preempted"`
+	Withdrawn       int64 `json:"withdrawn"`
 	Killed          int64 `json:"killed"`
 }
 
@@ -83,6 +84,7 @@ type Core struct {
 	filterSeq uint64
 	freeEpoch uint64  // bumps whenever free resources appear
 	reclaims  []*task // tasks noticed, killed at their deadline
+	planSeq   uint64  // reclaim and preemption plans made
 	treeDirty bool
 	// minShape is at most the smallest pending task in every dimension
 	// (kept low between ticks, exact after one): an agent with less free
@@ -222,6 +224,7 @@ func (c *Core) tick(now time.Time) error {
 	}
 	c.allocate()
 	c.recomputeShape()
+	c.withdraw()
 	c.reclaim()
 	c.killDue()
 	return nil

@@ -2,7 +2,8 @@
 // pure, deterministic state machine in the style of etcd's raft. Events go
 // in through Step (agents, consumers, sessions, offer answers, finished
 // tasks, and ticks that carry the time); a Ready comes out with the
-// decisions (offers, rescinds, launches, notices, kills, conflicts). The
+// decisions (offers, rescinds, launches, notices and their withdrawals,
+// kills, conflicts). The
 // core does no I/O, starts no goroutine and reads no clock: the same events
 // give the same decisions, which is what makes the simulator, the golden
 // tests and restore-after-crash work.
@@ -25,5 +26,9 @@
 // is placed by the built-in session scheduler: binpack or spread, GPU
 // devices by NVLink island, gangs all or nothing. Tasks beyond a
 // consumer's owned share run on borrowed (revocable) resources; an owner
-// whose demand returns takes them back after its grace period.
+// whose demand returns takes them back after its grace period: the tasks
+// that must go get a notice with a deadline, and the notice is withdrawn
+// when the owner no longer needs the room before then (its session ended
+// or shrank, or its tasks found room elsewhere). Priority preemption
+// inside a consumer works the same way.
 package scheduler

@@ -151,11 +151,13 @@ func (g *gen) observe(r *Ready) {
 
 // runChecked feeds n events, checking the invariants after each step and
 // the decisions against the ones before: no task launched twice, a task
-// killed for reclaim was revocable. It returns the events and the
-// decisions.
+// killed for reclaim was revocable, only a noticed task is withdrawn or
+// killed for reclaim or preemption, and a withdrawn one is not. It returns
+// the events and the decisions.
 func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
 	t.Helper()
 	launched := map[string]Launch{}
+	noticed := map[string]bool{}
 	var evs []Event
 	var out []string
 	for i := range n {
@@ -188,6 +190,25 @@ func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
 			if strings.HasPrefix(k.Reason, "reclaimed") && !launched[k.Task].Revocable {
 				t.Fatalf("event %d: reclaim killed %s, which ran on owned resources", i, k.Task)
 			}
+			if (strings.HasPrefix(k.Reason, "reclaimed") || strings.HasPrefix(k.Reason, "preempted")) && !noticed[k.Task] {
+				t.Fatalf("event %d: killed %s (%s) without a notice in force", i, k.Task, k.Reason)
+			}
+			delete(noticed, k.Task)
+		}
+		for _, w := range r.Withdrawals {
+			if !noticed[w.Task] {
+				t.Fatalf("event %d: withdrew the notice of %s, which had none", i, w.Task)
+			}
+			delete(noticed, w.Task)
+		}
+		for _, nt := range r.Notices {
+			if noticed[nt.Task] {
+				t.Fatalf("event %d: noticed %s twice", i, nt.Task)
+			}
+			noticed[nt.Task] = true
+		}
+		if ev, ok := ev.(TaskFinished); ok {
+			delete(noticed, ev.Task)
 		}
 		out = append(out, r.String())
 		g.observe(r)
@@ -196,6 +217,7 @@ func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
 }
 
 func TestRandomStreams(t *testing.T) {
+	withdrawn := 0 // the streams must exercise withdraw
 	for seed := range uint64(40) {
 		for _, k := range []int{1, 3} {
 			t.Run(fmt.Sprintf("seed%d-fanout%d", seed, k), func(t *testing.T) {
@@ -203,9 +225,16 @@ func TestRandomStreams(t *testing.T) {
 				if _, err := c.Step(genConsumers()); err != nil {
 					t.Fatal(err)
 				}
-				runChecked(t, c, newGen(seed), 600)
+				_, out := runChecked(t, c, newGen(seed), 600)
+				for _, o := range out {
+					withdrawn += strings.Count(o, "withdraw ")
+				}
 			})
 		}
+	}
+	t.Logf("%d notices withdrawn", withdrawn)
+	if withdrawn == 0 {
+		t.Error("no stream withdrew a notice")
 	}
 }
 

@@ -20,6 +20,8 @@ type Ready struct {
 	// Notices warn a session that a task will be killed at Deadline to
 	// give its resources back (reclaim or preemption).
 	Notices []Notice `json:"notices,omitempty"`
+	// Withdrawals cancel notices: the task will not be killed after all.
+	Withdrawals []Withdrawal `json:"withdrawals,omitempty"`
 	// Kills are tasks to stop now.
 	Kills []Kill `json:"kills,omitempty"`
 	// Conflicts are accepts that were rejected.
@@ -28,7 +30,7 @@ type Ready struct {
 
 // Empty reports whether nothing was decided.
 func (r *Ready) Empty() bool {
-	return len(r.Offers)+len(r.Rescinds)+len(r.Launches)+len(r.Notices)+len(r.Kills)+len(r.Conflicts) == 0
+	return len(r.Offers)+len(r.Rescinds)+len(r.Launches)+len(r.Notices)+len(r.Withdrawals)+len(r.Kills)+len(r.Conflicts) == 0
 }
 
 func (r *Ready) reset() {
@@ -36,6 +38,7 @@ func (r *Ready) reset() {
 	r.Rescinds = r.Rescinds[:0]
 	r.Launches = r.Launches[:0]
 	r.Notices = r.Notices[:0]
+	r.Withdrawals = r.Withdrawals[:0]
 	r.Kills = r.Kills[:0]
 	r.Conflicts = r.Conflicts[:0]
 }
@@ -87,6 +90,15 @@ type Notice struct {
 	Preempt  bool   `json:"preempt,omitempty"`
 }
 
+// Withdrawal cancels a notice: the consumer the task's resources were
+// taken back for no longer needs them.
+type Withdrawal struct {
+	Task     string `json:"task"`
+	Session  string `json:"session"`
+	Consumer string `json:"consumer"`
+	Reason   string `json:"reason"`
+}
+
 // Kill stops a task.
 type Kill struct {
 	Task    string `json:"task"`
@@ -115,6 +127,9 @@ func (r *Ready) String() string {
 	}
 	for _, k := range r.Kills {
 		fmt.Fprintf(&b, "kill %s agent=%s: %s\n", k.Task, k.Agent, k.Reason)
+	}
+	for _, w := range r.Withdrawals {
+		fmt.Fprintf(&b, "withdraw %s: %s\n", w.Task, w.Reason)
 	}
 	for _, n := range r.Notices {
 		fmt.Fprintf(&b, "notice %s deadline=%s: %s\n", n.Task, n.Deadline.UTC().Format(time.RFC3339), n.Reason)

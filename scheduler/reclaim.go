@@ -6,12 +6,11 @@ import (
 	"time"
 )
 
-// need is what a leaf is owed now: the part of its owned share it does not
-// hold and its pending tasks ask for, less what is already being reclaimed
-// for it.
-func need(n *consumer) Resources {
-	var owed Resources
-	for k := range owed {
+// owed is what a leaf may take back: the part of its owned share it does
+// not hold and its pending tasks ask for.
+func owed(n *consumer) Resources {
+	var r Resources
+	for k := range r {
 		switch Kind(k) {
 		case Ports:
 			continue
@@ -20,10 +19,14 @@ func need(n *consumer) Resources {
 				continue
 			}
 		}
-		owed[k] = min(n.spec.Owned[k]-n.owned[k], n.pending[k])
+		r[k] = max(0, min(n.spec.Owned[k]-n.owned[k], n.pending[k]))
 	}
-	return owed.Sub(n.reclaiming).Clamp()
+	return r
 }
+
+// need is what a leaf is owed now, less what is already being reclaimed
+// for it.
+func need(n *consumer) Resources { return owed(n).Sub(n.reclaiming).Clamp() }
 
 // reclaim runs on ticks, after allocation. A leaf whose pending tasks ask
 // for owned resources that others borrow takes them back: the borrowers'
@@ -483,6 +486,7 @@ func giveGPUs(free []int64, t *task) {
 // for a task of the claimant that asks for res; each carries a share of
 // the claim until it ends.
 func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time.Time, preempt bool, reason string) {
+	c.planSeq++
 	share := res.Scale(1)
 	for k := range share {
 		share[k] /= int64(len(victims))
@@ -494,7 +498,7 @@ func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time
 			claim = left
 		}
 		left = left.Sub(claim)
-		t.deadline, t.reason, t.claimant, t.preempt, t.claim = deadline, reason, n, preempt, claim
+		t.deadline, t.reason, t.claimant, t.preempt, t.claim, t.plan = deadline, reason, n, preempt, claim, c.planSeq
 		if t.revocable {
 			t.agent.revocable = t.agent.revocable.Sub(t.res)
 			c.reindex(t.agent, false)
@@ -547,5 +551,98 @@ func unclaim(t *task) {
 	} else {
 		t.claimant.reclaiming = t.claimant.reclaiming.Sub(t.claim)
 	}
-	t.claimant, t.deadline, t.claim = nil, time.Time{}, Resources{}
+	t.claimant, t.deadline, t.claim, t.reason, t.preempt, t.plan = nil, time.Time{}, Resources{}, "", false, 0
+}
+
+// withdraw takes back notices whose claimant no longer needs them: its
+// session finished, shrank or found room elsewhere before the deadline.
+// Whole plans go, newest first, while the plans left still cover all that
+// the claimant is owed (reclaim: its waiting tasks within its owned share;
+// preemption: its waiting tasks of higher priority than the victims), so
+// the next round has nothing to notice again. The tasks keep running.
+func (c *Core) withdraw() {
+	// The leaves to look at: claims above what is owed, or preemption.
+	var check []*consumer
+	for _, n := range c.tree.nodes {
+		if n.leaf() && (!within(n.reclaiming, owed(n)) || n.preempting.Any()) {
+			check = append(check, n)
+		}
+	}
+	if len(check) == 0 {
+		return
+	}
+	type key struct {
+		n    *consumer
+		prio int
+	}
+	above := map[key]Resources{}
+	var plan []*task
+	for j := len(c.reclaims) - 1; j >= 0; j-- {
+		t := c.reclaims[j]
+		if t.deadline.IsZero() || !slices.Contains(check, t.claimant) {
+			continue // it ended or was withdrawn, or its claimant needs all it claims
+		}
+		// The plan: the tasks noticed together, side by side in the
+		// list but for those that ended since.
+		plan = append(plan[:0], t)
+		for ; t.plan != 0 && j > 0 && (c.reclaims[j-1].plan == t.plan || c.reclaims[j-1].deadline.IsZero()); j-- {
+			if v := c.reclaims[j-1]; !v.deadline.IsZero() {
+				plan = append(plan, v)
+			}
+		}
+		slices.Reverse(plan)
+		n, held, due, prio := t.claimant, t.claimant.reclaiming, owed(t.claimant), 0
+		var claim Resources
+		for _, v := range plan {
+			claim = claim.Add(v.claim)
+			prio = max(prio, v.s.spec.Priority)
+		}
+		if t.preempt {
+			k := key{n, prio}
+			w, ok := above[k]
+			if !ok {
+				w = c.waitingAbove(n, prio)
+				above[k] = w
+			}
+			held, due = n.preempting, w
+		}
+		if !covers(held.Sub(claim), due.Min(held)) {
+			continue
+		}
+		for _, v := range plan {
+			c.counters.Withdrawn++
+			c.ready.Withdrawals = append(c.ready.Withdrawals, Withdrawal{Task: v.id, Session: v.s.spec.ID, Consumer: n.spec.Name,
+				Reason: "consumer " + n.spec.Name + " no longer needs its resources"})
+			unclaim(v)
+			if v.revocable {
+				v.agent.revocable = v.agent.revocable.Add(v.res)
+				c.reindex(v.agent, false)
+			}
+		}
+	}
+}
+
+// waitingAbove is what the leaf's sessions of a priority above prio wait
+// for.
+func (c *Core) waitingAbove(n *consumer, prio int) Resources {
+	var want Resources
+	for _, s := range c.sheaps[n.idx].items {
+		if s.spec.Priority > prio {
+			for _, g := range s.groups {
+				want = want.Add(g.spec.Resources.Scale(int64(g.pending())))
+			}
+		}
+	}
+	return want
+}
+
+// covers reports whether have holds want in every dimension reclaim
+// counts.
+func covers(have, want Resources) bool {
+	for k := range have {
+		if Kind(k) != Ports && have[k] < want[k] {
+			return false
+		}
+	}
+	return true
 }

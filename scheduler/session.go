@@ -63,6 +63,7 @@ type task struct {
 	claimant  *consumer // the consumer it is reclaimed or preempted for
 	claim     Resources // the part of the claimant's waiting task it makes room for
 	preempt   bool
+	plan      uint64 // the tasks noticed together to make room for one task
 }
 
 // smallest is the smallest waiting task of the session in every

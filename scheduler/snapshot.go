@@ -33,6 +33,8 @@ type snapshot struct {
 	Counters   Counters       `json:"counters"`
 	// RoomEpoch is the room index's growth counter (see reclaimMemo).
 	RoomEpoch uint64 `json:"room_epoch,omitempty"`
+	// PlanSeq numbers reclaim and preemption plans (see withdraw).
+	PlanSeq uint64 `json:"plan_seq,omitempty"`
 }
 
 type snapConsumer struct {
@@ -87,6 +89,7 @@ type snapTask struct {
 	Claimant  string     `json:"claimant,omitempty"`
 	Claim     *Resources `json:"claim,omitempty"`
 	Preempt   bool       `json:"preempt,omitempty"`
+	Plan      uint64     `json:"plan,omitempty"`
 }
 
 type snapOffer struct {
@@ -116,6 +119,7 @@ func (c *Core) Snapshot() ([]byte, error) {
 		Version: snapshotVersion, Config: c.cfg, Now: c.now,
 		SessionSeq: c.sessionSeq, OfferSeq: c.offerSeq, FilterSeq: c.filterSeq, FreeEpoch: c.freeEpoch,
 		TreeDirty: c.treeDirty, Counters: c.counters, LendHit: c.lendHit, RoomEpoch: c.roomIdx.epoch,
+		PlanSeq: c.planSeq,
 	}
 	if c.hasPending {
 		s.MinShape = &c.minShape
@@ -146,7 +150,7 @@ func (c *Core) Snapshot() ([]byte, error) {
 			snap.Spec.Groups = append(snap.Spec.Groups, g.spec)
 			sg := snapGroup{Started: g.started, GangFail: g.gangFail}
 			for _, t := range g.running {
-				st := snapTask{ID: t.id, Agent: t.agent.spec.ID, GPUs: t.gpus, Revocable: t.revocable, Seq: t.seq, Deadline: t.deadline, Reason: t.reason, Preempt: t.preempt}
+				st := snapTask{ID: t.id, Agent: t.agent.spec.ID, GPUs: t.gpus, Revocable: t.revocable, Seq: t.seq, Deadline: t.deadline, Reason: t.reason, Preempt: t.preempt, Plan: t.plan}
 				if t.claimant != nil {
 					st.Claimant = t.claimant.spec.Name
 					st.Claim = &t.claim
@@ -260,7 +264,7 @@ func Restore(data []byte) (*Core, error) {
 					return nil, bad("task %s on unknown agent %s", st.ID, st.Agent)
 				}
 				a := c.agents[ai]
-				tk := &task{id: st.ID, s: se, g: g, agent: a, res: g.spec.Resources, gpus: st.GPUs, revocable: st.Revocable, seq: st.Seq, deadline: st.Deadline, reason: st.Reason, preempt: st.Preempt, groupPos: len(g.running)}
+				tk := &task{id: st.ID, s: se, g: g, agent: a, res: g.spec.Resources, gpus: st.GPUs, revocable: st.Revocable, seq: st.Seq, deadline: st.Deadline, reason: st.Reason, preempt: st.Preempt, plan: st.Plan, groupPos: len(g.running)}
 				for _, i := range tk.gpus {
 					if i < 0 || i >= len(a.gpuFree) {
 						return nil, bad("task %s holds GPU %d of agent %s", st.ID, i, st.Agent)
@@ -350,7 +354,7 @@ func Restore(data []byte) (*Core, error) {
 		}
 		c.reclaims = append(c.reclaims, tk)
 	}
-	c.sessionSeq, c.offerSeq, c.filterSeq, c.freeEpoch = s.SessionSeq, s.OfferSeq, s.FilterSeq, s.FreeEpoch
+	c.sessionSeq, c.offerSeq, c.filterSeq, c.freeEpoch, c.planSeq = s.SessionSeq, s.OfferSeq, s.FilterSeq, s.FreeEpoch, s.PlanSeq
 	c.treeDirty, c.counters, c.lendHit = s.TreeDirty, s.Counters, s.LendHit
 	for _, se := range sortedSessions(c.sessions) {
 		se.rekey(c.total)

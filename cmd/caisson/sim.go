@@ -245,7 +245,7 @@ func printSimReport(out io.Writer, r *sim.Report, plot string) error {
 	row("OVERCOMMIT VIOLATIONS", "%d", r.OvercommitViolations)
 	row("FAIRNESS", "max deviation %.3f, mean deviation %.3f, Jain %.3f", r.Fairness.MaxDeviation, r.Fairness.MeanDeviation, r.Fairness.Jain)
 	row("SLA", "%d episodes, time to owned share %s; %d episodes over grace+%gs, %d sessions affected", r.SLA.Episodes, q(r.SLA.TimeToOwnedShare, "s"), r.SLA.EpisodesViolating, r.SLA.SlackSeconds, r.SLA.SessionsViolating)
-	row("RECLAIM", "%d events, latency %s; %d tasks noticed, %d killed at their deadline", r.Reclaim.Events, q(r.Reclaim.Latency, "s"), r.Reclaim.TasksNoticed, r.Reclaim.TasksPreempted)
+	row("RECLAIM", "%d events, latency %s; %d tasks noticed, %d killed at their deadline, %d notices withdrawn", r.Reclaim.Events, q(r.Reclaim.Latency, "s"), r.Reclaim.TasksNoticed, r.Reclaim.TasksPreempted, r.Reclaim.TasksWithdrawn)
 	row("UTILIZATION", "cpu %.1f%%, memory %.1f%%, gpu %.1f%%", 100*r.Utilization.CPU, 100*r.Utilization.Memory, 100*r.Utilization.GPU)
 	row("GPU ALLOCATION RATIO", "%.1f%% (peak)", 100*r.GPUAllocationRatio)
 	row("PEAK RSS", "%s", bytesHuman(r.PeakRSSBytes))

@@ -112,11 +112,14 @@ type SLA struct {
 // Reclaim measures taking lent resources back: an event starts with the
 // first reclaim notice for a consumer and ends when the consumer's SLA
 // episode does. TasksNoticed counts the notices, TasksPreempted the tasks
-// killed at their deadline (for reclaim or for priority).
+// killed at their deadline (for reclaim or for priority), TasksWithdrawn
+// the notices (for either) withdrawn because the claimant no longer
+// needed them.
 type Reclaim struct {
 	Events         int       `json:"events"`
 	Latency        Quantiles `json:"latency_s"`
 	TasksNoticed   int64     `json:"tasks_noticed"`
+	TasksWithdrawn int64     `json:"tasks_withdrawn"`
 	TasksPreempted int64     `json:"tasks_preempted"`
 }
 
@@ -391,7 +394,7 @@ func (r *runner) report() *Report {
 		},
 		Reclaim: Reclaim{
 			Events: len(m.reclaims), Latency: quantiles(m.reclaims),
-			TasksNoticed: m.noticed, TasksPreempted: cnt.Preempted,
+			TasksNoticed: m.noticed, TasksWithdrawn: cnt.Withdrawn, TasksPreempted: cnt.Preempted,
 		},
 		GPUAllocationRatio: m.gpuPeak,
 		PeakRSSBytes:       peakRSS(),

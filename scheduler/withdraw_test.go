@@ -1,0 +1,110 @@
+package scheduler
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// stepAll feeds events and returns the tasks noticed, withdrawn and killed
+// on the way, in order.
+func stepAll(t *testing.T, c *Core, evs ...Event) (noticed, withdrawn, killed []string) {
+	t.Helper()
+	for _, ev := range evs {
+		r := must(t, c, ev)
+		for _, n := range r.Notices {
+			noticed = append(noticed, n.Task)
+		}
+		for _, w := range r.Withdrawals {
+			withdrawn = append(withdrawn, w.Task)
+		}
+		for _, k := range r.Kills {
+			killed = append(killed, k.Task)
+		}
+		if err := c.Verify(); err != nil {
+			t.Fatalf("after %T: %v", ev, err)
+		}
+	}
+	return noticed, withdrawn, killed
+}
+
+// An owner whose demand shrinks before the grace period ends withdraws the
+// notices it no longer needs, newest first, and the borrower's tasks keep
+// running past the deadline.
+func TestWithdrawReclaim(t *testing.T) {
+	task := Res(1000, 2<<30)
+	c := New(Config{})
+	noticed, withdrawn, killed := stepAll(t, c,
+		Tick{Now: t0},
+		ConsumersSet{Consumers: []ConsumerSpec{{Name: "owner", Owned: Res(4000, 8<<30), Grace: 10 * time.Second}, {Name: "borrower"}}},
+		AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(4000, 8<<30)}},
+		SessionSubmitted{Session: SessionSpec{ID: "b", Consumer: "borrower", Groups: []TaskGroup{{Name: "g", Resources: task, Count: 4}}}},
+		Tick{Now: t0.Add(time.Second)},
+		SessionSubmitted{Session: SessionSpec{ID: "o", Consumer: "owner", Groups: []TaskGroup{{Name: "g", Resources: task, Count: 2}}}},
+		Tick{Now: t0.Add(2 * time.Second)},
+	)
+	if len(noticed) != 2 || len(withdrawn)+len(killed) != 0 {
+		t.Fatalf("noticed %v, withdrawn %v, killed %v: want two notices", noticed, withdrawn, killed)
+	}
+	// One task less: the newer notice goes.
+	_, withdrawn, killed = stepAll(t, c, SessionUpdated{Session: "o", Group: "g", Count: 1}, Tick{Now: t0.Add(3 * time.Second)})
+	if diff := cmp.Diff(noticed[1:], withdrawn); diff != "" || len(killed) != 0 {
+		t.Fatalf("after the owner shrank: withdrawn (-want +got):\n%s\nkilled %v", diff, killed)
+	}
+	// The owner goes: the other goes too, and nothing is killed at the
+	// deadline.
+	_, withdrawn, killed = stepAll(t, c, SessionFinished{Session: "o"}, Tick{Now: t0.Add(3 * time.Second)}, Tick{Now: t0.Add(time.Minute)})
+	if diff := cmp.Diff(noticed[:1], withdrawn); diff != "" || len(killed) != 0 {
+		t.Fatalf("after the owner finished: withdrawn (-want +got):\n%s\nkilled %v", diff, killed)
+	}
+	if st := c.Counters(); st.Withdrawn != 2 || st.Preempted != 0 {
+		t.Errorf("counters %+v: want 2 withdrawn, none preempted", st)
+	}
+}
+
+// A notice the claimant still needs stays: the owner's demand shrinks but
+// still covers both claims, which its owned share caps.
+func TestWithdrawKeepsWhatIsNeeded(t *testing.T) {
+	task := Res(1000, 2<<30)
+	c := New(Config{})
+	noticed, _, _ := stepAll(t, c,
+		Tick{Now: t0},
+		ConsumersSet{Consumers: []ConsumerSpec{{Name: "owner", Owned: Res(2000, 4<<30), Grace: 10 * time.Second}, {Name: "borrower"}}},
+		AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(4000, 8<<30)}},
+		SessionSubmitted{Session: SessionSpec{ID: "b", Consumer: "borrower", Groups: []TaskGroup{{Name: "g", Resources: task, Count: 4}}}},
+		Tick{Now: t0.Add(time.Second)},
+		SessionSubmitted{Session: SessionSpec{ID: "o", Consumer: "owner", Groups: []TaskGroup{{Name: "g", Resources: task, Count: 4}}}},
+		Tick{Now: t0.Add(2 * time.Second)},
+	)
+	if len(noticed) != 2 {
+		t.Fatalf("noticed %v: want two, the owned share", noticed)
+	}
+	_, withdrawn, killed := stepAll(t, c, SessionUpdated{Session: "o", Group: "g", Count: 3}, Tick{Now: t0.Add(3 * time.Second)}, Tick{Now: t0.Add(time.Minute)})
+	if len(withdrawn) != 0 || !cmp.Equal(killed, noticed) {
+		t.Fatalf("noticed %v, withdrawn %v, killed %v: want the noticed killed at the deadline", noticed, withdrawn, killed)
+	}
+}
+
+// A high-priority session that finishes before its preemption's deadline
+// withdraws it.
+func TestWithdrawPreemption(t *testing.T) {
+	task := Res(1000, 2<<30)
+	c := New(Config{})
+	noticed, withdrawn, killed := stepAll(t, c,
+		Tick{Now: t0},
+		ConsumersSet{Consumers: []ConsumerSpec{{Name: "team", Grace: 10 * time.Second}}},
+		AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(4000, 8<<30)}},
+		SessionSubmitted{Session: SessionSpec{ID: "low", Consumer: "team", Groups: []TaskGroup{{Name: "g", Resources: task, Count: 4}}}},
+		Tick{Now: t0.Add(time.Second)},
+		SessionSubmitted{Session: SessionSpec{ID: "high", Consumer: "team", Priority: 5, Groups: []TaskGroup{{Name: "g", Resources: task, Count: 1}}}},
+		Tick{Now: t0.Add(2 * time.Second)},
+	)
+	if len(noticed) != 1 || len(withdrawn)+len(killed) != 0 {
+		t.Fatalf("noticed %v, withdrawn %v, killed %v: want one preemption notice", noticed, withdrawn, killed)
+	}
+	_, withdrawn, killed = stepAll(t, c, SessionFinished{Session: "high"}, Tick{Now: t0.Add(3 * time.Second)}, Tick{Now: t0.Add(time.Minute)})
+	if !cmp.Equal(withdrawn, noticed) || len(killed) != 0 {
+		t.Fatalf("withdrawn %v, killed %v: want %v withdrawn and nothing killed", withdrawn, killed, noticed)
+	}
+}
