@@ -85,6 +85,7 @@ type Core struct {
 	freeEpoch uint64  // bumps whenever free resources appear
 	reclaims  []*task // tasks noticed, killed at their deadline
 	planSeq   uint64  // reclaim and preemption plans made
+	waitBuf   []prioWant
 	treeDirty bool
 	// minShape is at most the smallest pending task in every dimension
 	// (kept low between ticks, exact after one): an agent with less free

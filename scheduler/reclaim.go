@@ -504,7 +504,7 @@ func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time
 			c.reindex(t.agent, false)
 		}
 		if preempt {
-			n.preempting = n.preempting.Add(claim)
+			n.claimPreempt(t, claim)
 		} else {
 			n.reclaiming = n.reclaiming.Add(claim)
 		}
@@ -554,6 +554,14 @@ func unclaim(t *task) {
 	t.claimant, t.deadline, t.claim, t.reason, t.preempt, t.plan = nil, time.Time{}, Resources{}, "", false, 0
 }
 
+// claimPreempt counts a preemption notice of t for leaf n.
+func (n *consumer) claimPreempt(t *task, claim Resources) {
+	if !n.preempting.Any() || t.s.spec.Priority > n.victimTop {
+		n.victimTop = t.s.spec.Priority
+	}
+	n.preempting = n.preempting.Add(claim)
+}
+
 // withdraw takes back notices whose claimant no longer needs them: its
 // session finished, shrank or found room elsewhere before the deadline.
 // Whole plans go, newest first, while the plans left still cover all that
@@ -561,21 +569,32 @@ func unclaim(t *task) {
 // preemption: its waiting tasks of higher priority than the victims), so
 // the next round has nothing to notice again. The tasks keep running.
 func (c *Core) withdraw() {
-	// The leaves to look at: claims above what is owed, or preemption.
+	// The leaves to look at: reclaim claims above what is owed, or
+	// preemption claims above what waits at a priority above every
+	// victim's (no plan's victims have a higher one); and not as they
+	// were after the last look, which withdrew all it could.
 	var check []*consumer
 	for _, n := range c.tree.nodes {
-		if n.leaf() && (!within(n.reclaiming, owed(n)) || n.preempting.Any()) {
+		if !n.leaf() || !n.reclaiming.Any() && !n.preempting.Any() {
+			continue
+		}
+		var waiting []prioWant
+		if n.preempting.Any() {
+			c.waitBuf = c.waitingByPriority(n, c.waitBuf)
+			waiting = c.waitBuf
+		}
+		m := &n.wmemo
+		now := withdrawMemo{reclaiming: n.reclaiming, owed: owed(n), preempting: n.preempting, waiting: waiting}
+		over := !within(now.reclaiming, now.owed) || now.preempting.Any() && !covers(above(waiting, n.victimTop), now.preempting)
+		if over && !m.same(&now) {
 			check = append(check, n)
 		}
+		now.waiting = append(m.waiting[:0], waiting...)
+		*m = now
 	}
 	if len(check) == 0 {
 		return
 	}
-	type key struct {
-		n    *consumer
-		prio int
-	}
-	above := map[key]Resources{}
 	var plan []*task
 	for j := len(c.reclaims) - 1; j >= 0; j-- {
 		t := c.reclaims[j]
@@ -591,20 +610,15 @@ func (c *Core) withdraw() {
 			}
 		}
 		slices.Reverse(plan)
-		n, held, due, prio := t.claimant, t.claimant.reclaiming, owed(t.claimant), 0
+		n := t.claimant
+		held, due, prio := n.reclaiming, n.wmemo.owed, t.s.spec.Priority
 		var claim Resources
 		for _, v := range plan {
 			claim = claim.Add(v.claim)
 			prio = max(prio, v.s.spec.Priority)
 		}
 		if t.preempt {
-			k := key{n, prio}
-			w, ok := above[k]
-			if !ok {
-				w = c.waitingAbove(n, prio)
-				above[k] = w
-			}
-			held, due = n.preempting, w
+			held, due = n.preempting, above(n.wmemo.waiting, prio)
 		}
 		if !covers(held.Sub(claim), due.Min(held)) {
 			continue
@@ -620,20 +634,63 @@ func (c *Core) withdraw() {
 			}
 		}
 	}
+	// Withdrawing only lowers the claims, after which no plan left
+	// could go: the next look waits for something else to change.
+	for _, n := range check {
+		n.wmemo.reclaiming, n.wmemo.preempting = n.reclaiming, n.preempting
+	}
 }
 
-// waitingAbove is what the leaf's sessions of a priority above prio wait
+// withdrawMemo is what withdraw last saw of a leaf: its claims, what it is
+// owed, and what its sessions wait for by priority. While they stay, a
+// look withdraws nothing. It only saves work, so it is not in snapshots.
+type withdrawMemo struct {
+	reclaiming, owed, preempting Resources
+	waiting                      []prioWant
+}
+
+func (m *withdrawMemo) same(o *withdrawMemo) bool {
+	return m.reclaiming == o.reclaiming && m.owed == o.owed && m.preempting == o.preempting && slices.Equal(m.waiting, o.waiting)
+}
+
+// prioWant is what a leaf's waiting sessions of priority prio or above ask
 // for.
-func (c *Core) waitingAbove(n *consumer, prio int) Resources {
-	var want Resources
+type prioWant struct {
+	prio int
+	want Resources
+}
+
+// waitingByPriority lists, highest priority first, what the leaf's
+// waiting sessions ask for at each priority or above, into buf.
+func (c *Core) waitingByPriority(n *consumer, buf []prioWant) []prioWant {
+	out := buf[:0]
 	for _, s := range c.sheaps[n.idx].items {
-		if s.spec.Priority > prio {
-			for _, g := range s.groups {
-				want = want.Add(g.spec.Resources.Scale(int64(g.pending())))
-			}
+		var want Resources
+		for _, g := range s.groups {
+			want = want.Add(g.spec.Resources.Scale(int64(g.pending())))
 		}
+		i, found := slices.BinarySearchFunc(out, s.spec.Priority, func(p prioWant, prio int) int { return cmp.Compare(prio, p.prio) })
+		if !found {
+			out = slices.Insert(out, i, prioWant{prio: s.spec.Priority})
+		}
+		out[i].want = out[i].want.Add(want)
 	}
-	return want
+	for i := 1; i < len(out); i++ {
+		out[i].want = out[i].want.Add(out[i-1].want)
+	}
+	return out
+}
+
+// above is what waits at a priority above prio.
+func above(waiting []prioWant, prio int) Resources {
+	var r Resources
+	for _, p := range waiting {
+		if p.prio <= prio {
+			break
+		}
+		r = p.want
+	}
+	return r
 }
 
 // covers reports whether have holds want in every dimension reclaim

@@ -293,7 +293,7 @@ func Restore(data []byte) (*Core, error) {
 		}
 		tk.claimant = cl
 		if tk.preempt {
-			cl.preempting = cl.preempting.Add(tk.claim)
+			cl.claimPreempt(tk, tk.claim)
 		} else {
 			cl.reclaiming = cl.reclaiming.Add(tk.claim)
 		}

@@ -27,7 +27,11 @@ type consumer struct {
 	// Being taken back for this leaf: noticed tasks not yet killed.
 	reclaiming Resources
 	preempting Resources
-	limitHit   bool // a task was refused for this consumer's limit
+	// victimTop is, while preempting, at least the highest priority of
+	// the tasks noticed for it (see withdraw).
+	victimTop int
+	wmemo     withdrawMemo
+	limitHit  bool // a task was refused for this consumer's limit
 	// The last reclaim and preemption rounds for this leaf that took
 	// nothing.
 	memo [2]reclaimMemo

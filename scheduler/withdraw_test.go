@@ -108,3 +108,26 @@ func TestWithdrawPreemption(t *testing.T) {
 		t.Fatalf("withdrawn %v, killed %v: want %v withdrawn and nothing killed", withdrawn, killed, noticed)
 	}
 }
+
+// A preemption the claimant still waits for stays, whatever the sign of
+// the priorities.
+func TestPreemptionNotWithdrawnWhileWanted(t *testing.T) {
+	for _, prio := range []struct{ low, high int }{{0, 5}, {-2, -1}, {-1, 0}} {
+		task := Res(1000, 2<<30)
+		c := New(Config{})
+		noticed, withdrawn, killed := stepAll(t, c,
+			Tick{Now: t0},
+			ConsumersSet{Consumers: []ConsumerSpec{{Name: "team", Grace: 10 * time.Second}}},
+			AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(4000, 8<<30)}},
+			SessionSubmitted{Session: SessionSpec{ID: "low", Consumer: "team", Priority: prio.low, Groups: []TaskGroup{{Name: "g", Resources: task, Count: 4}}}},
+			Tick{Now: t0.Add(time.Second)},
+			SessionSubmitted{Session: SessionSpec{ID: "high", Consumer: "team", Priority: prio.high, Groups: []TaskGroup{{Name: "g", Resources: task, Count: 1}}}},
+			Tick{Now: t0.Add(2 * time.Second)},
+			Tick{Now: t0.Add(3 * time.Second)},
+			Tick{Now: t0.Add(time.Minute)},
+		)
+		if len(noticed) != 1 || len(withdrawn) != 0 || !cmp.Equal(killed, noticed) {
+			t.Errorf("priorities %+v: noticed %v, withdrawn %v, killed %v: want the noticed task killed at the deadline", prio, noticed, withdrawn, killed)
+		}
+	}
+}
