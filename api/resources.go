@@ -1,5 +1,11 @@
 package api
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // NodeResources is what a host offers to containers: what package resources
 // detects (limited by the agent's own cgroup), replaced by the admin's
 // overrides and less the admin's reservations. The scheduler places work
@@ -21,6 +27,30 @@ type NodeResources struct {
 type PortRange struct {
 	Begin int `json:"begin"`
 	End   int `json:"end"`
+}
+
+// ParsePortRange reads one range: "31000-32000", or "8080" for one port.
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	b, err := strconv.Atoi(strings.TrimSpace(lo))
+	e := b
+	if err == nil && isRange {
+		e, err = strconv.Atoi(strings.TrimSpace(hi))
+	}
+	if err != nil || b < 1 || e > 65535 || b > e {
+		return PortRange{}, fmt.Errorf("port range %q: want BEGIN-END within 1-65535: %w", s, ErrInvalid)
+	}
+	return PortRange{Begin: b, End: e}, nil
+}
+
+// Len is how many ports the range holds.
+func (r PortRange) Len() int { return r.End - r.Begin + 1 }
+
+func (r PortRange) String() string {
+	if r.Begin == r.End {
+		return strconv.Itoa(r.Begin)
+	}
+	return strconv.Itoa(r.Begin) + "-" + strconv.Itoa(r.End)
 }
 
 // GPU is one GPU the host offers. Package gpu fills it in; the fields here are

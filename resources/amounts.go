@@ -126,16 +126,11 @@ func parsePorts(val string) ([]api.PortRange, error) {
 		if r == "" {
 			continue
 		}
-		lo, hi, isRange := strings.Cut(r, "-")
-		b, err := strconv.Atoi(strings.TrimSpace(lo))
-		e := b
-		if err == nil && isRange {
-			e, err = strconv.Atoi(strings.TrimSpace(hi))
+		pr, err := api.ParsePortRange(r)
+		if err != nil {
+			return nil, err
 		}
-		if err != nil || b < 1 || e > 65535 || b > e {
-			return nil, fmt.Errorf("port range %q: want BEGIN-END within 1-65535: %w", r, api.ErrInvalid)
-		}
-		set.add(api.PortRange{Begin: b, End: e})
+		set.add(pr)
 	}
 	return set.ranges(), nil
 }
