@@ -14,6 +14,7 @@ type agent struct {
 	offered   Resources // locked by pessimistic offers (fan-out 1)
 	revocable Resources // held by revocable tasks not noticed yet
 	gpuFree   []int64   // milli-GPUs free per device
+	portsUsed map[int]bool
 	tasks     []*task
 	offers    []*offer
 	lost      bool
@@ -41,7 +42,7 @@ func validAgent(s AgentSpec) error {
 		}
 		seen[g.ID] = true
 	}
-	return nil
+	return validPorts(s)
 }
 
 // withDevices gives an agent that counts GPUs without naming them one
@@ -63,7 +64,7 @@ func (c *Core) addAgent(s AgentSpec) error {
 	if i, ok := c.agentIdx[s.ID]; ok && !c.agents[i].lost {
 		return errorf(api.ErrConflict, "agent %s is already registered", s.ID)
 	}
-	s = withDevices(s)
+	s = withPorts(withDevices(s))
 	a := &agent{spec: s, gpuFree: make([]int64, len(s.GPUs))}
 	for i := range a.gpuFree {
 		a.gpuFree[i] = 1000
@@ -105,8 +106,19 @@ func (c *Core) updateAgent(s AgentSpec, unhealthy bool) error {
 	if err != nil {
 		return err
 	}
-	s = withDevices(s)
-	// Running tasks keep their devices: a GPU they hold must stay.
+	s = withPorts(withDevices(s))
+	// Running tasks keep their ports and devices: what they hold must
+	// stay.
+	for _, t := range a.tasks {
+		for _, p := range t.ports {
+			if !inRanges(s.PortRanges, p) {
+				return errorf(api.ErrConflict, "agent %s: the update drops port %d, which task %s holds", s.ID, p, t.id)
+			}
+		}
+		if len(t.ports) == 0 && t.res[Ports] > 0 && len(s.PortRanges) > 0 {
+			return errorf(api.ErrConflict, "agent %s: the update names its ports, but task %s holds %d unnamed ones", s.ID, t.id, t.res[Ports])
+		}
+	}
 	held := map[string]int64{}
 	for i, g := range a.spec.GPUs {
 		if used := 1000 - a.gpuFree[i]; used > 0 {

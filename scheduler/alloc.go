@@ -597,7 +597,7 @@ func (c *Core) launch(s *session, g *group, a *agent, gpus []int, revocable bool
 	t := &task{
 		id: s.spec.ID + "/" + g.spec.Name + "/" + itoa(int(s.taskSeq)), s: s, g: g, agent: a,
 		res: res, gpus: gpus, revocable: revocable, seq: s.taskSeq,
-		agentPos: len(a.tasks), groupPos: len(g.running),
+		agentPos: len(a.tasks), groupPos: len(g.running), ports: a.takePorts(res[Ports]),
 	}
 	before := g.pending()
 	a.tasks = append(a.tasks, t)
@@ -621,7 +621,7 @@ func (c *Core) launch(s *session, g *group, a *agent, gpus []int, revocable bool
 	}
 	c.ready.Launches = append(c.ready.Launches, Launch{
 		Task: t.id, Session: s.spec.ID, Group: g.spec.Name, Agent: a.spec.ID,
-		Resources: res, GPUs: ids, Revocable: revocable,
+		Resources: res, GPUs: ids, Ports: t.ports, Revocable: revocable,
 	})
 	c.counters.Placements++
 	if len(a.offers) > 0 {

@@ -24,7 +24,9 @@
 // the first valid accept wins and the others are rescinded or rejected
 // with a conflict (K = 1 is Mesos' pessimistic offer). Every other session
 // is placed by the built-in session scheduler: binpack or spread, GPU
-// devices by NVLink island, gangs all or nothing. Tasks beyond a
+// devices by NVLink island, gangs all or nothing. A task that asks for
+// ports on an agent that names its port ranges is given the lowest free
+// port numbers, as Mesos agents' ports resource does. Tasks beyond a
 // consumer's owned share run on borrowed (revocable) resources; an owner
 // whose demand returns takes them back after its grace period: the tasks
 // that must go get a notice with a deadline, and the notice is withdrawn

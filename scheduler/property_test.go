@@ -65,6 +65,9 @@ func (g *gen) event() Event {
 					spec.GPUs = append(spec.GPUs, GPUDevice{ID: fmt.Sprintf("%s-g%d", id, i), Model: []string{"A100", "T4"}[r.IntN(2)], Island: i / 2})
 				}
 			}
+			if r.IntN(2) == 0 {
+				spec.PortRanges = []api.PortRange{{Begin: 31000, End: 31000 + r.IntN(4)}, {Begin: 32000, End: 32002}}
+			}
 			return AgentAdded{Agent: spec}
 		case k < 22:
 			id := g.agents[r.IntN(len(g.agents))]
@@ -94,6 +97,8 @@ func (g *gen) event() Event {
 					tg.Constraints = []Constraint{{Attribute: "zone", Op: OpIn, Values: []string{"a"}}}
 				case 3:
 					tg.Max = 1 + r.IntN(8)
+				case 4:
+					tg.Resources[Ports] = int64(1 + r.IntN(3))
 				}
 				s.Groups = append(s.Groups, tg)
 			}
@@ -152,12 +157,22 @@ func (g *gen) observe(r *Ready) {
 // runChecked feeds n events, checking the invariants after each step and
 // the decisions against the ones before: no task launched twice, a task
 // killed for reclaim was revocable, only a noticed task is withdrawn or
-// killed for reclaim or preemption, and a withdrawn one is not. It returns
-// the events and the decisions.
+// killed for reclaim or preemption, and a withdrawn one is not, no host
+// port is given to two running tasks of an agent. It returns the events
+// and the decisions.
 func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
 	t.Helper()
 	launched := map[string]Launch{}
 	noticed := map[string]bool{}
+	ports := map[string]map[int]string{} // agent → port → task
+	release := func(task string) {
+		l := launched[task]
+		for _, p := range l.Ports {
+			if ports[l.Agent][p] == task {
+				delete(ports[l.Agent], p)
+			}
+		}
+	}
 	var evs []Event
 	var out []string
 	for i := range n {
@@ -180,11 +195,32 @@ func runChecked(t testing.TB, c *Core, g *gen, n int) ([]Event, []string) {
 		if err := settled(c); err != nil {
 			t.Fatalf("event %d %T: %v", i, ev, err)
 		}
+		for _, k := range r.Kills {
+			release(k.Task)
+		}
+		switch ev := ev.(type) {
+		case TaskFinished:
+			release(ev.Task)
+		case AgentLost:
+			delete(ports, ev.ID)
+		}
 		for _, l := range r.Launches {
 			if _, twice := launched[l.Task]; twice {
 				t.Fatalf("event %d: task %s launched twice", i, l.Task)
 			}
 			launched[l.Task] = l
+			if int64(len(l.Ports)) != l.Resources[Ports] && len(l.Ports) > 0 {
+				t.Fatalf("event %d: task %s asked for %d ports and got %v", i, l.Task, l.Resources[Ports], l.Ports)
+			}
+			if ports[l.Agent] == nil {
+				ports[l.Agent] = map[int]string{}
+			}
+			for _, p := range l.Ports {
+				if other, ok := ports[l.Agent][p]; ok {
+					t.Fatalf("event %d: port %d of agent %s given to %s while %s holds it", i, p, l.Agent, l.Task, other)
+				}
+				ports[l.Agent][p] = l.Task
+			}
 		}
 		for _, k := range r.Kills {
 			if strings.HasPrefix(k.Reason, "reclaimed") && !launched[k.Task].Revocable {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -73,8 +74,11 @@ type Launch struct {
 	Resources Resources `json:"resources"`
 	// GPUs are the devices granted, by ID. A task that asked for a
 	// fraction of a GPU (Resources[GPU] below 1000) shares its one device.
-	GPUs      []string `json:"gpus,omitempty"`
-	Revocable bool     `json:"revocable,omitempty"`
+	GPUs []string `json:"gpus,omitempty"`
+	// Ports are the host ports granted, on an agent that names its
+	// ports (AgentSpec.PortRanges).
+	Ports     []int `json:"ports,omitempty"`
+	Revocable bool  `json:"revocable,omitempty"`
 }
 
 // Notice warns that a task will be killed.
@@ -146,9 +150,20 @@ func (r *Ready) String() string {
 		if l.Revocable {
 			rev = " revocable"
 		}
-		fmt.Fprintf(&b, "launch %s agent=%s %s%s%s\n", l.Task, l.Agent, l.Resources, gpuList(l.GPUs), rev)
+		fmt.Fprintf(&b, "launch %s agent=%s %s%s%s%s\n", l.Task, l.Agent, l.Resources, gpuList(l.GPUs), portList(l.Ports), rev)
 	}
 	return b.String()
+}
+
+func portList(ports []int) string {
+	if len(ports) == 0 {
+		return ""
+	}
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return " host-ports=" + strings.Join(s, ",")
 }
 
 func gpuList(ids []string) string {

@@ -64,6 +64,7 @@ type task struct {
 	claim     Resources // the part of the claimant's waiting task it makes room for
 	preempt   bool
 	plan      uint64 // the tasks noticed together to make room for one task
+	ports     []int
 }
 
 // smallest is the smallest waiting task of the session in every
@@ -324,6 +325,7 @@ func (c *Core) endTask(t *task, done bool) {
 		a.revocable = a.revocable.Sub(t.res)
 	}
 	giveGPUs(a.gpuFree, t)
+	a.givePorts(t.ports)
 	// A growth for reclaim even where the room vector stays (a revocable
 	// task's end): its devices are free now, not merely takable.
 	c.reindex(a, true)

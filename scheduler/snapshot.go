@@ -90,6 +90,7 @@ type snapTask struct {
 	Claim     *Resources `json:"claim,omitempty"`
 	Preempt   bool       `json:"preempt,omitempty"`
 	Plan      uint64     `json:"plan,omitempty"`
+	Ports     []int      `json:"ports,omitempty"`
 }
 
 type snapOffer struct {
@@ -150,7 +151,7 @@ func (c *Core) Snapshot() ([]byte, error) {
 			snap.Spec.Groups = append(snap.Spec.Groups, g.spec)
 			sg := snapGroup{Started: g.started, GangFail: g.gangFail}
 			for _, t := range g.running {
-				st := snapTask{ID: t.id, Agent: t.agent.spec.ID, GPUs: t.gpus, Revocable: t.revocable, Seq: t.seq, Deadline: t.deadline, Reason: t.reason, Preempt: t.preempt, Plan: t.plan}
+				st := snapTask{ID: t.id, Agent: t.agent.spec.ID, GPUs: t.gpus, Revocable: t.revocable, Seq: t.seq, Deadline: t.deadline, Reason: t.reason, Preempt: t.preempt, Plan: t.plan, Ports: t.ports}
 				if t.claimant != nil {
 					st.Claimant = t.claimant.spec.Name
 					st.Claim = &t.claim
@@ -274,6 +275,16 @@ func Restore(data []byte) (*Core, error) {
 				c.tasks[tk.id] = tk
 				a.alloc = a.alloc.Add(tk.res)
 				takeGPUs(a.gpuFree, tk.gpus, tk.res[GPU])
+				tk.ports = st.Ports
+				for _, p := range tk.ports {
+					if !inRanges(a.spec.PortRanges, p) || a.portsUsed[p] {
+						return nil, bad("task %s holds port %d of agent %s, which is not the agent's or is held twice", st.ID, p, st.Agent)
+					}
+					if a.portsUsed == nil {
+						a.portsUsed = map[int]bool{}
+					}
+					a.portsUsed[p] = true
+				}
 				se.alloc = se.alloc.Add(tk.res)
 				charge(n, tk.res, !tk.revocable, 1)
 				if st.Claimant != "" {

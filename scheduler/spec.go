@@ -1,6 +1,10 @@
 package scheduler
 
-import "time"
+import (
+	"time"
+
+	"github.com/caisson/caisson/api"
+)
 
 // AgentSpec is what an agent offers: its resources, attributes and GPUs.
 type AgentSpec struct {
@@ -12,6 +16,11 @@ type AgentSpec struct {
 	// GPUs are the agent's devices. Resources[GPU] must be 1000 times their
 	// number.
 	GPUs []GPUDevice `json:"gpus,omitempty"`
+	// PortRanges name the agent's host ports, apart and in order; tasks
+	// that ask for ports are given the lowest free ones (Launch.Ports).
+	// Resources[Ports] counts them; without ranges it is a bare count and
+	// tasks get no port numbers.
+	PortRanges []api.PortRange `json:"port_ranges,omitempty"`
 }
 
 // GPUDevice is one GPU of an agent.

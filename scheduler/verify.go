@@ -61,6 +61,9 @@ func (c *Core) Verify() error {
 		if err := c.checkIndex(a); err != nil {
 			return bad("%v", err)
 		}
+		if err := checkPorts(a); err != nil {
+			return bad("%v", err)
+		}
 		for i, used := range gpu {
 			if used > 1000 || a.gpuFree[i] != 1000-used {
 				return bad("agent %s GPU %s: %d milli used, %d free", a.spec.ID, a.spec.GPUs[i].ID, used, a.gpuFree[i])

@@ -171,6 +171,7 @@ agents:
     memory: 16Gi
     disk: 100G
     ports: 10
+    port_ranges: [31000-31004, "32000", 32010-32013]
     gpus: 2
     gpu_model: V100
     gpu_memory: 16Gi
@@ -228,6 +229,7 @@ sessions:
 		}
 	}
 	agentRes := scheduler.Resources{4000, 16 * gi, 100e9, 10, 2000}
+	portRanges := []api.PortRange{{Begin: 31000, End: 31004}, {Begin: 32000, End: 32000}, {Begin: 32010, End: 32013}}
 	many := func(i int, at time.Duration) Session {
 		return Session{
 			Spec: scheduler.SessionSpec{
@@ -251,8 +253,8 @@ sessions:
 			{Name: "other", Parent: "bu"},
 		},
 		Agents: []scheduler.AgentSpec{
-			{ID: "n-0001", Resources: agentRes, Attributes: map[string]string{"gpu_model": "V100"}, GPUs: gpus("n-0001")},
-			{ID: "n-0002", Resources: agentRes, Attributes: map[string]string{"gpu_model": "V100"}, GPUs: gpus("n-0002")},
+			{ID: "n-0001", Resources: agentRes, Attributes: map[string]string{"gpu_model": "V100"}, GPUs: gpus("n-0001"), PortRanges: portRanges},
+			{ID: "n-0002", Resources: agentRes, Attributes: map[string]string{"gpu_model": "V100"}, GPUs: gpus("n-0002"), PortRanges: portRanges},
 		},
 		Sessions: []Session{
 			{
@@ -487,6 +489,11 @@ func TestParseErrors(t *testing.T) {
 		{"gpu_model without gpus", strings.Replace(base, "count: 2", "count: 2\n    gpu_model: T4", 1), 3, "agents[0].gpu_model"},
 		{"islands uneven", strings.Replace(base, "gpu_model: A100", "gpu_model: A100\n    nvlink_islands: 3", 1), 7, "agents[1].nvlink_islands"},
 		{"duplicate agent ids", strings.Replace(base, "name: gpu", "name: cpu", 1), 7, "agents[1].name"},
+		{"port range reversed", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [32000-31000]", 1), 5, "agents[0].port_ranges[0]"},
+		{"port zero", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [0-10]", 1), 5, "agents[0].port_ranges[0]"},
+		{"port ranges overlap", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [31000-31010, 31005-31020]", 1), 5, "agents[0].port_ranges[1]"},
+		{"port ranges out of order", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [32000, 31000]", 1), 5, "agents[0].port_ranges[1]"},
+		{"ports against port ranges", strings.Replace(base, "count: 2", "count: 2\n    ports: 5\n    port_ranges: [31000-31001]", 1), 3, "agents[0].ports"},
 		{"attribute a list", strings.Replace(base, "count: 2", "count: 2\n    attributes: {zone: [a]}", 1), 5, "agents[0].attributes.zone"},
 		{"no consumers", "version: 1\nagents: [{name: a, cpus: 1, memory: 1}]\n", 1, "consumers"},
 		{"consumer without name", strings.Replace(base, "  - name: bu\n", "  - weight: 1\n", 1), 13, "consumers[0].name"},

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/scheduler"
 )
 
@@ -265,6 +266,7 @@ func (w *walker) agentGroup(path string, n *yaml.Node) (agentEntry, error) {
 		gpuMem        int64
 		islands       int
 		attrs         = map[string]string{}
+		ports         []api.PortRange
 	)
 	hs := w.resourceHandlers(handlers{
 		"name": func(p string, v *yaml.Node) (err error) {
@@ -282,6 +284,23 @@ func (w *walker) agentGroup(path string, n *yaml.Node) (agentEntry, error) {
 		"gpu_memory": func(p string, v *yaml.Node) (err error) {
 			gpuMem, err = w.value(v, p, sizeBytes)
 			return err
+		},
+		"port_ranges": func(p string, v *yaml.Node) error {
+			return w.sequence(v, p, func(ip string, it *yaml.Node) error {
+				s, err := w.str(it, ip)
+				if err != nil {
+					return err
+				}
+				r, err := api.ParsePortRange(s)
+				switch {
+				case err != nil:
+					return w.wrap(it, ip, err)
+				case len(ports) > 0 && r.Begin <= ports[len(ports)-1].End:
+					return w.errf(it, ip, "%s overlaps or comes before %s: list the ranges apart and in order", r, ports[len(ports)-1])
+				}
+				ports = append(ports, r)
+				return nil
+			})
 		},
 		"nvlink_islands": func(p string, v *yaml.Node) (err error) {
 			islands, err = w.count(v, p, maxAgentGPUs)
@@ -318,6 +337,16 @@ func (w *walker) agentGroup(path string, n *yaml.Node) (agentEntry, error) {
 	}
 	if err := w.required(n, path, seen, "name", "cpus", "memory"); err != nil {
 		return e, err
+	}
+	if len(ports) > 0 {
+		held := int64(0)
+		for _, r := range ports {
+			held += int64(r.Len())
+		}
+		if seen["ports"] && res[scheduler.Ports] != held {
+			return e, w.errf(n, join(path, "ports"), "%d, but port_ranges hold %d: leave ports out", res[scheduler.Ports], held)
+		}
+		res[scheduler.Ports] = held
 	}
 	gpus := int(res[scheduler.GPU] / 1000)
 	switch {
@@ -356,6 +385,7 @@ func (w *walker) agentGroup(path string, n *yaml.Node) (agentEntry, error) {
 			ID:         fmt.Sprintf("%s-%0*d", prefix, width, i),
 			Resources:  res,
 			Attributes: make(map[string]string, len(attrs)),
+			PortRanges: ports,
 		}
 		for k, v := range attrs {
 			a.Attributes[k] = v

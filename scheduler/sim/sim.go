@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/caisson/caisson/api"
@@ -94,6 +95,7 @@ type simTask struct {
 	agent *simAgent
 	res   scheduler.Resources
 	gpus  []int
+	ports []int
 	exec  *executor // a Spark executor
 	live  bool
 }
@@ -103,6 +105,8 @@ type simAgent struct {
 	used scheduler.Resources
 	gpu  []int64 // milli-GPUs used per device
 	gpuI map[string]int
+	// ports are the host ports in use, on an agent that names them.
+	ports map[int]bool
 }
 
 // runner is one run's state.
@@ -299,6 +303,16 @@ func (r *runner) launch(l scheduler.Launch) error {
 			r.m.overcommit++
 		}
 	}
+	if len(l.Ports) > 0 && a.ports == nil {
+		a.ports = map[int]bool{}
+	}
+	for _, p := range l.Ports {
+		if a.ports[p] || !slices.ContainsFunc(a.spec.PortRanges, func(pr api.PortRange) bool { return pr.Begin <= p && p <= pr.End }) {
+			r.m.overcommit++ // a port in use, or not the agent's
+		}
+		a.ports[p] = true
+	}
+	t.ports = slices.Clone(l.Ports)
 	r.tasks[t.id] = t
 	r.m.placed++
 	if s.spark != nil && l.Group == s.spark.group {
@@ -333,6 +347,9 @@ func (r *runner) end(t *simTask) {
 	per := perDevice(t.res[scheduler.GPU], len(t.gpus))
 	for _, i := range t.gpus {
 		a.gpu[i] -= per
+	}
+	for _, p := range t.ports {
+		delete(a.ports, p)
 	}
 	if t.exec != nil {
 		t.s.spark.lostExecutor(r, t.exec)

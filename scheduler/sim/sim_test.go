@@ -156,3 +156,36 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// TestPorts replays web servers that each need two host ports on agents
+// that name four: two run at a time on each, every one gets ports of its
+// agent no other running task holds, and all finish.
+func TestPorts(t *testing.T) {
+	sc, err := scenario.Parse("ports.yaml", []byte(`version: 1
+duration: 10m
+agents:
+  - {name: web, count: 2, cpus: 8, memory: 16Gi, port_ranges: [31000-31002, 31500]}
+consumers:
+  - name: team
+sessions:
+  - id: web
+    consumer: team
+    kind: pods
+    groups:
+      - {name: server, cpus: 1, memory: 1Gi, ports: 2, count: 10, duration: 30s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), sc, Options{Clock: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OvercommitViolations != 0 || rep.TasksFinished != 10 || rep.TasksPending != 0 {
+		t.Errorf("violations %d, finished %d, pending %d: want 0, 10, 0", rep.OvercommitViolations, rep.TasksFinished, rep.TasksPending)
+	}
+	// Four at a time: 10 tasks of 30s take three rounds.
+	if rep.VirtualSeconds < 90 {
+		t.Errorf("done in %vs: more than four servers ran at once", rep.VirtualSeconds)
+	}
+}
