@@ -53,7 +53,7 @@ func (c *Core) offerTo(s *session, a *agent) bool {
 			gpus = append(gpus, a.spec.GPUs[i].ID)
 		}
 	}
-	c.ready.Offers = append(c.ready.Offers, Offer{ID: o.id, Session: s.spec.ID, Agent: a.spec.ID, Resources: avail, GPUs: gpus, Revocable: revocable})
+	c.ready.Offers = append(c.ready.Offers, Offer{ID: o.id, Session: s.spec.ID, Agent: a.spec.ID, Resources: avail, GPUs: gpus, Ports: a.freePorts(), Revocable: revocable})
 	c.counters.OffersSent++
 	return true
 }

@@ -70,6 +70,36 @@ func (a *agent) takePorts(n int64) []int {
 	return out
 }
 
+// freePorts lists the agent's free ports as ranges; nil where it names
+// none.
+func (a *agent) freePorts() []api.PortRange {
+	if len(a.portsUsed) == 0 {
+		return slices.Clone(a.spec.PortRanges)
+	}
+	used := make([]int, 0, len(a.portsUsed))
+	for p := range a.portsUsed {
+		used = append(used, p)
+	}
+	slices.Sort(used)
+	var out []api.PortRange
+	for _, r := range a.spec.PortRanges {
+		// The ranges and the used ports are in order: cut the range at
+		// each used port in it.
+		from := r.Begin
+		for len(used) > 0 && used[0] <= r.End {
+			if used[0] > from {
+				out = append(out, api.PortRange{Begin: from, End: used[0] - 1})
+			}
+			from = max(from, used[0]+1)
+			used = used[1:]
+		}
+		if from <= r.End {
+			out = append(out, api.PortRange{Begin: from, End: r.End})
+		}
+	}
+	return out
+}
+
 // givePorts frees a task's ports.
 func (a *agent) givePorts(ports []int) {
 	for _, p := range ports {

@@ -70,3 +70,31 @@ func TestPortsAssigned(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An offer lists the agent's free ports; the accepted task gets the lowest.
+func TestOfferPorts(t *testing.T) {
+	c := New(Config{})
+	for _, ev := range []Event{
+		Tick{Now: t0},
+		ConsumersSet{Consumers: []ConsumerSpec{{Name: "t"}}},
+		AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(8000, 8<<30), PortRanges: []api.PortRange{{Begin: 100, End: 105}, {Begin: 200, End: 200}}}},
+		SessionSubmitted{Session: SessionSpec{ID: "pods", Consumer: "t", Groups: []TaskGroup{{Name: "g", Resources: Resources{CPU: 1000, Memory: 1 << 30, Ports: 2}, Count: 1}}}},
+	} {
+		must(t, c, ev)
+	}
+	r := must(t, c, SessionSubmitted{Session: SessionSpec{ID: "fw", Consumer: "t", Kind: KindFramework, Groups: []TaskGroup{{Name: "g", Resources: Resources{CPU: 1000, Memory: 1 << 30, Ports: 3}, Count: 1}}}})
+	if len(r.Offers) != 1 {
+		t.Fatalf("offers %+v: want one", r.Offers)
+	}
+	want := []api.PortRange{{Begin: 102, End: 105}, {Begin: 200, End: 200}}
+	if diff := cmp.Diff(want, r.Offers[0].Ports); diff != "" {
+		t.Fatalf("offered ports (-want +got):\n%s", diff)
+	}
+	r = must(t, c, OfferAccepted{Offer: r.Offers[0].ID, Tasks: []AcceptedTask{{Group: "g", Count: 1}}})
+	if len(r.Launches) != 1 || !cmp.Equal(r.Launches[0].Ports, []int{102, 103, 104}) {
+		t.Fatalf("launches %+v: want one on ports 102-104", r.Launches)
+	}
+	if got := c.agents[0].freePorts(); !cmp.Equal(got, []api.PortRange{{Begin: 105, End: 105}, {Begin: 200, End: 200}}) {
+		t.Errorf("free ports %v after the launch", got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caisson/caisson/api"
 )
 
 // Ready is what the core decided while handling one event. Its slices are
@@ -54,6 +56,9 @@ type Offer struct {
 	Resources Resources `json:"resources"`
 	// GPUs are the free devices of the agent, by ID.
 	GPUs []string `json:"gpus,omitempty"`
+	// Ports are the agent's free host ports, where it names them; a task
+	// accepted with Resources[Ports] is given the lowest free ones.
+	Ports []api.PortRange `json:"ports,omitempty"`
 	// Revocable resources are borrowed: tasks on them may be reclaimed.
 	Revocable bool `json:"revocable,omitempty"`
 }
@@ -143,7 +148,7 @@ func (r *Ready) String() string {
 		if o.Revocable {
 			rev = " revocable"
 		}
-		fmt.Fprintf(&b, "offer %s %s agent=%s %s%s%s\n", o.ID, o.Session, o.Agent, o.Resources, gpuList(o.GPUs), rev)
+		fmt.Fprintf(&b, "offer %s %s agent=%s %s%s%s%s\n", o.ID, o.Session, o.Agent, o.Resources, gpuList(o.GPUs), rangeList(o.Ports), rev)
 	}
 	for _, l := range r.Launches {
 		rev := ""
@@ -162,6 +167,17 @@ func portList(ports []int) string {
 	s := make([]string, len(ports))
 	for i, p := range ports {
 		s[i] = strconv.Itoa(p)
+	}
+	return " host-ports=" + strings.Join(s, ",")
+}
+
+func rangeList(rs []api.PortRange) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = r.String()
 	}
 	return " host-ports=" + strings.Join(s, ",")
 }
