@@ -257,8 +257,29 @@ func (c *Core) setConsumers(specs []ConsumerSpec) error {
 			addUp(n, func(x *consumer) *Resources { return &x.pending }, g.spec.Resources.Scale(int64(g.pending())))
 		}
 	}
+	// Notices go with their claimant; those of a claimant the new tree
+	// drops or makes a parent are withdrawn: nothing waits there now.
+	for _, tk := range c.reclaims {
+		if tk.deadline.IsZero() {
+			continue
+		}
+		switch n := t.byName[tk.claimant.spec.Name]; {
+		case n == nil || !n.leaf():
+			c.withdrawNotice(tk, "consumer "+tk.claimant.spec.Name+" is no longer a leaf of the consumer tree")
+		case tk.preempt:
+			tk.claimant = n
+			n.claimPreempt(tk, tk.claim)
+		default:
+			tk.claimant = n
+			n.reclaiming = n.reclaiming.Add(tk.claim)
+		}
+	}
+	c.dropUnclaimed()
 	c.tree = t
 	c.initHeaps()
+	for _, s := range c.sessions {
+		s.heapIdx, s.class, s.classIdx = -1, nil, -1 // in the old tree's heaps
+	}
 	for _, s := range sortedSessions(c.sessions) {
 		c.requeue(s)
 	}

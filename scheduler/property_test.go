@@ -129,6 +129,19 @@ func (g *gen) event() Event {
 				return Suppress{Session: id}
 			}
 			return Revive{Session: id}
+		case k == 99 && r.IntN(3) == 0:
+			// The tree again, changed: another grace, t2 dropped (refused
+			// while sessions run there) or t3 made a parent.
+			cs := genConsumers()
+			switch r.IntN(3) {
+			case 0:
+				cs.Consumers[1].Grace = time.Duration(1+r.IntN(9)) * time.Second
+			case 1:
+				cs.Consumers = slices.Delete(cs.Consumers, 2, 3)
+			case 2:
+				cs.Consumers = append(cs.Consumers, ConsumerSpec{Name: "t4", Parent: "t3"})
+			}
+			return cs
 		case k >= 88:
 			g.now = g.now.Add(time.Second)
 			return Tick{Now: g.now}

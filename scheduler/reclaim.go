@@ -525,20 +525,13 @@ func useful(r, want Resources) bool {
 
 // killDue kills the noticed tasks whose deadline has come.
 func (c *Core) killDue() {
-	keep := c.reclaims[:0]
 	for _, t := range c.reclaims {
-		switch {
-		case t.deadline.IsZero():
-			// It ended on its own.
-		case t.deadline.After(c.now):
-			keep = append(keep, t)
-		default:
+		if !t.deadline.IsZero() && !t.deadline.After(c.now) {
 			c.counters.Preempted++
 			c.kill(t, t.reason)
 		}
 	}
-	clear(c.reclaims[len(keep):])
-	c.reclaims = keep
+	c.dropUnclaimed()
 }
 
 // unclaim forgets a task's notice when it ends.
@@ -624,20 +617,39 @@ func (c *Core) withdraw() {
 			continue
 		}
 		for _, v := range plan {
-			c.counters.Withdrawn++
-			c.ready.Withdrawals = append(c.ready.Withdrawals, Withdrawal{Task: v.id, Session: v.s.spec.ID, Consumer: n.spec.Name,
-				Reason: "consumer " + n.spec.Name + " no longer needs its resources"})
-			unclaim(v)
-			if v.revocable {
-				v.agent.revocable = v.agent.revocable.Add(v.res)
-				c.reindex(v.agent, false)
-			}
+			c.withdrawNotice(v, "consumer "+n.spec.Name+" no longer needs its resources")
 		}
 	}
 	// Withdrawing only lowers the claims, after which no plan left
 	// could go: the next look waits for something else to change.
 	for _, n := range check {
 		n.wmemo.reclaiming, n.wmemo.preempting = n.reclaiming, n.preempting
+	}
+	c.dropUnclaimed()
+}
+
+// dropUnclaimed takes the tasks whose notice went (they ended or it was
+// withdrawn) off the list of noticed tasks, so that a task noticed again
+// is on it once.
+func (c *Core) dropUnclaimed() {
+	keep := c.reclaims[:0]
+	for _, t := range c.reclaims {
+		if !t.deadline.IsZero() {
+			keep = append(keep, t)
+		}
+	}
+	clear(c.reclaims[len(keep):])
+	c.reclaims = keep
+}
+
+// withdrawNotice cancels t's notice: it keeps running.
+func (c *Core) withdrawNotice(t *task, reason string) {
+	c.counters.Withdrawn++
+	c.ready.Withdrawals = append(c.ready.Withdrawals, Withdrawal{Task: t.id, Session: t.s.spec.ID, Consumer: t.claimant.spec.Name, Reason: reason})
+	unclaim(t)
+	if t.revocable {
+		t.agent.revocable = t.agent.revocable.Add(t.res)
+		c.reindex(t.agent, false)
 	}
 }
 

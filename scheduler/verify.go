@@ -92,6 +92,22 @@ func (c *Core) Verify() error {
 	alloc := make([]Resources, len(c.tree.nodes))
 	owned := make([]Resources, len(c.tree.nodes))
 	pending := make([]Resources, len(c.tree.nodes))
+	reclaiming := make([]Resources, len(c.tree.nodes))
+	preempting := make([]Resources, len(c.tree.nodes))
+	for t := range seen {
+		switch cl := t.claimant; {
+		case cl == nil:
+			if !t.deadline.IsZero() {
+				return bad("task %s is noticed for no consumer", t.id)
+			}
+		case c.tree.byName[cl.spec.Name] != cl || !cl.leaf() || t.deadline.IsZero():
+			return bad("task %s is claimed by consumer %s, which is not a leaf of the tree, or without a deadline", t.id, cl.spec.Name)
+		case t.preempt:
+			preempting[cl.idx] = preempting[cl.idx].Add(t.claim)
+		default:
+			reclaiming[cl.idx] = reclaiming[cl.idx].Add(t.claim)
+		}
+	}
 	for _, s := range c.sessions {
 		var sum Resources
 		for _, g := range s.groups {
@@ -122,6 +138,10 @@ func (c *Core) Verify() error {
 		if alloc[n.idx] != n.alloc || owned[n.idx] != n.owned || pending[n.idx] != n.pending {
 			return bad("consumer %s accounts %v held (%v owned, %v pending), its sessions %v (%v, %v)",
 				n.spec.Name, n.alloc, n.owned, n.pending, alloc[n.idx], owned[n.idx], pending[n.idx])
+		}
+		if reclaiming[n.idx] != n.reclaiming || preempting[n.idx] != n.preempting {
+			return bad("consumer %s accounts %v reclaiming and %v preempting, its notices claim %v and %v",
+				n.spec.Name, n.reclaiming, n.preempting, reclaiming[n.idx], preempting[n.idx])
 		}
 		if !c.checkClasses(n) {
 			return bad("consumer %s: its waiting sessions are not in the classes of their smallest tasks", n.spec.Name)
