@@ -250,6 +250,9 @@ func (c *Core) byBusy(list []*agent, emptiest bool) {
 	}
 }
 
+// requeueSession puts a session in or out of its consumer's heap as it
+// has pending tasks or not and fixes its key, leaving the leaf's place to
+// the caller (see requeue).
 func (c *Core) requeueSession(s *session) {
 	h := &c.sheaps[s.consumer.idx]
 	want := !s.suppressed && s.pending()

@@ -494,22 +494,13 @@ func (c *Core) totalChanged() {
 }
 
 // requeue puts a session in or out of its consumer's heap as it has
-// pending tasks or not, and fixes the keys.
+// pending tasks or not, and fixes its key and its leaf's; a session that
+// comes to wait lowers the smallest waiting shape.
 func (c *Core) requeue(s *session) {
-	h := &c.sheaps[s.consumer.idx]
-	want := !s.suppressed && s.pending()
-	if r, ok := s.smallest(); want && ok && s.heapIdx < 0 {
+	if r, ok := s.smallest(); ok && s.heapIdx < 0 && !s.suppressed && s.pending() {
 		c.noteShape(r)
 	}
-	switch {
-	case want && s.heapIdx < 0:
-		h.push(s)
-	case !want && s.heapIdx >= 0:
-		h.remove(s.heapIdx)
-	case want:
-		h.fix(s.heapIdx)
-	}
-	c.reclass(s)
+	c.requeueSession(s)
 	c.requeueLeaf(s.consumer)
 }
 
