@@ -107,14 +107,20 @@ func TestReadMajorsMalformed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeProcDevices(t, tc.content)
 			_, err := ReadMajors(p)
-			if !errors.Is(err, api.ErrInvalid) {
-				t.Fatalf("ReadMajors = %v, want an error wrapping api.ErrInvalid", err)
-			}
-			// The error names the file and the line.
-			if msg := err.Error(); !strings.Contains(msg, p) || !strings.Contains(msg, strconv.Quote(tc.line)) {
-				t.Errorf("error %q does not name %s and line %q", msg, p, tc.line)
-			}
+			wantLineError(t, err, p, tc.line)
 		})
+	}
+}
+
+// wantLineError checks that a read of file p was refused as invalid,
+// naming the file and the offending line.
+func wantLineError(t *testing.T, err error, p, line string) {
+	t.Helper()
+	if !errors.Is(err, api.ErrInvalid) {
+		t.Fatalf("read %s = %v, want an error wrapping api.ErrInvalid", p, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, p) || !strings.Contains(msg, strconv.Quote(line)) {
+		t.Errorf("error %q does not name %s and line %q", msg, p, line)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -98,13 +97,7 @@ func TestReadMIGMinorsMalformed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeMIGMinors(t, tc.content)
 			_, err := ReadMIGMinors(p)
-			if !errors.Is(err, api.ErrInvalid) {
-				t.Fatalf("ReadMIGMinors = %v, want an error wrapping api.ErrInvalid", err)
-			}
-			// The error names the file and the line.
-			if msg := err.Error(); !strings.Contains(msg, p) || !strings.Contains(msg, strconv.Quote(tc.line)) {
-				t.Errorf("error %q does not name %s and line %q", msg, p, tc.line)
-			}
+			wantLineError(t, err, p, tc.line)
 		})
 	}
 }

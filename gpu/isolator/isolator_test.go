@@ -80,11 +80,7 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var paths []string
-	for _, d := range resp.Devices {
-		paths = append(paths, d.Path)
-	}
-	slices.Sort(paths)
+	paths := devicePaths(resp)
 	want := []string{"/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl"}
 	if diff := cmp.Diff(want, paths); diff != "" {
 		t.Errorf("device nodes (-want +got):\n%s", diff)
@@ -224,11 +220,7 @@ func TestPrepareMIG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var paths []string
-	for _, d := range resp.Devices {
-		paths = append(paths, d.Path)
-	}
-	slices.Sort(paths)
+	paths := devicePaths(resp)
 	want := []string{"/dev/nvidia-caps/nvidia-cap147", "/dev/nvidia-caps/nvidia-cap148", "/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia1", "/dev/nvidiactl"}
 	if diff := cmp.Diff(want, paths); diff != "" {
 		t.Errorf("device nodes (-want +got):\n%s", diff)
@@ -320,4 +312,14 @@ func TestPrepareMIGNoCaps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// devicePaths lists the device nodes a prepare gives, in order.
+func devicePaths(resp *isolators.PrepareResponse) []string {
+	var paths []string
+	for _, d := range resp.Devices {
+		paths = append(paths, d.Path)
+	}
+	slices.Sort(paths)
+	return paths
 }
