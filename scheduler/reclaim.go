@@ -331,7 +331,10 @@ func (c *Core) roomFor(s *session, g *group, r *room) (*agent, []*task) {
 			return true
 		}
 		// Reclaim starts from a point that moves with the state.
-		from := int(c.roomIdx.epoch % uint64(len(c.agents)))
+		from := 0
+		if n := len(c.agents); n > 0 {
+			from = int(c.roomIdx.epoch % uint64(n))
+		}
 		switch {
 		case r.own != nil:
 			for _, i := range r.own {

@@ -115,3 +115,19 @@ func TestSamePlacement(t *testing.T) {
 		})
 	}
 }
+
+// A reclaim round before any agent has registered finds nothing to take
+// (a restarted server's first ticks).
+func TestReclaimWithoutAgents(t *testing.T) {
+	c := New(Config{})
+	for _, ev := range []Event{
+		Tick{Now: t0},
+		ConsumersSet{Consumers: []ConsumerSpec{{Name: "owner", Owned: Res(1000, 1<<30)}}},
+		SessionSubmitted{Session: SessionSpec{ID: "s", Consumer: "owner", Groups: []TaskGroup{{Name: "g", Resources: Res(500, 1<<20), Count: 1}}}},
+		Tick{Now: t0.Add(time.Second)},
+	} {
+		if r := must(t, c, ev); len(r.Notices)+len(r.Launches) != 0 {
+			t.Fatalf("%T decided %s with no agents", ev, r)
+		}
+	}
+}
