@@ -493,8 +493,8 @@ func (c *Core) place(s *session, a *agent) int {
 			continue
 		}
 		if !g.started {
-			if g.gangFail != c.freeEpoch+1 && c.placeGang(s, g, a) {
-				launched += g.spec.Min
+			if n := g.gang(); g.gangFail != c.freeEpoch+1 && c.placeGang(s, g, a) {
+				launched += n
 				continue
 			}
 			g.gangFail = c.freeEpoch + 1
@@ -516,15 +516,16 @@ func (c *Core) place(s *session, a *agent) int {
 	return launched
 }
 
-// placeGang places the first Min tasks of a group at once, starting with
-// agent first and going on through the other agents with free resources.
-// Nothing is launched unless all of them fit.
+// placeGang places the group's gang at once, starting with agent first
+// and going on through the other agents with free resources. Nothing is
+// launched unless all of it fits.
 func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 	type spot struct {
 		a    *agent
 		gpus []int
 		rev  bool
 	}
+	size := g.gang()
 	var spots []spot
 	var extra, extraOwned Resources
 	trials := map[int32]*trial{}
@@ -537,7 +538,7 @@ func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 			tr = &trial{avail: c.avail(a), gpuFree: slices.Clone(a.gpuFree)}
 			trials[a.idx] = tr
 		}
-		for len(spots) < g.spec.Min {
+		for len(spots) < size {
 			tr.extra, tr.extraOwned = extra, extraOwned
 			gpus, rev, why := c.fit(s, g, a, tr)
 			if why != "" {
@@ -558,7 +559,7 @@ func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 	}
 	try(first)
 	c.freeIdx.each(g.spec.Resources, 0, func(i int) bool {
-		if len(spots) >= g.spec.Min {
+		if len(spots) >= size {
 			return false
 		}
 		if a := c.agents[i]; a != first {
@@ -566,7 +567,7 @@ func (c *Core) placeGang(s *session, g *group, first *agent) bool {
 		}
 		return true
 	})
-	if len(spots) < g.spec.Min {
+	if len(spots) < size {
 		return false
 	}
 	for _, sp := range spots {

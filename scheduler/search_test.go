@@ -131,3 +131,23 @@ func TestReclaimWithoutAgents(t *testing.T) {
 		}
 	}
 }
+
+// A gang larger than what the group asks for starts what it asks for,
+// together, and no more.
+func TestGangAboveCount(t *testing.T) {
+	c := New(Config{})
+	for _, ev := range []Event{
+		Tick{Now: t0},
+		ConsumersSet{Consumers: []ConsumerSpec{{Name: "t"}}},
+		AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(4000, 4<<30)}},
+	} {
+		must(t, c, ev)
+	}
+	r := must(t, c, SessionSubmitted{Session: SessionSpec{ID: "s", Consumer: "t", Groups: []TaskGroup{{Name: "g", Resources: Res(500, 1<<20), Count: 2, Min: 3}}}})
+	if len(r.Launches) != 2 {
+		t.Fatalf("launches %v: want the two tasks asked for", r.Launches)
+	}
+	if err := c.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}

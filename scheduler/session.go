@@ -47,6 +47,10 @@ type group struct {
 
 func (g *group) pending() int { return max(0, g.spec.Count-len(g.running)) }
 
+// gang is how many tasks of a group that has not started must start
+// together: Min, or all it asks for when that is fewer.
+func (g *group) gang() int { return min(g.spec.Min, g.pending()) }
+
 type task struct {
 	id        string
 	s         *session

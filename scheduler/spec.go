@@ -96,8 +96,8 @@ type TaskGroup struct {
 	// running). A task that finishes lowers it by one; SessionUpdated
 	// sets it (Spark's requestTotalExecutors).
 	Count int `json:"count"`
-	// Min is the gang size: the first Min tasks start together or not at
-	// all. 0 is no gang.
+	// Min is the gang size: the first Min tasks (all of Count, when that is
+	// fewer) start together or not at all. 0 is no gang.
 	Min int `json:"min,omitempty"`
 	// Max caps Count (Spark's maxExecutors); 0 is no cap.
 	Max         int          `json:"max,omitempty"`

@@ -126,6 +126,9 @@ func (c *Core) Verify() error {
 			for n := s.consumer; n != nil; n = n.parent {
 				pending[n.idx] = pending[n.idx].Add(g.spec.Resources.Scale(int64(g.pending())))
 			}
+			if len(g.running) > g.spec.Count {
+				return bad("session %s group %s runs %d tasks, above its count %d", s.spec.ID, g.spec.Name, len(g.running), g.spec.Count)
+			}
 			if g.spec.Max > 0 && g.spec.Count > g.spec.Max {
 				return bad("session %s group %s wants %d tasks, above its max %d", s.spec.ID, g.spec.Name, g.spec.Count, g.spec.Max)
 			}
