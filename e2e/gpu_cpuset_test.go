@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/resources"
 )
 
@@ -102,12 +104,20 @@ func readTrim(t *testing.T, path string) string {
 // env is made after it.
 func agentCgroup(t *testing.T, cpu int) string {
 	t.Helper()
+	testutil.RequiresRoot(t)
 	root, v2, _, memsFile := cpusetRoot(t)
-	if v2 {
-		// runc enables it there too, for the containers' cgroups.
-		if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+cpuset"), 0o644); err != nil {
+	if ctl := filepath.Join(root, "cgroup.subtree_control"); v2 && !slices.Contains(strings.Fields(readTrim(t, ctl)), "cpuset") {
+		// runc enables it there too, for the containers' cgroups. It goes
+		// off again after the cgroup below is removed, unless something
+		// else on the host has come to use it.
+		if err := os.WriteFile(ctl, []byte("+cpuset"), 0o644); err != nil {
 			t.Fatalf("enable the cpuset controller: %v", err)
 		}
+		t.Cleanup(func() {
+			if err := os.WriteFile(ctl, []byte("-cpuset"), 0o644); err != nil && !errors.Is(err, syscall.EBUSY) {
+				t.Errorf("disable the cpuset controller again: %v", err)
+			}
+		})
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
