@@ -420,9 +420,18 @@ func (iso *Isolator) Recover(_ context.Context, req *isolators.RecoverRequest) e
 	return iso.m.Reconcile(func(id string) bool { return live[id] })
 }
 
+// withoutGPUs reports whether a container's spec says it was given no
+// GPU: Prepare annotates every container it gives GPUs.
+func withoutGPUs(spec *specs.Spec) bool {
+	return spec != nil && spec.Annotations[AnnotationUUIDs] == ""
+}
+
 // Status lists the GPUs the container holds; a GPU in MIG mode with the
 // MIG devices it holds.
 func (iso *Isolator) Status(ctx context.Context, req *isolators.StatusRequest, resp *isolators.StatusResponse) error {
+	if withoutGPUs(req.Spec) {
+		return nil // no state to read for most containers
+	}
 	held, err := iso.m.Held(ctx, req.ContainerID)
 	if err != nil {
 		return err
@@ -437,14 +446,14 @@ func (iso *Isolator) Status(ctx context.Context, req *isolators.StatusRequest, r
 // holds (a MIG device's are its own: memory; the rest is its GPU's and
 // left out). GPUs are not shared, so a GPU's counters are its holder's.
 func (iso *Isolator) Usage(ctx context.Context, req *isolators.UsageRequest, u *api.Usage) error {
+	if withoutGPUs(req.Spec) {
+		return nil
+	}
 	held, err := iso.m.Held(ctx, req.ContainerID)
 	if err != nil {
 		return err
 	}
 	if len(held) == 0 {
-		if req.Spec != nil && req.Spec.Annotations[AnnotationUUIDs] == "" {
-			return nil // a container without GPUs
-		}
 		return fmt.Errorf("container %s holds no GPU: %w", req.ContainerID, api.ErrNotFound)
 	}
 	grant := &manager.Grant{Devices: held}

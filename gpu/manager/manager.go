@@ -83,9 +83,6 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Backend is the configured backend.
-func (m *Manager) Backend() string { return m.cfg.Backend }
-
 func (m *Manager) simDir() string { return filepath.Join(m.cfg.Dir, "sim") }
 
 // CDIDir is where the generated CDI spec is.
