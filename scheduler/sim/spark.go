@@ -125,11 +125,9 @@ func (sp *sparkState) stageTaskEnd(r *runner, t *simTask) error {
 		sp.wait = sp.s.Stages[sp.stage].Tasks
 	}
 	sp.assign(r)
-	for _, x := range sp.execs {
-		if x.free == sp.slots && x.idleAt < r.now {
-			sp.idle(r, x)
-		}
-	}
+	// Only e can have come to be idle: assign only takes slots. An
+	// executor idle before keeps the time it went idle.
+	sp.idle(r, e)
 	return nil
 }
 
