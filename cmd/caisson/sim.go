@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/scheduler/scenario"
 	"github.com/caisson/caisson/scheduler/sim"
 	"github.com/caisson/caisson/scheduler/trace"
@@ -71,14 +72,16 @@ against its deserved and owned shares.`,
 				}
 			}
 			switch {
-			case sources != 1:
-				return fmt.Errorf("give one workload: a scenario file, --agents/--sessions/--tasks, or --trace openb: %w", api.ErrInvalid)
 			case traceName == "" && (nodesFile != "" || podsFile != ""):
 				return fmt.Errorf("--nodes and --pods go with --trace openb: %w", api.ErrInvalid)
+			case sources != 1:
+				return fmt.Errorf("give one workload: a scenario file, --agents/--sessions/--tasks, or --trace openb: %w", api.ErrInvalid)
 			case !synthetic && f.Changed("seed") && traceName != "":
 				return fmt.Errorf("--seed goes with a scenario file or a generated workload; a trace has no randomness: %w", api.ErrInvalid)
-			case delay < 0 || slack < 0 || duration < 0:
-				return fmt.Errorf("--framework-delay, --sla-slack and --duration cannot be negative: %w", api.ErrInvalid)
+			case delay < 0 || duration < 0:
+				return fmt.Errorf("--framework-delay and --duration cannot be negative: %w", api.ErrInvalid)
+			case slack <= 0:
+				return fmt.Errorf("--sla-slack %s: want a time above zero: %w", slack, api.ErrInvalid)
 			}
 			var sc *scenario.Scenario
 			var err error
@@ -120,8 +123,12 @@ against its deserved and owned shares.`,
 				return err
 			}
 			if plot != "" {
-				if err := writePlot(plot, rep.Chart()); err != nil {
+				var buf bytes.Buffer
+				if err := sim.WritePlot(&buf, rep.Chart()); err != nil {
 					return err
+				}
+				if err := atomicfile.Write(plot, buf.Bytes(), 0o644, false); err != nil {
+					return fmt.Errorf("--plot: %w", err)
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -200,33 +207,6 @@ func loadTrace(name, nodesFile, podsFile string) (*scenario.Scenario, error) {
 	return sim.FromOpenB("openb: "+filepath.Base(podsFile), nodes, pods)
 }
 
-// writePlot writes the chart through a temporary file renamed into place.
-func writePlot(path string, c sim.Chart) error {
-	var buf bytes.Buffer
-	if err := sim.WritePlot(&buf, c); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".caisson-plot-*")
-	if err != nil {
-		return fmt.Errorf("--plot %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--plot %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("--plot %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("--plot %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("--plot %s: %w", path, err)
-	}
-	return nil
-}
-
 func printSimReport(out io.Writer, r *sim.Report, plot string) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
@@ -248,22 +228,9 @@ func printSimReport(out io.Writer, r *sim.Report, plot string) error {
 	row("RECLAIM", "%d events, latency %s; %d tasks noticed, %d killed at their deadline, %d notices withdrawn", r.Reclaim.Events, q(r.Reclaim.Latency, "s"), r.Reclaim.TasksNoticed, r.Reclaim.TasksPreempted, r.Reclaim.TasksWithdrawn)
 	row("UTILIZATION", "cpu %.1f%%, memory %.1f%%, gpu %.1f%%", 100*r.Utilization.CPU, 100*r.Utilization.Memory, 100*r.Utilization.GPU)
 	row("GPU ALLOCATION RATIO", "%.1f%% (peak)", 100*r.GPUAllocationRatio)
-	row("PEAK RSS", "%s", bytesHuman(r.PeakRSSBytes))
+	row("PEAK RSS", "%s", api.FormatSize(uint64(max(r.PeakRSSBytes, 0))))
 	if plot != "" {
 		row("PLOT", "%s", plot)
 	}
 	return tw.Flush()
-}
-
-func bytesHuman(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -81,6 +81,7 @@ func TestSimBadInput(t *testing.T) {
 		{"sim", "--agents", "5", "--sessions", "10", "--tasks", "3"},
 		{"sim", "../../examples/sim-small.yaml", "--format", "yaml"},
 		{"sim", "../../examples/sim-small.yaml", "--offer-fanout", "-1"},
+		{"sim", "../../examples/sim-small.yaml", "--sla-slack", "0"},
 		{"sim", bad, "--plot", plot},
 	} {
 		if _, err := runCaisson(t, args...); !errors.Is(err, api.ErrInvalid) || exitCode(err) != exitCaissonError {
