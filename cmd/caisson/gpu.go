@@ -324,8 +324,10 @@ each profile in the list (a compute instance profile such as 1c.3g.20gb
 fills its GPU instance with compute instances of that size), or --mig off.
 The profiles and placements are the simulated GPU's: an A100-40GB has
 1g.5gb (seven fit), 1g.5gb+me, 1g.10gb, 2g.10gb, 3g.20gb, 4g.20gb and
-7g.40gb; an H100 1g.10gb, 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb and 7g.80gb. A
-layout that does not fit is refused with the reason. The layout of a GPU
+7g.40gb; an H100 1g.10gb, 1g.10gb+me, 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb and
+7g.80gb; a B200 1g.45gb, 1g.45gb+me, 2g.45gb, 3g.90gb, 4g.90gb and 7g.180gb.
+A layout that does not fit is refused with the reason, a profile the GPU
+does not have with the list of those it has. The layout of a GPU
 that a container holds, whole or any of its MIG devices, cannot change.
 Every caisson-nvml run makes the layout again (the work dir's
 gpu/sim/mig.json); the inventory, the CDI spec and the fake nodes are

@@ -111,7 +111,7 @@ type SLA struct {
 
 // Reclaim measures taking lent resources back: an event starts with the
 // first reclaim notice for a consumer and ends when the consumer's SLA
-// episode does. TasksNoticed counts the notices, TasksPreempted the tasks
+// episode does. TasksNoticed counts the reclaim notices, TasksPreempted the tasks
 // killed at their deadline (for reclaim or for priority), TasksWithdrawn
 // the notices (for either) withdrawn because the claimant no longer
 // needed them.

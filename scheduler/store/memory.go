@@ -6,7 +6,7 @@ import (
 )
 
 // Memory is a Store in memory, with Bolt's semantics and no persistence:
-// for tests and the simulator.
+// for tests.
 type Memory struct {
 	mu       sync.Mutex
 	closed   bool
