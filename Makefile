@@ -138,6 +138,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadMajors -fuzztime 20s ./gpu/cdi/
 	$(GO) test -run '^$$' -fuzz FuzzParseLDCache -fuzztime 20s ./gpu/cdi/
 	$(GO) test -run '^$$' -fuzz FuzzAllocate -fuzztime 20s ./gpu/topology/
+	$(GO) test -run '^$$' -fuzz FuzzReadMIGMinors -fuzztime 20s ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./scheduler/scenario/
+	$(GO) test -run '^$$' -fuzz FuzzParseNodes -fuzztime 20s ./scheduler/trace/
+	$(GO) test -run '^$$' -fuzz FuzzParsePods -fuzztime 20s ./scheduler/trace/
 
 clean:
 	rm -rf bin
