@@ -196,15 +196,6 @@ func newRunner(sc *scenario.Scenario, opts Options) (*runner, error) {
 		for i, g := range a.GPUs {
 			sa.gpuI[g.ID] = i
 		}
-		if len(a.GPUs) == 0 && a.Resources[scheduler.GPU] > 0 {
-			// The core names the devices of an agent that only counts
-			// them AGENT/gpuN.
-			n := int(a.Resources[scheduler.GPU] / 1000)
-			sa.gpu = make([]int64, n)
-			for i := range n {
-				sa.gpuI[fmt.Sprintf("%s/gpu%d", a.ID, i)] = i
-			}
-		}
 		r.agents[a.ID] = sa
 		r.total = r.total.Add(a.Resources)
 		if err := r.step(scheduler.AgentAdded{Agent: a}); err != nil {
