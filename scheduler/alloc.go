@@ -337,26 +337,6 @@ func short(r, avail Resources) string {
 	return strings.Join(out, ", ")
 }
 
-// ownedFits reports whether r fits in an owned share, over the dimensions
-// owned shares cover: ports are plentiful, and disk counts only where a
-// share names it.
-func ownedFits(r, owned Resources) bool {
-	for k := range r {
-		switch Kind(k) {
-		case Ports:
-			continue
-		case Disk:
-			if owned[k] == 0 {
-				continue
-			}
-		}
-		if r[k] > owned[k] {
-			return false
-		}
-	}
-	return true
-}
-
 // ownedRoom reports whether r more fits in the owned shares of a leaf and
 // its ancestors: then it is not borrowed.
 func ownedRoom(n *consumer, r Resources) bool {
@@ -364,7 +344,7 @@ func ownedRoom(n *consumer, r Resources) bool {
 		return false
 	}
 	for x := n; x != nil; x = x.parent {
-		if x.spec.Owned.Any() && !ownedFits(x.owned.Add(r), x.spec.Owned) {
+		if x.spec.Owned.Any() && !within(x.owned.Add(r), x.spec.Owned) {
 			return false
 		}
 	}

@@ -266,12 +266,8 @@ func (c *Core) setConsumers(specs []ConsumerSpec) error {
 		switch n := t.byName[tk.claimant.spec.Name]; {
 		case n == nil || !n.leaf():
 			c.withdrawNotice(tk, "consumer "+tk.claimant.spec.Name+" is no longer a leaf of the consumer tree")
-		case tk.preempt:
-			tk.claimant = n
-			n.claimPreempt(tk, tk.claim)
 		default:
-			tk.claimant = n
-			n.reclaiming = n.reclaiming.Add(tk.claim)
+			n.addClaim(tk)
 		}
 	}
 	c.dropUnclaimed()

@@ -54,24 +54,12 @@ func (c *Core) preempt(n *consumer) {
 	if c.leafKey(n) < 1 {
 		return
 	}
-	top, found := 0, false
-	var want Resources
-	for _, s := range c.sheaps[n.idx].items {
-		if s.suppressed || !s.pending() {
-			continue
-		}
-		if !found || s.spec.Priority > top {
-			top, found, want = s.spec.Priority, true, Resources{}
-		}
-		if s.spec.Priority == top {
-			for _, g := range s.groups {
-				want = want.Add(g.spec.Resources.Scale(int64(g.pending())))
-			}
-		}
-	}
-	if !found {
+	// What the waiting sessions of the highest priority ask for.
+	c.waitBuf = c.waitingByPriority(n, c.waitBuf)
+	if len(c.waitBuf) == 0 {
 		return
 	}
+	top, want := c.waitBuf[0].prio, c.waitBuf[0].want
 	want = want.Sub(n.preempting).Clamp()
 	if !want.Any() {
 		return
@@ -277,9 +265,9 @@ func (c *Core) trialOf(r *room, a *agent) *trial {
 	return tr
 }
 
-// within reports whether r fits in budget over the dimensions that
-// matter for reclaim: ports are plentiful, and disk counts only where the
-// budget has some.
+// within reports whether r fits in budget over the dimensions owned
+// shares and reclaim count: ports are plentiful, and disk counts only
+// where the budget has some.
 func within(r, budget Resources) bool {
 	for k := range r {
 		switch {
@@ -501,16 +489,12 @@ func (c *Core) notice(n *consumer, victims []*task, res Resources, deadline time
 			claim = left
 		}
 		left = left.Sub(claim)
-		t.deadline, t.reason, t.claimant, t.preempt, t.claim, t.plan = deadline, reason, n, preempt, claim, c.planSeq
+		t.deadline, t.reason, t.preempt, t.claim, t.plan = deadline, reason, preempt, claim, c.planSeq
 		if t.revocable {
 			t.agent.revocable = t.agent.revocable.Sub(t.res)
 			c.reindex(t.agent, false)
 		}
-		if preempt {
-			n.claimPreempt(t, claim)
-		} else {
-			n.reclaiming = n.reclaiming.Add(claim)
-		}
+		n.addClaim(t)
 		c.reclaims = append(c.reclaims, t)
 		c.ready.Notices = append(c.ready.Notices, Notice{Task: t.id, Session: t.s.spec.ID, Deadline: deadline, Reason: reason, Consumer: n.spec.Name, Preempt: preempt})
 	}
@@ -550,12 +534,18 @@ func unclaim(t *task) {
 	t.claimant, t.deadline, t.claim, t.reason, t.preempt, t.plan = nil, time.Time{}, Resources{}, "", false, 0
 }
 
-// claimPreempt counts a preemption notice of t for leaf n.
-func (n *consumer) claimPreempt(t *task, claim Resources) {
+// addClaim makes leaf n the claimant of noticed task t and counts its
+// claim (the inverse of unclaim).
+func (n *consumer) addClaim(t *task) {
+	t.claimant = n
+	if !t.preempt {
+		n.reclaiming = n.reclaiming.Add(t.claim)
+		return
+	}
 	if !n.preempting.Any() || t.s.spec.Priority > n.victimTop {
 		n.victimTop = t.s.spec.Priority
 	}
-	n.preempting = n.preempting.Add(claim)
+	n.preempting = n.preempting.Add(t.claim)
 }
 
 // withdraw takes back notices whose claimant no longer needs them: its

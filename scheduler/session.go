@@ -39,7 +39,6 @@ type session struct {
 
 type group struct {
 	spec     TaskGroup
-	idx      int
 	running  []*task
 	started  bool   // the gang has started (or there is no gang)
 	gangFail uint64 // freeEpoch+1 of the last gang attempt that failed
@@ -163,11 +162,11 @@ func (c *Core) submit(spec SessionSpec) error {
 	spec.Groups = slices.Clone(spec.Groups)
 	c.sessionSeq++
 	s := &session{spec: spec, seq: c.sessionSeq, consumer: n, heapIdx: -1, framework: spec.Kind == KindFramework}
-	for i, g := range spec.Groups {
+	for _, g := range spec.Groups {
 		if g.Max > 0 {
 			g.Count = min(g.Count, g.Max)
 		}
-		s.groups = append(s.groups, &group{spec: g, idx: i, started: g.Min <= 1})
+		s.groups = append(s.groups, &group{spec: g, started: g.Min <= 1})
 		c.addPending(n, g.Resources.Scale(int64(g.Count)))
 	}
 	n.sessions++

@@ -257,7 +257,7 @@ func Restore(data []byte) (*Core, error) {
 		n.sessions++
 		c.sessions[se.spec.ID] = se
 		for gi, sg := range ss.Groups {
-			g := &group{spec: ss.Spec.Groups[gi], idx: gi, started: sg.Started, gangFail: sg.GangFail}
+			g := &group{spec: ss.Spec.Groups[gi], started: sg.Started, gangFail: sg.GangFail}
 			se.groups = append(se.groups, g)
 			for _, st := range sg.Running {
 				ai, ok := c.agentIdx[st.Agent]
@@ -302,12 +302,7 @@ func Restore(data []byte) (*Core, error) {
 		if cl == nil {
 			return nil, bad("task %s claimed by unknown consumer %s", tk.id, name)
 		}
-		tk.claimant = cl
-		if tk.preempt {
-			cl.claimPreempt(tk, tk.claim)
-		} else {
-			cl.reclaiming = cl.reclaiming.Add(tk.claim)
-		}
+		cl.addClaim(tk)
 	}
 	for i, sa := range s.Agents {
 		a := c.agents[i]

@@ -39,8 +39,7 @@ type consumer struct {
 	// failed ones to run again, a session revived.
 	demandSeq uint64
 
-	// Leaf scheduling state: sessions with pending tasks, and the key
-	// that orders leaves (see fairKey).
+	// heapIdx is the leaf's place in Core.leaves, ordered by leafKey.
 	heapIdx int
 	// fillMiss is the fill in which none of the leaf's sessions took
 	// anything.
