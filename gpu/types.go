@@ -76,6 +76,14 @@ func (inv *Inventory) FindMIG(uuid string) (dev, mig int, ok bool) {
 // writes it, and every run of caisson-nvml applies it.
 const SimMIGFile = "mig.json"
 
+// SimEventsFile and SimFaultsFile are the files of a simulation directory
+// that hold injected NVML events (one Event a line) and the GPUs whose
+// probes fail ({"GPU-…": "reason"}); package nvml documents them.
+const (
+	SimEventsFile = "events.jsonl"
+	SimFaultsFile = "faults.json"
+)
+
 // MIGLayout maps the UUID of a simulated GPU in MIG mode to the MIG
 // profiles of its GPU instances, in the order they are created:
 // {"GPU-…": ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]}. A profile of a

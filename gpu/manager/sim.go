@@ -32,7 +32,7 @@ func (m *Manager) Inject(ev gpu.Event) error {
 	if err := os.MkdirAll(m.simDir(), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(m.simDir(), "events.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(m.simDir(), gpu.SimEventsFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (m *Manager) SetFault(uuid, reason string) error {
 	if err := m.simulatedOnly(); err != nil {
 		return err
 	}
-	p := filepath.Join(m.simDir(), "faults.json")
+	p := filepath.Join(m.simDir(), gpu.SimFaultsFile)
 	faults := map[string]string{}
 	if b, err := os.ReadFile(p); err == nil {
 		if err := json.Unmarshal(b, &faults); err != nil {

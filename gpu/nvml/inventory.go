@@ -71,8 +71,8 @@ const (
 
 // The files of a simulated machine's directory (see the package doc).
 const (
-	SimEventsFile = "events.jsonl"
-	SimFaultsFile = "faults.json"
+	SimEventsFile = gpu.SimEventsFile
+	SimFaultsFile = gpu.SimFaultsFile
 	SimMIGFile    = gpu.SimMIGFile
 )
 
