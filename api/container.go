@@ -109,6 +109,9 @@ type ContainerSpec struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	// AutoRemove removes the container and its files once it has exited.
 	AutoRemove bool `json:"auto_remove,omitempty"`
+	// Seccomp selects the seccomp filter; the zero value is the default
+	// profile, and the containerizer records which one is in force.
+	Seccomp Seccomp `json:"seccomp"`
 }
 
 // State is where a container is in its life.
