@@ -87,9 +87,17 @@ func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
 
 // Default returns the hardened base spec: new pid, mount, uts, ipc and network
 // namespaces (the network one has only loopback), no new privileges, the
-// default capability set, masked and read-only paths, default-deny devices,
-// and the standard kernel filesystems.
+// default capability set, Docker's default seccomp profile for this host's
+// architecture (none off Linux, where profiles are not built), masked and
+// read-only paths, default-deny devices, and the standard kernel
+// filesystems.
 func Default() *Spec {
+	s := base()
+	_ = WithSeccomp(api.Seccomp{}, "")(s) // fails only off Linux: no filter there
+	return s
+}
+
+func base() *Spec {
 	caps := DefaultCapabilities()
 	return &Spec{
 		Version: SpecVersion,

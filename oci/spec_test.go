@@ -2,6 +2,7 @@ package oci
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -93,5 +94,28 @@ func TestOptionErrors(t *testing.T) {
 		if err := opt(&Spec{}); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("%s: %v, want api.ErrInvalid", name, err)
 		}
+	}
+}
+
+// The capability set and no_new_privileges are Docker's defaults, pinned
+// here by name so that a change to either is deliberate.
+func TestDefaultPrivilegesAreDockers(t *testing.T) {
+	docker := []string{
+		"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
+		"CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+	}
+	s := Default()
+	c := s.Process.Capabilities
+	for name, set := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
+		got := slices.Sorted(slices.Values(set))
+		if diff := cmp.Diff(docker, got); diff != "" {
+			t.Errorf("%s capabilities (-docker +got):\n%s", name, diff)
+		}
+	}
+	if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
+		t.Errorf("inheritable %v, ambient %v; want none", c.Inheritable, c.Ambient)
+	}
+	if !s.Process.NoNewPrivileges {
+		t.Error("no_new_privileges is off")
 	}
 }
