@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -271,6 +272,10 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	if err := merge(s, contribs, userMounts); err != nil {
 		return nil, err
 	}
+	// Last: the default seccomp profile depends on the final capabilities.
+	if err := oci.WithSeccomp(spec.Seccomp, runtime.GOARCH)(s); err != nil {
+		return nil, err
+	}
 	if nets := spec.CNINetworks(); len(nets) > 0 && !joinsNetwork(contribs) {
 		return nil, fmt.Errorf("network %q: no network isolator is configured to attach it: %w", nets[0], api.ErrInvalid)
 	}
@@ -369,6 +374,10 @@ func validateSpec(s *api.ContainerSpec) error {
 		if k, _, _ := strings.Cut(kv, "="); k == "" {
 			return fmt.Errorf("environment variable %q has no name: %w", kv, api.ErrInvalid)
 		}
+	}
+	var err error
+	if s.Seccomp, err = s.Seccomp.Normalize(); err != nil {
+		return err
 	}
 	r := s.Resources
 	if r.CPUs < 0 || r.MemoryBytes < 0 || r.MemoryReservationBytes < 0 || r.PidsLimit < 0 || s.ShmSizeBytes < 0 {
