@@ -45,8 +45,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// subnets hands each test environment its own /24 of 10.231.0.0/16.
-var subnets atomic.Int32
+// subnets hands each test environment its own /24 of 10.231.0.0/16,
+// counting from a random start so that test processes running at once
+// seldom meet (Create refuses a subnet another one's bridge has).
+var subnets = func() *atomic.Int32 {
+	var n atomic.Int32
+	b := make([]byte, 1)
+	_, _ = rand.Read(b)
+	n.Store(int32(b[0]) % 160)
+	return &n
+}()
 
 // env is an isolator over temporary dirs with one bridge network.
 type env struct {
@@ -92,6 +100,9 @@ func newEnv(t *testing.T, pluginDir, cniVersion string, prefix int) *env {
 		}
 		if leaks := e.leaks(t); len(leaks) > 0 {
 			t.Errorf("left behind:\n%s", strings.Join(leaks, "\n"))
+		}
+		if err := cnitest.RemoveRules(e.ids, e.pfx); err != nil {
+			t.Error(err)
 		}
 		_ = exec.Command("ip", "link", "delete", "dev", e.bridge).Run()
 		_ = unix.Unmount(filepath.Join(iso.cfg.RunDir, "netns"), unix.MNT_DETACH)

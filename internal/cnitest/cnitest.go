@@ -240,6 +240,38 @@ func Leaks(t testing.TB, ids []string, bridge, leaseDir, cacheDir, subnetPrefix,
 	return leaks
 }
 
+// RemoveRules deletes the iptables rules (both families; the nftables
+// rules of iptables-nft with them) that name one of the container IDs or an
+// address with the subnet's prefix: what Leaks reports as rules. Tests call
+// it when they end, so a failure does not leave rules behind.
+func RemoveRules(ids []string, subnetPrefix string) error {
+	ctx := context.Background()
+	var errs []string
+	for _, fam := range iptables.Families {
+		_, rules, err := iptables.Save(ctx, fam)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, r := range rules {
+			line := strings.Join(r.Args, " ")
+			hit := subnetPrefix != "" && strings.Contains(line, subnetPrefix)
+			for _, id := range ids {
+				hit = hit || strings.Contains(line, id)
+			}
+			if hit {
+				if err := iptables.Delete(ctx, r); err != nil {
+					errs = append(errs, err.Error())
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove rules: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
 // FreePort returns a TCP port nothing on the host listens on now.
 func FreePort(t testing.TB) int {
 	t.Helper()
