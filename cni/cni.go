@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
@@ -113,7 +115,7 @@ func New(cfg Config) (*Isolator, error) {
 	}
 	iso := &Isolator{
 		cfg: cfg, log: cfg.Logger,
-		cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.StateDir, "cache"), nil),
+		cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.StateDir, "cache"), newPluginExec()),
 	}
 	iso.unshare, _ = exec.LookPath("unshare")
 	iso.ip, _ = exec.LookPath("ip")
@@ -137,7 +139,9 @@ type attachment struct {
 	// again whatever happened to the file since.
 	Config         json.RawMessage `json:"config"`
 	CapabilityArgs map[string]any  `json:"capability_args,omitempty"`
-	// Result is the ADD result (current spec version), once known.
+	// Result is the ADD result (current spec version): while the chain
+	// runs, the result of its plugins so far (recorded before each next
+	// plugin runs), so a DEL after a crash knows the addresses.
 	Result json.RawMessage `json:"result,omitempty"`
 }
 
@@ -292,7 +296,8 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 
 	for i := range st.Attachments {
 		a := &st.Attachments[i]
-		res, err := iso.add(ctx, st, a, nets[i])
+		actx := withRecorder(ctx, func(prev []byte) error { return iso.recordResult(st, a, prev) })
+		res, err := iso.add(actx, st, a, nets[i])
 		if err != nil {
 			return err
 		}
@@ -361,6 +366,20 @@ func (iso *Isolator) add(ctx context.Context, st *state, a *attachment, n *Netwo
 	return r, nil
 }
 
+// recordResult checkpoints the result of an attachment's plugins so far,
+// unless the checkpoint has it already.
+func (iso *Isolator) recordResult(st *state, a *attachment, prev []byte) error {
+	cur, err := currentResult(prev)
+	if err != nil {
+		return fmt.Errorf("network %q: result so far: %w", a.Network, err)
+	}
+	if bytes.Equal(cur, a.Result) {
+		return nil
+	}
+	a.Result = cur
+	return iso.saveState(st)
+}
+
 // checkVersions tells which plugin of a network does not speak its
 // cniVersion (plugins older than the spec answer STATUS with puzzling
 // errors).
@@ -404,8 +423,12 @@ func (iso *Isolator) del(ctx context.Context, st *state, a *attachment) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
 	defer cancel()
+	rt := iso.runtimeConf(st, a, n)
+	if prev := iso.keptResult(n, rt, a); prev != nil {
+		ctx = withPrevResult(ctx, prev)
+	}
 	start := time.Now()
-	err = iso.cni.DelNetworkList(ctx, n.list, iso.runtimeConf(st, a, n))
+	err = iso.cni.DelNetworkList(ctx, n.list, rt)
 	iso.log.Debug("cni del", "container", st.ID, "network", a.Network, "ifname", a.IfName, "took", time.Since(start), "err", err)
 	var cniErr *types.Error
 	if errors.As(err, &cniErr) && cniErr.Code == types.ErrIncompatibleCNIVersion {
@@ -417,6 +440,27 @@ func (iso *Isolator) del(ctx context.Context, st *state, a *attachment) error {
 		return fmt.Errorf("network %q (%s): %w", a.Network, a.IfName, err)
 	}
 	return nil
+}
+
+// keptResult is the prevResult a DEL needs when libcni has none cached (an
+// ADD that never finished): the checkpoint's, in the network's version.
+// Specs before 0.4.0 pass no prevResult to DEL.
+func (iso *Isolator) keptResult(n *Network, rt *libcni.RuntimeConf, a *attachment) []byte {
+	if len(a.Result) == 0 {
+		return nil
+	}
+	if ok, err := version.GreaterThanOrEqualTo(n.CNIVersion, "0.4.0"); err != nil || !ok {
+		return nil
+	}
+	if cached, err := iso.cni.GetNetworkListCachedResult(n.list, rt); err == nil && cached != nil {
+		return nil
+	}
+	prev, err := resultAsVersion(a.Result, n.CNIVersion)
+	if err != nil {
+		iso.log.Warn("cni del: the kept result cannot be given to the plugins", "network", a.Network, "err", err)
+		return nil
+	}
+	return prev
 }
 
 // forceClean removes iptables rules tagged with a container's ID that DEL

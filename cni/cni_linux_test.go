@@ -407,3 +407,41 @@ func TestBandwidth(t *testing.T) {
 		t.Errorf("ifb devices before:\n%s\nafter Cleanup:\n%s", before, after)
 	}
 }
+
+// TestFailedChainLeavesNoRules: a plugin that fails after the firewall
+// plugin's ADD leaves no libcni cache entry behind, so the undo's DEL gets
+// the addresses from the checkpoint: the firewall's CNI-FORWARD rules,
+// which name only the address, go with the rest.
+func TestFailedChainLeavesNoRules(t *testing.T) {
+	matrix(t, func(t *testing.T, plugins, version string) {
+		e := newEnv(t, plugins, version, 24)
+		dir := t.TempDir()
+		script := `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"1.0.0","code":999,"msg":"refused by the test"}'; exit 1 ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}' ;;
+esac
+`
+		if err := os.WriteFile(filepath.Join(dir, "refuse"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conf := fmt.Sprintf(`{"cniVersion": %q, "name": "failing", "plugins": [
+			{"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true,
+			 "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "dataDir": %q}},
+			{"type": "portmap", "capabilities": {"portMappings": true}},
+			{"type": "firewall"},
+			{"type": "refuse"}]}`, version, e.bridge, e.subnet, filepath.Join(e.iso.cfg.StateDir, "networks"))
+		if err := os.WriteFile(filepath.Join(e.confDir, "failing.conflist"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.iso.cfg.PluginDirs = []string{dir, plugins}
+		e.iso.cni.Path = e.iso.cfg.PluginDirs
+		id, _, err := e.prepare(t, api.ContainerSpec{Networks: []string{"failing"},
+			Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}})
+		mustFail(t, err, nil, `network "failing"`, "refused by the test")
+		if leaks := cnitest.Leaks(t, []string{id}, e.bridge, filepath.Join(e.iso.cfg.StateDir, "networks", "failing"),
+			filepath.Join(e.iso.cfg.StateDir, "cache"), e.pfx, filepath.Join(e.iso.cfg.RunDir, "netns")); len(leaks) > 0 {
+			t.Fatalf("the undone attachment left:\n%s", strings.Join(leaks, "\n"))
+		}
+	})
+}

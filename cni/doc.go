@@ -12,8 +12,12 @@
 // configuration and the capability arguments read back from the libcni
 // cache, then removes the namespace: it works after the configuration file
 // changed or disappeared and after a reboot took the namespace away. A failed
-// ADD is always followed by DEL. Recover DELs what orphans hold and runs
-// GCNetworkList with the live attachments.
+// ADD is always followed by DEL. Before each plugin of an ADD runs, the
+// result of the chain so far is checkpointed (pluginExec sees each plugin's
+// prevResult), and a DEL for which libcni has no cached result (the ADD
+// never finished) gets it as its prevResult, so plugins that find their
+// state by address (firewall) free it. Recover DELs what orphans hold and
+// runs GCNetworkList with the live attachments.
 //
 // The libcni cache lives under the isolator's state dir rather than the
 // shared /var/lib/cni, so the GC pass never touches another runtime's
