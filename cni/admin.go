@@ -21,8 +21,9 @@ import (
 )
 
 // Create writes a bridge network's configuration list to the config dir. It
-// refuses a name that exists, a subnet that overlaps another network's or
-// an address of this host, and a bridge another network uses.
+// refuses a name that exists, a subnet that cannot hold containers (see
+// parseSubnet) or that overlaps another network's or an address of this
+// host, and a bridge another network uses.
 func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
 	if !api.ValidName(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
 		return nil, fmt.Errorf("network name %q is not valid: %w", o.Name, api.ErrInvalid)
@@ -44,7 +45,11 @@ func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
 	} else if !errors.Is(err, api.ErrNotFound) {
 		return nil, err
 	}
-	_, subnet, _ := net.ParseCIDR(o.Subnet)
+	prefix, _, err := parseSubnet(o.Subnet, o.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	_, subnet, _ := net.ParseCIDR(prefix.String())
 	nets, _, err := iso.Networks()
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -287,6 +288,12 @@ type CreateOptions struct {
 	NoBandwidth bool
 }
 
+// validIfName reports whether s can name a network interface (the kernel's
+// dev_valid_name).
+func validIfName(s string) bool {
+	return s != "" && len(s) < 16 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n\r\v\f")
+}
+
 // bridgeName derives a bridge device name (at most 15 bytes).
 func bridgeName(network string) string {
 	b := "cs-" + network
@@ -294,6 +301,79 @@ func bridgeName(network string) string {
 		b = b[:15]
 	}
 	return b
+}
+
+// unusable are the address ranges a container subnet may not overlap:
+// addresses a bridge cannot route to containers, and IPv4 written inside
+// IPv6.
+var unusable = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), `"this network" (0.0.0.0/8, with the unspecified address)`},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback (127.0.0.0/8)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (169.254.0.0/16)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast (224.0.0.0/4)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (240.0.0.0/4, with the limited broadcast address)"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address (::)"},
+	{netip.MustParsePrefix("::1/128"), "loopback (::1)"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped (::ffff:0:0/96)"},
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible (::/96, deprecated)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local (fe80::/10)"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast (ff00::/8)"},
+}
+
+// parseSubnet checks a container subnet and its gateway (the subnet's
+// first address when empty): a range that can hold a gateway and at least
+// one container, outside every unusable range, and a gateway inside it
+// that is neither its network nor its broadcast address.
+func parseSubnet(subnet, gateway string) (netip.Prefix, netip.Addr, error) {
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return p, netip.Addr{}, fmt.Errorf("subnet %q: %v: %w", subnet, err, api.ErrInvalid)
+	}
+	p = p.Masked()
+	for _, u := range unusable {
+		if p.Overlaps(u.prefix) {
+			return p, netip.Addr{}, fmt.Errorf("subnet %s overlaps %s: containers cannot use it: %w", p, u.what, api.ErrInvalid)
+		}
+	}
+	if p.Addr().BitLen()-p.Bits() < 2 {
+		return p, netip.Addr{}, fmt.Errorf("subnet %s has no room for a gateway and containers (/%d at most): %w", p, p.Addr().BitLen()-2, api.ErrInvalid)
+	}
+	last := lastAddr(p)
+	if gateway == "" {
+		return p, p.Addr().Next(), nil
+	}
+	gw, err := netip.ParseAddr(gateway)
+	switch {
+	case err != nil || gw.Zone() != "":
+		return p, gw, fmt.Errorf("gateway %q is not an IP address: %w", gateway, api.ErrInvalid)
+	case gw.Is4In6():
+		return p, gw, fmt.Errorf("gateway %s is an IPv4-mapped address: write it as IPv4: %w", gw, api.ErrInvalid)
+	case !p.Contains(gw):
+		return p, gw, fmt.Errorf("gateway %s is not an address in %s: %w", gw, p, api.ErrInvalid)
+	case gw == p.Addr():
+		return p, gw, fmt.Errorf("gateway %s is the network address of %s: %w", gw, p, api.ErrInvalid)
+	case gw.Is4() && gw == last:
+		return p, gw, fmt.Errorf("gateway %s is the broadcast address of %s: %w", gw, p, api.ErrInvalid)
+	}
+	return p, gw, nil
+}
+
+// lastAddr is the last address of a prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := range b {
+		switch bit := i * 8; {
+		case bit >= p.Bits():
+			b[i] = 0xff
+		case bit+8 > p.Bits():
+			b[i] |= 0xff >> (p.Bits() - bit)
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // confList builds the configuration list of a bridge network: bridge with
@@ -305,26 +385,19 @@ func (iso *Isolator) confList(o CreateOptions) ([]byte, error) {
 	if o.Bridge == "" {
 		o.Bridge = bridgeName(o.Name)
 	}
-	if len(o.Bridge) > 15 {
-		return nil, fmt.Errorf("bridge name %q is longer than 15 bytes: %w", o.Bridge, api.ErrInvalid)
+	if !validIfName(o.Bridge) {
+		return nil, fmt.Errorf("bridge name %q is not an interface name (1 to 15 bytes, no '/', ':' or space): %w", o.Bridge, api.ErrInvalid)
 	}
-	_, subnet, err := net.ParseCIDR(o.Subnet)
+	subnet, gw, err := parseSubnet(o.Subnet, o.Gateway)
 	if err != nil {
-		return nil, fmt.Errorf("subnet %q: %v: %w", o.Subnet, err, api.ErrInvalid)
-	}
-	if ones, bits := subnet.Mask.Size(); bits-ones < 2 {
-		return nil, fmt.Errorf("subnet %s has no room for containers: %w", subnet, api.ErrInvalid)
+		return nil, err
 	}
 	rng := map[string]any{"subnet": subnet.String()}
 	if o.Gateway != "" {
-		gw := net.ParseIP(o.Gateway)
-		if gw == nil || !subnet.Contains(gw) {
-			return nil, fmt.Errorf("gateway %q is not an address in %s: %w", o.Gateway, subnet, api.ErrInvalid)
-		}
 		rng["gateway"] = gw.String()
 	}
 	defaultRoute := "0.0.0.0/0"
-	if subnet.IP.To4() == nil {
+	if subnet.Addr().Is6() {
 		defaultRoute = "::/0"
 	}
 	bridge := map[string]any{

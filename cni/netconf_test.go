@@ -113,6 +113,10 @@ func TestConfList(t *testing.T) {
 		{Name: "n", Subnet: "10.9.0.0/31"},
 		{Name: "n", Subnet: "10.9.0.0/24", Gateway: "10.8.0.1"},
 		{Name: "n", Subnet: "10.9.0.0/24", Bridge: "a-very-long-bridge-name"},
+		{Name: "n", Subnet: "10.9.0.0/24", Bridge: "../../x"},
+		{Name: "n", Subnet: "10.9.0.0/24", Bridge: "br:0"},
+		{Name: "n", Subnet: "10.9.0.0/24", Bridge: "br 0"},
+		{Name: "n", Subnet: "10.9.0.0/24", Bridge: ".."},
 		{Name: "n", Subnet: "10.9.0.0/24", DNS: []string{"dns.example"}},
 	} {
 		if _, err := iso.confList(o); !errors.Is(err, api.ErrInvalid) {
@@ -121,5 +125,90 @@ func TestConfList(t *testing.T) {
 	}
 	if _, err := iso.Create(CreateOptions{Name: "host", Subnet: "10.9.0.0/24"}); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("a network named host: %v", err)
+	}
+}
+
+// TestParseSubnet: a subnet must hold a gateway and containers and lie
+// outside every range a bridge cannot serve; the gateway must be one of its
+// host addresses.
+func TestParseSubnet(t *testing.T) {
+	for _, tc := range []struct{ subnet, gateway, wantSubnet, wantGateway string }{
+		{"10.9.0.0/24", "", "10.9.0.0/24", "10.9.0.1"},
+		{"10.9.0.77/24", "", "10.9.0.0/24", "10.9.0.1"},
+		{"10.9.0.0/30", "", "10.9.0.0/30", "10.9.0.1"},
+		{"10.9.0.0/24", "10.9.0.254", "10.9.0.0/24", "10.9.0.254"},
+		{"100.64.0.0/10", "", "100.64.0.0/10", "100.64.0.1"},
+		{"fd00:1::/64", "", "fd00:1::/64", "fd00:1::1"},
+		{"fd00:1::/126", "", "fd00:1::/126", "fd00:1::1"},
+		{"2001:db8::/64", "2001:db8::ffff:ffff:ffff:ffff", "2001:db8::/64", "2001:db8::ffff:ffff:ffff:ffff"},
+	} {
+		t.Run(tc.subnet+"_"+tc.gateway, func(t *testing.T) {
+			p, gw, err := parseSubnet(tc.subnet, tc.gateway)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{tc.wantSubnet, tc.wantGateway}, []string{p.String(), gw.String()}); diff != "" {
+				t.Errorf("subnet, gateway (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCreateRefusesUnusableSubnets: Create refuses, with api.ErrInvalid and
+// without writing anything, every subnet or gateway containers cannot use.
+func TestCreateRefusesUnusableSubnets(t *testing.T) {
+	iso := newConfIsolator(t)
+	for _, tc := range []struct{ name, subnet, gateway string }{
+		{"loopback", "127.0.0.0/8", ""},
+		{"loopback part", "127.1.2.0/24", ""},
+		{"multicast", "224.0.0.0/4", ""},
+		{"multicast part", "239.1.0.0/16", ""},
+		{"this network", "0.0.0.0/8", ""},
+		{"this network part", "0.1.0.0/16", ""},
+		{"everything", "0.0.0.0/0", ""},
+		{"upper half", "128.0.0.0/1", ""},
+		{"class E", "240.0.0.0/4", ""},
+		{"class E part", "250.0.0.0/8", ""},
+		{"limited broadcast", "255.255.255.255/32", ""},
+		{"broadcast /24", "255.255.255.0/24", ""},
+		{"IPv4 link-local", "169.254.0.0/16", ""},
+		{"IPv4 link-local part", "169.254.3.0/24", ""},
+		{"IPv6 unspecified", "::/128", ""},
+		{"IPv6 everything", "::/0", ""},
+		{"IPv6 loopback", "::1/128", ""},
+		{"IPv6 around loopback", "::/64", ""},
+		{"IPv6 multicast", "ff00::/8", ""},
+		{"IPv6 multicast part", "ff02::/16", ""},
+		{"IPv6 link-local", "fe80::/64", ""},
+		{"IPv4-mapped", "::ffff:10.0.0.0/104", ""},
+		{"IPv4-mapped block", "::ffff:0:0/96", ""},
+		{"IPv4-compatible", "::10.0.0.0/104", ""},
+		{"/31", "10.9.0.0/31", ""},
+		{"/32", "10.9.0.1/32", ""},
+		{"/31 with a gateway", "10.9.0.0/31", "10.9.0.1"},
+		{"/127", "fd00::/127", ""},
+		{"/128", "fd00::1/128", ""},
+		{"no prefix length", "10.9.0.0", ""},
+		{"prefix too long", "10.9.0.0/33", ""},
+		{"empty", "", ""},
+		{"gateway outside", "10.9.0.0/24", "10.8.0.1"},
+		{"gateway is the network address", "10.9.0.0/24", "10.9.0.0"},
+		{"gateway is the broadcast address", "10.9.0.0/24", "10.9.0.255"},
+		{"gateway is the broadcast address of a /30", "10.9.0.0/30", "10.9.0.3"},
+		{"gateway not an address", "10.9.0.0/24", "gw.example"},
+		{"gateway IPv4-mapped", "10.9.0.0/24", "::ffff:10.9.0.1"},
+		{"IPv4 gateway on IPv6", "fd00::/64", "10.9.0.1"},
+		{"gateway with a zone", "fd00::/64", "fd00::1%eth0"},
+		{"IPv6 gateway is the network address", "fd00::/64", "fd00::"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := iso.Create(CreateOptions{Name: "n", Subnet: tc.subnet, Gateway: tc.gateway, Bridge: "cx-never-made"})
+			if !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("Create(subnet %q, gateway %q) = %v, want api.ErrInvalid", tc.subnet, tc.gateway, err)
+			}
+			if entries, _ := os.ReadDir(iso.cfg.ConfDir); len(entries) > 0 {
+				t.Errorf("a refused network left %s", entries[0].Name())
+			}
+		})
 	}
 }

@@ -131,7 +131,15 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] --subnet CIDR NETWORK",
 		Short: "Write a bridge network (bridge, host-local, portmap, firewall, bandwidth, loopback)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Write a bridge network's configuration list to --cni-config-dir.
+
+The subnet must leave room for a gateway and containers (/30 or larger in
+IPv4, /126 in IPv6) and stay clear of loopback, link-local, multicast,
+0.0.0.0/8, 240.0.0.0/4 (with the broadcast address), IPv4-mapped and
+IPv4-compatible IPv6, another network's subnet and this host's addresses.
+The gateway, the subnet's first address by default, must be one of its host
+addresses (not the network or broadcast address).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
 			iso, err := g.network(g.logger())
@@ -147,7 +155,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.Subnet, "subnet", "", "address range of the containers, e.g. 10.42.0.0/24 (required)")
+	fl.StringVar(&o.Subnet, "subnet", "", "address range of the containers, e.g. 10.42.0.0/24 (required; see above for what is refused)")
 	fl.StringVar(&o.Gateway, "gateway", "", "the bridge's address (default: the subnet's first)")
 	fl.StringVar(&o.Bridge, "bridge", "", "bridge device (default: cs-NETWORK, cut to 15 bytes)")
 	fl.StringVar(&o.CNIVersion, "cni-version", "1.0.0", "1.0.0 (Debian's plugins) or 1.1.0 (plugins v1.6 and later: GC, STATUS)")
