@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -23,7 +22,8 @@ import (
 // Create writes a bridge network's configuration list to the config dir. It
 // refuses a name that exists, a subnet that cannot hold containers (see
 // parseSubnet) or that overlaps another network's or an address of this
-// host, and a bridge another network uses.
+// host, a bridge another network uses, and an existing interface of the
+// bridge's name unless it is a bridge nobody uses (see claimBridge).
 func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
 	if !api.ValidName(o.Name) || o.Name == api.NetworkHost || o.Name == api.NetworkNone {
 		return nil, fmt.Errorf("network name %q is not valid: %w", o.Name, api.ErrInvalid)
@@ -45,7 +45,7 @@ func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
 	} else if !errors.Is(err, api.ErrNotFound) {
 		return nil, err
 	}
-	prefix, _, err := parseSubnet(o.Subnet, o.Gateway)
+	prefix, gw, err := parseSubnet(o.Subnet, o.Gateway)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +70,9 @@ func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
 	path := filepath.Join(iso.cfg.ConfDir, o.Name+".conflist")
 	if _, err := os.Stat(path); err == nil {
 		return nil, fmt.Errorf("%s exists but does not define network %q: %w", path, o.Name, api.ErrAlreadyExists)
+	}
+	if err := iso.claimBridge(o.Name, o.Bridge, net.IP(gw.AsSlice())); err != nil {
+		return nil, fmt.Errorf("network %q: %w", o.Name, err)
 	}
 	if err := os.MkdirAll(iso.cfg.ConfDir, 0o755); err != nil {
 		return nil, err
@@ -107,9 +110,9 @@ func checkHostOverlap(subnet *net.IPNet, bridge string) error {
 	return nil
 }
 
-// Remove deletes a network's configuration file, its bridge (when no other
-// network uses it) and its host-local leases directory. It refuses while
-// containers are attached.
+// Remove deletes a network's configuration file, its bridge (when caisson
+// created it and nothing else uses it, see releaseBridge) and its
+// host-local leases directory. It refuses while containers are attached.
 func (iso *Isolator) Remove(name string) error {
 	l, err := iso.lock()
 	if err != nil {
@@ -135,17 +138,9 @@ func (iso *Isolator) Remove(name string) error {
 		return err
 	}
 	var errs []error
-	if n.Bridge != "" && iso.ip != "" {
-		shared := false
-		if nets, _, err := iso.Networks(); err == nil {
-			for _, o := range nets {
-				shared = shared || o.Bridge == n.Bridge
-			}
-		}
-		if _, err := net.InterfaceByName(n.Bridge); err == nil && !shared {
-			if out, err := exec.Command(iso.ip, "link", "delete", "dev", n.Bridge).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", n.Bridge, err, strings.TrimSpace(string(out))))
-			}
+	if n.Bridge != "" {
+		if err := iso.releaseBridge(n); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, dir := range leaseDirs(n) {

@@ -258,6 +258,11 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 		if err := iso.checkPlugins(n); err != nil {
 			return err
 		}
+		if n.Bridge != "" {
+			if err := iso.ensureBridge(n); err != nil {
+				return err
+			}
+		}
 		nets[i] = n
 	}
 	hostname := req.Hostname

@@ -19,6 +19,10 @@
 // state by address (firewall) free it. Recover DELs what orphans hold and
 // runs GCNetworkList with the live attachments.
 //
+// Create validates a bridge network's subnet and bridge; the bridge device
+// is caisson's, and deleted by Remove, only if caisson created it (see
+// bridge.go).
+//
 // The libcni cache lives under the isolator's state dir rather than the
 // shared /var/lib/cni, so the GC pass never touches another runtime's
 // attachments.

@@ -209,6 +209,9 @@ func TestCreateRefusesUnusableSubnets(t *testing.T) {
 			if entries, _ := os.ReadDir(iso.cfg.ConfDir); len(entries) > 0 {
 				t.Errorf("a refused network left %s", entries[0].Name())
 			}
+			if _, err := os.Stat(iso.bridgeRecordPath("cx-never-made")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a refused network left a bridge record: %v", err)
+			}
 		})
 	}
 }

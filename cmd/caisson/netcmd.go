@@ -138,7 +138,13 @@ IPv4, /126 in IPv6) and stay clear of loopback, link-local, multicast,
 0.0.0.0/8, 240.0.0.0/4 (with the broadcast address), IPv4-mapped and
 IPv4-compatible IPv6, another network's subnet and this host's addresses.
 The gateway, the subnet's first address by default, must be one of its host
-addresses (not the network or broadcast address).`,
+addresses (not the network or broadcast address).
+
+When no interface has the bridge's name, caisson creates the bridge before the
+network's first container and deletes it at "network rm". An existing
+interface of that name is used only if it is a bridge nobody uses (not a port
+of another device, without ports, without addresses but the gateway); caisson
+never deletes it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -157,7 +163,7 @@ addresses (not the network or broadcast address).`,
 	fl := cmd.Flags()
 	fl.StringVar(&o.Subnet, "subnet", "", "address range of the containers, e.g. 10.42.0.0/24 (required; see above for what is refused)")
 	fl.StringVar(&o.Gateway, "gateway", "", "the bridge's address (default: the subnet's first)")
-	fl.StringVar(&o.Bridge, "bridge", "", "bridge device (default: cs-NETWORK, cut to 15 bytes)")
+	fl.StringVar(&o.Bridge, "bridge", "", "bridge device (default: cs-NETWORK, cut to 15 bytes); an existing one must be an unused bridge")
 	fl.StringVar(&o.CNIVersion, "cni-version", "1.0.0", "1.0.0 (Debian's plugins) or 1.1.0 (plugins v1.6 and later: GC, STATUS)")
 	fl.StringArrayVar(&o.DNS, "dns", nil, "DNS server for containers whose plugins name none (repeatable)")
 	fl.StringArrayVar(&o.DNSSearch, "dns-search", nil, "DNS search domain (repeatable)")
@@ -172,8 +178,12 @@ addresses (not the network or broadcast address).`,
 func newNetworkRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NETWORK...",
-		Short: "Remove networks: their file, bridge and leases (refused while containers are attached)",
-		Args:  cobra.MinimumNArgs(1),
+		Short: "Remove networks: their file, leases and the bridge caisson created (refused while containers are attached)",
+		Long: `Remove networks: their configuration file and leases, and their bridge when
+caisson created it and no other network or device uses it. A bridge that
+existed before the network, or that someone else made before its first
+container, is left in place. Refused while containers are attached.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, iso, err := g.openNetwork(cmd.Context())
 			if err != nil {

@@ -1,0 +1,277 @@
+package cni
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
+)
+
+// Bridge ownership. `network rm` deletes a bridge only when caisson made the
+// device: a record under the state dir (bridges/NAME.json) says so. Create
+// writes the record when the name is free, and caisson itself creates the
+// device before the network's first ADD (ip link add fails if the name was
+// taken meanwhile, so the record never claims a device someone else made).
+// A bridge that exists at Create is used but never deleted, and only when it
+// is a bridge of nobody's: not a port of another device, without ports, and
+// without addresses other than the network's gateway.
+
+// bridgeRecord is what caisson knows of a bridge device it may create.
+type bridgeRecord struct {
+	// Network is the network that asked for the device.
+	Network string `json:"network"`
+	// Gateway is the network's gateway, the one address the bridge may
+	// carry when caisson finds it made by someone else.
+	Gateway string `json:"gateway"`
+	// Created is set once caisson created the device.
+	Created bool `json:"created"`
+}
+
+func (iso *Isolator) bridgeRecordPath(bridge string) string {
+	return filepath.Join(iso.cfg.StateDir, "bridges", bridge+".json")
+}
+
+// loadBridgeRecord returns a bridge's record; nil when it has none.
+func (iso *Isolator) loadBridgeRecord(bridge string) (*bridgeRecord, error) {
+	if !validIfName(bridge) {
+		return nil, nil
+	}
+	data, err := os.ReadFile(iso.bridgeRecordPath(bridge))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec bridgeRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("record of bridge %s: %w", bridge, err)
+	}
+	return &rec, nil
+}
+
+func (iso *Isolator) saveBridgeRecord(bridge string, rec *bridgeRecord) error {
+	if err := os.MkdirAll(filepath.Dir(iso.bridgeRecordPath(bridge)), 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(iso.bridgeRecordPath(bridge), data, 0o600, true)
+}
+
+func (iso *Isolator) removeBridgeRecord(bridge string) error {
+	if err := os.Remove(iso.bridgeRecordPath(bridge)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// link is what matters of an existing network interface.
+type link struct {
+	name   string
+	bridge bool
+	master string   // the device it is a port of
+	ports  []string // a bridge's ports
+	addrs  []*net.IPNet
+}
+
+// readLink describes an interface of this host; fs.ErrNotExist when there
+// is none of that name.
+func readLink(name string) (*link, error) {
+	if !validIfName(name) {
+		return nil, fmt.Errorf("%q is not an interface name: %w", name, api.ErrInvalid)
+	}
+	itf, err := net.InterfaceByName(name)
+	if err != nil {
+		if _, serr := os.Lstat(filepath.Join("/sys/class/net", name)); errors.Is(serr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("interface %s: %w", name, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	sys := filepath.Join("/sys/class/net", name)
+	l := &link{name: name}
+	if _, err := os.Stat(filepath.Join(sys, "bridge")); err == nil {
+		l.bridge = true
+	}
+	if dst, err := os.Readlink(filepath.Join(sys, "master")); err == nil {
+		l.master = filepath.Base(dst)
+	}
+	if ports, err := os.ReadDir(filepath.Join(sys, "brif")); err == nil {
+		for _, p := range ports {
+			l.ports = append(l.ports, p.Name())
+		}
+	}
+	addrs, err := itf.Addrs()
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			l.addrs = append(l.addrs, ipn)
+		}
+	}
+	return l, nil
+}
+
+// checkUnused refuses an existing interface as the bridge of a network whose
+// gateway is gw unless it is a bridge nobody uses: not a port of another
+// device, without ports, and without an address but gw (and IPv6
+// link-local ones, which the kernel adds by itself).
+func (l *link) checkUnused(gw net.IP) error {
+	if !l.bridge {
+		return fmt.Errorf("interface %s exists and is not a bridge: %w", l.name, api.ErrConflict)
+	}
+	if l.master != "" {
+		return fmt.Errorf("bridge %s is a port of %s: %w", l.name, l.master, api.ErrConflict)
+	}
+	if len(l.ports) > 0 {
+		return fmt.Errorf("bridge %s is in use: it has ports (%s): %w", l.name, strings.Join(l.ports, ", "), api.ErrConflict)
+	}
+	for _, a := range l.addrs {
+		if !a.IP.Equal(gw) && !a.IP.IsLinkLocalUnicast() {
+			return fmt.Errorf("bridge %s is in use: it has address %s, not the network's gateway %s: %w", l.name, a, gw, api.ErrConflict)
+		}
+	}
+	return nil
+}
+
+// claimBridge decides, as a network is created, whether caisson may create
+// its bridge (the name is free) or uses a bridge it finds (one nobody
+// uses); it refuses any other interface of that name.
+func (iso *Isolator) claimBridge(network, bridge string, gw net.IP) error {
+	rec, err := iso.loadBridgeRecord(bridge)
+	if err != nil {
+		return err
+	}
+	l, err := readLink(bridge)
+	if errors.Is(err, fs.ErrNotExist) {
+		return iso.saveBridgeRecord(bridge, &bridgeRecord{Network: network, Gateway: gw.String()})
+	}
+	if err != nil {
+		return err
+	}
+	if err := l.checkUnused(gw); err != nil {
+		return err
+	}
+	if rec != nil && rec.Created { // caisson's own, left by an earlier network
+		return iso.saveBridgeRecord(bridge, &bridgeRecord{Network: network, Gateway: gw.String(), Created: true})
+	}
+	iso.log.Info("network uses a bridge caisson did not create: it will not delete it", "network", network, "bridge", bridge)
+	return iso.removeBridgeRecord(bridge)
+}
+
+// ensureBridge creates, before a network's first ADD, the bridge that its
+// record lets caisson create, and records that caisson made it. A device
+// that took the name since the network was created is used only if it is
+// an unused bridge, and is never caisson's.
+func (iso *Isolator) ensureBridge(n *Network) error {
+	rec, err := iso.loadBridgeRecord(n.Bridge)
+	if err != nil || rec == nil {
+		return err
+	}
+	if _, err := readLink(n.Bridge); err == nil && rec.Created {
+		return nil
+	}
+	l, err := iso.lock()
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	if rec, err = iso.loadBridgeRecord(n.Bridge); err != nil || rec == nil {
+		return err
+	}
+	existing, err := readLink(n.Bridge)
+	if errors.Is(err, fs.ErrNotExist) && iso.ip != "" {
+		args := []string{"link", "add", "name", n.Bridge}
+		if mtu := bridgeMTU(n); mtu > 0 {
+			args = append(args, "mtu", fmt.Sprint(mtu))
+		}
+		out, aerr := exec.Command(iso.ip, append(args, "type", "bridge")...).CombinedOutput()
+		if aerr == nil {
+			rec.Created = true
+			iso.log.Info("bridge created", "network", n.Name, "bridge", n.Bridge)
+			return iso.saveBridgeRecord(n.Bridge, rec)
+		}
+		// Someone may have taken the name just now.
+		if existing, err = readLink(n.Bridge); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("network %q: create bridge %s: %v: %s", n.Name, n.Bridge, aerr, strings.TrimSpace(string(out)))
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no ip command: the bridge plugin creates it, caisson never deletes it
+		}
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if rec.Created {
+		return nil
+	}
+	if err := existing.checkUnused(net.ParseIP(rec.Gateway)); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	iso.log.Warn("the network's bridge was made by someone else since the network was created: caisson will not delete it",
+		"network", n.Name, "bridge", n.Bridge)
+	return iso.removeBridgeRecord(n.Bridge)
+}
+
+// bridgeMTU is the mtu of a network's bridge plugin.
+func bridgeMTU(n *Network) int {
+	for _, p := range n.list.Plugins {
+		if p.Network.Type != "bridge" {
+			continue
+		}
+		var c struct {
+			MTU int `json:"mtu"`
+		}
+		if json.Unmarshal(p.Bytes, &c) == nil {
+			return c.MTU
+		}
+	}
+	return 0
+}
+
+// releaseBridge deletes a removed network's bridge if caisson created it
+// and no other network or device uses it; any other bridge stays.
+func (iso *Isolator) releaseBridge(n *Network) error {
+	rec, err := iso.loadBridgeRecord(n.Bridge)
+	if err != nil {
+		return err
+	}
+	if nets, _, err := iso.Networks(); err == nil {
+		for _, o := range nets {
+			if o.Bridge == n.Bridge {
+				return nil // still used: the record stays for that network
+			}
+		}
+	}
+	l, err := readLink(n.Bridge)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return iso.removeBridgeRecord(n.Bridge)
+	case err != nil:
+		return err
+	case rec == nil || !rec.Created:
+		iso.log.Info("bridge left in place: caisson did not create it", "network", n.Name, "bridge", n.Bridge)
+		return nil
+	case !l.bridge || l.master != "" || len(l.ports) > 0:
+		iso.log.Warn("bridge left in place: it is no longer a bridge of caisson's alone", "network", n.Name, "bridge", n.Bridge,
+			"ports", l.ports, "master", l.master)
+		return iso.removeBridgeRecord(n.Bridge)
+	case iso.ip == "":
+		return fmt.Errorf("delete bridge %s: the ip command is not installed: %w", n.Bridge, api.ErrUnavailable)
+	}
+	if out, err := exec.Command(iso.ip, "link", "delete", "dev", n.Bridge).CombinedOutput(); err != nil {
+		return fmt.Errorf("delete bridge %s: %v: %s", n.Bridge, err, strings.TrimSpace(string(out)))
+	}
+	return iso.removeBridgeRecord(n.Bridge)
+}
