@@ -8,9 +8,17 @@ import (
 	"github.com/caisson/caisson/api"
 )
 
-// checkPorts refuses host ports another container publishes or a host
-// process listens on. The caller holds the cross-container lock.
+// checkPorts refuses host ports the container names twice, another
+// container publishes or a host process listens on. The caller holds the
+// cross-container lock.
 func (iso *Isolator) checkPorts(id string, ports []api.PortMapping) error {
+	for i, p := range ports {
+		for _, q := range ports[:i] {
+			if samePort(p, q) {
+				return fmt.Errorf("host port %d/%s is published twice: %w", p.HostPort, p.Protocol, api.ErrInvalid)
+			}
+		}
+	}
 	sts, err := iso.states()
 	if err != nil {
 		return err
@@ -21,8 +29,7 @@ func (iso *Isolator) checkPorts(id string, ports []api.PortMapping) error {
 		}
 		for _, theirs := range st.Ports {
 			for _, p := range ports {
-				if p.Protocol == theirs.Protocol && p.HostPort == theirs.HostPort &&
-					(p.HostIP == "" || theirs.HostIP == "" || p.HostIP == theirs.HostIP) {
+				if samePort(p, theirs) {
 					return fmt.Errorf("host port %d/%s is already published by container %s: %w", p.HostPort, p.Protocol, short(st.ID), api.ErrConflict)
 				}
 			}
@@ -34,6 +41,15 @@ func (iso *Isolator) checkPorts(id string, ports []api.PortMapping) error {
 		}
 	}
 	return nil
+}
+
+// samePort reports whether two mappings take the same host port: the same
+// protocol and port on the same host address, or on all of them (no
+// address, 0.0.0.0 or ::).
+func samePort(a, b api.PortMapping) bool {
+	all := func(ip string) bool { return ip == "" || net.ParseIP(ip).IsUnspecified() }
+	return a.Protocol == b.Protocol && a.HostPort == b.HostPort &&
+		(all(a.HostIP) || all(b.HostIP) || net.ParseIP(a.HostIP).Equal(net.ParseIP(b.HostIP)))
 }
 
 // probePort binds the host port for a moment to see whether a host process
