@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/internal/cnitest"
+	"github.com/caisson/caisson/internal/testutil"
 )
 
 // crashPlugins are the plugins of the chain `network create` writes, and
@@ -139,6 +140,8 @@ func ifbName(network, containerID string) string {
 // only the address), veth, lease, libcni cache entry, namespace or ifb
 // device.
 func TestCrashInsideCNIPlugins(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.LookPath(t, "flock") // the wrappers' lock
 	debian, newer := cnitest.RequirePlugins(t)
 	for _, set := range []struct{ name, dir, version string }{
 		{"debian-1.0.0", debian, "1.0.0"},
