@@ -209,7 +209,9 @@ func (iso *Isolator) ensureBridge(n *Network) error {
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // no ip command: the bridge plugin creates it, caisson never deletes it
+			// No ip command: the bridge plugin creates the device, and
+			// caisson never deletes it.
+			return iso.removeBridgeRecord(n.Bridge)
 		}
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
