@@ -14,3 +14,9 @@ type Device struct {
 
 // Path returns the device node, such as "/dev/loop7".
 func (d *Device) Path() string { return d.path }
+
+// Bound is a loop device bound to a file.
+type Bound struct {
+	Path         string // "/dev/loop7"
+	Major, Minor uint32
+}

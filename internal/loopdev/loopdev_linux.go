@@ -224,6 +224,20 @@ func (d *Device) Detach() error {
 // from /sys/block/loop*/loop/backing_file, for reconciliation after a crash.
 // A file deleted while attached is matched too.
 func Find(file string) ([]string, error) {
+	bound, err := FindBound(file)
+	if err != nil {
+		return nil, err
+	}
+	var devs []string
+	for _, b := range bound {
+		devs = append(devs, b.Path)
+	}
+	return devs, nil
+}
+
+// FindBound is Find with each device's number, which mountinfo shows for
+// the filesystems mounted from it.
+func FindBound(file string) ([]Bound, error) {
 	want, err := filepath.Abs(file)
 	if err != nil {
 		return nil, fmt.Errorf("find loop devices of %s: %w", file, err)
@@ -235,7 +249,7 @@ func Find(file string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find loop devices of %s: %w", file, err)
 	}
-	var devs []string
+	var devs []Bound
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if errors.Is(err, os.ErrNotExist) {
@@ -245,10 +259,22 @@ func Find(file string) ([]string, error) {
 			return nil, fmt.Errorf("find loop devices of %s: %w", file, err)
 		}
 		backing := strings.TrimSuffix(string(b), "\n")
-		if backing == want || backing == want+" (deleted)" {
-			name := filepath.Base(filepath.Dir(filepath.Dir(f)))
-			devs = append(devs, "/dev/"+name)
+		if backing != want && backing != want+" (deleted)" {
+			continue
 		}
+		sys := filepath.Dir(filepath.Dir(f))
+		num, err := os.ReadFile(filepath.Join(sys, "dev"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find loop devices of %s: %w", file, err)
+		}
+		major, minor, ok := parseDevNum(string(num))
+		if !ok {
+			return nil, fmt.Errorf("find loop devices of %s: %s: bad device number %q", file, sys, num)
+		}
+		devs = append(devs, Bound{Path: "/dev/" + filepath.Base(sys), Major: major, Minor: minor})
 	}
 	return devs, nil
 }

@@ -23,3 +23,8 @@ func (d *Device) Detach() error { return nil }
 func Find(file string) ([]string, error) {
 	return nil, fmt.Errorf("loop devices: %w", api.ErrUnavailable)
 }
+
+// FindBound is available on Linux only.
+func FindBound(file string) ([]Bound, error) {
+	return nil, fmt.Errorf("loop devices: %w", api.ErrUnavailable)
+}
