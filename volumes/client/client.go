@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caisson/caisson/api"
 )
@@ -41,11 +42,33 @@ const (
 	// dockerHost is the Host header for dockerd's API on a unix socket.
 	dockerHost = "api.moby.localhost"
 
-	// maxResponse bounds what is read from a plugin or from dockerd.
+	// maxResponse bounds what is read from dockerd, and a plugin's answer
+	// to List (every volume it has, with their Status).
 	maxResponse = 32 << 20
+	// maxGetAnswer bounds a plugin's answer to Get (one volume and its
+	// Status); maxAnswer its answer to any other call, a mount point or an
+	// error at most.
+	maxGetAnswer = 1 << 20
+	maxAnswer    = 64 << 10
 	// maxErrBody is how much of a non-JSON error body ends up in an error.
 	maxErrBody = 200
+	// maxErrMsg is how much of a plugin's own error message ends up in an
+	// error.
+	maxErrMsg = 4096
+	// maxPath bounds a mount point a plugin reports (PATH_MAX).
+	maxPath = 4096
 )
+
+// answerLimit is the most a plugin's answer to method may be.
+func answerLimit(method string) int {
+	switch method {
+	case "VolumeDriver.List":
+		return maxResponse
+	case "VolumeDriver.Get":
+		return maxGetAnswer
+	}
+	return maxAnswer
+}
 
 // Volume is what a plugin reports about one volume.
 type Volume struct {
@@ -483,12 +506,13 @@ func (c *Client) call(ctx context.Context, method string, timeout time.Duration,
 		return transportError(ctx, who, method, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	limit := answerLimit(method)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return transportError(ctx, who, method, err)
 	}
-	if len(data) > maxResponse {
-		return fmt.Errorf("%s: %s: answer longer than %d bytes: %w", who, method, maxResponse, api.ErrInvalid)
+	if len(data) > limit {
+		return fmt.Errorf("%s: %s: answer longer than %d bytes: %w", who, method, limit, api.ErrInvalid)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return c.statusError(method, resp.StatusCode, data)
@@ -501,9 +525,21 @@ func (c *Client) call(ctx context.Context, method string, timeout time.Duration,
 		return fmt.Errorf("%s: %s: decode answer %s: %v: %w", who, method, quoteHead(data), err, api.ErrInvalid)
 	}
 	if msg := ret.pluginErr(); msg != "" {
-		return &PluginError{Plugin: c.plugin.Name, Method: method, Msg: msg, Status: resp.StatusCode, fromPlugin: true}
+		return &PluginError{Plugin: c.plugin.Name, Method: method, Msg: clip(msg), Status: resp.StatusCode, fromPlugin: true}
 	}
 	return nil
+}
+
+// clip bounds a plugin's error message to maxErrMsg bytes (cut at a rune).
+func clip(msg string) string {
+	if len(msg) <= maxErrMsg {
+		return msg
+	}
+	cut := maxErrMsg
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", msg[:cut], len(msg))
 }
 
 // statusError turns a non-200 answer into a *PluginError: the plugin's Err
@@ -511,7 +547,7 @@ func (c *Client) call(ctx context.Context, method string, timeout time.Duration,
 func (c *Client) statusError(method string, status int, data []byte) error {
 	var e errField
 	if json.Unmarshal(data, &e) == nil && e.Err != "" {
-		return &PluginError{Plugin: c.plugin.Name, Method: method, Msg: e.Err, Status: status, fromPlugin: true}
+		return &PluginError{Plugin: c.plugin.Name, Method: method, Msg: clip(e.Err), Status: status, fromPlugin: true}
 	}
 	return &PluginError{
 		Plugin: c.plugin.Name,

@@ -494,3 +494,52 @@ func TestNoRedirect(t *testing.T) {
 		t.Errorf("Remove() = %v, want a *PluginError with status 307", err)
 	}
 }
+
+// TestAnswerBounds: what a plugin answers is bounded, per call (a mount
+// point or an error is small; a Get is one volume; a List every volume),
+// and so is each field used: a mount point longer than PATH_MAX is refused,
+// a long error message is cut; data after the JSON is refused.
+func TestAnswerBounds(t *testing.T) {
+	pad := func(n int) string { return strings.Repeat("p", n) }
+	call := map[string]func(c *Client) error{
+		"VolumeDriver.Mount":  func(c *Client) error { _, err := c.Mount(t.Context(), "v1", "id"); return err },
+		"VolumeDriver.Path":   func(c *Client) error { _, err := c.Path(t.Context(), "v1"); return err },
+		"VolumeDriver.Create": func(c *Client) error { return c.Create(t.Context(), "v1", nil) },
+		"VolumeDriver.Get":    func(c *Client) error { _, err := c.Get(t.Context(), "v1"); return err },
+		"VolumeDriver.List":   func(c *Client) error { _, err := c.List(t.Context()); return err },
+		"Plugin.Activate":     func(c *Client) error { return c.Activate(t.Context()) },
+	}
+	for _, tc := range []struct {
+		name, method, body string
+	}{
+		{"long mount answer", "VolumeDriver.Mount", `{"Mountpoint":"/x","Pad":"` + pad(maxAnswer) + `"}`},
+		{"long mount point", "VolumeDriver.Mount", `{"Mountpoint":"/` + pad(maxPath) + `"}`},
+		{"long path answer", "VolumeDriver.Path", `{"Mountpoint":"/` + pad(maxAnswer) + `"}`},
+		{"long create answer", "VolumeDriver.Create", `{"Pad":"` + pad(maxAnswer) + `"}`},
+		{"long activate answer", "Plugin.Activate", `{"Implements":["VolumeDriver","` + pad(maxAnswer) + `"]}`},
+		{"long get answer", "VolumeDriver.Get", `{"Volume":{"Name":"v1","Status":{"x":"` + pad(maxGetAnswer) + `"}}}`},
+		{"long mount point in get", "VolumeDriver.Get", `{"Volume":{"Name":"v1","Mountpoint":"/` + pad(maxPath) + `"}}`},
+		{"long list answer", "VolumeDriver.List", `{"Volumes":[{"Name":"` + pad(maxResponse) + `"}]}`},
+		{"trailing data", "VolumeDriver.Mount", `{"Mountpoint":"/x"} and more`},
+		{"a second value", "VolumeDriver.Get", `{"Volume":{"Name":"v1"}}{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newClient(t, map[string]answer{tc.method: {body: tc.body}})
+			if err := call[tc.method](c); !errors.Is(err, api.ErrInvalid) {
+				t.Errorf("%s answering %.60q...: %v, want api.ErrInvalid", tc.method, tc.body, err)
+			}
+		})
+	}
+	for _, status := range []int{200, 500} {
+		long := "volume not found " + pad(60<<10)
+		c, _ := newClient(t, map[string]answer{"VolumeDriver.Mount": {status: status, body: `{"Err":"` + long + `"}`}})
+		_, err := c.Mount(t.Context(), "v1", "id")
+		var perr *PluginError
+		if !errors.As(err, &perr) || len(perr.Msg) > maxErrMsg+32 || !strings.HasPrefix(perr.Msg, "volume not found") {
+			t.Errorf("status %d, an error of %d bytes: %v", status, len(long), err)
+		}
+		if !errors.Is(err, api.ErrNotFound) {
+			t.Errorf("status %d: the cut message no longer says not found: %v", status, err)
+		}
+	}
+}

@@ -21,6 +21,8 @@ func (p Plugin) HostPath(mountpoint string) (string, error) {
 	switch {
 	case mountpoint == "":
 		return "", fmt.Errorf("empty mountpoint: %w", api.ErrInvalid)
+	case len(mountpoint) > maxPath:
+		return "", fmt.Errorf("mountpoint of %d bytes, longer than %d: %w", len(mountpoint), maxPath, api.ErrInvalid)
 	case strings.IndexByte(mountpoint, 0) >= 0:
 		return "", fmt.Errorf("mountpoint %q contains a NUL byte: %w", mountpoint, api.ErrInvalid)
 	case !filepath.IsAbs(mountpoint):
