@@ -134,6 +134,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzEvents -fuzztime 30s ./scheduler/
 	$(GO) test -run '^$$' -fuzz FuzzHostPath -fuzztime 20s ./volumes/client/
 	$(GO) test -run '^$$' -fuzz FuzzParseOptions -fuzztime 20s ./volumes/driver/
+	$(GO) test -run '^$$' -fuzz FuzzRemovableName -fuzztime 20s ./volumes/driver/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./volumes/driver/
 	$(GO) test -run '^$$' -fuzz FuzzParseGPURequest -fuzztime 20s ./api/
 	$(GO) test -run '^$$' -fuzz FuzzReadMajors -fuzztime 20s ./gpu/cdi/
 	$(GO) test -run '^$$' -fuzz FuzzParseLDCache -fuzztime 20s ./gpu/cdi/

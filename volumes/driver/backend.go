@@ -24,18 +24,20 @@ import (
 //	lock                         held by the running plugin
 //	volumes/NAME/data            a dir volume (its XFS project when size-limited)
 //	volumes/NAME/disk.img        a loop volume's sparse image
-//	volumes/NAME/mnt             where a loop or tmpfs volume is mounted
+//	volumes/NAME/mnt             where a loop, tmpfs or bind volume is mounted
+//	volumes/NAME/kept.json       says the data was kept on Remove (keep=true)
+//	trash/                       removed volumes' data, until it is deleted
 func (d *Driver) volDir(name string) string  { return filepath.Join(d.root, "volumes", name) }
 func (d *Driver) dataDir(name string) string { return filepath.Join(d.volDir(name), "data") }
 func (d *Driver) image(name string) string   { return filepath.Join(d.volDir(name), "disk.img") }
 func (d *Driver) mntDir(name string) string  { return filepath.Join(d.volDir(name), "mnt") }
 
-// mountpoint is where a volume's data is seen on this host.
+// mountpoint is where a volume's data is seen on this host. A bind volume's
+// host directory is bind-mounted under the plugin root, so that what Docker
+// mounts into containers is what the plugin checked, not whatever the host
+// path names by then.
 func (d *Driver) mountpoint(v *record) string {
-	switch v.Options.Type {
-	case TypeBind:
-		return v.Options.Path
-	case TypeLoop, TypeTmpfs:
+	if needsMount(v) {
 		return d.mntDir(v.Name)
 	}
 	return d.dataDir(v.Name)
@@ -43,9 +45,22 @@ func (d *Driver) mountpoint(v *record) string {
 
 // needsMount reports whether the volume has a backing mount made at the
 // first Mount and torn down at the last Unmount.
-func needsMount(v *record) bool { return v.Options.Type == TypeLoop || v.Options.Type == TypeTmpfs }
+func needsMount(v *record) bool {
+	switch v.Options.Type {
+	case TypeLoop, TypeTmpfs, TypeBind:
+		return true
+	}
+	return false
+}
 
-// applyOwner sets the requested owner and mode on dir.
+// tmpfsSource names a tmpfs volume's filesystem (the source field of
+// mountinfo), so that its mounts are found in any mount namespace, even
+// once the plugin's own mount is gone; tag sets apart plugins with other
+// roots.
+func (d *Driver) tmpfsSource(v *record) string { return "caisson-" + d.tag + "-" + v.Name }
+
+// applyOwner sets the requested owner and mode on dir, following symlinks
+// (dir may be a /proc/self/fd link).
 func applyOwner(dir string, o Options) error {
 	if o.UID != nil || o.GID != nil {
 		uid, gid := -1, -1
@@ -55,7 +70,7 @@ func applyOwner(dir string, o Options) error {
 		if o.GID != nil {
 			gid = *o.GID
 		}
-		if err := os.Lchown(dir, uid, gid); err != nil {
+		if err := os.Chown(dir, uid, gid); err != nil {
 			return fmt.Errorf("set owner: %w", err)
 		}
 	}
@@ -97,7 +112,7 @@ func makeImage(ctx context.Context, img string, o Options) error {
 	return nil
 }
 
-// mountBacking mounts a loop or tmpfs volume on its mnt dir. A loop image
+// mountBacking mounts a loop, tmpfs or bind volume on its mnt dir. A loop image
 // still attached to a device (its filesystem alive in some container after
 // our own mount went away) is mounted from that device, so one image never
 // has two filesystems alive at once.
@@ -107,6 +122,8 @@ func (d *Driver) mountBacking(v *record) error {
 		return err
 	}
 	switch v.Options.Type {
+	case TypeBind:
+		return d.mountBind(v, mnt)
 	case TypeTmpfs:
 		opts := []string{"mode=" + strconv.FormatUint(uint64(modeOr(v.Options, 0o755)), 8)}
 		if v.Options.Size > 0 {
@@ -118,7 +135,7 @@ func (d *Driver) mountBacking(v *record) error {
 		if v.Options.GID != nil {
 			opts = append(opts, "gid="+strconv.Itoa(*v.Options.GID))
 		}
-		if err := unix.Mount("caisson-"+v.Name, mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, strings.Join(opts, ",")); err != nil {
+		if err := unix.Mount(d.tmpfsSource(v), mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, strings.Join(opts, ",")); err != nil {
 			return fmt.Errorf("mount tmpfs: %w", err)
 		}
 		return nil
@@ -156,23 +173,33 @@ func modeOr(o Options, def uint32) uint32 {
 	return def
 }
 
-// unmountBacking unmounts a loop or tmpfs volume. A mount still busy in this
-// namespace is detached lazily: the filesystem lives on until its last user
-// lets go, and the loop device is freed then.
+// unmountBacking unmounts a loop, tmpfs or bind volume. A mount still busy
+// in this namespace is detached lazily: the filesystem lives on until its
+// last user lets go, and the loop device is freed then.
 func (d *Driver) unmountBacking(v *record) error {
+	return d.unmountMnt(v, true)
+}
+
+// unmountMnt unmounts whatever is mounted on a volume's mnt dir (a mount
+// made twice, by a crash between mount and save, is unmounted twice). With
+// lazy false, a mount busy in this namespace (an open file, a working
+// directory) is left in place and the error wraps unix.EBUSY.
+func (d *Driver) unmountMnt(v *record, lazy bool) error {
 	mnt := d.mntDir(v.Name)
-	err := unix.Unmount(mnt, unix.UMOUNT_NOFOLLOW)
-	if errors.Is(err, unix.EBUSY) {
-		d.log.Warn("volume busy in the plugin's namespace, detaching it lazily", "volume", v.Name)
-		err = unix.Unmount(mnt, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	for range 16 {
+		err := unix.Unmount(mnt, unix.UMOUNT_NOFOLLOW)
+		if errors.Is(err, unix.EBUSY) && lazy {
+			d.log.Warn("volume busy in the plugin's namespace, detaching it lazily", "volume", v.Name)
+			err = unix.Unmount(mnt, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		}
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil // not mounted (any more)
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", mnt, err)
+		}
 	}
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return nil // not mounted
-	}
-	if err != nil {
-		return fmt.Errorf("unmount %s: %w", mnt, err)
-	}
-	return nil
+	return fmt.Errorf("unmount %s: still mounted after 16 unmounts: %w", mnt, unix.EBUSY)
 }
 
 // mounted reports whether a volume's backing mount is in place.
@@ -190,7 +217,7 @@ func (d *Driver) usage(v *record) (used, size uint64, ok bool) {
 		u, l, err := d.quota.Usage(v.ProjectID)
 		return u, l, err == nil
 	}
-	if needsMount(v) {
+	if v.Options.Type == TypeLoop || v.Options.Type == TypeTmpfs {
 		if m, err := d.mounted(v); err != nil || !m {
 			return 0, 0, false
 		}

@@ -2,6 +2,8 @@ package driver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,20 +18,25 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
 	"github.com/caisson/caisson/internal/xfsquota"
-	"github.com/caisson/caisson/volumes"
 )
 
 // Config configures a Driver.
 type Config struct {
 	// Root holds the state file and the volumes' data. It must survive
 	// reboots.
-	Root   string
-	Logger *slog.Logger
+	Root string
+	// BindAllow lists the host directories that bind volumes may be (each
+	// one, or a directory under it); "/" allows any, as Docker's local
+	// driver does. Empty: no bind volumes. The plugin root, what is inside
+	// it and what holds it are refused whatever the list says.
+	BindAllow []string
+	Logger    *slog.Logger
 	// Now is the clock for creation times (tests); time.Now by default.
 	Now func() time.Time
 }
@@ -45,6 +52,10 @@ type Driver struct {
 	quota *xfsquota.Control
 	// quotaErr says why dir volumes cannot have a size.
 	quotaErr error
+	binds    *bindPolicy
+	// tag tells this plugin's tmpfs mounts from those of plugins with
+	// other roots.
+	tag string
 
 	mu     sync.Mutex
 	st     *state
@@ -70,7 +81,7 @@ func New(cfg Config) (*Driver, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	if err := os.MkdirAll(filepath.Join(d.root, "volumes"), 0o700); err != nil {
+	if err := os.MkdirAll(d.root, 0o700); err != nil {
 		return nil, fmt.Errorf("plugin root: %w", err)
 	}
 	// Mount points are compared with mountinfo, which shows resolved paths.
@@ -79,6 +90,17 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("plugin root: %w", err)
 	}
 	d.root = real
+	if err := checkRoot(d.root); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(filepath.Join(d.root, "volumes"), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("plugin root: %w", err)
+	}
+	sum := sha256.Sum256([]byte(d.root))
+	d.tag = hex.EncodeToString(sum[:4])
+	if d.binds, err = newBindPolicy(d.root, cfg.BindAllow); err != nil {
+		return nil, err
+	}
 	lock, err := flock.Acquire(filepath.Join(d.root, "lock"), false)
 	if err != nil {
 		return nil, fmt.Errorf("plugin root %s is in use by another volume plugin: %w", d.root, err)
@@ -91,11 +113,12 @@ func New(cfg Config) (*Driver, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	d.restoreTrash()
 	if err := d.reconcile(); err != nil {
 		lock.Unlock()
 		return nil, err
 	}
-	d.emptyTrash()
+	d.emptyTrash(d.names())
 	return d, nil
 }
 
@@ -172,6 +195,15 @@ func (d *Driver) reconcile() error {
 	return nil
 }
 
+// names is the set of volumes the state lists.
+func (d *Driver) names() map[string]bool {
+	out := make(map[string]bool, len(d.st.Volumes))
+	for name := range d.st.Volumes {
+		out[name] = true
+	}
+	return out
+}
+
 // save writes the state; on failure the caller undoes its change.
 func (d *Driver) save() error {
 	if err := d.st.save(d.statePath()); err != nil {
@@ -180,9 +212,12 @@ func (d *Driver) save() error {
 	return nil
 }
 
-// open takes the driver's lock and looks a volume up; the caller unlocks
-// d.mu when it succeeds.
+// open checks a request's volume name, takes the driver's lock and looks the
+// volume up; the caller unlocks d.mu when it succeeds.
 func (d *Driver) open(name string) (*record, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
 	if err := d.begin(); err != nil {
 		return nil, err
 	}
@@ -206,7 +241,10 @@ func (d *Driver) lookup(name string) (*record, error) {
 // Create makes a volume. Creating an existing volume again succeeds when the
 // options are the same (or none are given), as Docker expects.
 func (d *Driver) Create(req *volume.CreateRequest) error {
-	if err := volumes.ValidateName(req.Name); err != nil {
+	if err := checkName(req.Name); err != nil {
+		return err
+	}
+	if err := checkOptions(req.Options); err != nil {
 		return err
 	}
 	if err := d.begin(); err != nil {
@@ -219,7 +257,7 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 		}
 		return fmt.Errorf("volume %q already exists with other options (%s): %w", req.Name, fmtOpts(v.Raw), api.ErrAlreadyExists)
 	}
-	o, err := parseOptions(req.Options, d.root)
+	o, err := parseOptions(req.Options, d.binds)
 	if err != nil {
 		return err
 	}
@@ -267,10 +305,13 @@ func (d *Driver) keptData(v *record) (bool, error) {
 	if _, err := os.Lstat(d.volDir(v.Name)); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	data, err := os.ReadFile(d.keptMarker(v.Name))
+	data, err := readRegular(d.keptMarker(v.Name), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.log.Warn("removing the debris of an unfinished create", "volume", v.Name)
-		return false, os.RemoveAll(d.volDir(v.Name))
+		if err := d.deleteTree(d.volDir(v.Name)); err != nil {
+			return false, fmt.Errorf("volume %q: debris of an earlier volume: %w", v.Name, err)
+		}
+		return false, nil
 	}
 	if err != nil {
 		return false, err
@@ -294,7 +335,15 @@ func (d *Driver) build(v *record, kept bool) error {
 	o := v.Options
 	switch o.Type {
 	case TypeBind:
-		return applyOwner(o.Path, o)
+		if o.UID == nil && o.GID == nil && o.Mode == nil {
+			return nil
+		}
+		fd, err := d.binds.open(o.Path)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return applyOwner(fdPath(fd), o)
 	case TypeTmpfs:
 		return os.MkdirAll(d.mntDir(v.Name), 0o755)
 	case TypeLoop:
@@ -345,14 +394,8 @@ func (d *Driver) nextProject() uint32 {
 	return id
 }
 
-// release unmounts a volume's backing filesystem and lifts its quota.
-// Errors are logged: what is left is named in the log.
-func (d *Driver) release(v *record) {
-	if needsMount(v) {
-		if err := d.unmountBacking(v); err != nil {
-			d.log.Error("remove volume: unmount", "volume", v.Name, "err", err)
-		}
-	}
+// clearQuota lifts a removed volume's XFS project quota.
+func (d *Driver) clearQuota(v *record) {
 	if v.ProjectID != 0 && d.quota != nil {
 		if err := d.quota.Clear(v.ProjectID); err != nil {
 			d.log.Error("remove volume: clear quota", "volume", v.Name, "err", err)
@@ -360,56 +403,70 @@ func (d *Driver) release(v *record) {
 	}
 }
 
-// discard removes what a failed Create made.
+// discard removes what a failed Create made. Errors are logged: what is
+// left is named in the log.
 func (d *Driver) discard(v *record) {
-	d.release(v)
-	if v.Options.Type != TypeBind {
-		if err := os.RemoveAll(d.volDir(v.Name)); err != nil {
-			d.log.Error("remove volume data", "volume", v.Name, "err", err)
+	if needsMount(v) {
+		if err := d.unmountBacking(v); err != nil {
+			d.log.Error("undo create: unmount", "volume", v.Name, "err", err)
+			return
 		}
+	}
+	d.clearQuota(v)
+	if v.Options.Type == TypeBind {
+		d.removeMntDir(v)
+		return
+	}
+	if err := d.deleteTree(d.volDir(v.Name)); err != nil {
+		d.log.Error("undo create: remove volume data", "volume", v.Name, "err", err)
 	}
 }
 
-// trashDir holds the data of removed volumes until it is deleted, so a
-// crash never leaves a removed volume's data where a new volume of the same
-// name would find it.
-func (d *Driver) trashDir() string { return filepath.Join(d.root, "trash") }
-
-// emptyTrash deletes removed volumes' data.
-func (d *Driver) emptyTrash() {
-	entries, _ := os.ReadDir(d.trashDir())
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(d.trashDir(), e.Name())); err != nil {
-			d.log.Error("delete a removed volume's data", "dir", e.Name(), "err", err)
-		}
-	}
-}
-
-// Remove deletes a volume (its data too, unless keep=true or bind). Stale
-// reference counts (a daemon that died without Unmount) never block it:
-// counts are checked against the containers that really have the volume
-// mounted.
+// Remove deletes a volume (its data too, unless keep=true or bind). It is
+// refused while anything uses the volume's data, whatever the reference
+// counts say: a container that mounts it in any mount namespace (a loop
+// device's filesystem, a tmpfs, a dir volume's directory, the plugin's bind
+// mount), a loop device still attached to its image, a process of the
+// plugin's namespace with a file open in it. Stale counts (a daemon that
+// died without Unmount) never block it; an Unmount sent by mistake never
+// lets it delete data in use.
 func (d *Driver) Remove(req *volume.RemoveRequest) error {
 	v, err := d.open(req.Name)
 	if err != nil {
 		return err
 	}
 	err = d.remove(v)
+	live := d.names()
 	d.mu.Unlock()
 	if err == nil {
-		d.emptyTrash() // outside the lock: a big volume takes a while
+		d.emptyTrash(live) // outside the lock: a big volume takes a while
 	}
 	return err
 }
 
 func (d *Driver) remove(v *record) error {
+	t, err := d.target(v)
+	if err != nil {
+		return fmt.Errorf("remove volume %q: %w", v.Name, err)
+	}
+	uses, err := d.uses(t, true)
+	if err != nil {
+		return fmt.Errorf("remove volume %q: cannot tell whether it is in use: %w", v.Name, err)
+	}
+	if len(uses) > 0 {
+		return inUse(fmt.Sprintf("volume %q", v.Name), uses)
+	}
 	if refs := v.refs(); refs > 0 {
-		if n, _ := holders(d.mountpoint(v)); n > 0 {
-			return fmt.Errorf("volume %q is in use: mounted in %d container(s): %w", v.Name, n, api.ErrConflict)
-		}
 		d.log.Warn("removing a volume with stale references (its users died without Unmount)", "volume", v.Name, "refs", refs)
 	}
-	d.release(v)
+	if needsMount(v) {
+		// Not lazily: a mount still busy here has a user.
+		if err := d.unmountMnt(v, false); errors.Is(err, unix.EBUSY) {
+			return inUse(fmt.Sprintf("volume %q", v.Name), []string{"busy in the plugin's mount namespace (an open file or a working directory)"})
+		} else if err != nil {
+			return fmt.Errorf("remove volume %q: %w", v.Name, err)
+		}
+	}
 	keep := v.Options.Keep || v.Options.Type == TypeBind
 	var trash string
 	switch {
@@ -423,11 +480,7 @@ func (d *Driver) remove(v *record) error {
 			return fmt.Errorf("remove volume %q: mark its data kept: %w", v.Name, err)
 		}
 	default:
-		if err := os.MkdirAll(d.trashDir(), 0o700); err != nil {
-			return err
-		}
-		trash = filepath.Join(d.trashDir(), fmt.Sprintf("%s.%d", v.Name, d.now().UnixNano()))
-		if err := os.Rename(d.volDir(v.Name), trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if trash, err = d.toTrash(v.Name); err != nil {
 			return fmt.Errorf("remove volume %q: %w", v.Name, err)
 		}
 	}
@@ -435,9 +488,15 @@ func (d *Driver) remove(v *record) error {
 	if err := d.save(); err != nil {
 		d.st.Volumes[v.Name] = v
 		if trash != "" {
-			_ = os.Rename(trash, d.volDir(v.Name))
+			if err := d.fromTrash(v.Name, trash); err != nil {
+				d.log.Error("undo remove: the volume's data stays in the trash until the next start", "volume", v.Name, "err", err)
+			}
 		}
 		return err
+	}
+	d.clearQuota(v)
+	if v.Options.Type == TypeBind {
+		d.removeMntDir(v)
 	}
 	d.log.Info("volume removed", "volume", v.Name, "kept data", keep)
 	return nil
@@ -449,11 +508,17 @@ func (d *Driver) remove(v *record) error {
 // container) and counts again; when nobody has the volume mounted any more,
 // the old count is stale (the daemon died without Unmount) and is replaced.
 func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) {
+	if err := checkID(req.ID); err != nil {
+		return nil, err
+	}
 	v, err := d.open(req.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer d.mu.Unlock()
+	if v.Mounts[req.ID] == 0 && len(v.Mounts) >= maxMountIDs {
+		return nil, fmt.Errorf("volume %q already counts %d mount IDs, the most it keeps: %w", v.Name, len(v.Mounts), api.ErrConflict)
+	}
 	mp := d.mountpoint(v)
 	old := maps.Clone(v.Mounts)
 	if needsMount(v) {
@@ -461,10 +526,19 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		if err != nil {
 			return nil, err
 		}
-		if !m {
-			if err := d.mountBacking(v); err != nil {
-				return nil, fmt.Errorf("mount volume %q: %w", v.Name, err)
+		switch {
+		case !m:
+			err = d.mountBacking(v)
+		case v.Options.Type == TypeBind:
+			// Mounted for an earlier user: the directory must still be
+			// allowed, and reached without a symlink, for this one.
+			var fd int
+			if fd, err = d.binds.open(v.Options.Path); err == nil {
+				_ = unix.Close(fd)
 			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mount volume %q: %w", v.Name, err)
 		}
 	} else if _, err := os.Stat(mp); err != nil {
 		return nil, fmt.Errorf("volume %q: its directory is gone: %w", v.Name, err)
@@ -473,7 +547,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		v.Mounts = map[string]int{}
 	}
 	if c := v.Mounts[req.ID]; c > 0 {
-		if n, ok := holders(mp); n == 0 && ok {
+		if d.unused(v) {
 			d.log.Info("mount ID counted but nobody has the volume mounted: its holder died, count reset", "volume", v.Name, "id", req.ID, "stale", c)
 			v.Mounts[req.ID] = 0
 		}
@@ -493,6 +567,12 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 // Unmount drops one count of a mount ID; the backing filesystem is unmounted
 // when no count is left. Unknown volumes and IDs are no error.
 func (d *Driver) Unmount(req *volume.UnmountRequest) error {
+	if err := checkName(req.Name); err != nil {
+		return err
+	}
+	if err := checkID(req.ID); err != nil {
+		return err
+	}
 	if err := d.begin(); err != nil {
 		return err
 	}
@@ -519,6 +599,17 @@ func (d *Driver) Unmount(req *volume.UnmountRequest) error {
 	}
 	d.log.Debug("unmount", "volume", v.Name, "id", req.ID, "refs", v.refs())
 	return nil
+}
+
+// unused reports whether nothing but the plugin itself is known to use v's
+// data; false when that cannot be told.
+func (d *Driver) unused(v *record) bool {
+	t, err := d.target(v)
+	if err != nil {
+		return false
+	}
+	uses, err := d.uses(t, false)
+	return err == nil && len(uses) == 0
 }
 
 // Path returns a volume's mount point.

@@ -1,14 +1,9 @@
 package driver
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caisson/caisson/api"
 )
@@ -44,9 +39,9 @@ type Options struct {
 // optionHelp is listed after an unknown option.
 const optionHelp = "type=dir|loop|tmpfs|bind, size=SIZE, uid=N, gid=N, mode=OCTAL, keep=true|false, path=DIR (bind), fs=ext4|xfs (loop)"
 
-// parseOptions checks -o options against the volume type. root is the
-// plugin root: a bind path may not be under it.
-func parseOptions(raw map[string]string, root string) (Options, error) {
+// parseOptions checks -o options against the volume type; binds says which
+// host directories a bind volume may be.
+func parseOptions(raw map[string]string, binds *bindPolicy) (Options, error) {
 	o := Options{Type: TypeDir}
 	bad := func(k, why string) (Options, error) {
 		return o, fmt.Errorf("invalid option %s=%q: %s: %w", k, raw[k], why, api.ErrInvalid)
@@ -102,9 +97,9 @@ func parseOptions(raw map[string]string, root string) (Options, error) {
 			if o.Type != TypeBind {
 				return bad(k, "only type=bind volumes take a path")
 			}
-			p, err := bindPath(v, root)
+			p, err := binds.check(v)
 			if err != nil {
-				return bad(k, err.Error())
+				return o, fmt.Errorf("invalid option %s=%q: %w", k, v, err)
 			}
 			o.Path = p
 		case "fs":
@@ -147,35 +142,4 @@ func parseOptions(raw map[string]string, root string) (Options, error) {
 		o.Keep = true
 	}
 	return o, nil
-}
-
-// bindPath checks a bind volume's path: absolute, an existing directory, not
-// inside the plugin root (whose volumes it could otherwise expose). It
-// returns the path with symlinks resolved.
-func bindPath(p, root string) (string, error) {
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("not an absolute path")
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("does not exist")
-	}
-	if err != nil {
-		return "", err
-	}
-	fi, err := os.Stat(real)
-	if err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("not a directory")
-	}
-	rroot := root
-	if r, err := filepath.EvalSymlinks(root); err == nil {
-		rroot = r
-	}
-	if real == rroot || strings.HasPrefix(real, rroot+"/") {
-		return "", fmt.Errorf("is inside the plugin root %s", root)
-	}
-	if real == "/" || strings.HasPrefix(rroot, real+"/") {
-		return "", fmt.Errorf("holds the plugin root %s (its state and every volume)", root)
-	}
-	return real, nil
 }

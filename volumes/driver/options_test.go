@@ -15,8 +15,12 @@ func FuzzParseOptions(f *testing.F) {
 	f.Add("mode", "0750", "uid", "1000")
 	f.Add("keep", "true", "fs", "xfs")
 	root := f.TempDir()
+	binds, err := newBindPolicy(root+"/plugin", []string{"/tmp"})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
-		o, err := parseOptions(map[string]string{k1: v1, k2: v2}, root)
+		o, err := parseOptions(map[string]string{k1: v1, k2: v2}, binds)
 		if err != nil {
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("parseOptions error %v does not wrap api.ErrInvalid", err)

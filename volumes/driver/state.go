@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
 )
 
@@ -48,9 +53,13 @@ func (v *record) refs() int {
 	return n
 }
 
+// maxStateFile bounds the state file read at start: far above what the
+// limits on requests let it grow to for thousands of volumes.
+const maxStateFile = 64 << 20
+
 func loadState(path string) (*state, error) {
 	st := &state{Version: stateVersion, Volumes: map[string]*record{}}
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path, maxStateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -75,4 +84,70 @@ func (st *state) save(path string) error {
 		return err
 	}
 	return atomicfile.Write(path, append(data, '\n'), 0o600, true)
+}
+
+// readRegular reads a regular file of at most limit bytes, without following
+// a symlink and without blocking on a FIFO: anything else is refused.
+func readRegular(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("%s is a symlink, not a regular file: %w", path, api.ErrInvalid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): %w", path, fi.Mode().Type(), api.ErrInvalid)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, api.ErrInvalid)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, api.ErrInvalid)
+	}
+	return data, nil
+}
+
+// checkRoot refuses a plugin root that others could change under the
+// plugin (a symlink planted in it would send a removal elsewhere), and
+// entries of the layout that are not what the plugin made: it never writes
+// through, renames over or deletes them.
+func checkRoot(root string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		return fmt.Errorf("plugin root: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("plugin root %s is not a directory: %w", root, api.ErrInvalid)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("plugin root %s is owned by uid %d, not by the plugin's user (%d): %w", root, st.Uid, os.Geteuid(), api.ErrInvalid)
+	}
+	if st.Mode&0o022 != 0 {
+		return fmt.Errorf("plugin root %s is writable by group or others (mode %04o): make it 0700 or 0755: %w", root, st.Mode&0o7777, api.ErrInvalid)
+	}
+	for name, want := range map[string]uint32{
+		"volumes": unix.S_IFDIR, "trash": unix.S_IFDIR, "state.json": unix.S_IFREG, "lock": unix.S_IFREG,
+	} {
+		p := filepath.Join(root, name)
+		if err := unix.Lstat(p, &st); errors.Is(err, unix.ENOENT) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("plugin root: %w", err)
+		}
+		if st.Mode&unix.S_IFMT != want {
+			return fmt.Errorf("plugin root: %s is not a plain %s (a symlink, device or other file is never written through or replaced): %w",
+				p, map[uint32]string{unix.S_IFDIR: "directory", unix.S_IFREG: "file"}[want], api.ErrInvalid)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,192 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+)
+
+// Listener is the plugin's unix socket. Its Close removes the socket file,
+// but only while it is still the socket Listen made: a file put in its
+// place since is left alone.
+type Listener struct {
+	*net.UnixListener
+	dir, name string
+	dev, ino  uint64
+}
+
+// Listen makes the plugin's unix socket: mode 0660, group gid. Whatever is
+// at path is never written through, renamed over or removed, except a
+// stale socket of this plugin's user (a plugin that died): a socket someone
+// answers on is another plugin's; a regular file, a directory, a device, a
+// FIFO, a symlink or a socket of another user are refused, all with an
+// error wrapping api.ErrAlreadyExists.
+func Listen(path string, gid int) (*Listener, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("socket %q: not an absolute path: %w", path, api.ErrInvalid)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	name := filepath.Base(path)
+	full := filepath.Join(dir, name)
+	if err := clearStale(dir, name); err != nil {
+		return nil, err
+	}
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: full, Net: "unix"})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%s appeared while the plugin started: %w", path, api.ErrAlreadyExists)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Removed by Close, and only if still ours.
+	ul.SetUnlinkOnClose(false)
+	l := &Listener{UnixListener: ul, dir: dir, name: name}
+	if err := l.setPerm(gid); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("socket permissions: %w", err)
+	}
+	return l, nil
+}
+
+// setPerm sets the socket's group and mode through a descriptor of the file
+// itself (O_PATH, not following a symlink), and notes which file it is.
+func (l *Listener) setPerm(gid int) error {
+	fd, err := unix.Open(filepath.Join(l.dir, l.name), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s was replaced by something that is not a socket: %w", l.name, api.ErrAlreadyExists)
+	}
+	l.dev, l.ino = uint64(st.Dev), uint64(st.Ino)
+	if err := unix.Fchownat(fd, "", -1, gid, unix.AT_EMPTY_PATH); err != nil {
+		return err
+	}
+	return os.Chmod(fdPath(fd), 0o660)
+}
+
+// Close stops listening and removes the socket file, unless something else
+// has taken its place.
+func (l *Listener) Close() error {
+	err := l.UnixListener.Close()
+	if l.ino != 0 {
+		if rerr := removeSocket(l.dir, l.name, func(st *unix.Stat_t) bool {
+			return uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino
+		}); rerr != nil && err == nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = rerr
+		}
+		l.ino = 0
+	}
+	return err
+}
+
+// clearStale makes way for the socket dir/name: nothing there, or a socket
+// of ours that nobody answers on, which is removed.
+func clearStale(dir, name string) error {
+	path := filepath.Join(dir, name)
+	var st unix.Stat_t
+	err := unix.Lstat(path, &st)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	if err := ourSocket(path, &st); err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("another plugin is serving %s: %w", path, api.ErrAlreadyExists)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("socket %s: cannot tell whether it is stale: %w: %w", path, err, api.ErrAlreadyExists)
+	}
+	first := st
+	err = removeSocket(dir, name, func(now *unix.Stat_t) bool { return now.Dev == first.Dev && now.Ino == first.Ino })
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// ourSocket refuses anything at path but a socket of this process's user.
+func ourSocket(path string, st *unix.Stat_t) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s exists and is not a socket (%s): it is left alone: %w", path, fileType(st.Mode), api.ErrAlreadyExists)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is a socket of uid %d, not this plugin's: it is left alone: %w", path, st.Uid, api.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// removeSocket removes dir/name if it is a socket of ours that same accepts.
+// It is first renamed aside (never over anything), checked there, and put
+// back if it is not what was expected: whatever replaced the socket in the
+// meantime is never removed.
+func removeSocket(dir, name string, same func(*unix.Stat_t) bool) error {
+	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	aside := "." + name + ".stale-" + strconv.Itoa(os.Getpid())
+	if err := unix.Renameat2(d, name, d, aside, unix.RENAME_NOREPLACE); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return os.ErrNotExist
+		}
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d, aside, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if ourSocket(filepath.Join(dir, name), &st) != nil || !same(&st) {
+		if err := unix.Renameat2(d, aside, d, name, unix.RENAME_NOREPLACE); err != nil {
+			return fmt.Errorf("%s was replaced while the plugin removed its socket; it is now at %s: %w", filepath.Join(dir, name), aside, err)
+		}
+		return fmt.Errorf("%s was replaced: it is left alone: %w", filepath.Join(dir, name), api.ErrAlreadyExists)
+	}
+	return unix.Unlinkat(d, aside, 0)
+}
+
+// fileType names a file type for an error.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symlink"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	}
+	return "an unknown file type"
+}

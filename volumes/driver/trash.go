@@ -1,0 +1,170 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/internal/loopdev"
+	"github.com/caisson/caisson/internal/mountinfo"
+)
+
+// trashDir holds the data of removed volumes until it is deleted, so a
+// crash never leaves a removed volume's data where a new volume of the same
+// name would find it.
+func (d *Driver) trashDir() string { return filepath.Join(d.root, "trash") }
+
+// trashPrefix is how much of a volume's name its trash entry keeps: the
+// entry's name must stay one path component whatever the name's length.
+const trashPrefix = 64
+
+// trashName names the try-th trash entry for a volume: the start of its
+// name, for people, and a time that sets it apart.
+func trashName(name string, nanos int64, try int) string {
+	if len(name) > trashPrefix {
+		name = name[:trashPrefix]
+	}
+	n := name + "." + strconv.FormatInt(nanos, 10)
+	if try > 0 {
+		n += "." + strconv.Itoa(try)
+	}
+	return n
+}
+
+// removedMarker, in a trash entry, holds the name of the volume whose
+// directory it was: a crash between the move to the trash and the save of
+// the state leaves a volume the state still lists, whose directory the
+// next start moves back (restoreTrash).
+const removedMarker = "removed"
+
+// toTrash moves a volume's directory into the trash and returns where it
+// went ("" when the volume had none), never over another entry.
+func (d *Driver) toTrash(name string) (string, error) {
+	if _, err := os.Lstat(d.volDir(name)); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err := os.MkdirAll(d.trashDir(), 0o700); err != nil {
+		return "", err
+	}
+	marker := filepath.Join(d.volDir(name), removedMarker)
+	if err := os.WriteFile(marker, []byte(name), 0o600); err != nil {
+		return "", err
+	}
+	nanos := d.now().UnixNano()
+	for try := 0; ; try++ {
+		dst := filepath.Join(d.trashDir(), trashName(name, nanos, try))
+		err := unix.Renameat2(unix.AT_FDCWD, d.volDir(name), unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EEXIST) && try < 100 {
+			continue
+		}
+		if err != nil {
+			_ = os.Remove(marker)
+			return "", fmt.Errorf("move %s to the trash: %w", d.volDir(name), err)
+		}
+		return dst, nil
+	}
+}
+
+// fromTrash puts back a volume's directory that toTrash moved to trash.
+func (d *Driver) fromTrash(name, trash string) error {
+	if err := unix.Renameat2(unix.AT_FDCWD, trash, unix.AT_FDCWD, d.volDir(name), unix.RENAME_NOREPLACE); err != nil {
+		return fmt.Errorf("move %s back from the trash: %w", d.volDir(name), err)
+	}
+	return os.Remove(filepath.Join(d.volDir(name), removedMarker))
+}
+
+// restoreTrash moves back, at start, the directories of volumes that the
+// state still lists: their removal was cut short by a crash before the
+// state was saved.
+func (d *Driver) restoreTrash() {
+	entries, _ := os.ReadDir(d.trashDir())
+	for _, e := range entries {
+		dir := filepath.Join(d.trashDir(), e.Name())
+		b, err := readRegular(filepath.Join(dir, removedMarker), 1<<10)
+		if err != nil {
+			continue
+		}
+		name := string(b)
+		if _, ok := d.st.Volumes[name]; !ok {
+			continue
+		}
+		if _, err := os.Lstat(d.volDir(name)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := d.fromTrash(name, dir); err != nil {
+			d.log.Error("a crash cut short the removal of a volume; its data stays in the trash", "volume", name, "dir", e.Name(), "err", err)
+			continue
+		}
+		d.log.Warn("a crash cut short the removal of a volume: its data is back", "volume", name)
+	}
+}
+
+// emptyTrash deletes removed volumes' data, except what something still
+// uses (see deleteTree), and the data of volumes in live (the names the
+// state lists: a removal undone): those stay in the trash, for a later pass.
+func (d *Driver) emptyTrash(live map[string]bool) {
+	entries, _ := os.ReadDir(d.trashDir())
+	for _, e := range entries {
+		dir := filepath.Join(d.trashDir(), e.Name())
+		if b, err := readRegular(filepath.Join(dir, removedMarker), 1<<10); err == nil && live[string(b)] {
+			continue
+		}
+		if err := d.deleteTree(dir); err != nil {
+			d.log.Warn("a removed volume's data stays in the trash", "dir", e.Name(), "err", err)
+		}
+	}
+}
+
+// deleteTree deletes a volume's directory (in the trash or not), unless
+// something still uses what is in it: something mounted below it in the
+// plugin's namespace (a delete would cross into it), a loop device attached
+// to its image, a mount of anything inside it in any mount namespace.
+func (d *Driver) deleteTree(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if mps, err := mountinfo.Under(dir); err != nil {
+		return err
+	} else if len(mps) > 0 {
+		return inUse(dir, []string{"mounted at " + mps[0]})
+	}
+	ms, err := mountinfo.Read(0)
+	if err != nil {
+		return err
+	}
+	t, err := d.dirTarget(ms, dir)
+	if err != nil {
+		return err
+	}
+	loops, err := loopdev.FindBound(filepath.Join(dir, "disk.img"))
+	if err != nil {
+		return err
+	}
+	if len(loops) > 0 {
+		return inUse(dir, []string{"its image is still attached to " + loops[0].Path})
+	}
+	uses, err := d.uses(t, true)
+	if err != nil {
+		return fmt.Errorf("cannot tell whether %s is in use: %w", dir, err)
+	}
+	if len(uses) > 0 {
+		return inUse(dir, uses)
+	}
+	return os.RemoveAll(dir)
+}
+
+// removeMntDir removes the empty directories a bind volume was mounted on:
+// rmdir only, which never deletes what a mount there shows.
+func (d *Driver) removeMntDir(v *record) {
+	for _, dir := range []string{d.mntDir(v.Name), d.volDir(v.Name)} {
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+			d.log.Warn("leaving a bind volume's directory", "dir", dir, "err", err)
+			return
+		}
+	}
+}
