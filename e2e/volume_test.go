@@ -4,10 +4,14 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,15 +31,16 @@ type volPlugin struct {
 	t      testing.TB
 	name   string
 	root   string
+	args   []string // more flags of volume-plugin
 	cmd    *exec.Cmd
 	exited chan error
 }
 
 // startVolPlugin runs the plugin (a legacy plugin: its socket in
 // /run/docker/plugins, named uniquely) and returns once it serves.
-func startVolPlugin(t testing.TB, name, root string) *volPlugin {
+func startVolPlugin(t testing.TB, name, root string, args ...string) *volPlugin {
 	t.Helper()
-	p := &volPlugin{t: t, name: name, root: root}
+	p := &volPlugin{t: t, name: name, root: root, args: args}
 	p.start()
 	t.Cleanup(func() {
 		p.stop()
@@ -48,7 +53,7 @@ func (p *volPlugin) sock() string { return filepath.Join("/run/docker/plugins", 
 
 func (p *volPlugin) start() {
 	p.t.Helper()
-	cmd := exec.Command(caissonBin, "--log-level", "info", "volume-plugin", "--name", p.name, "--root", p.root)
+	cmd := exec.Command(caissonBin, append([]string{"--log-level", "info", "volume-plugin", "--name", p.name, "--root", p.root}, p.args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		p.t.Fatal(err)
@@ -142,6 +147,29 @@ func (p *volPlugin) checkReleased(t *testing.T, name, when string) {
 	if p.mounted(name) || len(p.refs(name)) != 0 {
 		t.Errorf("%s: volume %s mounted %v, refs %v", when, name, p.mounted(name), p.refs(name))
 	}
+}
+
+// call sends body to the plugin's endpoint as dockerd would, and returns the
+// status and the decoded answer.
+func (p *volPlugin) call(method string, body io.Reader) (int, map[string]any) {
+	p.t.Helper()
+	c := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p.sock())
+		},
+	}}
+	resp, err := c.Post("http://plugin/"+method, "application/json", body)
+	if err != nil {
+		p.t.Fatalf("%s: %v", method, err)
+	}
+	defer resp.Body.Close()
+	var ans map[string]any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ans); err != nil {
+		p.t.Fatalf("%s: answer: %v", method, err)
+	}
+	return resp.StatusCode, ans
 }
 
 func oneID(t *testing.T, refs map[string]int) string {
@@ -355,11 +383,75 @@ func TestDockerVolumes(t *testing.T) {
 		d.ok("volume", "rm", "crashc")
 	})
 
+	t.Run("StrayUnmount", func(t *testing.T) {
+		// An Unmount of the mount ID dockerd gave out, while the container
+		// runs: the plugin's count is gone, not the container's use, and
+		// Remove must see it, for each backend.
+		for i, opts := range [][]string{{"-o", "type=loop", "-o", "size=8m"}, {"-o", "type=tmpfs"}, {}} {
+			vol := fmt.Sprintf("stray%d", i)
+			ctr := "stray-c" + vol
+			d.ok(append(append([]string{"volume", "create", "-d", name}, opts...), vol)...)
+			d.ok("run", "-d", "--name", ctr, "--network", "none", "-v", vol+":/d", volImage, "sh", "-c", "echo before > /d/f; exec sleep 1000")
+			d.ok("exec", ctr, "cat", "/d/f")
+			id := oneID(t, p.refs(vol))
+			unmount, _ := json.Marshal(map[string]string{"Name": vol, "ID": id})
+			if status, ans := p.call("VolumeDriver.Unmount", strings.NewReader(string(unmount))); status != http.StatusOK {
+				t.Fatalf("stray Unmount: %d %v", status, ans)
+			}
+			status, ans := p.call("VolumeDriver.Remove", strings.NewReader(`{"Name":"`+vol+`"}`))
+			if msg, _ := ans["Err"].(string); status == http.StatusOK || !strings.Contains(msg, "in use") {
+				t.Errorf("%v: Remove after a stray Unmount: %d %v, want refused as in use", opts, status, ans)
+			}
+			d.ok("exec", ctr, "sh", "-c", "echo after >> /d/f")
+			if got := d.ok("exec", ctr, "cat", "/d/f"); got != "before\nafter" {
+				t.Errorf("%v: the container's data after the refused Remove: %q", opts, got)
+			}
+			d.ok("rm", "-f", ctr)
+			d.ok("volume", "rm", vol)
+		}
+	})
+
+	t.Run("HostileRequests", func(t *testing.T) {
+		for _, tc := range []struct {
+			method string
+			body   io.Reader
+		}{
+			{"VolumeDriver.Create", io.MultiReader(strings.NewReader(`{"Name":"big","Opts":{"x":"`), io.LimitReader(zeros{}, 400<<20))},
+			{"VolumeDriver.Mount", strings.NewReader(`{"Name":"v","ID":"` + strings.Repeat("i", 50<<10) + `"}`)},
+			{"VolumeDriver.Create", strings.NewReader(`{"Name":"trail"} trailing`)},
+			{"VolumeDriver.Create", strings.NewReader(`{"Name":"` + strings.Repeat("n", 256) + `"}`)},
+		} {
+			status, ans := p.call(tc.method, tc.body)
+			if msg, _ := ans["Err"].(string); status == http.StatusOK || msg == "" {
+				t.Errorf("%s with a hostile body: %d %v, want a plugin error", tc.method, status, ans)
+			}
+		}
+		if ls := d.ok("volume", "ls", "-q"); ls != "" {
+			t.Errorf("volumes after hostile requests: %q", ls)
+		}
+		if fi, err := os.Stat(filepath.Join(p.root, "state.json")); err != nil || fi.Size() > 64<<10 {
+			t.Errorf("state file after hostile requests: %v, %v", fi, err)
+		}
+	})
+
+	t.Run("LongName", func(t *testing.T) {
+		for _, n := range []int{236, 255} {
+			vol := "l" + strings.Repeat("x", n-1)
+			d.ok("volume", "create", "-d", name, "-o", "type=loop", "-o", "size=4m", vol)
+			run("-v", vol+":/d", volImage, "sh", "-c", "echo x > /d/f")
+			d.ok("volume", "rm", vol)
+			if entries, _ := os.ReadDir(filepath.Join(p.root, "trash")); len(entries) != 0 {
+				t.Errorf("trash after removing a %d-byte name: %v", n, entries)
+			}
+		}
+	})
+
 	t.Run("BadInput", func(t *testing.T) {
 		for _, tc := range []struct{ opts []string }{
 			{[]string{"-o", "size=lots"}},
 			{[]string{"-o", "type=bind", "-o", "path=/does/not/exist"}},
 			{[]string{"-o", "type=bind", "-o", "path=" + p.root}},
+			{[]string{"-o", "type=bind", "-o", "path=/etc"}}, // no --bind-allow
 			{[]string{"-o", "colour=blue"}},
 			{[]string{"-o", "size=1g"}}, // a dir volume, and no XFS quota here
 		} {
@@ -384,6 +476,40 @@ func TestDockerVolumes(t *testing.T) {
 			t.Errorf("volume records left: %v", recs)
 		}
 		p.start()
+	})
+
+	t.Run("BindAllow", func(t *testing.T) {
+		allowed := t.TempDir()
+		bname := randName("caisson-e2e-bind-")
+		bp := startVolPlugin(t, bname, filepath.Join(t.TempDir(), "plugin"), "--bind-allow", allowed)
+		host := filepath.Join(allowed, "shared")
+		if err := os.Mkdir(host, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/etc", bp.root, filepath.Dir(allowed)} {
+			if _, err := d.run("volume", "create", "-d", bname, "-o", "type=bind", "-o", "path="+path, "bad"); err == nil {
+				t.Errorf("bind volume of %s created", path)
+			}
+		}
+		d.ok("volume", "create", "-d", bname, "-o", "type=bind", "-o", "path="+host, "hostdir")
+		run("-v", "hostdir:/d", volImage, "sh", "-c", "echo from-container > /d/f")
+		if b, err := os.ReadFile(filepath.Join(host, "f")); err != nil || string(b) != "from-container\n" {
+			t.Errorf("bind volume's host directory: %q, %v", b, err)
+		}
+		// The path swapped for a symlink to the plugin's root after Create.
+		if err := os.Rename(host, host+".old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(bp.root, host); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := d.run("run", "--rm", "--network", "none", "-v", "hostdir:/d", volImage, "ls", "/d"); err == nil {
+			t.Errorf("a container mounted the swapped bind volume: %q", out)
+		}
+		d.ok("volume", "rm", "hostdir")
+		if _, err := os.Stat(filepath.Join(host+".old", "f")); err != nil {
+			t.Errorf("bind volume's data after volume rm: %v", err)
+		}
 	})
 
 	t.Run("ManagedPlugin", func(t *testing.T) {
@@ -411,4 +537,14 @@ func TestDockerVolumes(t *testing.T) {
 		}
 		d.ok("volume", "rm", "mv")
 	})
+}
+
+// zeros is an endless body.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '0'
+	}
+	return len(p), nil
 }
