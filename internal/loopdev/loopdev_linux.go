@@ -24,7 +24,7 @@ const (
 
 // attachMu serialises attaches within this process, so that two goroutines
 // never race for the same free device; other processes are handled by
-// retrying on EBUSY.
+// retrying (see retryable).
 var attachMu sync.Mutex
 
 // Attach attaches file (opened read-write) to a free loop device with
@@ -71,7 +71,7 @@ func attach(file string, bind bindFunc) (*Device, error) {
 			return nil, fmt.Errorf("find a free loop device: %w", err)
 		}
 		d, err := open(n, backing, name, bind)
-		if errors.Is(err, unix.EBUSY) {
+		if retryable(err) {
 			last = err
 			continue
 		}
@@ -81,6 +81,13 @@ func attach(file string, bind bindFunc) (*Device, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("attach %s: every free loop device was taken by others %d times: %w", file, attachTries, last)
+}
+
+// retryable reports whether err means the free device was taken before us
+// (EBUSY: another process bound it) or is going away (ENXIO: another process
+// is clearing or removing it): another free device is asked for.
+func retryable(err error) bool {
+	return errors.Is(err, unix.EBUSY) || errors.Is(err, unix.ENXIO)
 }
 
 // bindFunc binds the file backing to the loop device fd with info.

@@ -316,3 +316,41 @@ func FuzzParseDevNum(f *testing.F) {
 		}
 	})
 }
+
+// TestAttachRetries: a free device that another process binds first
+// (EBUSY) or is tearing down (ENXIO) makes attach ask for another; other
+// errors end it.
+func TestAttachRetries(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, tc := range []struct {
+		name string
+		errs []error // what the first binds fail with
+		ok   bool
+	}{
+		{"busy", []error{unix.EBUSY, unix.EBUSY}, true},
+		{"going away", []error{unix.ENXIO}, true},
+		{"both", []error{unix.ENXIO, unix.EBUSY, unix.ENXIO}, true},
+		{"other error", []error{unix.EINVAL}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := tc.errs
+			bind := func(fd, backing int, info *unix.LoopInfo64) error {
+				if len(errs) > 0 {
+					err := errs[0]
+					errs = errs[1:]
+					return err
+				}
+				return configure(fd, backing, info)
+			}
+			d, err := attach(image(t, 1<<20), bind)
+			if tc.ok != (err == nil) {
+				t.Fatalf("attach after binds failing with %v: %v, want ok %v", tc.errs, err, tc.ok)
+			}
+			if err == nil {
+				if err := d.Detach(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
