@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/loopdev"
 	"github.com/caisson/caisson/internal/mountinfo"
@@ -118,8 +120,14 @@ func (d *Driver) uses(t target, files bool) ([]string, error) {
 	}
 	// The processes this one descends from started it: they are no
 	// container, and may hide their namespace from it (a sandbox's init).
+	// A plugin that is not root cannot read other users' processes at
+	// all: it skips them (their uses are not seen) rather than refuse
+	// every removal.
 	skip := ancestors()
-	unreadable = slices.DeleteFunc(unreadable, func(u mountinfo.Unreadable) bool { return skip[u.PID] })
+	euid := os.Geteuid()
+	unreadable = slices.DeleteFunc(unreadable, func(u mountinfo.Unreadable) bool {
+		return skip[u.PID] || (euid != 0 && ownerOf(u.PID) != euid)
+	})
 	if len(unreadable) > 0 {
 		u := unreadable[0]
 		return nil, fmt.Errorf("the mounts of %d process(es) cannot be read (process %d: %v): %w", len(unreadable), u.PID, u.Err, api.ErrUnavailable)
@@ -159,6 +167,15 @@ func (d *Driver) uses(t target, files bool) ([]string, error) {
 		out = append(out, openUnder(self.PIDs, t.paths)...)
 	}
 	return out, nil
+}
+
+// ownerOf is the uid that owns process pid; -1 when unknown.
+func ownerOf(pid int) int {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid), &st); err != nil {
+		return -1
+	}
+	return int(st.Uid)
 }
 
 // openUnder lists the processes among pids with their working directory,
