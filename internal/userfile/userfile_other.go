@@ -1,0 +1,12 @@
+//go:build !linux
+
+package userfile
+
+import (
+	"io/fs"
+	"os"
+)
+
+func onProcfs(string) bool                        { return false }
+func mayFollow(string, fs.FileInfo, string) error { return nil }
+func keepOwner(*os.File, fs.FileInfo)             {}
