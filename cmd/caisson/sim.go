@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"text/tabwriter"
@@ -13,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caisson/caisson/api"
-	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/userfile"
 	"github.com/caisson/caisson/scheduler/scenario"
 	"github.com/caisson/caisson/scheduler/sim"
 	"github.com/caisson/caisson/scheduler/trace"
@@ -111,6 +110,15 @@ against its deserved and owned shares.`,
 			if f.Changed("framework-delay") {
 				opts.FrameworkDelay = scenario.FixedDist(delay)
 			}
+			// Both outputs are opened before the run, so that a path that
+			// cannot be written is refused before the work, not after.
+			var plotFile *userfile.File
+			if plot != "" {
+				if plotFile, err = userfile.Create(plot, 0o644); err != nil {
+					return fmt.Errorf("--plot: %w", err)
+				}
+				defer plotFile.Discard()
+			}
 			stop, err := startCPUProfile(cpuProfile)
 			if err != nil {
 				return err
@@ -122,12 +130,15 @@ against its deserved and owned shares.`,
 			if err != nil {
 				return err
 			}
-			if plot != "" {
+			if plotFile != nil {
 				var buf bytes.Buffer
 				if err := sim.WritePlot(&buf, rep.Chart()); err != nil {
 					return err
 				}
-				if err := atomicfile.Write(plot, buf.Bytes(), 0o644, false); err != nil {
+				if _, err := plotFile.Write(buf.Bytes()); err != nil {
+					return fmt.Errorf("--plot: %w", err)
+				}
+				if err := plotFile.Commit(); err != nil {
 					return fmt.Errorf("--plot: %w", err)
 				}
 			}
@@ -158,24 +169,25 @@ against its deserved and owned shares.`,
 }
 
 // startCPUProfile profiles the process into path until stop is called; an
-// empty path profiles nothing.
+// empty path profiles nothing. The profile is written as userfile.Create
+// says: a regular file is replaced when the profile is complete, a device
+// or FIFO written through.
 func startCPUProfile(path string) (stop func() error, err error) {
 	if path == "" {
 		return func() error { return nil }, nil
 	}
-	f, err := os.Create(path)
+	f, err := userfile.Create(path, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		os.Remove(path)
+		f.Discard()
 		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
 	}
 	return func() error {
 		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("--cpuprofile %s: %w", path, err)
+		if err := f.Commit(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		return nil
 	}, nil

@@ -1,15 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"io"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
 )
 
 func TestSimScenario(t *testing.T) {
@@ -100,5 +108,120 @@ func TestSimBadInput(t *testing.T) {
 	}
 	if _, err := runCaisson(t, "sim", "../../examples/sim-small.yaml", "--cpuprofile", filepath.Join(dir, "no", "cpu.prof")); err == nil || !strings.Contains(err.Error(), "--cpuprofile") {
 		t.Errorf("a profile that cannot be written: %v", err)
+	}
+}
+
+// TestSimOutputPaths points --plot and --cpuprofile at each kind of node a
+// user may name: a regular file is replaced, a link written through (and
+// kept), a device or FIFO written through (and kept), a directory or
+// socket refused before the run and left as it was.
+func TestSimOutputPaths(t *testing.T) {
+	for _, flag := range []string{"--plot", "--cpuprofile"} {
+		for _, tc := range []struct {
+			name   string
+			root   bool // mknod
+			setup  func(t *testing.T, dir string) (path string, read func() []byte)
+			refuse bool
+			want   fs.FileMode // the type of the node afterwards
+		}{
+			{name: "regular file", setup: func(t *testing.T, dir string) (string, func() []byte) {
+				p := filepath.Join(dir, "out")
+				if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return p, readBack(p)
+			}},
+			{name: "symlink to a file", setup: func(t *testing.T, dir string) (string, func() []byte) {
+				p := filepath.Join(dir, "out")
+				if err := os.Symlink("target", p); err != nil {
+					t.Fatal(err)
+				}
+				return p, readBack(filepath.Join(dir, "target"))
+			}, want: fs.ModeSymlink},
+			{name: "FIFO with a reader", setup: func(t *testing.T, dir string) (string, func() []byte) {
+				p := filepath.Join(dir, "out")
+				if err := unix.Mkfifo(p, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				// A reader, and a writer of the test's own that keeps the
+				// reader from seeing the end until the run is over: then
+				// the reader has what caisson wrote, or nothing where
+				// caisson did not open the FIFO.
+				r, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { r.Close() })
+				w, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := make(chan []byte, 1)
+				go func() {
+					b, _ := io.ReadAll(r)
+					got <- b
+				}()
+				return p, func() []byte {
+					w.Close()
+					return <-got
+				}
+			}, want: fs.ModeNamedPipe},
+			{name: "character device like /dev/null", root: true, setup: func(t *testing.T, dir string) (string, func() []byte) {
+				p := filepath.Join(dir, "out")
+				if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+					t.Fatal(err)
+				}
+				return p, nil
+			}, want: fs.ModeDevice | fs.ModeCharDevice},
+			{name: "directory", setup: func(t *testing.T, dir string) (string, func() []byte) {
+				p := filepath.Join(dir, "out")
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				return p, nil
+			}, refuse: true, want: fs.ModeDir},
+			{name: "socket", setup: func(t *testing.T, dir string) (string, func() []byte) {
+				p := filepath.Join(dir, "out")
+				l, err := net.Listen("unix", p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.(*net.UnixListener).SetUnlinkOnClose(false)
+				t.Cleanup(func() { l.Close() })
+				return p, nil
+			}, refuse: true, want: fs.ModeSocket},
+		} {
+			t.Run(flag+" "+tc.name, func(t *testing.T) {
+				if tc.root {
+					testutil.RequiresRoot(t)
+				}
+				path, read := tc.setup(t, t.TempDir())
+				_, err := runCaisson(t, "sim", "../../examples/sim-small.yaml", "--format", "json", flag, path)
+				if tc.refuse != errors.Is(err, api.ErrInvalid) || !tc.refuse && err != nil {
+					t.Fatalf("%v; want refused: %v", err, tc.refuse)
+				}
+				fi, err := os.Lstat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(tc.want, fi.Mode().Type()); diff != "" {
+					t.Errorf("%s afterwards (-want +got):\n%s", path, diff)
+				}
+				if read == nil {
+					return
+				}
+				// An SVG, or a gzipped protocol buffer.
+				if b := read(); !bytes.Contains(b, []byte("<svg")) && !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+					t.Errorf("wrote %.20q, want a plot or a profile", b)
+				}
+			})
+		}
+	}
+}
+
+func readBack(path string) func() []byte {
+	return func() []byte {
+		b, _ := os.ReadFile(path)
+		return b
 	}
 }
