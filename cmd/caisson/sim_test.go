@@ -91,6 +91,10 @@ func TestSimBadInput(t *testing.T) {
 		{"sim", "../../examples/sim-small.yaml", "--offer-fanout", "-1"},
 		{"sim", "../../examples/sim-small.yaml", "--sla-slack", "0"},
 		{"sim", bad, "--plot", plot},
+		{"sim", "/dev/zero"},
+		{"sim", dir},
+		{"sim", "--trace", "openb", "--nodes", "/dev/zero", "--pods", "/dev/zero"},
+		{"sim", "--trace", "openb", "--nodes", "../../scheduler/trace/testdata/openb-2023/openb_node_list_gpu_node.csv", "--pods", dir},
 	} {
 		if _, err := runCaisson(t, args...); !errors.Is(err, api.ErrInvalid) || exitCode(err) != exitCaissonError {
 			t.Errorf("%v: %v, want an invalid-input error (exit 125)", args, err)

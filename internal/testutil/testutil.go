@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequiresRoot skips the test when not running as root. In CI (CI=true) the
@@ -109,4 +111,39 @@ func MakeBusyboxRootfs(t testing.TB, dir string) {
 	if err := os.Chown(filepath.Join(dir, "home/app"), 1000, 1000); err != nil && os.Geteuid() == 0 {
 		t.Fatal(err)
 	}
+}
+
+// FIFO makes a FIFO in dir and writes content to it in the background:
+// once, or with forever over and over until its reader goes away. The test
+// reads it by path; its cleanup ends the writer even if nothing read.
+func FIFO(t testing.TB, dir, content string, forever bool) string {
+	t.Helper()
+	p := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for {
+			// A write fails with EPIPE once the reader has gone.
+			if _, err := f.WriteString(content); err != nil || !forever {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// A reader of our own lets a writer still waiting in open through;
+		// closing it ends the writes.
+		if r, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+			r.Close()
+		}
+		<-done
+	})
+	return p
 }

@@ -17,7 +17,7 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("read %s: larger than %s, the most this file may hold: %v", e.Path, api.FormatSize(uint64(e.Limit)), api.ErrInvalid)
+	return fmt.Sprintf("%s: larger than %s, the most this file may hold: %v", e.Path, api.FormatSize(uint64(e.Limit)), api.ErrInvalid)
 }
 
 func (e *LimitError) Unwrap() error { return api.ErrInvalid }

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/testutil"
@@ -46,10 +45,10 @@ func TestReadFile(t *testing.T) {
 		{name: "/dev/zero", setup: func(*testing.T, string) string { return "/dev/zero" }, err: api.ErrInvalid, limit: true},
 		{name: "/dev/null", setup: func(*testing.T, string) string { return "/dev/null" }, want: ""},
 		{name: "FIFO with a small writer", setup: func(t *testing.T, dir string) string {
-			return fifoWriter(t, dir, "through a pipe")
+			return testutil.FIFO(t, dir, "through a pipe", false)
 		}, want: "through a pipe"},
-		{name: "FIFO with a large writer", setup: func(t *testing.T, dir string) string {
-			return fifoWriter(t, dir, strings.Repeat("y", 1<<20))
+		{name: "FIFO with an endless writer", setup: func(t *testing.T, dir string) string {
+			return testutil.FIFO(t, dir, "yyyy", true)
 		}, err: api.ErrInvalid, limit: true},
 		{name: "directory", setup: func(t *testing.T, dir string) string { return dir }, err: api.ErrInvalid},
 		{name: "socket", setup: func(t *testing.T, dir string) string {
@@ -105,27 +104,5 @@ func file(t *testing.T, dir, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, "f")
 	writeFile(t, p, content)
-	return p
-}
-
-// fifoWriter makes a FIFO and writes content to it in the background,
-// until the reader has it all or goes away.
-func fifoWriter(t *testing.T, dir, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, "fifo")
-	if err := unix.Mkfifo(p, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f, err := os.OpenFile(p, os.O_WRONLY, 0)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		_, _ = f.WriteString(content) // EPIPE once the reader stops
-	}()
-	t.Cleanup(func() { <-done })
 	return p
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,12 +16,23 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/userfile"
 	"github.com/caisson/caisson/scheduler"
 )
 
-// Load reads a scenario file and checks it; see Parse.
+// MaxFileBytes is the largest scenario file Load reads: about 100,000
+// sessions written one per entry, and a few gigabytes of memory to parse.
+const MaxFileBytes = 16 << 20
+
+// maxFileBytes is MaxFileBytes, lowered by tests.
+var maxFileBytes int64 = MaxFileBytes
+
+// Load reads a scenario file and checks it; see Parse. The file may be
+// anything that can be read (a FIFO, /dev/stdin), but not a directory, and
+// not more than MaxFileBytes: a larger one is refused with a
+// *userfile.LimitError that wraps api.ErrInvalid.
 func Load(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := userfile.ReadFile(path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("load scenario: %w", err)
 	}

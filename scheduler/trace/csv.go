@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/userfile"
 )
 
 // The columns of the files. Columns may come in any order; columns not
@@ -33,10 +33,21 @@ const (
 	maxSeconds = 1 << 32 // about 136 years
 )
 
+// MaxFileBytes is the largest node or pod list LoadNodes and LoadPods
+// read: about 900,000 pods of the openb trace's format (its default list
+// has 8,152 in 575 KB).
+const MaxFileBytes = 64 << 20
+
+// maxFileBytes is MaxFileBytes, lowered by tests.
+var maxFileBytes int64 = MaxFileBytes
+
 // LoadNodes reads a node list file (openb_node_list_*.csv); see
-// ReadNodes.
+// ReadNodes. The file may be anything that can be read (a FIFO,
+// /dev/stdin), but not a directory, and not more than MaxFileBytes: a
+// larger one is refused with a *userfile.LimitError that wraps
+// api.ErrInvalid. So is a pod list file in LoadPods.
 func LoadNodes(path string) ([]Node, error) {
-	f, err := os.Open(path)
+	f, err := userfile.Open(path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("load nodes: %w", err)
 	}
@@ -91,7 +102,7 @@ func ReadNodes(name string, r io.Reader) ([]Node, error) {
 
 // LoadPods reads a pod list file (openb_pod_list_*.csv); see ReadPods.
 func LoadPods(path string) ([]Pod, error) {
-	f, err := os.Open(path)
+	f, err := userfile.Open(path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("load pods: %w", err)
 	}
@@ -281,6 +292,9 @@ func (t *table) csvError(err error) error {
 			msg += fmt.Sprintf(" (the row runs to line %d)", pe.Line)
 		}
 		return &Error{File: t.name, Line: pe.StartLine, Err: fmt.Errorf("%s: %w", msg, api.ErrInvalid)}
+	}
+	if le := (*userfile.LimitError)(nil); errors.As(err, &le) {
+		return err // it names the file and the limit
 	}
 	return fmt.Errorf("read %s: %w", t.name, err)
 }
