@@ -68,8 +68,8 @@ func ParseGPURequest(s string) (*GPURequest, error) {
 		return &GPURequest{Count: n}, nil
 	case strings.HasPrefix(s, migPrefix):
 		profile, count, hasCount := strings.Cut(strings.TrimPrefix(s, migPrefix), ":")
-		if err := CheckMIGProfile(profile); err != nil {
-			return nil, bad(err.Error())
+		if why := migProfileProblem(profile); why != "" {
+			return nil, bad(why)
 		}
 		n := 1
 		if hasCount {
@@ -116,8 +116,17 @@ func uuidLike(s, prefix string) bool {
 // written without leading zeros, so that one profile has one name. The
 // error says what is wrong; it wraps ErrInvalid.
 func CheckMIGProfile(p string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("MIG profile %q %s (want [<c>c.]<g>g.<gb>gb[+attr], as 1g.5gb or 1c.3g.20gb): %w", p, why, ErrInvalid)
+	if why := migProfileProblem(p); why != "" {
+		return fmt.Errorf("%s: %w", why, ErrInvalid)
+	}
+	return nil
+}
+
+// migProfileProblem says what is wrong with a MIG profile name, "" for
+// nothing; the callers add ErrInvalid, once.
+func migProfileProblem(p string) string {
+	bad := func(why string) string {
+		return fmt.Sprintf("MIG profile %q %s (want [<c>c.]<g>g.<gb>gb[+attr], as 1g.5gb or 1c.3g.20gb)", p, why)
 	}
 	if p == "" {
 		return bad("is empty")
@@ -165,7 +174,7 @@ func CheckMIGProfile(p string) error {
 		}
 		return bad("has a compute instance larger than its GPU instance")
 	}
-	return nil
+	return ""
 }
 
 // migField parses "<n><unit>" with n a whole number from 1, no leading

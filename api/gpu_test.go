@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -51,9 +52,11 @@ func TestParseGPURequest(t *testing.T) {
 		"mig-1g.5gb:1:2", "mig-1g", "mig-1g.5", "mig-g.5gb", "mig-0g.5gb", "mig-01g.5gb", "mig-1g.5gb.1c", "mig-3c.3g.20gb",
 		"mig-4c.3g.20gb", "mig-1g.5gb+", "mig-1g.5gb+me,me", "mig-1g.5gb+Me", "mig-1g.5gb+me-gfx", "mig-1G.5GB", "MIG-",
 		"MIG-GPU-1a2b/1/0", "mig-1g.5gb,mig-2g.10gb", "GPU-a,mig-1g.5gb"} {
-		if r, err := ParseGPURequest(in); !errors.Is(err, ErrInvalid) {
+		r, err := ParseGPURequest(in)
+		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseGPURequest(%q) = %v, %v; want ErrInvalid", in, r, err)
 		}
+		saysInvalidOnce(t, err)
 	}
 }
 
@@ -67,6 +70,7 @@ func FuzzParseGPURequest(f *testing.F) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("%q: error %v does not wrap ErrInvalid", s, err)
 			}
+			saysInvalidOnce(t, err)
 			return
 		}
 		if r == nil {
@@ -107,9 +111,11 @@ func TestCheckMIGProfile(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"", "1g", "1g.5gb.", ".1g.5gb", "1x.5gb", "1g.5tb", "1c.1g.5gb", "2c.1g.5gb", "1c.1c.5gb", "1g.5gb+", "1g.5gb+.me", "1g.5gb+me.", "1g.5gb+1me", "1g.5gb+me+gfx", "1g.5gb-me,me"} {
-		if err := CheckMIGProfile(p); !errors.Is(err, ErrInvalid) {
+		err := CheckMIGProfile(p)
+		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("CheckMIGProfile(%q) = %v, want ErrInvalid", p, err)
 		}
+		saysInvalidOnce(t, err)
 	}
 }
 
@@ -125,8 +131,20 @@ func TestParseMIGLayout(t *testing.T) {
 		t.Errorf("off = %v, %v; want nil, nil", got, err)
 	}
 	for _, s := range []string{"", "1g.5gb,", "1g.5gb,,2g.10gb", "on", "1g"} {
-		if _, err := ParseMIGLayout(s); !errors.Is(err, ErrInvalid) {
+		_, err := ParseMIGLayout(s)
+		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseMIGLayout(%q) = %v, want ErrInvalid", s, err)
 		}
+		saysInvalidOnce(t, err)
+	}
+}
+
+// saysInvalidOnce checks that an error's message names ErrInvalid once: a
+// reason made from another error's message, then wrapped, said it twice
+// ("--gpus mig-").
+func saysInvalidOnce(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && strings.Count(err.Error(), ErrInvalid.Error()) != 1 {
+		t.Errorf("%q names %q more than once", err, ErrInvalid)
 	}
 }
