@@ -6,8 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 
 	cdilib "tags.cncf.io/container-device-interface/pkg/cdi"
 	"tags.cncf.io/container-device-interface/pkg/parser"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
+	"github.com/caisson/caisson/internal/userfile"
 )
 
 // Kind is the CDI kind of the GPUs: devices are named nvidia.com/gpu=<UUID>.
@@ -147,13 +151,19 @@ func fileMounts(files Files) ([]*cdispecs.Mount, error) {
 	return mounts, nil
 }
 
+// MaxBaseBytes is the largest base spec LoadBase reads; nvidia-ctk writes
+// some tens of kilobytes.
+const MaxBaseBytes = 4 << 20
+
 // LoadBase reads a spec that `nvidia-ctk cdi generate` wrote (YAML or
 // JSON), to pass to Generate. A file that does not exist is an error
 // wrapping api.ErrNotFound; one that does not parse, fails the CDI
 // library's validation or is of another kind than nvidia.com/gpu, one
-// wrapping api.ErrInvalid.
+// wrapping api.ErrInvalid, as is a directory or a file above
+// MaxBaseBytes. Errors are one line, and quote nothing of the file but
+// short, escaped names.
 func LoadBase(path string) (*cdispecs.Spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := userfile.ReadFile(path, MaxBaseBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("base CDI spec %s does not exist: %w", path, api.ErrNotFound)
 	}
@@ -162,13 +172,13 @@ func LoadBase(path string) (*cdispecs.Spec, error) {
 	}
 	spec, err := cdilib.ParseSpec(data)
 	if err != nil {
-		return nil, fmt.Errorf("base CDI spec %s: %w: %w", path, err, api.ErrInvalid)
+		return nil, fmt.Errorf("base CDI spec %s is not a CDI spec: %s: %w", path, yamlProblem(err), api.ErrInvalid)
 	}
 	if spec == nil {
 		return nil, fmt.Errorf("base CDI spec %s is empty: %w", path, api.ErrInvalid)
 	}
 	if spec.Kind != Kind {
-		return nil, fmt.Errorf("base CDI spec %s is of kind %q, not %q: %w", path, spec.Kind, Kind, api.ErrInvalid)
+		return nil, fmt.Errorf("base CDI spec %s is of kind %s, not %q: %w", path, excerpt(spec.Kind), Kind, api.ErrInvalid)
 	}
 	if err := validate(spec); err != nil {
 		return nil, fmt.Errorf("base CDI spec %s: %w", path, err)
@@ -176,11 +186,79 @@ func LoadBase(path string) (*cdispecs.Spec, error) {
 	return spec, nil
 }
 
+// yamlLineRE finds where the YAML library says a file went wrong.
+var yamlLineRE = regexp.MustCompile(`line ([0-9]+)`)
+
+// yamlProblem says where a file failed to parse as a spec, fit for a
+// one-line error that repeats nothing of the file: the YAML library quotes
+// values and keys from it (the first line of /etc/passwd when that is the
+// file), so only its line numbers and the kind of each problem are kept.
+func yamlProblem(err error) string {
+	var parts []string
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		m := yamlLineRE.FindStringSubmatch(msg)
+		if m == nil {
+			continue
+		}
+		what := "not valid YAML"
+		switch {
+		case strings.Contains(msg, "not found in type"):
+			what = "an unknown field"
+		case strings.Contains(msg, "cannot unmarshal"):
+			what = "a value of the wrong type"
+		case strings.Contains(msg, "already defined"):
+			what = "a repeated field"
+		}
+		if len(parts) == 3 {
+			parts = append(parts, "and more")
+			break
+		}
+		parts = append(parts, "line "+m[1]+": "+what)
+	}
+	if len(parts) == 0 {
+		return "not valid YAML or JSON"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// maxExcerpt bounds the runes of file content an error repeats.
+const maxExcerpt = 200
+
+// oneLine makes a library's message, which may quote a file, fit a
+// one-line error: unprintable runes escaped (newlines among them), cut
+// after twice maxExcerpt runes.
+func oneLine(s string) string {
+	var b strings.Builder
+	for i, r := range []rune(s) {
+		switch {
+		case i == 2*maxExcerpt:
+			b.WriteString("…")
+			return b.String()
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
+}
+
+// excerpt makes s, which may come from a file, fit a one-line error:
+// quoted, unprintable runes escaped (newlines among them), cut after
+// maxExcerpt runes.
+func excerpt(s string) string {
+	if r := []rune(s); len(r) > maxExcerpt {
+		return strconv.Quote(string(r[:maxExcerpt])) + "…"
+	}
+	return strconv.Quote(s)
+}
+
 // validate runs the checks the CDI library makes when it loads a spec
 // (version, kind, edits, device names), through its exported validators.
 // Errors wrap api.ErrInvalid.
 func validate(spec *cdispecs.Spec) error {
-	invalid := func(err error) error { return fmt.Errorf("%w: %w", err, api.ErrInvalid) }
+	invalid := func(err error) error { return fmt.Errorf("%s: %w", oneLine(err.Error()), api.ErrInvalid) }
 	if err := cdispecs.ValidateVersion(spec); err != nil {
 		return invalid(err)
 	}

@@ -64,7 +64,7 @@ func (m *Manager) helper(ctx context.Context, out any, args ...string) error {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+		msg := firstLine(stderr.String())
 		msg = strings.TrimPrefix(msg, HelperName+": ")
 		if msg == "" {
 			msg = err.Error()
@@ -142,4 +142,23 @@ func (m *Manager) events(ctx context.Context) (<-chan gpu.Event, func() error, e
 		return err
 	})
 	return ch, stop, nil
+}
+
+// firstLine is the first line a helper printed to its standard error (a
+// panic's message rather than its stack), with a count of the others, so
+// that an error stays one line.
+func firstLine(stderr string) string {
+	var lines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	switch len(lines) {
+	case 0:
+		return ""
+	case 1:
+		return lines[0]
+	}
+	return fmt.Sprintf("%s (and %d more lines)", lines[0], len(lines)-1)
 }

@@ -367,10 +367,12 @@ func TestSetMIG(t *testing.T) {
 	if diff := cmp.Diff(gpu.MIGLayout{inv.Devices[0].UUID: {"3g.40gb", "4g.40gb"}}, layout()); diff != "" {
 		t.Errorf("mig.json after a refused layout (-want +got):\n%s", diff)
 	}
-	// Any other failure of the helper is its being unavailable.
+	// Any other failure of the helper is its being unavailable, said on
+	// one line however many the helper printed.
 	must(t, os.WriteFile(filepath.Join(h.Dir, "exit-inventory"), []byte("1\n"), 0o644))
-	if _, err := m.SetMIG(ctx, inv.Devices[0].UUID, nil); !errors.Is(err, api.ErrUnavailable) {
-		t.Errorf("helper failing: %v, want api.ErrUnavailable", err)
+	must(t, os.WriteFile(filepath.Join(h.Dir, "stderr-inventory"), []byte("panic: oops\n\ngoroutine 1 [running]:\nmain.main()\n"), 0o644))
+	if _, err := m.SetMIG(ctx, inv.Devices[0].UUID, nil); !errors.Is(err, api.ErrUnavailable) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("helper failing: %q, want one line wrapping api.ErrUnavailable", err)
 	}
 	must(t, os.Remove(filepath.Join(h.Dir, "exit-inventory")))
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -121,6 +122,9 @@ func FIFO(t testing.TB, dir, content string, forever bool) string {
 	p := filepath.Join(dir, "fifo")
 	if err := unix.Mkfifo(p, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if forever && content != "" {
+		content = strings.Repeat(content, 1+64<<10/len(content)) // fewer writes
 	}
 	done := make(chan struct{})
 	go func() {
