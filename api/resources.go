@@ -43,6 +43,22 @@ func ParsePortRange(s string) (PortRange, error) {
 	return PortRange{Begin: b, End: e}, nil
 }
 
+// Overlaps reports whether the two ranges share a port.
+func (r PortRange) Overlaps(o PortRange) bool { return r.Begin <= o.End && o.Begin <= r.End }
+
+// PortOverlapError is two ranges of one list that share ports: one of
+// them is a mistake, never merged away. It wraps ErrInvalid.
+type PortOverlapError struct {
+	// First comes first in the list.
+	First, Second PortRange
+}
+
+func (e *PortOverlapError) Error() string {
+	return fmt.Sprintf("port ranges %s and %s overlap: %v", e.First, e.Second, ErrInvalid)
+}
+
+func (e *PortOverlapError) Unwrap() error { return ErrInvalid }
+
 // Len is how many ports the range holds.
 func (r PortRange) Len() int { return r.End - r.Begin + 1 }
 

@@ -40,14 +40,18 @@ const maxCPUs = 1 << 20
 //   - gpus: only 0, to offer no GPU.
 //
 // Mesos's default role may be written (cpus(*):8); other roles are refused.
-// Errors wrap api.ErrInvalid.
+// An empty value names nothing; an empty item (";;", a ";" at either end)
+// and overlapping port ranges are refused. Errors wrap api.ErrInvalid.
 func ParseAmounts(s string) (Amounts, error) {
 	var a Amounts
+	if strings.TrimSpace(s) == "" {
+		return a, nil
+	}
 	seen := map[string]bool{}
-	for _, item := range strings.Split(s, ";") {
+	for i, item := range strings.Split(s, ";") {
 		item = strings.TrimSpace(item)
 		if item == "" {
-			continue
+			return a, fmt.Errorf("%q: item %d is empty: want NAME:VALUE items separated by one \";\", as in cpus:8;mem:16g: %w", s, i+1, api.ErrInvalid)
 		}
 		name, val, ok := strings.Cut(item, ":")
 		if !ok {
@@ -114,23 +118,33 @@ func parseAmountSize(val string) (int64, error) {
 	return api.ParseSize(val)
 }
 
-// parsePorts parses "[31000-32000,40000]" into sorted, merged ranges.
+// parsePorts parses "[31000-32000,40000]" into sorted ranges, those that
+// touch merged ([80-89,90] is [80-90]). Ranges that overlap are refused,
+// naming both: one of them is a mistake.
 func parsePorts(val string) ([]api.PortRange, error) {
 	m := portsRE.FindStringSubmatch(val)
 	if m == nil || val == "" || strings.HasPrefix(val, "[") != strings.HasSuffix(val, "]") {
 		return nil, fmt.Errorf("ports %q: want ranges in brackets, as in [31000-32000,40000-40099]: %w", val, api.ErrInvalid)
 	}
 	var set portSet
+	if strings.TrimSpace(m[1]) == "" {
+		return set.ranges(), nil // [] names no port
+	}
+	var seen []api.PortRange
 	for _, r := range strings.Split(m[1], ",") {
-		r = strings.TrimSpace(r)
-		if r == "" {
-			continue
-		}
 		pr, err := api.ParsePortRange(r)
 		if err != nil {
 			return nil, err
 		}
+		if set.any(pr) {
+			for _, o := range seen {
+				if o.Overlaps(pr) {
+					return nil, fmt.Errorf("ports %s: %w", val, &api.PortOverlapError{First: o, Second: pr})
+				}
+			}
+		}
 		set.add(pr)
+		seen = append(seen, pr)
 	}
 	return set.ranges(), nil
 }
@@ -246,6 +260,16 @@ func (a Amounts) subtract(r *api.NodeResources) error {
 
 // portSet is a set of ports, indexed by port.
 type portSet [65536]bool
+
+// any reports whether the set holds a port of r.
+func (s *portSet) any(r api.PortRange) bool {
+	for p := max(r.Begin, 1); p <= min(r.End, 65535); p++ {
+		if s[p] {
+			return true
+		}
+	}
+	return false
+}
 
 func (s *portSet) add(r api.PortRange) {
 	for p := max(r.Begin, 1); p <= min(r.End, 65535); p++ {

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -17,15 +18,17 @@ func TestParseAmounts(t *testing.T) {
 		want Amounts
 	}{
 		{"", Amounts{}},
-		{" ; ", Amounts{}},
+		{"  ", Amounts{}},
 		{"cpus:8;mem:16g;disk:100g;ports:[31000-32000]", Amounts{CPUs: ptr(8.0), MemoryBytes: ptr[int64](16 << 30),
 			DiskBytes: ptr[int64](100 << 30), Ports: []api.PortRange{{Begin: 31000, End: 32000}}}},
-		{"cpus(*):1.5; memory : 512m ;", Amounts{CPUs: ptr(1.5), MemoryBytes: ptr[int64](512 << 20)}},
+		{"cpus(*):1.5; memory : 512m ", Amounts{CPUs: ptr(1.5), MemoryBytes: ptr[int64](512 << 20)}},
 		{"cpus:0.0004", Amounts{CPUs: ptr(0.0)}},
 		{"cpus:2.0005", Amounts{CPUs: ptr(2.001)}},
 		{"mem:0;disk:1.5GiB", Amounts{MemoryBytes: ptr[int64](0), DiskBytes: ptr[int64](3 << 29)}},
 		{"ports:[40000-40099, 31000-32000,32001,80]", Amounts{Ports: []api.PortRange{{Begin: 80, End: 80}, {Begin: 31000, End: 32001}, {Begin: 40000, End: 40099}}}},
 		{"ports:[]", Amounts{Ports: []api.PortRange{}}},
+		{"ports:[ ]", Amounts{Ports: []api.PortRange{}}},
+		{"ports:[80-89,90,91-92]", Amounts{Ports: []api.PortRange{{Begin: 80, End: 92}}}},
 		{"ports:8080-8081", Amounts{Ports: []api.PortRange{{Begin: 8080, End: 8081}}}},
 		{"gpus:0", Amounts{GPUs: ptr(0)}},
 	} {
@@ -43,10 +46,46 @@ func TestParseAmounts(t *testing.T) {
 		"mem:16384", "mem:2x", "mem:-1g", "memory:1g;mem:2g", "disk:lots",
 		"ports:[0-10]", "ports:[10-5]", "ports:[70000]", "ports:[31000-32000", "ports:", "ports:[a-b]",
 		"gpus:2", "gpus:all", "cpus(ops):2", "colour:blue", "cpus:1,mem:1g",
+		// Empty items and garbage.
+		";", ";;;", " ; ", "cpus:8;", ";cpus:8", "cpus:8;;mem:1g", ":", ":8", "cpus:8 mem:1g", "cpus:8;x", "ports:[,]",
+		"ports:[80,,90]", "ports:[80,]", "ports:[[80]]", "ports:[80]]", "ports:80]", "\x00", "cpus:8\x00",
+		// Overlapping port ranges, which were merged silently.
+		"ports:[31000-32000,31500-31600]", "ports:[8080,8080]", "ports:[100-200,50-100]", "ports:[1-65535,443]",
 	} {
 		if _, err := ParseAmounts(bad); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("ParseAmounts(%q) = %v, want api.ErrInvalid", bad, err)
 		}
+	}
+}
+
+// TestParseAmountsOverlap checks that overlapping port ranges, in
+// --resources and --reserve alike, are refused naming both, where they
+// were merged silently.
+func TestParseAmountsOverlap(t *testing.T) {
+	for in, want := range map[string]api.PortOverlapError{
+		"ports:[31000-32000,31500-31600]":       {First: api.PortRange{Begin: 31000, End: 32000}, Second: api.PortRange{Begin: 31500, End: 31600}},
+		"ports:[8080,8080]":                     {First: api.PortRange{Begin: 8080, End: 8080}, Second: api.PortRange{Begin: 8080, End: 8080}},
+		"cpus:1;ports:[100-200, 300, 50-100]":   {First: api.PortRange{Begin: 100, End: 200}, Second: api.PortRange{Begin: 50, End: 100}},
+		"ports:[1-10,20-30,25]":                 {First: api.PortRange{Begin: 20, End: 30}, Second: api.PortRange{Begin: 25, End: 25}},
+		"ports:[1-65535,443]":                   {First: api.PortRange{Begin: 1, End: 65535}, Second: api.PortRange{Begin: 443, End: 443}},
+		"ports:[40000-40099,30000-50000]":       {First: api.PortRange{Begin: 40000, End: 40099}, Second: api.PortRange{Begin: 30000, End: 50000}},
+		"mem:1g;ports:[5-6,7-8,1-4,3];disk:1g":  {First: api.PortRange{Begin: 1, End: 4}, Second: api.PortRange{Begin: 3, End: 3}},
+		"ports:[10-20,21-30,31-40,15-35,99999]": {First: api.PortRange{Begin: 10, End: 20}, Second: api.PortRange{Begin: 15, End: 35}},
+	} {
+		_, err := ParseAmounts(in)
+		var got *api.PortOverlapError
+		if !errors.As(err, &got) || !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("ParseAmounts(%q) = %v, want an *api.PortOverlapError", in, err)
+			continue
+		}
+		if diff := cmp.Diff(want, *got); diff != "" {
+			t.Errorf("ParseAmounts(%q) (-want +got):\n%s", in, diff)
+		}
+	}
+	// Through Detect: the reservation is checked the same way.
+	_, err := Detect(context.Background(), Config{Reserve: "ports:[31000-31010,31005]"})
+	if !errors.As(err, new(*api.PortOverlapError)) {
+		t.Errorf("Detect with overlapping reserved ports: %v, want an *api.PortOverlapError", err)
 	}
 }
 

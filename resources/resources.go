@@ -56,6 +56,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate checks what the admin decided (Overrides and Reserve) without
+// looking at the host, so that a mistake is refused before any work.
+// Errors wrap api.ErrInvalid.
+func (c Config) Validate() error {
+	_, _, err := c.amounts()
+	return err
+}
+
+func (c Config) amounts() (over, reserve Amounts, err error) {
+	if over, err = ParseAmounts(c.Overrides); err != nil {
+		return over, reserve, fmt.Errorf("resources: %w", err)
+	}
+	if reserve, err = ParseAmounts(c.Reserve); err != nil {
+		return over, reserve, fmt.Errorf("reserve: %w", err)
+	}
+	if reserve.GPUs != nil {
+		return over, reserve, fmt.Errorf("reserve: gpus cannot be reserved; hide them with gpus:0 in the resources: %w", api.ErrInvalid)
+	}
+	return over, reserve, nil
+}
+
 // FileError is a file whose contents do not parse. It matches api.ErrInvalid.
 type FileError struct {
 	// Path is the file as read, under the configured procfs or sysfs.
@@ -121,16 +142,9 @@ func readList(path string) (ids []int, ok bool, err error) {
 // filesystem, the configured ports, the GPUs, and the attributes. The
 // overrides then replace what they name and the reservation is subtracted.
 func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
-	over, err := ParseAmounts(cfg.Overrides)
+	over, reserve, err := cfg.amounts()
 	if err != nil {
-		return nil, fmt.Errorf("resources: %w", err)
-	}
-	reserve, err := ParseAmounts(cfg.Reserve)
-	if err != nil {
-		return nil, fmt.Errorf("reserve: %w", err)
-	}
-	if reserve.GPUs != nil {
-		return nil, fmt.Errorf("reserve: gpus cannot be reserved; hide them with gpus:0 in the resources: %w", api.ErrInvalid)
+		return nil, err
 	}
 	h := newHost(cfg)
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/internal/userfile"
@@ -87,5 +89,26 @@ func checkLoad(t *testing.T, err, want error, limit int64) {
 	var le *userfile.LimitError
 	if got := errors.As(err, &le); got != (limit > 0) || got && le.Limit != limit {
 		t.Errorf("got %v, want a limit of %d bytes", err, limit)
+	}
+}
+
+// TestPortOverlap checks that an agent's overlapping port ranges are
+// refused naming both, as --resources refuses them.
+func TestPortOverlap(t *testing.T) {
+	for ranges, want := range map[string]api.PortOverlapError{
+		"[31000-31010, 31005-31020]": {First: api.PortRange{Begin: 31000, End: 31010}, Second: api.PortRange{Begin: 31005, End: 31020}},
+		"[80, 90-100, 100-110]":      {First: api.PortRange{Begin: 90, End: 100}, Second: api.PortRange{Begin: 100, End: 110}},
+		"[8080, 8080]":               {First: api.PortRange{Begin: 8080, End: 8080}, Second: api.PortRange{Begin: 8080, End: 8080}},
+	} {
+		file := "version: 1\nagents:\n  - name: a\n    cpus: 1\n    memory: 1Gi\n    port_ranges: " + ranges + "\nconsumers: [{name: c}]\n"
+		_, err := Parse("ports.yaml", []byte(file))
+		var got *api.PortOverlapError
+		if !errors.As(err, &got) {
+			t.Errorf("%s: %v, want an *api.PortOverlapError", ranges, err)
+			continue
+		}
+		if diff := cmp.Diff(want, *got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", ranges, diff)
+		}
 	}
 }

@@ -121,9 +121,12 @@ func (w *walker) errAt(path, format string, args ...any) error {
 	return w.errf(&yaml.Node{Line: w.lines[path]}, path, format, args...)
 }
 
-// wrap locates an error of a value parser.
+// wrap locates an error of a value parser; it wraps api.ErrInvalid, once.
 func (w *walker) wrap(n *yaml.Node, path string, err error) error {
-	return &Error{File: w.file, Line: n.Line, Field: path, Err: fmt.Errorf("%w: %w", err, api.ErrInvalid)}
+	if !errors.Is(err, api.ErrInvalid) {
+		err = fmt.Errorf("%w: %w", err, api.ErrInvalid)
+	}
+	return &Error{File: w.file, Line: n.Line, Field: path, Err: err}
 }
 
 func join(path, key string) string {

@@ -492,6 +492,8 @@ func TestParseErrors(t *testing.T) {
 		{"port range reversed", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [32000-31000]", 1), 5, "agents[0].port_ranges[0]"},
 		{"port zero", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [0-10]", 1), 5, "agents[0].port_ranges[0]"},
 		{"port ranges overlap", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [31000-31010, 31005-31020]", 1), 5, "agents[0].port_ranges[1]"},
+		{"port ranges overlap at one port", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [80, 90-100, 100-110]", 1), 5, "agents[0].port_ranges[2]"},
+		{"port repeated", strings.Replace(base, "count: 2", "count: 2\n    port_ranges:\n      - 8080\n      - 8080", 1), 7, "agents[0].port_ranges[1]"},
 		{"port ranges out of order", strings.Replace(base, "count: 2", "count: 2\n    port_ranges: [32000, 31000]", 1), 5, "agents[0].port_ranges[1]"},
 		{"ports against port ranges", strings.Replace(base, "count: 2", "count: 2\n    ports: 5\n    port_ranges: [31000-31001]", 1), 3, "agents[0].ports"},
 		{"attribute a list", strings.Replace(base, "count: 2", "count: 2\n    attributes: {zone: [a]}", 1), 5, "agents[0].attributes.zone"},
@@ -571,6 +573,9 @@ func TestParseErrors(t *testing.T) {
 			}
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Errorf("error %q does not wrap api.ErrInvalid", err)
+			}
+			if n := strings.Count(err.Error(), api.ErrInvalid.Error()); n != 1 {
+				t.Errorf("error %q says %q %d times", err, api.ErrInvalid, n)
 			}
 			var e *Error
 			if !errors.As(err, &e) {

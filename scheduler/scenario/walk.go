@@ -292,11 +292,18 @@ func (w *walker) agentGroup(path string, n *yaml.Node) (agentEntry, error) {
 					return err
 				}
 				r, err := api.ParsePortRange(s)
-				switch {
-				case err != nil:
+				if err != nil {
 					return w.wrap(it, ip, err)
-				case len(ports) > 0 && r.Begin <= ports[len(ports)-1].End:
-					return w.errf(it, ip, "%s overlaps or comes before %s: list the ranges apart and in order", r, ports[len(ports)-1])
+				}
+				// In order, each after the one before: checking against
+				// that one finds every overlap.
+				if len(ports) > 0 {
+					switch last := ports[len(ports)-1]; {
+					case r.Overlaps(last):
+						return w.wrap(it, ip, &api.PortOverlapError{First: last, Second: r})
+					case r.Begin < last.Begin:
+						return w.errf(it, ip, "%s comes before %s: list the ranges in order", r, last)
+					}
 				}
 				ports = append(ports, r)
 				return nil
