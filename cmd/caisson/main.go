@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,9 +21,11 @@ import (
 	"github.com/caisson/caisson/containerizer"
 	"github.com/caisson/caisson/containerizer/image"
 	"github.com/caisson/caisson/containerizer/runc"
+	"github.com/caisson/caisson/gpu"
 	gpuisolator "github.com/caisson/caisson/gpu/isolator"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/isolators/cgroups"
+	"github.com/caisson/caisson/resources"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -96,6 +99,9 @@ Real containers need Linux and root.`,
 		Version:       version,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	// The global settings are checked before any command runs, whether it
+	// uses them or not: a mistake is an error, never a silent default.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.validate() }
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.root, "root", envOr("CAISSON_ROOT", "/var/lib/caisson"), "work dir for checkpoints, images and root filesystems (env CAISSON_ROOT)")
 	pf.StringVar(&g.runRoot, "run-root", envOr("CAISSON_RUN_ROOT", "/run/caisson"), "runtime dir, gone at reboot (env CAISSON_RUN_ROOT)")
@@ -130,10 +136,39 @@ Real containers need Linux and root.`,
 	return root
 }
 
+// logLevels are the values of --log-level.
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// parseLogLevel reads --log-level: debug, info, warn or error, in any case.
+func parseLogLevel(s string) (slog.Level, error) {
+	if l, ok := logLevels[strings.ToLower(strings.TrimSpace(s))]; ok {
+		return l, nil
+	}
+	return 0, fmt.Errorf("--log-level (env CAISSON_LOG_LEVEL) %q: want debug, info, warn or error: %w", s, api.ErrInvalid)
+}
+
+// validate checks the global settings that commands would otherwise read
+// only when they need them, or not at all.
+func (g *globals) validate() error {
+	if _, err := parseLogLevel(g.logLevel); err != nil {
+		return err
+	}
+	if err := (resources.Config{Overrides: g.overrides, Reserve: g.reserve}).Validate(); err != nil {
+		return fmt.Errorf("--%w", err) // "--resources: ..." or "--reserve: ..."
+	}
+	if !slices.Contains(gpu.Backends, g.gpuBackend) {
+		return fmt.Errorf("--gpu-backend (env CAISSON_GPU_BACKEND) %q: want one of %s: %w", g.gpuBackend, strings.Join(gpu.Backends, ", "), api.ErrInvalid)
+	}
+	if err := (gpuisolator.Config{NUMAAffinity: g.numaAffinity}).Validate(); err != nil {
+		return fmt.Errorf("--gpu-numa-affinity (env CAISSON_GPU_NUMA_AFFINITY): %w", err)
+	}
+	return nil
+}
+
 func (g *globals) logger() *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
-		lvl = slog.LevelWarn
+	lvl, err := parseLogLevel(g.logLevel)
+	if err != nil {
+		lvl = slog.LevelWarn // validate refused it before any command ran
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
@@ -268,7 +303,19 @@ func main() {
 	code := exitCode(err)
 	var ee exitError
 	if err != nil && !errors.As(err, &ee) {
-		fmt.Fprintf(os.Stderr, "caisson: %s\n", strings.TrimSpace(err.Error()))
+		fmt.Fprintf(os.Stderr, "caisson: %s\n", errorLine(err))
 	}
 	os.Exit(code)
+}
+
+// errorLine is an error as one line: the lines of a joined error (or of
+// a library's message) separated by "; ".
+func errorLine(err error) string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }
