@@ -13,7 +13,8 @@ import (
 
 // Validate checks that the scenario holds together: a version this
 // package reads; unique agent, consumer, session and group names; known
-// parents and no cycles in the consumer tree; resources that are not
+// parents, no cycles and at most 32 levels in the consumer tree (nested,
+// flat or both); resources that are not
 // negative; owned shares within limits, within the parent's owned share
 // and, at the top of the tree, within the cluster; sessions under leaf
 // consumers; gangs within their maximum; GPU models that some agent has;
@@ -218,22 +219,8 @@ func (v *validator) consumers() error {
 		}
 		v.parent[j] = true
 	}
-	// Every consumer must reach the top; one in a cycle never does.
-	reaches := make([]bool, len(s.Consumers))
-	for i, c := range s.Consumers {
-		at := i
-		for n := 0; s.Consumers[at].Parent != "" && !reaches[at]; n++ {
-			if n > len(s.Consumers) {
-				return v.errf(join(v.path("consumers", i), "parent"), "the parents of %q form a cycle", c.Name)
-			}
-			at = v.byName[s.Consumers[at].Parent]
-		}
-		for at := i; !reaches[at]; at = v.byName[s.Consumers[at].Parent] {
-			reaches[at] = true
-			if s.Consumers[at].Parent == "" {
-				break
-			}
-		}
+	if err := v.levels(); err != nil {
+		return err
 	}
 	v.children = make([][]int, len(s.Consumers))
 	for i, c := range s.Consumers {
@@ -276,6 +263,56 @@ func (v *validator) consumers() error {
 				return v.errf(join(v.path("consumers", i), "owned."+resourceKeys[k]),
 					"the top-level consumers own %s in all, more than the cluster's %s", amount(kind, top[k]), amount(kind, v.total[k]))
 			}
+		}
+	}
+	return nil
+}
+
+// levels checks that every consumer reaches the top of the tree (one in a
+// cycle never does) within maxDepth levels, whether the tree is written
+// nested, flat (parent:) or both. Each consumer's level is found once, so
+// a chain of any length takes linear time; the error names the first
+// consumer, in the order of the list, that is too deep or whose parents
+// loop, at its parent field.
+func (v *validator) levels() error {
+	cs := v.s.Consumers
+	const unknown, visiting = -1, -2
+	level := make([]int, len(cs))
+	for i := range level {
+		level[i] = unknown
+	}
+	var chain []int // from a consumer up to the first with a known level
+	for i, c := range cs {
+		chain = chain[:0]
+		at := i
+		for level[at] < 0 {
+			if level[at] == visiting {
+				return v.errf(join(v.path("consumers", i), "parent"), "the parents of %q form a cycle", c.Name)
+			}
+			level[at] = visiting
+			chain = append(chain, at)
+			if cs[at].Parent == "" {
+				break
+			}
+			at = v.byName[cs[at].Parent]
+		}
+		// Down the chain, each one level below its parent.
+		next := -1
+		if level[at] >= 0 {
+			next = level[at]
+		}
+		for k := len(chain) - 1; k >= 0; k-- {
+			next++
+			level[chain[k]] = next
+		}
+		if level[i] >= maxDepth {
+			// At its parent field, or at the entry of a consumer nested
+			// in its parent.
+			field := join(v.path("consumers", i), "parent")
+			if _, ok := v.s.src.linesOf(field); !ok && v.s.src != nil {
+				field = v.path("consumers", i)
+			}
+			return v.errf(field, "the consumer tree is deeper than %d", maxDepth)
 		}
 	}
 	return nil
