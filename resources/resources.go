@@ -8,12 +8,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/userfile"
 )
 
 // DefaultPorts is the port range offered when the admin names none, as the
@@ -99,9 +99,14 @@ type host struct {
 func (h *host) procPath(rel string) string { return filepath.Join(h.proc, rel) }
 func (h *host) sysPath(rel string) string  { return filepath.Join(h.sys, rel) }
 
+// maxHostFile bounds what is read of one procfs or sysfs file: the
+// largest, cpuinfo, has some kilobytes per CPU. --path.procfs and
+// --path.sysfs may point anywhere, at /dev/zero or a FIFO among others.
+const maxHostFile = 16 << 20
+
 // read returns a file's contents; ok is false when the file does not exist.
 func read(path string) (data string, ok bool, err error) {
-	b, err := os.ReadFile(path)
+	b, err := userfile.ReadFile(path, maxHostFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
@@ -297,7 +302,7 @@ func meminfoTotal(data, key string) (n int64, ok bool, err error) {
 // firstLineWith scans a possibly large file (smaps) for the first line with
 // the prefix.
 func firstLineWith(path, prefix string) (line string, ok bool, err error) {
-	f, err := os.Open(path)
+	f, err := userfile.Open(path, maxHostFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}

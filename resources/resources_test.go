@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
+	"github.com/caisson/caisson/internal/userfile"
 )
 
 var update = flag.Bool("update", false, "rewrite the fixtures' expected.json")
@@ -398,5 +400,50 @@ func TestCgroupMountRoot(t *testing.T) {
 				t.Errorf("cpus %g, memory %d; want %g, %d", r.CPUs, r.MemoryBytes, tc.cpus, tc.mem)
 			}
 		})
+	}
+}
+
+// TestHostFilesBounded points host files at what --path.procfs and
+// --path.sysfs could name: an endless device or FIFO, a directory. Detect
+// refuses each, bounded, rather than growing or hanging.
+func TestHostFilesBounded(t *testing.T) {
+	for _, tc := range []struct {
+		file  string
+		setup func(t *testing.T, path string)
+		limit bool
+	}{
+		{"proc/cpuinfo", func(t *testing.T, p string) { replace(t, p, func() error { return os.Symlink("/dev/zero", p) }) }, true},
+		{"proc/meminfo", func(t *testing.T, p string) { replace(t, p, func() error { return os.Mkdir(p, 0o755) }) }, false},
+		{"proc/self/smaps", func(t *testing.T, p string) {
+			replace(t, p, func() error {
+				return os.Symlink(testutil.FIFO(t, t.TempDir(), "Rss: 4 kB\n", true), p)
+			})
+		}, true},
+		{"sys/devices/system/cpu/online", func(t *testing.T, p string) {
+			replace(t, p, func() error {
+				return os.Symlink(testutil.FIFO(t, t.TempDir(), "0-1,", true), p)
+			})
+		}, true},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			dir := copyFixture(t, "x86-xeon-2s")
+			tc.setup(t, filepath.Join(dir, tc.file))
+			_, err := Detect(context.Background(), fixtureConfig(dir))
+			var le *userfile.LimitError
+			if !errors.Is(err, api.ErrInvalid) || errors.As(err, &le) != tc.limit || tc.limit && le.Limit != maxHostFile {
+				t.Errorf("Detect = %v, want api.ErrInvalid (a limit: %v)", err, tc.limit)
+			}
+		})
+	}
+}
+
+// replace removes path and makes something else there.
+func replace(t *testing.T, path string, make func() error) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := make(); err != nil {
+		t.Fatal(err)
 	}
 }
