@@ -8,7 +8,7 @@ BIN       := bin/caisson
 PKGS      := ./...
 # Packages whose tests are pure Go (no root, no runtime): they also run under
 # qemu-ppc64le. Privileged tests in them skip when CAISSON_TEST_PURE=1.
-PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/iptables/ ./cni/ \
+PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/userfile/ ./internal/iptables/ ./cni/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/ \
              ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/ \
              ./resources/ ./gpu/topology/ ./gpu/procfs/ ./gpu/cdi/ ./gpu/manager/ ./gpu/isolator/ ./scheduler/...
@@ -144,6 +144,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./scheduler/scenario/
 	$(GO) test -run '^$$' -fuzz FuzzParseNodes -fuzztime 20s ./scheduler/trace/
 	$(GO) test -run '^$$' -fuzz FuzzParsePods -fuzztime 20s ./scheduler/trace/
+	$(GO) test -run '^$$' -fuzz FuzzParseAmounts -fuzztime 20s ./resources/
+	$(GO) test -run '^$$' -fuzz FuzzParseLogLevel -fuzztime 10s ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz FuzzParseBase -fuzztime 20s ./gpu/cdi/
 
 clean:
 	rm -rf bin

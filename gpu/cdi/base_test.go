@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/testutil"
@@ -90,4 +92,33 @@ func TestLoadBaseInputs(t *testing.T) {
 	if _, err := LoadBase(testutil.FIFO(t, t.TempDir(), testBaseYAML, false)); err != nil {
 		t.Errorf("a spec through a FIFO: %v", err)
 	}
+}
+
+// FuzzParseBase: whatever a file holds, LoadBase's parse takes it as a
+// spec or refuses it with one printable line that wraps api.ErrInvalid
+// and says so once.
+func FuzzParseBase(f *testing.F) {
+	for _, s := range []string{testBaseYAML, "root:x:0:0:root:/root:/bin/bash\n", "{}", "cdiVersion: [x]\nkind: {a: b}\n", "\x00\xff", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, err := parseBase("spec.yaml", data)
+		if err == nil {
+			if spec == nil || spec.Kind != Kind {
+				t.Fatalf("accepted %+v", spec)
+			}
+			return
+		}
+		msg := err.Error()
+		switch {
+		case !errors.Is(err, api.ErrInvalid):
+			t.Fatalf("%q does not wrap api.ErrInvalid", msg)
+		case strings.Count(msg, api.ErrInvalid.Error()) != 1:
+			t.Fatalf("%q names %q more than once", msg, api.ErrInvalid)
+		case strings.IndexFunc(msg, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			t.Fatalf("%q is not one printable line", msg)
+		case len(msg) > 2*maxExcerpt*utf8.UTFMax+200:
+			t.Fatalf("%q is too long", msg)
+		}
+	})
 }

@@ -170,6 +170,11 @@ func LoadBase(path string) (*cdispecs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base CDI spec: %w", err)
 	}
+	return parseBase(path, data)
+}
+
+// parseBase is LoadBase's parse of a file's content; path names it.
+func parseBase(path string, data []byte) (*cdispecs.Spec, error) {
 	spec, err := cdilib.ParseSpec(data)
 	if err != nil {
 		return nil, fmt.Errorf("base CDI spec %s is not a CDI spec: %s: %w", path, yamlProblem(err), api.ErrInvalid)
@@ -254,11 +259,39 @@ func excerpt(s string) string {
 	return strconv.Quote(s)
 }
 
+// nullEntry reports a null entry in a list of edits.
+func nullEntry(path string, e *cdispecs.ContainerEdits) error {
+	for _, l := range []struct {
+		name string
+		null bool
+	}{
+		{"deviceNodes", slices.Contains(e.DeviceNodes, nil)},
+		{"netDevices", slices.Contains(e.NetDevices, nil)},
+		{"hooks", slices.Contains(e.Hooks, nil)},
+		{"mounts", slices.Contains(e.Mounts, nil)},
+	} {
+		if l.null {
+			return fmt.Errorf("%s.%s has an empty entry", path, l.name)
+		}
+	}
+	return nil
+}
+
 // validate runs the checks the CDI library makes when it loads a spec
 // (version, kind, edits, device names), through its exported validators.
 // Errors wrap api.ErrInvalid.
 func validate(spec *cdispecs.Spec) error {
 	invalid := func(err error) error { return fmt.Errorf("%s: %w", oneLine(err.Error()), api.ErrInvalid) }
+	// The library's validators dereference every entry of these lists: a
+	// null one ("mounts: [~]") would crash them.
+	if err := nullEntry("containerEdits", &spec.ContainerEdits); err != nil {
+		return invalid(err)
+	}
+	for i := range spec.Devices {
+		if err := nullEntry(fmt.Sprintf("devices[%d].containerEdits", i), &spec.Devices[i].ContainerEdits); err != nil {
+			return invalid(err)
+		}
+	}
 	if err := cdispecs.ValidateVersion(spec); err != nil {
 		return invalid(err)
 	}
