@@ -52,7 +52,13 @@ accepted, declined, conflicts, rescinded), over-commit violations, fairness
 (deviation from the deserved share, Jain's index), SLA (time for a consumer
 to get its owned share), reclaim, utilisation, the GPU allocation ratio and
 the peak memory. --plot draws each consumer's share of the cluster over time
-against its deserved and owned shares.`,
+against its deserved and owned shares.
+
+Input files may be FIFOs (/dev/stdin) but not directories, and are read up
+to a limit: 16 MiB for a scenario, 64 MiB for a node or pod list. --plot and
+--cpuprofile replace a regular file atomically, write through a device or
+FIFO (/dev/null, /dev/stdout), follow a symlink without replacing it, and
+refuse a directory or socket before the replay.`,
 		Example: `  caisson sim examples/sim-multitenant.yaml --plot shares.svg
   caisson sim --agents 10000 --sessions 1000 --tasks 1000000 --format json
   caisson sim --agents 200 --sessions 100 --tasks 20000 --offer-fanout 4

@@ -21,7 +21,9 @@
 // finish times, task durations, Spark stages and dynamic allocation)
 // wraps them in Session.
 //
-// Loading is all or nothing: the first problem, in file order, is
-// returned as an *Error that reads "file:line: field: what is wrong" and
-// wraps api.ErrInvalid, and no Scenario comes with it.
+// Load reads at most MaxFileBytes of a file (userfile.ReadFile): a FIFO
+// works, /dev/zero or a directory is refused. Loading is all or nothing:
+// the first problem, in file order, is returned as an *Error that reads
+// "file:line: field: what is wrong" and wraps api.ErrInvalid, and no
+// Scenario comes with it.
 package scenario

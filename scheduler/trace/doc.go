@@ -11,6 +11,8 @@
 //	openb_pod_list_*.csv  ──ReadPods───▶ []Pod  ──Session()──▶ scheduler.SessionSpec
 //	                                            ──CreatedAt, Runtime()──▶ when to submit, how long it runs
 //
+// LoadNodes and LoadPods read at most MaxFileBytes of a file
+// (userfile.Open): a FIFO works, /dev/zero or a directory is refused.
 // Columns are found by their header name, in any order. Loading is all or
 // nothing: a malformed row is an *Error that reads "file:line: column:
 // what is wrong" and wraps api.ErrInvalid, and no rows come with it.
