@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,14 +184,7 @@ func TestSimOutputPaths(t *testing.T) {
 				return p, nil
 			}, refuse: true, want: fs.ModeDir},
 			{name: "socket", setup: func(t *testing.T, dir string) (string, func() []byte) {
-				p := filepath.Join(dir, "out")
-				l, err := net.Listen("unix", p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				l.(*net.UnixListener).SetUnlinkOnClose(false)
-				t.Cleanup(func() { l.Close() })
-				return p, nil
+				return testutil.Socket(t, filepath.Join(dir, "out")), nil
 			}, refuse: true, want: fs.ModeSocket},
 		} {
 			t.Run(flag+" "+tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,4 +151,17 @@ func FIFO(t testing.TB, dir, content string, forever bool) string {
 		<-done
 	})
 	return p
+}
+
+// Socket makes a unix socket at path that stays there, listening, until
+// the test ends.
+func Socket(t testing.TB, path string) string {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	t.Cleanup(func() { l.Close() })
+	return path
 }

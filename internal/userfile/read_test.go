@@ -3,7 +3,6 @@ package userfile
 import (
 	"errors"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,13 +51,7 @@ func TestReadFile(t *testing.T) {
 		}, err: api.ErrInvalid, limit: true},
 		{name: "directory", setup: func(t *testing.T, dir string) string { return dir }, err: api.ErrInvalid},
 		{name: "socket", setup: func(t *testing.T, dir string) string {
-			p := filepath.Join(dir, "sock")
-			l, err := net.Listen("unix", p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			return p
+			return testutil.Socket(t, filepath.Join(dir, "sock"))
 		}, err: api.ErrInvalid},
 		{name: "missing", setup: func(t *testing.T, dir string) string { return filepath.Join(dir, "nope") }, err: os.ErrNotExist},
 	} {

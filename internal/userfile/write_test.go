@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,14 +134,7 @@ func TestCreate(t *testing.T) {
 			return symlink(t, "d", filepath.Join(dir, "out")), nil
 		}, refuse: true, want: node{Type: fs.ModeSymlink, Link: "d"}, other: "d", wantOth: node{Type: fs.ModeDir}},
 		{name: "socket", setup: func(t *testing.T, dir string) (string, func() string) {
-			p := filepath.Join(dir, "out")
-			l, err := net.Listen("unix", p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.(*net.UnixListener).SetUnlinkOnClose(false)
-			t.Cleanup(func() { l.Close() })
-			return p, nil
+			return testutil.Socket(t, filepath.Join(dir, "out")), nil
 		}, refuse: true, want: node{Type: fs.ModeSocket}},
 		{name: "character device like /dev/null", root: true, setup: func(t *testing.T, dir string) (string, func() string) {
 			p := filepath.Join(dir, "out")

@@ -19,12 +19,15 @@ var treeHeadLines = strings.Count(treeHead, "\n")
 
 // nestedTree is a chain of n consumers written nested (children:), each
 // entry on two lines (name, children) but the last on one.
-func nestedTree(n int) string {
+func nestedTree(n int) string { return treeHead + nested("", "c", n) }
+
+// nested writes a chain of n consumers named prefix0, prefix1, ... nested
+// in each other, indented by indent.
+func nested(indent, prefix string, n int) string {
 	var b strings.Builder
-	b.WriteString(treeHead)
 	for i := range n {
-		ind := strings.Repeat("    ", i)
-		fmt.Fprintf(&b, "%s  - name: c%d\n", ind, i)
+		ind := indent + strings.Repeat("    ", i)
+		fmt.Fprintf(&b, "%s  - name: %s%d\n", ind, prefix, i)
 		if i < n-1 {
 			fmt.Fprintf(&b, "%s    children:\n", ind)
 		}
@@ -51,17 +54,7 @@ func flatTree(n int, reverse bool) string {
 // mixedTree is a flat chain of n consumers, with a nested chain of m
 // under its last.
 func mixedTree(n, m int) string {
-	var b strings.Builder
-	b.WriteString(flatTree(n, false))
-	fmt.Fprintf(&b, "    children:\n")
-	for i := range m {
-		ind := strings.Repeat("    ", i)
-		fmt.Fprintf(&b, "%s      - name: n%d\n", ind, i)
-		if i < m-1 {
-			fmt.Fprintf(&b, "%s        children:\n", ind)
-		}
-	}
-	return b.String()
+	return flatTree(n, false) + "    children:\n" + nested("    ", "n", m)
 }
 
 // TestDepthLimit checks that the consumer tree's depth limit applies to
