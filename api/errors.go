@@ -28,4 +28,10 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrTimeout marks an external call that ran past its deadline.
 	ErrTimeout = errors.New("timed out")
+	// ErrCorrupt marks content that differs from what names it: a blob whose
+	// digest or size is not its descriptor's, an image whose layers are not
+	// those its configuration lists.
+	ErrCorrupt = errors.New("corrupt content")
+	// ErrTooLarge marks input over a size limit, built in or configured.
+	ErrTooLarge = errors.New("too large")
 )

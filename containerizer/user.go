@@ -2,17 +2,19 @@ package containerizer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/safefile"
 )
+
+// maxDBFile bounds the passwd and group files read from an image.
+const maxDBFile = 16 << 20
 
 // execUser is a resolved -u/--user.
 type execUser struct {
@@ -22,23 +24,44 @@ type execUser struct {
 }
 
 // resolveUser resolves "NAME", "UID", "NAME:GROUP" or "UID:GID" against the
-// passwd and group files inside rootfs. The files are opened through
-// securejoin, so a symlink in the image (even an absolute one) cannot point
-// the lookup at the host's files. A numeric uid with no passwd entry is
-// allowed, with gid 0, as Docker does.
+// passwd and group files inside rootfs. The files are untrusted (see
+// readDBFile). A numeric uid with no passwd entry is allowed, with gid 0, as
+// Docker does.
 func resolveUser(rootfs, spec string) (*execUser, error) {
-	u := &execUser{Home: "/"}
-	if spec == "" {
-		spec = "0"
-	}
-	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
-	if userPart == "" || (hasGroup && groupPart == "") {
-		return nil, fmt.Errorf("user %q is not NAME, UID, NAME:GROUP or UID:GID: %w", spec, api.ErrInvalid)
+	if _, _, err := splitUser(spec); err != nil {
+		return nil, err
 	}
 	passwd, err := readDBFile(rootfs, "/etc/passwd")
 	if err != nil {
 		return nil, err
 	}
+	groups, err := readDBFile(rootfs, "/etc/group")
+	if err != nil {
+		return nil, err
+	}
+	return lookupUser(passwd, groups, spec)
+}
+
+// splitUser splits a user spec into its user and group parts; "" is root.
+func splitUser(spec string) (userPart, groupPart string, err error) {
+	if spec == "" {
+		spec = "0"
+	}
+	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	if userPart == "" || (hasGroup && groupPart == "") {
+		return "", "", fmt.Errorf("user %q is not NAME, UID, NAME:GROUP or UID:GID: %w", spec, api.ErrInvalid)
+	}
+	return userPart, groupPart, nil
+}
+
+// lookupUser resolves spec against parsed passwd and group databases.
+func lookupUser(passwd, groups [][]string, spec string) (*execUser, error) {
+	u := &execUser{Home: "/"}
+	userPart, groupPart, err := splitUser(spec)
+	if err != nil {
+		return nil, err
+	}
+	hasGroup := groupPart != ""
 	uid, numeric := parseID(userPart)
 	found := false
 	var name string
@@ -62,16 +85,15 @@ func resolveUser(rootfs, spec string) (*execUser, error) {
 		}
 		u.UID, u.GID = uid, 0
 	}
-	groups, err := readDBFile(rootfs, "/etc/group")
-	if err != nil {
-		return nil, err
-	}
 	if hasGroup {
 		gid, gnumeric := parseID(groupPart)
 		gfound := gnumeric
 		for _, f := range groups {
-			if len(f) >= 3 && !gnumeric && f[0] == groupPart {
-				gid, gfound = mustID(f[2]), true
+			if len(f) < 3 || gnumeric || f[0] != groupPart {
+				continue
+			}
+			if id, ok := parseID(f[2]); ok {
+				gid, gfound = id, true
 				break
 			}
 		}
@@ -114,25 +136,29 @@ func parseID(s string) (uint32, bool) {
 	return uint32(n), err == nil
 }
 
-func mustID(s string) uint32 { n, _ := parseID(s); return n }
-
 // readDBFile reads a colon-separated file such as /etc/passwd from inside
-// rootfs. A missing file is an empty database.
+// rootfs. A missing file is an empty database. The image controls the
+// file: it is resolved inside rootfs (a symbolic link, even an absolute
+// one, cannot reach the host's files), and must be a regular file of at
+// most maxDBFile bytes; a FIFO, a device, a directory or a larger file is
+// refused before anything blocks or fills memory.
 func readDBFile(rootfs, name string) ([][]string, error) {
-	p, err := securejoin.SecureJoin(rootfs, name)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
+	data, err := safefile.ReadFileInRoot(rootfs, name, maxDBFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("image's %s: %w", name, err)
 	}
-	defer f.Close()
+	return parseDB(data)
+}
+
+// parseDB splits a colon-separated database into the fields of each line,
+// skipping blank lines and comments.
+func parseDB(data []byte) ([][]string, error) {
 	var out [][]string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, len(data)+1)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -83,4 +84,41 @@ func TestResolveUserSymlinkStaysInRoot(t *testing.T) {
 	if _, err := resolveUser(root, "root"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("root must not be found through the host's passwd: %v", err)
 	}
+}
+
+// FuzzLookupUser parses random passwd and group files and resolves a
+// random user against them: no panic, and what it finds is consistent.
+func FuzzLookupUser(f *testing.F) {
+	f.Add([]byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"),
+		[]byte("root:x:0:\napp:x:1000:\nextra:x:2000:app,other\n"), "app")
+	f.Add([]byte("a:x:1:1::/:\n# comment\n\n::::::\n"), []byte("g:x:notanumber:a\ng:x:7:a\n"), "a:g")
+	f.Add([]byte("x:x:4294967296:0::/:/bin/sh\n"), []byte(""), "4294967295:0")
+	f.Add([]byte("\x00:\n:::\n"), []byte("::\n"), ":")
+	f.Fuzz(func(t *testing.T, passwd, group []byte, spec string) {
+		p, err := parseDB(passwd)
+		if err != nil {
+			return
+		}
+		g, err := parseDB(group)
+		if err != nil {
+			return
+		}
+		u, err := lookupUser(p, g, spec)
+		if err != nil {
+			if !errors.Is(err, api.ErrInvalid) && !errors.Is(err, api.ErrNotFound) {
+				t.Fatalf("lookupUser(%q): error %v wraps neither ErrInvalid nor ErrNotFound", spec, err)
+			}
+			return
+		}
+		if len(u.Additional) == 0 || u.Additional[0] != u.GID {
+			t.Fatalf("lookupUser(%q) = %+v: the primary group must come first", spec, u)
+		}
+		userPart, groupPart, _ := strings.Cut(spec, ":")
+		if id, ok := parseID(userPart); ok && id != u.UID {
+			t.Fatalf("lookupUser(%q) = uid %d, want %d", spec, u.UID, id)
+		}
+		if id, ok := parseID(groupPart); ok && id != u.GID {
+			t.Fatalf("lookupUser(%q) = gid %d, want %d", spec, u.GID, id)
+		}
+	})
 }
