@@ -56,16 +56,70 @@
 // wraps api.ErrNotFound and lists the platforms available. A single image
 // whose configuration names another platform is refused the same way.
 //
+// # Verifying images
+//
+// An image is untrusted until checked, whatever its source; nothing of it
+// is used before the check that covers it:
+//
+//   - every blob (index, manifest, config, layer) is checked against the
+//     descriptor that names it, digest and size, as it is read: an OCI
+//     layout's index.json names its manifests (a layout is not signed:
+//     index.json is its root of trust), a registry's tag or REPO@DIGEST
+//     names the manifest or index, an index its manifests, a manifest its
+//     config and layers. A `docker save` archive's manifest.json is its
+//     root of trust; a config or layer whose file name states a digest
+//     (sha256:HEX, HEX.json, HEX.tar.gz, blobs/sha256/HEX) is checked
+//     against it. go-containerregistry reaches registries (the auth
+//     handshake, credentials) but does not read or check blobs here;
+//   - only sha256 and sha512 digests, in lowercase hex, are known; a
+//     descriptor with another algorithm, or a negative size, is invalid;
+//   - the config's rootfs.diff_ids must hold one sha256 per layer, and each
+//     layer's uncompressed content must have its diff ID;
+//   - manifests and indexes are read up to 4 MiB, configs up to 8 MiB;
+//   - a layer is a tar, compressed with gzip or zstd (its first bytes
+//     tell) or not; zstd windows are limited to 128 MiB. Foreign layers are
+//     refused.
+//
+// A blob that differs from its descriptor, or a layer from its diff ID, is
+// refused with an error wrapping api.ErrCorrupt; malformed documents and
+// unknown algorithms with api.ErrInvalid, documents over their limit with
+// api.ErrTooLarge. When a layer cannot be unpacked, the rest of its blob
+// is still read (within its stated size) to tell a corrupt blob from a
+// well-formed but refused one. A layer is unpacked in tmp/ and renamed into
+// the cache only once checked, so a refused one leaves nothing. A layer
+// already in the cache is not read again: its diff ID names it.
+//
+// The files of a layout or an archive, like the files read from a
+// container's root filesystem (its /etc/passwd), are read through
+// internal/safefile: resolved inside their directory, opened only if they
+// are regular files (a FIFO, a device or a directory is refused before it
+// is opened, so nothing blocks), and read with a limit.
+//
+// # Size limit
+//
+// Config.MaxImageSize (DefaultMaxImageSize, 32 GiB, when zero) limits an
+// image's uncompressed size: the sum of its distinct layers' sizes, each
+// the larger of its uncompressed tar's length and the sum, over its
+// entries, of a 512-byte header and each regular file's apparent size
+// rounded up to 512 bytes. A sparse file counts its full apparent size, as
+// it is unpacked written out. Layers already in the cache count too. An
+// image over the limit is refused, before the entry that passes it is
+// written, with an error that names the limit and wraps api.ErrTooLarge.
+//
 // # Cache
 //
 // Config.Root (for example /var/lib/caisson/images) holds:
 //
 //	layers/sha256/<diff ID hex>/   one unpacked layer, in overlayfs form;
 //	                               never modified once in place
+//	layers/meta/<diff ID hex>.json its size (see Size limit)
 //	layers/empty/                  the lower directory of an image with no layers
 //	tmp/layer-<hex>-*/             layers being unpacked
-//	locks/                         flock files: one per layer, and images.lock
-//	images.json                    registry images pulled: reference and
+//	leases/<hash>.json             one per provisioned container, until its
+//	                               Release: the image and layers it uses
+//	locks/                         flock files: store.lock, images.lock and
+//	                               one per layer
+//	images.json                    every image provisioned: reference and
 //	                               platform -> manifest digest, config digest
 //	                               and config, written atomically
 //
@@ -76,14 +130,30 @@
 // registry when the registry cannot be reached, and a REPO@DIGEST reference
 // without asking it at all; its layers come from the cache. The root is
 // 0700 and layers/ always is: layers hold set-id files and device nodes.
-// Nothing removes unused layers yet.
+//
+// List, Remove and Prune (caisson image ls, rm, prune) manage the cache.
+// Images and layers are kept by marking, not counting: a layer stays while
+// an image in images.json or a container's lease names it, so layers that
+// images share need no reference counts for a crash to leave wrong.
+// Remove refuses, with an error wrapping api.ErrConflict, to remove an
+// image that a container uses (the caller's records, exited containers
+// included, and the leases); with Force, an image that only exited
+// containers use goes, its layers staying while those containers' root
+// filesystems do. Removing one of an image's references only untags it; a
+// REPO@DIGEST reference recorded beside a tag goes with the tag. Prune
+// removes every image that no container uses, every layer that no image or
+// lease names, stale leases and what crashes left in tmp/. Provision holds
+// locks/store.lock shared from resolving the image until the lease is
+// written; List, Remove and Prune hold it exclusively, so a layer is never
+// removed between being found (or unpacked) and being leased.
 //
 // # Unpacking layers safely
 //
 // Layers are untrusted input, unpacked by root. extractLayer reads the tar
 // stream itself (archive/tar) and:
 //
-//   - checks that the uncompressed stream's digest is the layer's diff ID;
+//   - checks that the uncompressed stream's digest is the layer's diff ID
+//     (api.ErrCorrupt otherwise) and counts its size (see Size limit);
 //   - makes absolute names relative (tar convention) and resolves ".."
 //     lexically, refusing any name that climbs above the layer root;
 //   - checks every existing parent of an entry with Lstat inside the layer:

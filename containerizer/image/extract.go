@@ -1,7 +1,9 @@
 package image
 
 import (
+	"archive/tar"
 	"fmt"
+	"math"
 	"path"
 	"strings"
 
@@ -52,4 +54,33 @@ func whiteoutTarget(base string) (string, error) {
 		return "", fmt.Errorf("whiteout %q names no file: %w", base, api.ErrInvalid)
 	}
 	return target, nil
+}
+
+// tarBlock is the size of a tar header, and the unit of its data.
+const tarBlock = 512
+
+// entrySize is what an entry counts toward a layer's size: its header, and
+// a regular file's apparent size rounded up to whole blocks, as it would
+// take in a tar that is not sparse.
+func entrySize(hdr *tar.Header) int64 {
+	if hdr.Typeflag != tar.TypeReg || hdr.Size <= 0 {
+		return tarBlock
+	}
+	return addSize(tarBlock, roundBlock(hdr.Size))
+}
+
+// roundBlock rounds n up to whole tar blocks, saturating.
+func roundBlock(n int64) int64 {
+	if n > math.MaxInt64-tarBlock {
+		return math.MaxInt64
+	}
+	return (n + tarBlock - 1) / tarBlock * tarBlock
+}
+
+// addSize adds sizes that are not negative, saturating.
+func addSize(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }

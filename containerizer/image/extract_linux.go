@@ -53,29 +53,56 @@ type dirTime struct {
 // existing empty directory, converting OCI whiteouts to overlayfs ones, and
 // checks that the stream's digest is diffID. An entry that would write
 // outside dir, or through a symbolic link, is refused with an error that
-// wraps api.ErrInvalid; so is a stream whose digest differs. On error, dir
-// holds a partial layer that the caller removes.
-func extractLayer(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, log *slog.Logger) error {
+// wraps api.ErrInvalid; a stream whose digest differs with one that wraps
+// api.ErrCorrupt (when an entry is refused, the rest of the stream is read
+// to tell which). On error, dir holds a partial layer that the caller
+// removes.
+//
+// It returns the layer's size: the larger of the stream's length and the
+// sum, over its entries, of a 512-byte header and each regular file's
+// apparent size rounded up to 512 bytes. A sparse file thus counts as if
+// it were written out, as it is. With limit not negative, a layer larger
+// than limit is refused with an error wrapping api.ErrTooLarge, before the
+// entry that would pass it is written.
+func extractLayer(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, limit int64, log *slog.Logger) (int64, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", diffID, err)
+		return 0, fmt.Errorf("layer %s: %w", diffID, err)
 	}
 	x := &extractor{dir: abs, layer: diffID.String(), log: log, privileged: os.Geteuid() == 0}
 	// os.MkdirTemp makes 0700 directories; a layer root without an entry
 	// for itself is 0755 like any directory the archive implies.
 	if err := os.Chmod(abs, 0o755); err != nil {
-		return fmt.Errorf("layer %s: %w", diffID, err)
+		return 0, fmt.Errorf("layer %s: %w", diffID, err)
 	}
 
 	h := sha256.New()
-	hr := io.TeeReader(r, h)
+	cr := &countingReader{r: r, limit: limit, layer: diffID}
+	hr := io.TeeReader(cr, h)
+	digest := func() string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
+	// fail returns err, unless the rest of the stream shows the layer is
+	// not the one its diff ID names: then that is the error.
+	fail := func(err error) (int64, error) {
+		if errors.Is(err, api.ErrTooLarge) || ctx.Err() != nil {
+			return 0, err
+		}
+		_, derr := io.Copy(io.Discard, hr)
+		switch {
+		case derr == nil && digest() != diffID.String():
+			return 0, fmt.Errorf("layer %s: content digest is %s: %w", diffID, digest(), api.ErrCorrupt)
+		case errors.Is(derr, api.ErrCorrupt):
+			return 0, fmt.Errorf("layer %s: %w", diffID, derr)
+		}
+		return 0, err
+	}
 	tr := tar.NewReader(hr)
+	var accounted int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("layer %s: %w", diffID, err)
+			return 0, fmt.Errorf("layer %s: %w", diffID, err)
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -84,21 +111,50 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, 
 		// With GODEBUG=tarinsecurepath=0 the reader flags names such as
 		// "/x" or "../x" but still returns them; entry judges them itself.
 		if err != nil && (hdr == nil || !errors.Is(err, tar.ErrInsecurePath)) {
-			return fmt.Errorf("layer %s: read: %w", diffID, corrupt(err))
+			return fail(fmt.Errorf("layer %s: read: %w", diffID, corrupt(err)))
+		}
+		accounted = addSize(accounted, entrySize(hdr))
+		if limit >= 0 && accounted > limit {
+			return 0, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, cr.tooLarge())
 		}
 		if err := x.entry(hdr, tr); err != nil {
-			return fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
+			return fail(fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err))
 		}
 	}
 	// The digest covers the whole stream, with the tar's end padding.
 	if _, err := io.Copy(io.Discard, hr); err != nil {
-		return fmt.Errorf("layer %s: read: %w", diffID, err)
+		return 0, fmt.Errorf("layer %s: read: %w", diffID, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID.String() {
-		return fmt.Errorf("layer %s: content digest is %s: %w", diffID, got, api.ErrInvalid)
+	if got := digest(); got != diffID.String() {
+		return 0, fmt.Errorf("layer %s: content digest is %s: %w", diffID, got, api.ErrCorrupt)
 	}
 	x.setDirTimes()
-	return nil
+	return max(accounted, cr.n), nil
+}
+
+// countingReader counts a layer's uncompressed bytes and, with limit not
+// negative, refuses more than limit.
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	limit int64
+	layer v1.Hash
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit >= 0 && c.n > c.limit {
+		return 0, c.tooLarge()
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.limit >= 0 && c.n > c.limit {
+		return n, c.tooLarge()
+	}
+	return n, err
+}
+
+func (c *countingReader) tooLarge() error {
+	return fmt.Errorf("more than the %d bytes the image may still take: %w", c.limit, api.ErrTooLarge)
 }
 
 // corrupt marks archive format errors as invalid input; I/O errors from the

@@ -244,7 +244,7 @@ func TestExtractEscapesRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			parent, dest, outside := extractSandbox(t)
 			data := makeTar(t, tt.entries(outside)...)
-			err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), nil)
+			_, err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), -1, nil)
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("extractLayer: got %v, want an error wrapping api.ErrInvalid", err)
 			}
@@ -259,9 +259,9 @@ func TestExtractDigestMismatch(t *testing.T) {
 	parent, dest, _ := extractSandbox(t)
 	data := makeTar(t, ent{name: "f", typ: tar.TypeReg, body: "x"})
 	other := digestOf([]byte("something else"))
-	err := extractLayer(context.Background(), bytes.NewReader(data), dest, other, nil)
-	if !errors.Is(err, api.ErrInvalid) {
-		t.Fatalf("extractLayer: got %v, want an error wrapping api.ErrInvalid", err)
+	_, err := extractLayer(context.Background(), bytes.NewReader(data), dest, other, -1, nil)
+	if !errors.Is(err, api.ErrCorrupt) {
+		t.Fatalf("extractLayer: got %v, want an error wrapping api.ErrCorrupt", err)
 	}
 	checkNothingOutside(t, parent)
 }
@@ -271,7 +271,7 @@ func TestExtractCorruptArchive(t *testing.T) {
 	_, dest, _ := extractSandbox(t)
 	data := makeTar(t, ent{name: "f", typ: tar.TypeReg, body: strings.Repeat("x", 2000)})
 	data = data[:700] // cut inside the file's content
-	err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), nil)
+	_, err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), -1, nil)
 	if !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("extractLayer: got %v, want an error wrapping api.ErrInvalid", err)
 	}
@@ -362,7 +362,7 @@ func TestExtract(t *testing.T) {
 	}
 	_, dest, _ := extractSandbox(t)
 	data := makeTar(t, entries...)
-	if err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), nil); err != nil {
+	if _, err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), -1, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -440,7 +440,7 @@ func TestExtractUnprivileged(t *testing.T) {
 		ent{name: "f", typ: tar.TypeReg, body: "x", uid: 1234},
 		ent{name: "dev/null", typ: tar.TypeChar, major: 1, minor: 3},
 	)
-	if err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), nil); err != nil {
+	if _, err := extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), -1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dest, "f")); err != nil {
@@ -475,7 +475,7 @@ func FuzzExtract(f *testing.F) {
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 		parent, dest, _ := extractSandboxIn(t, dir)
-		_ = extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), nil)
+		_, _ = extractLayer(context.Background(), bytes.NewReader(data), dest, digestOf(data), -1, nil)
 		checkNothingOutside(t, parent)
 		// Make the tree removable whatever modes the archive set.
 		_ = filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {

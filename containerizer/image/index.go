@@ -9,19 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // indexVersion is the version of images.json this code writes.
 const indexVersion = 1
 
-// imageIndex is images.json: what was pulled from registries, so that an
-// image can be provisioned again without asking the registry.
+// imageIndex is images.json: every image provisioned, by reference. A
+// registry image's entry lets it be provisioned again without asking the
+// registry; every entry is what image ls shows, and keeps the image's
+// layers from image prune.
 type imageIndex struct {
 	Version int `json:"version"`
 	// Images maps a canonical reference, then a platform (os/arch[/variant]),
@@ -29,7 +31,8 @@ type imageIndex struct {
 	Images map[string]map[string]indexEntry `json:"images"`
 }
 
-// indexEntry is one pulled image.
+// indexEntry is one image. Manifest is empty for a `docker save`
+// archive's, which has no manifest digest.
 type indexEntry struct {
 	Manifest string `json:"manifest"` // manifest digest
 	Config   string `json:"config"`   // config digest
@@ -40,10 +43,13 @@ type indexEntry struct {
 
 func (s *Store) indexPath() string { return filepath.Join(s.root, "images.json") }
 
+// maxIndexFile bounds images.json: some thousands of images.
+const maxIndexFile = 256 << 20
+
 // readIndex reads images.json; a missing file is an empty index.
 func (s *Store) readIndex() (*imageIndex, error) {
 	idx := &imageIndex{Version: indexVersion, Images: map[string]map[string]indexEntry{}}
-	data, err := os.ReadFile(s.indexPath())
+	data, err := safefile.ReadFile(s.indexPath(), maxIndexFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return idx, nil
 	}
@@ -62,10 +68,19 @@ func (s *Store) readIndex() (*imageIndex, error) {
 	return idx, nil
 }
 
-// record adds a pulled image to images.json, under a lock so that
-// concurrent processes do not lose each other's entries.
+// record adds an image to images.json, under a lock so that concurrent
+// processes do not lose each other's entries.
 func (s *Store) record(ctx context.Context, src *source) error {
-	unlock, err := lockFile(ctx, filepath.Join(s.root, "locks", "images.lock"))
+	return s.updateIndex(ctx, func(idx *imageIndex) error {
+		addEntry(idx, src)
+		return nil
+	})
+}
+
+// updateIndex applies change to images.json under its lock, and writes it
+// back when change succeeds.
+func (s *Store) updateIndex(ctx context.Context, change func(*imageIndex) error) error {
+	unlock, err := lockFile(ctx, filepath.Join(s.root, "locks", "images.lock"), true)
 	if err != nil {
 		return fmt.Errorf("lock image index: %w", err)
 	}
@@ -74,27 +89,38 @@ func (s *Store) record(ctx context.Context, src *source) error {
 	if err != nil {
 		return err
 	}
-	// Under the reference asked for and under the manifest's digest, so
-	// that REPO@DIGEST finds the image without asking the registry.
-	keys := []string{src.ref.String()}
-	if src.ref.named != nil {
-		keys = append(keys, src.ref.named.Context().Digest(src.manifest.String()).Name())
-	}
-	for _, key := range keys {
-		if idx.Images[key] == nil {
-			idx.Images[key] = map[string]indexEntry{}
-		}
-		idx.Images[key][platformString(&src.platform)] = indexEntry{
-			Manifest:  src.manifest.String(),
-			Config:    src.configID.String(),
-			RawConfig: src.rawConfig,
-		}
+	if err := change(idx); err != nil {
+		return err
 	}
 	data, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode image index: %w", err)
 	}
 	return atomicfile.Write(s.indexPath(), data, 0o600, true)
+}
+
+// addEntry records src under its reference and, for a registry image,
+// under REPO@DIGEST too, so that a digest reference finds it without
+// asking the registry.
+func addEntry(idx *imageIndex, src *source) {
+	keys := []string{src.ref.String()}
+	if src.ref.named != nil && !src.ref.isRegistryDigest() {
+		keys = append(keys, src.ref.named.Context().Digest(src.manifest.String()).Name())
+	}
+	manifest := ""
+	if src.manifest != (v1.Hash{}) {
+		manifest = src.manifest.String()
+	}
+	for _, key := range keys {
+		if idx.Images[key] == nil {
+			idx.Images[key] = map[string]indexEntry{}
+		}
+		idx.Images[key][platformString(&src.platform)] = indexEntry{
+			Manifest:  manifest,
+			Config:    src.configID.String(),
+			RawConfig: src.rawConfig,
+		}
+	}
 }
 
 // cachedSource returns the image recorded for ref and platform, when its
@@ -115,7 +141,7 @@ func (s *Store) cachedSource(ref reference, want v1.Platform) *source {
 		return nil
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(e.RawConfig))
-	if err != nil {
+	if err != nil || validDiffIDs(cfg) != nil {
 		return nil
 	}
 	configID, err := v1.NewHash(e.Config)
@@ -141,4 +167,14 @@ func (s *Store) cachedSource(ref reference, want v1.Platform) *source {
 		src.layers = append(src.layers, layerSource{diffID: d})
 	}
 	return src
+}
+
+// validDiffIDs checks every diff ID of a config recorded in images.json.
+func validDiffIDs(cfg *v1.ConfigFile) error {
+	for _, d := range cfg.RootFS.DiffIDs {
+		if err := validDiffID(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

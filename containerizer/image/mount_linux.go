@@ -113,17 +113,22 @@ func unmountUnder(ctx context.Context, dir string) error {
 	return nil
 }
 
-// lockFile takes an exclusive flock on path, creating it, and returns the
-// function that releases it. It waits for the lock as long as ctx allows.
-func lockFile(ctx context.Context, path string) (func(), error) {
+// lockFile takes an flock on path, creating it: exclusive, or shared by
+// any number of holders. It returns the function that releases it, and
+// waits for the lock as long as ctx allows.
+func lockFile(ctx context.Context, path string, exclusive bool) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	fd := int(f.Fd())
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
 	delay := 5 * time.Millisecond
 	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(fd, how|unix.LOCK_NB)
 		if err == nil {
 			return func() {
 				_ = unix.Flock(fd, unix.LOCK_UN)

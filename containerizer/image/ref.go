@@ -62,6 +62,13 @@ func (r reference) isDigest() bool {
 	return strings.HasPrefix(r.selector, "sha256:")
 }
 
+// isRegistryDigest reports whether a registry reference names its image by
+// digest (REPO@DIGEST).
+func (r reference) isRegistryDigest() bool {
+	_, ok := r.named.(name.Digest)
+	return ok
+}
+
 // parseReference parses the reference forms described in the package
 // documentation. insecure lists the registries (host[:port]) reached over
 // plain http.

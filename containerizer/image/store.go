@@ -49,6 +49,10 @@ type Config struct {
 	// Transport is the HTTP transport for registries; nil means
 	// go-containerregistry's default, which honours the proxy variables.
 	Transport http.RoundTripper
+	// MaxImageSize limits an image's uncompressed size, the sum of its
+	// distinct layers' sizes (see extractLayer: a sparse file counts its
+	// apparent size). Zero means DefaultMaxImageSize, negative no limit.
+	MaxImageSize int64
 }
 
 // Store provisions root filesystems and caches image layers under its root.
@@ -59,11 +63,15 @@ type Store struct {
 	insecure  map[string]bool
 	hide      []string
 	transport http.RoundTripper
+	// maxImageSize is the limit on an image's size; negative: none.
+	maxImageSize int64
 	// hostRoot is the host filesystem that a container with no image sees:
 	// "/" except in tests.
 	hostRoot string
 	// extractions counts the layers this Store has unpacked, for tests.
 	extractions atomic.Int64
+	// unpackHook, when set (by tests), runs as a layer starts unpacking.
+	unpackHook func(diffID v1.Hash)
 }
 
 // New makes a Store with its cache under cfg.Root.
@@ -80,11 +88,15 @@ func New(cfg Config) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		root:      root,
-		log:       log.With("component", "image"),
-		insecure:  map[string]bool{},
-		transport: cfg.Transport,
-		hostRoot:  "/",
+		root:         root,
+		log:          log.With("component", "image"),
+		insecure:     map[string]bool{},
+		transport:    cfg.Transport,
+		hostRoot:     "/",
+		maxImageSize: cfg.MaxImageSize,
+	}
+	if s.maxImageSize == 0 {
+		s.maxImageSize = DefaultMaxImageSize
 	}
 	for _, r := range cfg.InsecureRegistries {
 		s.insecure[r] = true
@@ -98,7 +110,7 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
-	for _, d := range []string{"layers", "layers/sha256", "tmp", "locks"} {
+	for _, d := range []string{"layers", "layers/sha256", "layers/meta", "tmp", "locks", "leases"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
@@ -275,7 +287,10 @@ func (s *Store) overlay(p *provisioning, lowers []string) error {
 }
 
 // provisionImage resolves the image, unpacks the layers not in the cache
-// and mounts the overlay of its layers.
+// and mounts the overlay of its layers. It holds the store's lock shared
+// until the container's lease names the layers, so that image rm and prune,
+// which hold it exclusively, never remove a layer that a provision is about
+// to use.
 func (s *Store) provisionImage(ctx context.Context, p *provisioning, req *containerizer.ProvisionRequest) (*containerizer.Rootfs, error) {
 	ref, err := parseReference(req.Image, s.insecure)
 	if err != nil {
@@ -285,6 +300,11 @@ func (s *Store) provisionImage(ctx context.Context, p *provisioning, req *contai
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := s.lockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	src, err := s.resolve(ctx, ref, want)
 	if err != nil {
 		return nil, err
@@ -293,12 +313,15 @@ func (s *Store) provisionImage(ctx context.Context, p *provisioning, req *contai
 	if err != nil {
 		return nil, err
 	}
+	if err := s.writeLease(p, req.ContainerID, src); err != nil {
+		return nil, err
+	}
 	if err := s.overlay(p, lowers); err != nil {
 		return nil, err
 	}
-	if ref.kind == kindRegistry && !src.fromIndex() {
+	if !src.fromIndex() {
 		if err := s.record(ctx, src); err != nil {
-			s.log.Warn("recording the pulled image; it will need the registry again", "image", ref.String(), "error", err)
+			s.log.Warn("recording the image; image ls will not show it", "image", ref.String(), "error", err)
 		}
 	}
 	c := src.config.Config
@@ -321,21 +344,62 @@ func (src *source) fromIndex() bool {
 	return len(src.layers) > 0 && src.layers[0].open == nil
 }
 
-// layers makes sure every layer is in the cache and returns the overlay's
-// lower directories, topmost first. A layer that comes twice is kept at its
-// topmost place only: overlayfs refuses a directory twice, and applying the
-// same layer again makes the earlier application moot.
-func (s *Store) layers(ctx context.Context, src *source) ([]string, error) {
-	var lowers []string
+// distinctLayers returns the layers of src topmost first, each once, at its
+// topmost place: overlayfs refuses a directory twice, and applying the same
+// layer again makes the earlier application moot.
+func distinctLayers(src *source) []layerSource {
+	var out []layerSource
 	seen := map[v1.Hash]bool{}
 	for _, l := range slices.Backward(src.layers) {
-		if seen[l.diffID] {
+		if !seen[l.diffID] {
+			seen[l.diffID] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// layers makes sure every layer is in the cache and returns the overlay's
+// lower directories, topmost first. The image's size, the sum of its
+// distinct layers' sizes, must stay within the store's limit: the layers
+// already cached are counted first, then each one unpacked may take what is
+// left.
+func (s *Store) layers(ctx context.Context, src *source) ([]string, error) {
+	distinct := distinctLayers(src)
+	var total int64
+	cached := map[v1.Hash]bool{}
+	for _, l := range distinct {
+		if !s.layerCached(l.diffID) {
 			continue
 		}
-		seen[l.diffID] = true
-		d, err := s.ensureLayer(ctx, l)
+		size, err := s.layerSize(l.diffID)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", src.ref, err)
+		}
+		cached[l.diffID] = true
+		total = addSize(total, size)
+	}
+	if err := s.checkImageSize(src, total, nil); err != nil {
+		return nil, err
+	}
+	var lowers []string
+	for _, l := range distinct {
+		budget := int64(-1)
+		if s.maxImageSize >= 0 {
+			budget = s.maxImageSize - total
+		}
+		d, size, err := s.ensureLayer(ctx, l, budget)
+		if errors.Is(err, api.ErrTooLarge) {
+			return nil, s.checkImageSize(src, s.maxImageSize+1, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", src.ref, err)
+		}
+		if !cached[l.diffID] {
+			total = addSize(total, size)
+		}
+		if err := s.checkImageSize(src, total, nil); err != nil {
+			return nil, err
 		}
 		lowers = append(lowers, d)
 	}
@@ -347,6 +411,20 @@ func (s *Store) layers(ctx context.Context, src *source) ([]string, error) {
 		lowers = append(lowers, d)
 	}
 	return lowers, nil
+}
+
+// checkImageSize refuses an image of size bytes over the store's limit,
+// with an error that names the limit and wraps api.ErrTooLarge (and cause,
+// when there is one).
+func (s *Store) checkImageSize(src *source, size int64, cause error) error {
+	if s.maxImageSize < 0 || size <= s.maxImageSize {
+		return nil
+	}
+	if cause == nil {
+		cause = api.ErrTooLarge
+	}
+	return fmt.Errorf("image %s: larger than the limit of %s (%d bytes) uncompressed: %w",
+		src.ref, api.FormatSize(uint64(s.maxImageSize)), s.maxImageSize, cause)
 }
 
 // Release unmounts and removes what Provision made under dir: rootfs,
@@ -365,6 +443,12 @@ func (s *Store) Release(ctx context.Context, dir string) error {
 			continue
 		}
 		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("release: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		// The container no longer uses its layers.
+		if err := os.Remove(s.leasePath(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("release: %w", err))
 		}
 	}

@@ -19,8 +19,8 @@ import (
 // the package builds, and provisioning an image or a directory says it is
 // unavailable.
 
-func extractLayer(context.Context, io.Reader, string, v1.Hash, *slog.Logger) error {
-	return fmt.Errorf("unpack layers: needs Linux: %w", api.ErrUnavailable)
+func extractLayer(context.Context, io.Reader, string, v1.Hash, int64, *slog.Logger) (int64, error) {
+	return 0, fmt.Errorf("unpack layers: needs Linux: %w", api.ErrUnavailable)
 }
 
 func mountOverlay([]string, string, string, string) error {
@@ -29,7 +29,7 @@ func mountOverlay([]string, string, string, string) error {
 
 func unmountUnder(context.Context, string) error { return nil }
 
-func lockFile(context.Context, string) (func(), error) {
+func lockFile(context.Context, string, bool) (func(), error) {
 	return nil, fmt.Errorf("lock: needs Linux: %w", api.ErrUnavailable)
 }
 
