@@ -66,6 +66,7 @@ type globals struct {
 	root, runRoot, runtime, cgroupParent, logLevel string
 	runtimeTimeout                                 time.Duration
 	insecureRegistries                             []string
+	maxImageSize                                   int64 // set by run's --max-image-size
 
 	cniConfDir, cniPath          string
 	defaultNetwork               string
@@ -131,7 +132,7 @@ Real containers need Linux and root.`,
 	root.AddCommand(
 		newRunCmd(g), newPsCmd(g), newInspectCmd(g), newStatsCmd(g), newLogsCmd(g),
 		newUpdateCmd(g), newKillCmd(g), newRmCmd(g), newWaitCmd(g), newMonitorCmd(g), newRecoverCmd(g),
-		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g), newGPUCmd(g), newSimCmd(),
+		newNetworkCmd(g), newVolumePluginCmd(g), newNodeCmd(g), newGPUCmd(g), newImageCmd(g), newSimCmd(),
 	)
 	return root
 }
@@ -187,12 +188,7 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		Timeout: g.runtimeTimeout,
 		Logger:  log.With("runtime", filepath.Base(g.runtime)),
 	})
-	store, err := image.New(image.Config{
-		Root:               filepath.Join(root, "images"),
-		HideHostPaths:      []string{root, runRoot},
-		InsecureRegistries: g.insecureRegistries,
-		Logger:             log.With("component", "image"),
-	})
+	store, err := g.imageStore(log)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +245,21 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		}
 	}
 	return cz, nil
+}
+
+// imageStore builds the image store under the work dir.
+func (g *globals) imageStore(log *slog.Logger) (*image.Store, error) {
+	root, runRoot, err := g.dirs()
+	if err != nil {
+		return nil, err
+	}
+	return image.New(image.Config{
+		Root:               filepath.Join(root, "images"),
+		HideHostPaths:      []string{root, runRoot},
+		InsecureRegistries: g.insecureRegistries,
+		MaxImageSize:       g.maxImageSize,
+		Logger:             log.With("component", "image"),
+	})
 }
 
 // crashPoint is fault injection for the crash-recovery tests: with

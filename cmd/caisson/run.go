@@ -23,6 +23,7 @@ type runFlags struct {
 	gpus                               string
 	ingressBurst, egressBurst          string
 	detach, rm, noImage, interactive   bool
+	maxImageSize                       string
 	resources                          resourceFlags
 }
 
@@ -40,7 +41,12 @@ The root filesystem is one of:
   IMAGE            oci:PATH[:TAG], docker-archive:PATH, docker://REF or a registry REF
   --rootfs DIR     a directory, used read-only under a private writable layer
   --no-image       the host's filesystem, read-only, with a writable sandbox
-                   at /mnt/sandbox (the working directory) and a private /tmp`,
+                   at /mnt/sandbox (the working directory) and a private /tmp
+
+Every blob of an image is checked against the digest and size that name it,
+and each layer against its diff ID, before it is used; a tampered image is
+refused. An image larger than --max-image-size once unpacked is refused.
+A signal (Ctrl-C) while the container is being made cancels the launch.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, g, f, args) },
 	}
@@ -50,7 +56,9 @@ The root filesystem is one of:
 	fl.StringVar(&f.name, "name", "", "container name")
 	fl.StringVar(&f.rootfs, "rootfs", "", "use DIR as the root filesystem (read-only lower layer)")
 	fl.BoolVar(&f.noImage, "no-image", false, "run on the host filesystem, read-only, with a writable sandbox")
-	fl.StringVar(&f.platform, "platform", "", "image platform, os/arch[/variant] (default: this host's)")
+	fl.StringVar(&f.platform, "platform", "", "image platform, os/arch[/variant] (default: this host's); only with an IMAGE")
+	fl.StringVar(&f.maxImageSize, "max-image-size", envOr("CAISSON_MAX_IMAGE_SIZE", "32g"),
+		"refuse an image larger than this once unpacked: the sum of its layers' uncompressed sizes, a sparse file counting its full size; 0: no limit (env CAISSON_MAX_IMAGE_SIZE)")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	f.resources.register(fl)
 	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
@@ -73,6 +81,42 @@ The root filesystem is one of:
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
 	return cmd
+}
+
+// pathFlags are run's flags that name a path: given, they cannot be empty.
+var pathFlags = []string{"rootfs", "workdir"}
+
+// check refuses flags that cannot work together or hold nothing.
+func (f *runFlags) check(cmd *cobra.Command) error {
+	for _, name := range pathFlags {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed && fl.Value.String() == "" {
+			return fmt.Errorf("--%s: an empty path: %w", name, api.ErrInvalid)
+		}
+	}
+	if fl := cmd.Flags().Lookup("platform"); fl != nil && fl.Changed {
+		switch {
+		case f.platform == "":
+			return fmt.Errorf("--platform: empty; give os/arch[/variant]: %w", api.ErrInvalid)
+		case f.rootfs != "":
+			return fmt.Errorf("--platform applies to an image, not to --rootfs: %w", api.ErrInvalid)
+		case f.noImage:
+			return fmt.Errorf("--platform applies to an image, not to --no-image: %w", api.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// imageSizeLimit parses --max-image-size: 0 means no limit, which the
+// image store writes as a negative limit.
+func (f *runFlags) imageSizeLimit() (int64, error) {
+	n, err := api.ParseSize(f.maxImageSize)
+	if err != nil {
+		return 0, fmt.Errorf("--max-image-size: %w", err)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return n, nil
 }
 
 func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
@@ -139,8 +183,14 @@ func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
 }
 
 func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
+	if err := f.check(cmd); err != nil {
+		return err
+	}
 	spec, err := f.spec(g, args)
 	if err != nil {
+		return err
+	}
+	if g.maxImageSize, err = f.imageSizeLimit(); err != nil {
 		return err
 	}
 	ctx := cmd.Context()
@@ -148,22 +198,38 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Signals that arrive while launching must not leave half a container:
-	// hold them until the launch is done, then forward them.
+	// A signal while launching cancels the launch, which undoes what it
+	// made: a launch waiting on a registry or a lock stays killable. One
+	// that comes once the launch is done goes to the container.
 	sigs := make(chan os.Signal, 8)
-	if !f.detach {
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-		defer signal.Stop(sigs)
-	} else {
-		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	}
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	launchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	launched := make(chan struct{})
+	cancelledBy := make(chan os.Signal, 1)
+	go func() {
+		select {
+		case s := <-sigs:
+			cancelledBy <- s
+			cancel()
+		case <-launched:
+		}
+	}()
 	opts := containerizer.LaunchOptions{Attach: !f.detach, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}
-	l, err := cz.Launch(ctx, spec, opts)
+	l, err := cz.Launch(launchCtx, spec, opts)
+	close(launched)
 	if err != nil {
-		return err
+		select {
+		case s := <-cancelledBy:
+			fmt.Fprintf(cmd.ErrOrStderr(), "caisson: launch cancelled by %v: %v\n", s, err)
+			return exitError{128 + int(s.(syscall.Signal))}
+		default:
+			return err
+		}
 	}
 	if f.detach {
 		l.Close()
@@ -172,6 +238,12 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
 	}
 	id := l.Container.ID
 	go func() {
+		// A signal that raced the end of the launch comes first.
+		select {
+		case s := <-cancelledBy:
+			_ = cz.Kill(context.Background(), id, s.(syscall.Signal))
+		default:
+		}
 		for s := range sigs {
 			_ = cz.Kill(context.Background(), id, s.(syscall.Signal))
 		}
