@@ -147,6 +147,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseAmounts -fuzztime 20s ./resources/
 	$(GO) test -run '^$$' -fuzz FuzzParseLogLevel -fuzztime 10s ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz FuzzParseBase -fuzztime 20s ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz FuzzLookupUser -fuzztime 20s ./containerizer/
+	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime 20s ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz FuzzDigestFromName -fuzztime 20s ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz FuzzResolveArchive -fuzztime 20s ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz FuzzExtract -fuzztime 20s ./containerizer/image/
 
 clean:
 	rm -rf bin
