@@ -105,7 +105,7 @@ func TestResolveUserHostileFiles(t *testing.T) {
 					u   *execUser
 					err error
 				)
-				neverOpened(t, root, func() { u, err = resolveUser(root, user) })
+				testutil.NeverOpened(t, root, func() { u, err = resolveUser(root, user) })
 				if tt.wantErr != nil {
 					if !errors.Is(err, tt.wantErr) {
 						t.Fatalf("resolveUser: got %+v, %v; want an error wrapping %v", u, err, tt.wantErr)
@@ -123,40 +123,6 @@ func TestResolveUserHostileFiles(t *testing.T) {
 					t.Errorf("%s: id %d, want %d", file, got, tt.wantID)
 				}
 			})
-		}
-	}
-}
-
-// neverOpened runs fn and fails the test if fn opens for reading any FIFO
-// under root. A FIFO opened for reading blocks until a writer comes, so a
-// reader stuck on one is detected, and freed, by opening it for writing
-// without blocking, which only succeeds while a reader has it open.
-func neverOpened(t *testing.T, root string, fn func()) {
-	t.Helper()
-	var fifos []string
-	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type()&os.ModeNamedPipe != 0 {
-			fifos = append(fifos, p)
-		}
-		return nil
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	for {
-		select {
-		case <-done:
-			return
-		default:
-		}
-		for _, p := range fifos {
-			fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-			if err == nil {
-				t.Errorf("%s was opened for reading", p)
-				unix.Close(fd) // the reader sees the end of the file
-			}
 		}
 	}
 }

@@ -312,7 +312,7 @@ func TestHostileLayoutFiles(t *testing.T) {
 				case want == api.ErrNotFound && tgt.t == index:
 					want = api.ErrInvalid // no index.json: not a layout
 				}
-				neverOpened(t, dir, func() { refused(t, ref, want) })
+				testutil.NeverOpened(t, dir, func() { refused(t, ref, want) })
 			})
 		}
 	}
@@ -419,7 +419,7 @@ func TestHostileArchive(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "image.tar")
 			k.make(t, p)
-			neverOpened(t, filepath.Dir(p), func() { refused(t, "docker-archive:"+p, k.want) })
+			testutil.NeverOpened(t, filepath.Dir(p), func() { refused(t, "docker-archive:"+p, k.want) })
 		})
 	}
 }
@@ -528,39 +528,5 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// neverOpened runs fn and fails the test if fn opens for reading any FIFO
-// under root. A FIFO opened for reading blocks until a writer comes, so a
-// reader stuck on one is detected, and freed, by opening it for writing
-// without blocking, which only succeeds while a reader has it open.
-func neverOpened(t *testing.T, root string, fn func()) {
-	t.Helper()
-	var fifos []string
-	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type()&os.ModeNamedPipe != 0 {
-			fifos = append(fifos, p)
-		}
-		return nil
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	for {
-		select {
-		case <-done:
-			return
-		default:
-		}
-		for _, p := range fifos {
-			fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-			if err == nil {
-				t.Errorf("%s was opened for reading", p)
-				unix.Close(fd) // the reader sees the end of the file
-			}
-		}
 	}
 }
