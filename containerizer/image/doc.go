@@ -133,8 +133,10 @@
 //
 // List, Remove and Prune (caisson image ls, rm, prune) manage the cache.
 // Images and layers are kept by marking, not counting: a layer stays while
-// an image in images.json or a container's lease names it, so layers that
-// images share need no reference counts for a crash to leave wrong.
+// an image in images.json or a container's lease names it, or a mounted
+// overlay has it as a lower directory (a container provisioned before
+// leases existed), so layers that images share need no reference counts
+// for a crash to leave wrong.
 // Remove refuses, with an error wrapping api.ErrConflict, to remove an
 // image that a container uses (the caller's records, exited containers
 // included, and the leases); with Force, an image that only exited

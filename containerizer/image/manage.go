@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/mountinfo"
 	"github.com/caisson/caisson/internal/safefile"
 )
 
@@ -518,6 +520,15 @@ func (s *Store) collectLayers(candidates []string, live []lease, rep *RemoveRepo
 			keep[d] = true
 		}
 	}
+	// A layer an overlay still has as a lower directory stays, lease or
+	// not: a container provisioned before leases existed has none.
+	mounted, err := s.mountedLayers()
+	if err != nil {
+		return err
+	}
+	for d := range mounted {
+		keep[d] = true
+	}
 	if candidates == nil {
 		entries, err := os.ReadDir(filepath.Join(s.root, "layers", "sha256"))
 		if err != nil {
@@ -557,6 +568,38 @@ func (s *Store) collectLayers(candidates []string, live []lease, rep *RemoveRepo
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// mountedLayers returns the cached layers that a mounted overlay names as a
+// lower directory. A lower directory named by a file descriptor (an image
+// of very many layers) cannot be told; leases cover those.
+func (s *Store) mountedLayers() (map[string]bool, error) {
+	out := map[string]bool{}
+	ms, err := mountinfo.Read(0)
+	if err != nil {
+		if runtime.GOOS != "linux" {
+			return out, nil
+		}
+		return nil, err
+	}
+	prefix := filepath.Join(s.root, "layers", "sha256") + "/"
+	for _, m := range ms {
+		if m.FSType != "overlay" {
+			continue
+		}
+		opts := mountinfo.Unescape(m.SuperOpts)
+		for {
+			i := strings.Index(opts, prefix)
+			if i < 0 {
+				break
+			}
+			opts = opts[i+len(prefix):]
+			if len(opts) >= 64 && isLowerHex(opts[:64]) {
+				out["sha256:"+opts[:64]] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // removeLayer removes a layer from the cache: renamed out of layers/ first,

@@ -376,3 +376,29 @@ func TestPruneConcurrentProvisions(t *testing.T) {
 func opener(data []byte) func(context.Context) (io.ReadCloser, error) {
 	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 }
+
+// TestPruneKeepsMountedLayers: a container provisioned by a Caisson that
+// wrote no lease and no record (an older one) still has its layers
+// mounted; prune must see that and keep them.
+func TestPruneKeepsMountedLayers(t *testing.T) {
+	testutil.RequiresRoot(t)
+	layer := makeTar(t, ent{name: "f", typ: tar.TypeReg, body: "f"})
+	s := newStore(t)
+	dir := containerDir(t, s)
+	rfs := provision(t, s, &containerizer.ProvisionRequest{Image: layoutOf(t, layer), Dir: dir})
+	must(t, os.Remove(s.leasePath(dir)))
+	must(t, os.Remove(s.indexPath()))
+	if _, err := s.Prune(context.Background(), RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if c := cachedLayers(t, s); len(c) != 1 || !exists(filepath.Join(rfs.Path, "f")) {
+		t.Errorf("prune removed a mounted layer: cache %v", c)
+	}
+	release(t, s, dir)
+	if _, err := s.Prune(context.Background(), RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if c := cachedLayers(t, s); len(c) != 0 {
+		t.Errorf("layers after the container went: %v", c)
+	}
+}
