@@ -146,7 +146,7 @@
 // removes every image that no container uses, every layer that no image or
 // lease names, stale leases and what crashes left in tmp/. Provision holds
 // locks/store.lock shared from resolving the image until the lease is
-// written; List, Remove and Prune hold it exclusively, so a layer is never
+// written; Remove and Prune hold it exclusively, so a layer is never
 // removed between being found (or unpacked) and being leased.
 //
 // # Unpacking layers safely

@@ -33,7 +33,7 @@ import (
 // rootfs left is stale, and prune removes it.
 //
 // locks/store.lock orders the two sides: Provision holds it shared from
-// resolving the image to writing the lease, List, Remove and Prune hold it
+// resolving the image to writing the lease, Remove and Prune hold it
 // exclusively. So a layer is never removed between being unpacked (or found
 // in the cache) and being named by a lease.
 
@@ -124,9 +124,10 @@ type ImageInfo struct {
 
 // List returns the images in the store, one per reference and platform,
 // sorted by reference. A REPO@DIGEST reference recorded beside a tag is
-// left out: it goes with the tag.
+// left out: it goes with the tag. It holds the store's lock shared, so it
+// runs beside launches.
 func (s *Store) List(ctx context.Context) ([]ImageInfo, error) {
-	unlock, err := s.lockStore(ctx, true)
+	unlock, err := s.lockStore(ctx, false)
 	if err != nil {
 		return nil, err
 	}
