@@ -183,6 +183,10 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 	for _, c := range req.Containers {
 		live[c.ID] = true
 	}
+	orphan := map[string]bool{}
+	for _, id := range req.Orphans {
+		orphan[id] = !live[id]
+	}
 	var errs []error
 	entries, err := os.ReadDir(iso.containersDir())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -216,8 +220,10 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 			valid = append(valid, types.GCAttachment{ContainerID: c.ContainerID, IfName: c.IfName})
 			continue
 		}
-		// A stale entry is DELed with its own cached configuration, which
-		// may differ from the file's now.
+		// The cache is this work dir's own: its namespace is ours to
+		// remove below. A stale entry is DELed with its own cached
+		// configuration, which may differ from the file's now.
+		orphan[c.ContainerID] = true
 		n, err := networkFromBytes(c.Config)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cached attachment %s/%s: %w", c.Network, c.ContainerID, err))
@@ -236,11 +242,13 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 		}
 		cancel()
 	}
-	// Namespaces nobody's checkpoint names (after the DELs above, which
-	// work best while the namespace is there).
+	// Namespaces of orphans that no checkpoint names (after the DELs
+	// above, which work best while the namespace is there). The run dir
+	// may be shared with other work dirs: a namespace that is merely not
+	// live here may be theirs.
 	nsEntries, _ := os.ReadDir(filepath.Join(iso.cfg.RunDir, "netns"))
 	for _, e := range nsEntries {
-		if !live[e.Name()] {
+		if orphan[e.Name()] {
 			if _, err := os.Stat(iso.containerDir(e.Name())); errors.Is(err, fs.ErrNotExist) {
 				if err := unpin(filepath.Join(iso.cfg.RunDir, "netns", e.Name())); err != nil {
 					errs = append(errs, err)

@@ -71,7 +71,7 @@ func New(cfg Config) (*Containerizer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{filepath.Join(cfg.Root, "containers"), cfg.RunRoot} {
+	for _, d := range []string{filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "owned"), cfg.RunRoot} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, err
 		}
@@ -408,12 +408,23 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 			return nil, nil, fmt.Errorf("container name %q is already in use by container %s: %w", spec.Name, r.ID[:12], api.ErrAlreadyExists)
 		}
 	}
+	// Claimed before anything of it exists, so recovery knows whatever
+	// carries this ID is ours.
+	if err := c.claim(id); err != nil {
+		return nil, nil, err
+	}
+	abandon := func() {
+		if os.RemoveAll(c.containerDir(id)) == nil {
+			_ = c.unclaim(id)
+		}
+	}
 	if err := os.MkdirAll(c.containerDir(id), 0o700); err != nil {
+		abandon()
 		return nil, nil, err
 	}
 	lock, err := lockFile(c.lockPath(id), true)
 	if err != nil {
-		_ = os.RemoveAll(c.containerDir(id))
+		abandon()
 		return nil, nil, err
 	}
 	rec := &record{
@@ -427,7 +438,7 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 	}
 	if err := c.saveRecord(rec); err != nil {
 		lock.Unlock()
-		_ = os.RemoveAll(c.containerDir(id))
+		abandon()
 		return nil, nil, err
 	}
 	return rec, lock, nil
@@ -865,7 +876,11 @@ func (c *Containerizer) destroyLocked(ctx context.Context, r *record, remove boo
 		return fmt.Errorf("destroy container %s: %w", r.ID, errors.Join(errs...))
 	}
 	if remove {
-		return os.RemoveAll(c.containerDir(r.ID))
+		if err := os.RemoveAll(c.containerDir(r.ID)); err != nil {
+			return err
+		}
+		c.crash("removed")
+		return c.unclaim(r.ID)
 	}
 	return nil
 }

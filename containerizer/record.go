@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/caisson/caisson/api"
@@ -113,6 +114,51 @@ func (c *Containerizer) lockContainer(id string, block bool) (*fileLock, error) 
 }
 
 func (c *Containerizer) lockPath(id string) string { return filepath.Join(c.containerDir(id), "lock") }
+
+// The ownership ledger, <root>/owned/<id>: an empty file per container this
+// work dir made, written before anything of the container exists (its
+// directory, its runtime state, its cgroup) and removed only after all of
+// it is gone. Recovery destroys what the runtime and the isolators hold for
+// an ID only when the ledger says the ID is this work dir's and its
+// directory is gone: other work dirs may share the cgroup parent and the
+// runtime dir, and what they hold there is not ours to judge.
+
+func (c *Containerizer) ownedDir() string { return filepath.Join(c.cfg.Root, "owned") }
+
+// claim records that this work dir owns id.
+func (c *Containerizer) claim(id string) error {
+	f, err := os.OpenFile(filepath.Join(c.ownedDir(), id), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("claim container %s: %w", id, err)
+	}
+	return f.Close()
+}
+
+// unclaim forgets id, once nothing of it is left.
+func (c *Containerizer) unclaim(id string) error {
+	if err := os.Remove(filepath.Join(c.ownedDir(), id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("unclaim container %s: %w", id, err)
+	}
+	return nil
+}
+
+// claimed lists the IDs the ledger holds.
+func (c *Containerizer) claimed() (map[string]bool, error) {
+	entries, err := os.ReadDir(c.ownedDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	out := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if e.Type().IsRegular() && idRE.MatchString(e.Name()) {
+			out[e.Name()] = true
+		}
+	}
+	return out, nil
+}
+
+// idRE matches container IDs as newID makes them.
+var idRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // bootID identifies this boot of the host; a different one in a checkpoint
 // means the machine rebooted since.

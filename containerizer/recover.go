@@ -2,11 +2,14 @@ package containerizer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/caisson/caisson/api"
@@ -19,28 +22,41 @@ import (
 // whose monitor died is recorded as lost and cleaned up, an exit whose
 // cleanup was cut short is finished, and debris without a checkpoint is
 // removed. The full pass, which runs when the quick one found anything, after
-// a reboot, or when asked, also destroys orphans nobody claims: runtime
-// containers, and whatever isolators hold (cgroups) for unknown IDs. Live
-// containers and their monitors are left alone.
+// a reboot, or when asked, also destroys orphans: what the runtime and the
+// isolators (cgroups) still hold for containers this work dir made (its
+// ownership ledger names them) whose directories are gone. Live containers
+// and their monitors are left alone, and so is everything this work dir did
+// not make, even under a cgroup parent or a runtime dir it shares.
 func (c *Containerizer) Recover(ctx context.Context, full bool) error {
-	marker := filepath.Join(c.cfg.RunRoot, "recovered")
+	marker := c.recoveredMarker()
 	if _, err := os.Stat(marker); err != nil {
 		full = true // first start since boot (the run root is a tmpfs)
+	}
+	owned, err := c.claimed()
+	if err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
 	if err != nil {
 		return err
 	}
 	var errs []error
+	dirs := map[string]bool{}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
+		dirs[e.Name()] = true
 		found, err := c.recoverDir(ctx, e.Name())
 		if err != nil {
 			errs = append(errs, err)
 		}
 		full = full || found
+	}
+	for id := range owned {
+		if !dirs[id] {
+			full = true // an orphan, or a removal that died before forgetting it
+		}
 	}
 	if full {
 		if err := c.recoverOrphans(ctx); err != nil {
@@ -51,6 +67,14 @@ func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// recoveredMarker is the file in the run root that says this work dir was
+// fully recovered since boot. Work dirs may share a run root: each has its
+// own marker, named after its path.
+func (c *Containerizer) recoveredMarker() string {
+	sum := sha256.Sum256([]byte(c.cfg.Root))
+	return filepath.Join(c.cfg.RunRoot, "recovered-"+hex.EncodeToString(sum[:8]))
 }
 
 // removeUnreserved removes a container directory that has no lock file,
@@ -67,7 +91,10 @@ func (c *Containerizer) removeUnreserved(id string) error {
 	if _, err := os.Lstat(c.lockPath(id)); !errors.Is(err, fs.ErrNotExist) {
 		return nil // reserved meanwhile
 	}
-	return os.RemoveAll(c.containerDir(id))
+	if err := os.RemoveAll(c.containerDir(id)); err != nil {
+		return err
+	}
+	return c.unclaim(id)
 }
 
 // recoverOne recovers a single container (used when a waiter finds its
@@ -186,7 +213,9 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 }
 
 // recoverOrphans destroys what the runtime and the isolators hold for
-// containers that have no directory.
+// containers this work dir made whose directories are gone, and then
+// forgets them. A container directory without a ledger entry (made before
+// the ledger existed) gets one.
 func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 	// No launch may reserve a container until the isolators have been
 	// told which containers exist: one reserved after the listing would
@@ -200,6 +229,10 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	owned, err := c.claimed()
+	if err != nil {
+		return err
+	}
 	known := map[string]bool{}
 	var recovered []isolators.RecoveredContainer
 	for _, e := range entries {
@@ -207,11 +240,27 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 			continue
 		}
 		known[e.Name()] = true
+		if idRE.MatchString(e.Name()) && !owned[e.Name()] {
+			if err := c.claim(e.Name()); err != nil {
+				c.log.Warn("container directory without an ownership entry", "container", e.Name(), "err", err)
+			}
+		}
 		rc := isolators.RecoveredContainer{ID: e.Name(), Spec: c.readSpec(e.Name())}
 		if r, err := c.loadRecord(e.Name()); err == nil && r.Phase == phaseRunning {
 			rc.Pid = r.Pid
 		}
 		recovered = append(recovered, rc)
+	}
+	var orphans []string
+	for id := range owned {
+		if !known[id] {
+			orphans = append(orphans, id)
+		}
+	}
+	sort.Strings(orphans)
+	isOrphan := make(map[string]bool, len(orphans))
+	for _, id := range orphans {
+		isOrphan[id] = true
 	}
 	var errs []error
 	states, err := c.cfg.Runtime.List(ctx)
@@ -219,8 +268,8 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for _, st := range states {
-		if known[st.ID] {
-			continue
+		if !isOrphan[st.ID] {
+			continue // ours and known, or another work dir's
 		}
 		c.log.Warn("destroying orphan runtime container", "container", st.ID)
 		if err := c.cfg.Runtime.Delete(ctx, st.ID, true); err != nil {
@@ -229,9 +278,18 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 	}
 	for _, iso := range c.cfg.Isolators {
 		if r, ok := iso.(isolators.Recoverer); ok {
-			if err := r.Recover(ctx, &isolators.RecoverRequest{Containers: recovered}); err != nil {
+			req := &isolators.RecoverRequest{Containers: recovered, Orphans: orphans}
+			if err := r.Recover(ctx, req); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", iso.Name(), err))
 			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // the ledger keeps them for the next pass
+	}
+	for _, id := range orphans {
+		if err := c.unclaim(id); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

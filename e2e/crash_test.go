@@ -85,15 +85,19 @@ func TestCrashInMonitorAfterExit(t *testing.T) {
 	}
 }
 
-// `caisson recover` destroys what no checkpoint claims: a runtime container
-// under caisson's runtime root and a cgroup under the cgroup parent, and
-// leaves a live container alone.
+// `caisson recover` destroys what its work dir made and no checkpoint
+// claims any more (a container whose directory was lost), and leaves alone
+// what it did not make: a runtime container made behind its back in its
+// runtime root and a cgroup under its cgroup parent, which may be another
+// work dir's or anyone's.
 func TestRecoverDestroysOrphans(t *testing.T) {
 	e := newEnv(t)
 	e.ok("run", "-d", "--name", "live", "--rootfs", e.rootfs, "sleep", "1000")
+	e.ok("run", "-d", "--name", "doomed", "-m", "64m", "--rootfs", e.rootfs, "sleep", "1000")
+	lost := e.loseDir("doomed")
 
-	// An orphan runtime container, made behind caisson's back in its runtime
-	// root, with a cgroup under the parent.
+	// A foreign runtime container, made behind caisson's back in its
+	// runtime root, with a cgroup under the parent.
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)
@@ -102,7 +106,7 @@ func TestRecoverDestroysOrphans(t *testing.T) {
 	s.Root.Path = e.rootfs
 	s.Root.Readonly = true
 	s.Process.Args = []string{"sleep", "1000"}
-	s.Linux.CgroupsPath = e.cgroupParent + "/orphan"
+	s.Linux.CgroupsPath = e.cgroupParent + "/foreign"
 	data, _ := json.Marshal(s)
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
 		t.Fatal(err)
@@ -110,37 +114,50 @@ func TestRecoverDestroysOrphans(t *testing.T) {
 	runcRoot := filepath.Join(e.run, "runtime", "runc")
 	// The container keeps its standard streams: /dev/null, not pipes that
 	// would keep this call waiting.
-	if err := exec.Command("runc", "--root", runcRoot, "run", "--detach", "--bundle", bundle, "orphan").Run(); err != nil {
+	if err := exec.Command("runc", "--root", runcRoot, "run", "--detach", "--bundle", bundle, "foreign").Run(); err != nil {
 		t.Fatalf("runc run: %v", err)
 	}
-	t.Cleanup(func() { _ = exec.Command("runc", "--root", runcRoot, "delete", "--force", "orphan").Run() })
-	// And a bare orphan cgroup with a process in it.
-	orphanCg := filepath.Join("/sys/fs/cgroup/pids", e.cgroupParent, "stray")
+	t.Cleanup(func() { _ = exec.Command("runc", "--root", runcRoot, "delete", "--force", "foreign").Run() })
+	// And a bare cgroup with a process in it.
+	strayCg := filepath.Join("/sys/fs/cgroup/pids", e.cgroupParent, "stray")
 	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
-		orphanCg = filepath.Join("/sys/fs/cgroup", e.cgroupParent, "stray")
+		strayCg = filepath.Join("/sys/fs/cgroup", e.cgroupParent, "stray")
 	}
-	if err := os.MkdirAll(orphanCg, 0o755); err != nil {
+	if err := os.MkdirAll(strayCg, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sleeper := exec.Command("sleep", "1000")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = sleeper.Wait() }()
-	t.Cleanup(func() { _ = sleeper.Process.Kill() })
-	if err := os.WriteFile(filepath.Join(orphanCg, "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0o644); err != nil {
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait(); _ = os.Remove(strayCg) })
+	if err := os.WriteFile(filepath.Join(strayCg, "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	e.ok("recover")
-	if out, _ := exec.Command("runc", "--root", runcRoot, "state", "orphan").CombinedOutput(); !strings.Contains(string(out), "does not exist") {
-		t.Errorf("orphan runtime container survived recover: %s", out)
+	if processAlive(lost.Pid) || cgroupExists(t, lost.CgroupPath) || e.runtimeHas(lost.ID) {
+		t.Errorf("the lost container survived recover: process alive %v, cgroup %v, runtime state %v",
+			processAlive(lost.Pid), cgroupExists(t, lost.CgroupPath), e.runtimeHas(lost.ID))
 	}
-	if _, err := os.Stat(orphanCg); !os.IsNotExist(err) {
-		t.Errorf("orphan cgroup %s survived recover: %v", orphanCg, err)
+	if !e.runtimeHas("foreign") {
+		t.Errorf("recover destroyed a runtime container it did not make")
+	}
+	if _, err := os.Stat(strayCg); err != nil || !processAlive(sleeper.Process.Pid) {
+		t.Errorf("recover destroyed a cgroup it did not make: %v, process alive %v", err, processAlive(sleeper.Process.Pid))
 	}
 	if c := e.inspect("live"); c.State != api.StateRunning {
 		t.Errorf("the live container is %s after recover", c.State)
+	}
+	// Not caisson's, so the test removes them before the env looks for
+	// leftovers.
+	if out, err := exec.Command("runc", "--root", runcRoot, "delete", "--force", "foreign").CombinedOutput(); err != nil {
+		t.Errorf("runc delete: %v: %s", err, out)
+	}
+	_ = sleeper.Process.Kill()
+	_ = sleeper.Wait()
+	if err := os.Remove(strayCg); err != nil {
+		t.Errorf("remove the stray cgroup: %v", err)
 	}
 }
 

@@ -99,6 +99,10 @@ type env struct {
 	bridges       []string // made by this test's networks, deleted at teardown
 	subnetOctet   int
 	defaultBridge string
+
+	// siblings are other work dirs sharing this env's cgroup parent (see
+	// sibling); teardown removes their containers before this env's.
+	siblings []*env
 }
 
 // subnet returns the prefix ("10.232.N.") of the env's k-th /24 (0 is the
@@ -309,15 +313,44 @@ func (e *env) leftovers() []string {
 	return out
 }
 
+// sibling returns another caisson installation with a work dir of its own
+// that shares this env's cgroup parent, CNI configuration and rootfs, and
+// with shareRun its run root too, as two work dirs on one host do by
+// default. This env's teardown removes its containers and checks it too.
+func (e *env) sibling(shareRun bool) *env {
+	e.t.Helper()
+	base := e.t.TempDir()
+	s := *e
+	s.root = filepath.Join(base, "lib")
+	s.run = filepath.Join(base, "run")
+	if shareRun {
+		s.run = e.run
+	}
+	s.siblings = nil
+	e.siblings = append(e.siblings, &s)
+	return &s
+}
+
 // teardown removes every container, checks that nothing is left, and then
 // removes by force whatever was, so a failing test cannot leak.
 func (e *env) teardown() {
+	for _, s := range e.siblings {
+		if ids := strings.Fields(s.caisson("ps", "-aq").stdout); len(ids) > 0 {
+			s.caisson(append([]string{"rm", "-f"}, ids...)...)
+		}
+		s.caisson("recover")
+	}
 	if ids := strings.Fields(e.caisson("ps", "-aq").stdout); len(ids) > 0 {
 		e.caisson(append([]string{"rm", "-f"}, ids...)...)
 	}
 	e.caisson("recover")
-	if left := e.leftovers(); len(left) > 0 && !e.t.Failed() {
-		e.t.Errorf("left behind after removing every container:\n  %s", strings.Join(left, "\n  "))
+	for _, s := range append([]*env{e}, e.siblings...) {
+		if left := s.leftovers(); len(left) > 0 && !e.t.Failed() {
+			e.t.Errorf("left behind after removing every container:\n  %s", strings.Join(left, "\n  "))
+		}
+	}
+	for _, s := range e.siblings {
+		s.forceClean()
 	}
 	e.forceClean()
 }

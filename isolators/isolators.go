@@ -185,13 +185,23 @@ type RecoveredContainer struct {
 	Spec *specs.Spec
 }
 
-// RecoverRequest lists every container the containerizer knows.
+// RecoverRequest lists every container the containerizer knows, and the
+// containers it made and has lost.
 type RecoverRequest struct {
 	Containers []RecoveredContainer
+	// Orphans are the IDs of containers this containerizer made whose
+	// checkpoints are gone: whatever an isolator still holds for them is
+	// to be destroyed. Several containerizers (work dirs) may share a place
+	// an isolator uses, such as a cgroup parent or a runtime dir: there an
+	// isolator destroys only what belongs to an orphan, never what merely
+	// is not in Containers, which may be another containerizer's.
+	Orphans []string
 }
 
 // Recoverer rebuilds in-memory state after a restart and destroys what it
-// holds for containers not in the request (orphans).
+// holds for orphans. In state of its own, which only this containerizer
+// writes (under its work dir), it may also destroy what it holds for any
+// container not in Containers.
 type Recoverer interface {
 	Isolator
 	Recover(ctx context.Context, req *RecoverRequest) error

@@ -420,8 +420,11 @@ func newRecoverCmd(g *globals) *cobra.Command {
 		Use:   "recover",
 		Short: "Clean up after crashes: interrupted launches, lost monitors, orphan cgroups and runtime state",
 		Long: `Every caisson command already recovers what a crash left in its own
-containers; recover also looks for orphans nobody claims (runtime containers
-and cgroups under the cgroup parent with no checkpoint) and destroys them.`,
+containers; recover also destroys orphans: what the runtime, the cgroups and
+the networks still hold for containers this work dir (--root) made whose
+directories are gone. It touches only what this work dir's ownership ledger
+names: containers of other work dirs that share the cgroup parent or the run
+root, and cgroups or runtime containers no work dir made, are left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cz, err := g.open(cmd.Context(), false)

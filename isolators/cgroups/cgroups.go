@@ -239,14 +239,23 @@ func (i *Isolator) Cleanup(ctx context.Context, req *isolators.CleanupRequest) e
 	return nil
 }
 
-// Recover destroys orphans: every cgroup below Parent, in any hierarchy,
-// whose name is not a container of the request. Its processes are killed.
+// Recover destroys the cgroups of the request's orphans, in every
+// hierarchy, killing their processes. Other cgroups below Parent are left
+// alone: the parent is shared by every work dir that uses it (and by
+// whoever else makes cgroups there), so a cgroup that no known container
+// names may well be someone else's.
 func (i *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest) error {
 	known := make(map[string]bool, len(req.Containers))
 	for _, c := range req.Containers {
 		known[c.ID] = true
 	}
-	return i.recoverOrphans(ctx, known)
+	var orphans []string
+	for _, id := range req.Orphans {
+		if !known[id] && checkID(id) == nil {
+			orphans = append(orphans, id)
+		}
+	}
+	return i.recoverOrphans(ctx, orphans)
 }
 
 // specLimit is the memory limit in the spec, for the OOM message when the

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -578,29 +576,11 @@ func rmdirTree(d string) error {
 	return nil
 }
 
-func (i *Isolator) recoverOrphans(ctx context.Context, known map[string]bool) error {
-	roots, err := i.hierarchies()
-	if err != nil {
-		return err
-	}
-	orphans := map[string]bool{}
-	for _, r := range roots {
-		entries, err := os.ReadDir(filepath.Join(r, i.parent))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return fmt.Errorf("list cgroups under %s: %w", i.parent, err)
-		}
-		for _, e := range entries {
-			if e.IsDir() && !known[e.Name()] {
-				orphans[e.Name()] = true
-			}
-		}
-	}
+// recoverOrphans destroys the cgroups Parent/<id> of the given orphans.
+func (i *Isolator) recoverOrphans(ctx context.Context, orphans []string) error {
 	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(orphans)) {
-		p := i.parent + "/" + name
+	for _, id := range orphans {
+		p := i.parent + "/" + id
 		if err := i.destroy(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("orphan %w", err))
 			continue

@@ -26,4 +26,4 @@ func (i *Isolator) usage(context.Context, string, *api.Usage) error { return err
 
 func (i *Isolator) destroy(context.Context, string) error { return errNoCgroups }
 
-func (i *Isolator) recoverOrphans(context.Context, map[string]bool) error { return errNoCgroups }
+func (i *Isolator) recoverOrphans(context.Context, []string) error { return errNoCgroups }

@@ -426,10 +426,18 @@ func TestV1Recover(t *testing.T) {
 	iso := requireV1(t)
 	orphanPath, joinOrphan := prepareV1(t, iso, "orphan", api.Resources{MemoryBytes: 64 * mib})
 	knownPath, joinKnown := prepareV1(t, iso, "known", api.Resources{MemoryBytes: 64 * mib})
+	// Another work dir's container under the same parent: not known, not
+	// an orphan of this one.
+	foreignPath, joinForeign := prepareV1(t, iso, "foreign", api.Resources{MemoryBytes: 64 * mib})
 	orphan := start(t, joinOrphan, "exec $BB sleep 1000")
 	known := start(t, joinKnown, "exec $BB sleep 1000")
+	foreign := start(t, joinForeign, "exec $BB sleep 1000")
 	knownDirs := cgroupDirs(t, knownPath)
-	req := &isolators.RecoverRequest{Containers: []isolators.RecoveredContainer{{ID: "known", Pid: known.cmd.Process.Pid}}}
+	foreignDirs := cgroupDirs(t, foreignPath)
+	req := &isolators.RecoverRequest{
+		Containers: []isolators.RecoveredContainer{{ID: "known", Pid: known.cmd.Process.Pid}},
+		Orphans:    []string{"orphan", "gone-without-cgroup", "known"},
+	}
 	for round := 1; round <= 2; round++ {
 		if err := iso.Recover(context.Background(), req); err != nil {
 			t.Fatalf("Recover #%d: %v", round, err)
@@ -444,9 +452,17 @@ func TestV1Recover(t *testing.T) {
 	if diff := cmp.Diff(knownDirs, cgroupDirs(t, knownPath)); diff != "" {
 		t.Errorf("the known container's cgroups changed (-before +after):\n%s", diff)
 	}
-	procs := readPids(filepath.Join(DefaultMountpoint, "memory", knownPath, "cgroup.procs"))
-	if !slices.Contains(procs, known.cmd.Process.Pid) {
-		t.Errorf("the known container's process %d is no longer in its cgroup (%v)", known.cmd.Process.Pid, procs)
+	if diff := cmp.Diff(foreignDirs, cgroupDirs(t, foreignPath)); diff != "" {
+		t.Errorf("a cgroup no orphan names changed (-before +after):\n%s", diff)
+	}
+	for _, c := range []struct {
+		path string
+		p    *proc
+	}{{knownPath, known}, {foreignPath, foreign}} {
+		procs := readPids(filepath.Join(DefaultMountpoint, "memory", c.path, "cgroup.procs"))
+		if !slices.Contains(procs, c.p.cmd.Process.Pid) {
+			t.Errorf("process %d is no longer in its cgroup %s (%v)", c.p.cmd.Process.Pid, c.path, procs)
+		}
 	}
 }
 

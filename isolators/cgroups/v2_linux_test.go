@@ -139,6 +139,9 @@ func TestV2Recover(t *testing.T) {
 	mount, iso := requireUnified(t)
 	orphanDir := newV2Cgroup(t, iso, mount, iso.parent+"/orphan", false, api.Resources{})
 	knownDir := newV2Cgroup(t, iso, mount, iso.parent+"/known", false, api.Resources{})
+	// Another work dir's container under the same parent: not known, not
+	// an orphan of this one.
+	foreignDir := newV2Cgroup(t, iso, mount, iso.parent+"/foreign", false, api.Resources{})
 	// A container may make cgroups of its own below its cgroup.
 	nested := filepath.Join(orphanDir, "nested")
 	if err := os.Mkdir(nested, 0o755); err != nil {
@@ -146,7 +149,11 @@ func TestV2Recover(t *testing.T) {
 	}
 	orphan := start(t, joinDir(t, nested), "exec $BB sleep 1000")
 	known := start(t, joinDir(t, knownDir), "exec $BB sleep 1000")
-	req := &isolators.RecoverRequest{Containers: []isolators.RecoveredContainer{{ID: "known"}}}
+	foreign := start(t, joinDir(t, foreignDir), "exec $BB sleep 1000")
+	req := &isolators.RecoverRequest{
+		Containers: []isolators.RecoveredContainer{{ID: "known"}},
+		Orphans:    []string{"orphan", "gone-without-cgroup", "known"},
+	}
 	for round := 1; round <= 2; round++ {
 		if err := iso.Recover(context.Background(), req); err != nil {
 			t.Fatalf("Recover #%d: %v", round, err)
@@ -158,8 +165,10 @@ func TestV2Recover(t *testing.T) {
 	if err := orphan.wait(); !killedBy(err, syscall.SIGKILL) {
 		t.Errorf("orphan's process: %v, want killed by SIGKILL", err)
 	}
-	if procs := readPids(filepath.Join(knownDir, "cgroup.procs")); !slices.Contains(procs, known.cmd.Process.Pid) {
-		t.Errorf("the known container's process %d is no longer in its cgroup (%v)", known.cmd.Process.Pid, procs)
+	for dir, p := range map[string]*proc{knownDir: known, foreignDir: foreign} {
+		if procs := readPids(filepath.Join(dir, "cgroup.procs")); !slices.Contains(procs, p.cmd.Process.Pid) {
+			t.Errorf("process %d is no longer in its cgroup %s (%v)", p.cmd.Process.Pid, dir, procs)
+		}
 	}
 }
 
