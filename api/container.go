@@ -123,6 +123,9 @@ const (
 	StateRunning  State = "running"
 	StateExited   State = "exited"
 	StateUnknown  State = "unknown" // the checkpoint and the host disagree
+	// StateUnreadable is a container whose checkpoint cannot be read: it
+	// is quarantined, left as it is until a user removes it.
+	StateUnreadable State = "unreadable"
 )
 
 // TerminationReason says why a container stopped.
@@ -195,6 +198,8 @@ type Container struct {
 	Networks    []NetworkStatus `json:"networks,omitempty"`
 	// GPUs are the GPUs the container holds (while it runs).
 	GPUs []GPU `json:"gpus,omitempty"`
+	// Message says why the state is unreadable and what to do about it.
+	Message string `json:"message,omitempty"`
 }
 
 // Usage is a container's resource usage. Each isolator fills the fields it

@@ -34,4 +34,7 @@ var (
 	ErrCorrupt = errors.New("corrupt content")
 	// ErrTooLarge marks input over a size limit, built in or configured.
 	ErrTooLarge = errors.New("too large")
+	// ErrUnreadable marks stored state that exists but cannot be used: a
+	// damaged checkpoint, or one a newer version wrote.
+	ErrUnreadable = errors.New("unreadable")
 )

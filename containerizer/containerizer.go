@@ -71,7 +71,7 @@ func New(cfg Config) (*Containerizer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "owned"), cfg.RunRoot} {
+	for _, d := range []string{filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "owned"), filepath.Join(cfg.Root, "trash"), cfg.RunRoot} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, err
 		}
@@ -399,13 +399,18 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 	if spec.Name == "" {
 		spec.Name = generateName(id)
 	}
-	recs, err := c.listRecords()
+	recs, bad, err := c.listRecords()
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, r := range recs {
 		if r.Name == spec.Name {
 			return nil, nil, fmt.Errorf("container name %q is already in use by container %s: %w", spec.Name, r.ID[:12], api.ErrAlreadyExists)
+		}
+	}
+	for _, q := range bad {
+		if q.name == spec.Name {
+			return nil, nil, fmt.Errorf("container name %q is already in use by container %s, whose checkpoint is unreadable: %w", spec.Name, shortID(q.id), api.ErrAlreadyExists)
 		}
 	}
 	// Claimed before anything of it exists, so recovery knows whatever
@@ -545,8 +550,8 @@ func (c *Containerizer) buildSpec(rec *record, rootfs *Rootfs) (*oci.Spec, error
 			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%dk", (spec.ShmSizeBytes+1023)/1024)}}))
 	}
 	opts = append(opts, oci.WithAnnotations(map[string]string{
-		"io.caisson.container.name": rec.Name,
-		"io.caisson.container.id":   rec.ID,
+		annotationName: rec.Name,
+		annotationID:   rec.ID,
 	}))
 	if err := oci.Apply(s, opts...); err != nil {
 		return nil, err
@@ -554,27 +559,41 @@ func (c *Containerizer) buildSpec(rec *record, rootfs *Rootfs) (*oci.Spec, error
 	return s, nil
 }
 
-// listRecords reads every checkpoint under the root, skipping directories
-// without one (a launch that has not written it yet, or debris recovery
-// will remove).
-func (c *Containerizer) listRecords() ([]*record, error) {
+// listRecords reads every checkpoint under the root, and lists apart the
+// containers whose checkpoints cannot be read (quarantined). It skips
+// directories without a checkpoint: a launch that has not written it yet,
+// or debris recovery will remove.
+func (c *Containerizer) listRecords() ([]*record, []*quarantined, error) {
 	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []*record
+	var bad []*quarantined
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
 		r, err := c.loadRecord(e.Name())
+		if isUnreadable(err) {
+			bad = append(bad, c.quarantine(e.Name(), err))
+			continue
+		}
 		if err != nil {
 			continue
 		}
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
-	return out, nil
+	return out, bad, nil
+}
+
+// shortID is the 12-character form of an ID, as ps shows it.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // Resolve turns a full ID, a unique ID prefix or a name into a container ID.
@@ -582,17 +601,25 @@ func (c *Containerizer) Resolve(ref string) (string, error) {
 	if ref == "" {
 		return "", fmt.Errorf("empty container reference: %w", api.ErrInvalid)
 	}
-	recs, err := c.listRecords()
+	recs, bad, err := c.listRecords()
 	if err != nil {
 		return "", err
 	}
-	var matches []string
+	type named struct{ id, name string }
+	all := make([]named, 0, len(recs)+len(bad))
 	for _, r := range recs {
-		if r.ID == ref || r.Name == ref {
-			return r.ID, nil
+		all = append(all, named{r.ID, r.Name})
+	}
+	for _, q := range bad {
+		all = append(all, named{q.id, q.name})
+	}
+	var matches []string
+	for _, r := range all {
+		if r.id == ref || (r.name != "" && r.name == ref) {
+			return r.id, nil
 		}
-		if strings.HasPrefix(r.ID, ref) {
-			matches = append(matches, r.ID)
+		if strings.HasPrefix(r.id, ref) {
+			matches = append(matches, r.id)
 		}
 	}
 	switch len(matches) {
@@ -628,22 +655,32 @@ func (c *Containerizer) view(r *record) api.Container {
 	return v
 }
 
-// List returns every container, newest first.
+// List returns every container, newest first, and then those whose
+// checkpoints cannot be read.
 func (c *Containerizer) List(ctx context.Context) ([]api.Container, error) {
-	recs, err := c.listRecords()
+	recs, bad, err := c.listRecords()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.Container, 0, len(recs))
+	out := make([]api.Container, 0, len(recs)+len(bad))
 	for _, r := range recs {
 		out = append(out, c.view(r))
+	}
+	for _, q := range bad {
+		out = append(out, c.quarantinedView(q))
 	}
 	return out, nil
 }
 
-// Inspect returns one container, with what its isolators report.
+// Inspect returns one container, with what its isolators report. A
+// container whose checkpoint cannot be read is shown as unreadable, with
+// the reason.
 func (c *Containerizer) Inspect(ctx context.Context, id string) (*api.Container, error) {
 	r, err := c.loadRecord(id)
+	if isUnreadable(err) {
+		v := c.quarantinedView(c.quarantine(id, err))
+		return &v, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -745,6 +782,10 @@ func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal)
 		return c.notFoundOr(id, err)
 	}
 	r, err := c.loadRecord(id)
+	if isUnreadable(err) {
+		lock.Unlock()
+		return c.killQuarantined(ctx, id, sig)
+	}
 	if err != nil {
 		lock.Unlock()
 		return err
@@ -808,6 +849,12 @@ func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, 
 // killed first.
 func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error {
 	r, err := c.loadRecord(id)
+	if isUnreadable(err) {
+		if !force {
+			return fmt.Errorf("removing a container whose checkpoint is unreadable destroys its process and its files; do it with force: %w", err)
+		}
+		return c.removeQuarantined(ctx, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -876,13 +923,29 @@ func (c *Containerizer) destroyLocked(ctx context.Context, r *record, remove boo
 		return fmt.Errorf("destroy container %s: %w", r.ID, errors.Join(errs...))
 	}
 	if remove {
-		if err := os.RemoveAll(c.containerDir(r.ID)); err != nil {
-			return err
-		}
-		c.crash("removed")
-		return c.unclaim(r.ID)
+		return c.removeDir(ctx, r.ID)
 	}
 	return nil
+}
+
+// removeDir deletes a container's directory, once nothing of the container
+// is left: it moves it into the trash first, so that nobody ever sees a
+// directory with part of its files (recovery would take it for one whose
+// checkpoint was lost), and then forgets the container.
+func (c *Containerizer) removeDir(ctx context.Context, id string) error {
+	trash := filepath.Join(c.cfg.Root, "trash", id)
+	dir := c.containerDir(id)
+	if err := os.Rename(dir, trash); err == nil {
+		dir = trash
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("move a container directory to the trash; removing it in place", "container", id, "err", err)
+	}
+	c.crash("trashed")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	c.crash("removed")
+	return c.unclaim(id)
 }
 
 // monitorConn is the launcher's end of the pipes to a monitor: control

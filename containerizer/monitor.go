@@ -285,6 +285,19 @@ wait:
 		return err
 	}
 	rec, err = c.loadRecord(id)
+	if isUnreadable(err) {
+		// Quarantined while it ran: the exit can be recorded only in this
+		// monitor's log. What it held is freed; its files stay.
+		term := termination(status, false, limitation)
+		log.Error("the container exited, but its checkpoint is unreadable; its exit is recorded only here",
+			"exit_code", term.ExitCode, "reason", term.Reason, "err", err)
+		if err := c.cleanupQuarantined(context.Background(), id); err != nil {
+			log.Error("clean up after exit", "err", err)
+		}
+		lock.Unlock()
+		_ = writeMsg(syncPipe, monitorMsg{Exit: term})
+		return nil
+	}
 	if err != nil || rec.Phase != phaseRunning {
 		// The launch failed and the launcher is undoing it.
 		lock.Unlock()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caisson/caisson/api"
@@ -82,20 +83,81 @@ func (c *Containerizer) saveRecord(r *record) error {
 	return nil
 }
 
+// loadRecord reads a container's checkpoint. A container without one gives
+// an error wrapping api.ErrNotFound; a checkpoint that exists but cannot be
+// used (damaged, or from a newer caisson) one wrapping api.ErrUnreadable:
+// such a container is quarantined (see quarantined), never destroyed on
+// the strength of what its checkpoint fails to say.
 func (c *Containerizer) loadRecord(id string) (*record, error) {
 	data, err := os.ReadFile(c.recordPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("container %s: %w", id, api.ErrNotFound)
+		if !c.beyondReservation(id) {
+			return nil, fmt.Errorf("container %s: %w", id, api.ErrNotFound)
+		}
+		err = errors.New("it is missing")
 	}
+	if err == nil {
+		var r *record
+		if r, err = parseRecord(id, data); err == nil {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("checkpoint of container %s is unreadable: %v: %w", id, err, api.ErrUnreadable)
+}
+
+// beyondReservation reports whether a container directory holds more than
+// a reservation makes before its first checkpoint (the lock file, and a
+// temporary file of the checkpoint): the checkpoint is written first and
+// then only replaced, and a removal moves the directory away before
+// deleting anything, so such a directory without a checkpoint lost it.
+func (c *Containerizer) beyondReservation(id string) bool {
+	entries, err := os.ReadDir(c.containerDir(id))
 	if err != nil {
-		return nil, err
+		return false
 	}
+	for _, e := range entries {
+		if e.Name() != "lock" && !strings.HasPrefix(e.Name(), ".container.json.tmp-") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRecord decodes and checks a checkpoint: what the containerizer
+// writes always passes, so anything else is damage.
+func parseRecord(id string, data []byte) (*record, error) {
 	var r record
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("read checkpoint of container %s: %w", id, err)
+		return nil, err
 	}
-	if r.Version > recordVersion {
-		return nil, fmt.Errorf("checkpoint of container %s has version %d, newer than this caisson understands: %w", id, r.Version, api.ErrInvalid)
+	switch {
+	case r.Version > recordVersion:
+		return nil, fmt.Errorf("version %d is newer than this caisson understands", r.Version)
+	case r.Version < 1:
+		return nil, errors.New("no version")
+	case r.ID != id:
+		return nil, fmt.Errorf("it names container %q", r.ID)
+	case !nameRE.MatchString(r.Name):
+		return nil, fmt.Errorf("container name %q is not valid", r.Name)
+	case r.Runtime == "":
+		return nil, errors.New("no runtime")
+	case r.CreatedAt.IsZero():
+		return nil, errors.New("no creation time")
+	case r.Pid < 0 || r.MonitorPid < 0:
+		return nil, errors.New("negative pid")
+	}
+	switch r.Phase {
+	case phaseReserved, phasePrepared:
+	case phaseRunning:
+		if r.Pid == 0 {
+			return nil, errors.New("running without a pid")
+		}
+	case phaseExited:
+		if r.Termination == nil {
+			return nil, errors.New("exited without a termination")
+		}
+	default:
+		return nil, fmt.Errorf("unknown phase %q", r.Phase)
 	}
 	return &r, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/flock"
 	"github.com/caisson/caisson/isolators"
 )
 
@@ -53,6 +54,11 @@ func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 		}
 		full = full || found
 	}
+	if found, err := c.emptyTrash(ctx); err != nil {
+		errs = append(errs, err)
+	} else if found {
+		full = true
+	}
 	for id := range owned {
 		if !dirs[id] {
 			full = true // an orphan, or a removal that died before forgetting it
@@ -67,6 +73,41 @@ func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// emptyTrash finishes removals that died half way: container directories
+// moved into the trash that nobody is deleting. It reports whether it found
+// any.
+func (c *Containerizer) emptyTrash(ctx context.Context) (bool, error) {
+	dir := filepath.Join(c.cfg.Root, "trash")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	var errs []error
+	for _, e := range entries {
+		d := filepath.Join(dir, e.Name())
+		lock, err := flock.AcquireExisting(filepath.Join(d, "lock"), false)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			continue // its remover is at work
+		}
+		c.log.Warn("finishing an interrupted removal", "container", e.Name())
+		err = c.cfg.Provisioner.Release(ctx, filepath.Join(d, "fs"))
+		if err == nil {
+			err = os.RemoveAll(d)
+		}
+		lock.Unlock()
+		if err == nil && idRE.MatchString(e.Name()) {
+			err = c.unclaim(e.Name())
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(entries) > 0, errors.Join(errs...)
 }
 
 // recoveredMarker is the file in the run root that says this work dir was
@@ -131,7 +172,7 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		}
 	}()
 	rec, err := c.loadRecord(id)
-	if err != nil {
+	if errors.Is(err, api.ErrNotFound) {
 		// A launch makes its directory, locks it and writes the first
 		// checkpoint under the root lock. Let go of the container lock (the
 		// launch may be waiting for it), take the root lock, and look again.
@@ -148,18 +189,24 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		rec, err = c.loadRecord(id)
 		rootLock.Unlock()
 	}
+	if isUnreadable(err) {
+		// Damaged, or from a newer caisson: what it fails to say is no
+		// reason to destroy a container that may run and hold the user's
+		// data. Quarantined: left alone, and reported.
+		return false, err
+	}
 	if err != nil {
 		if _, statErr := os.Stat(c.containerDir(id)); statErr != nil {
 			return false, nil // removed while we took the lock
 		}
-		// No usable checkpoint: the launch died before its first one, or
-		// the file is damaged. Clean up with every configured isolator.
-		c.log.Warn("removing container directory without a checkpoint", "container", id, "err", err)
-		debris := &record{ID: id}
-		for _, iso := range c.cfg.Isolators {
-			debris.Isolators = append(debris.Isolators, iso.Name())
+		if !errors.Is(err, api.ErrNotFound) {
+			return false, err
 		}
-		return true, c.destroyLocked(ctx, debris, true)
+		// No checkpoint at all: the launch died before its first one, so
+		// nothing of it ran, or a removal died half way. Clean up with
+		// every configured isolator.
+		c.log.Warn("removing container directory without a checkpoint", "container", id)
+		return true, c.destroyLocked(ctx, c.debris(id), true)
 	}
 	rebooted := rec.BootID != "" && rec.BootID != bootID()
 	switch rec.Phase {
@@ -208,7 +255,7 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		}
 		return false, nil
 	default:
-		return true, fmt.Errorf("container %s: unknown phase %q in checkpoint: %w", id, rec.Phase, api.ErrInvalid)
+		return false, fmt.Errorf("checkpoint of container %s is unreadable: unknown phase %q: %w", id, rec.Phase, api.ErrUnreadable)
 	}
 }
 

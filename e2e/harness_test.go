@@ -253,6 +253,12 @@ func (e *env) leftovers() []string {
 			}
 		}
 	}
+	for _, d := range []string{"owned", "trash"} {
+		entries, _ := os.ReadDir(filepath.Join(e.root, d))
+		for _, x := range entries {
+			out = append(out, d+" "+x.Name())
+		}
+	}
 	if rts, err := os.ReadDir(filepath.Join(e.run, "runtime")); err == nil {
 		for _, rt := range rts {
 			states, _ := os.ReadDir(filepath.Join(e.run, "runtime", rt.Name()))

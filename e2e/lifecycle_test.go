@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +17,15 @@ import (
 	"github.com/caisson/caisson/api"
 )
 
-// killAndWait kills pid with SIGKILL and returns once it is gone (reaped
-// or a zombie), whoever its parent is.
+// killAndWait kills pid with SIGKILL and returns once it is gone.
 func killAndWait(t *testing.T, pid int) {
+	t.Helper()
+	waitGone(t, pid, func(fd int) error { return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) })
+}
+
+// waitGone returns once pid has exited (reaped or a zombie), whoever its
+// parent is, after calling signal, when given, on its pidfd.
+func waitGone(t *testing.T, pid int, signal func(fd int) error) {
 	t.Helper()
 	fd, err := unix.PidfdOpen(pid, 0)
 	if errors.Is(err, unix.ESRCH) {
@@ -27,8 +35,10 @@ func killAndWait(t *testing.T, pid int) {
 		t.Fatalf("pidfd_open %d: %v", pid, err)
 	}
 	defer unix.Close(fd)
-	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		t.Fatalf("kill %d: %v", pid, err)
+	if signal != nil {
+		if err := signal(fd); err != nil && !errors.Is(err, unix.ESRCH) {
+			t.Fatalf("signal %d: %v", pid, err)
+		}
 	}
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
@@ -151,4 +161,150 @@ func TestRecoverLeavesOtherWorkDirsAlone(t *testing.T) {
 		t.Errorf("the orphan is still in a's ownership ledger: %v", err)
 	}
 	checkRunning("after a destroyed its orphan", "a2")
+}
+
+// psAll returns what ps -a --format json lists, by ID.
+func (e *env) psAll() map[string]api.Container {
+	e.t.Helper()
+	var cs []api.Container
+	if err := json.Unmarshal([]byte(e.ok("ps", "-a", "--format", "json")), &cs); err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]api.Container{}
+	for _, c := range cs {
+		out[c.ID] = c
+	}
+	return out
+}
+
+// A damaged checkpoint never costs a container its life or its data: one
+// whose container.json cannot be read is quarantined (listed as
+// unreadable, left alone by every command's recovery and by recover, which
+// says what to do), until a user removes it with force. A damaged bundle
+// spec only loses what the isolators would read from it.
+func TestCorruptCheckpointQuarantines(t *testing.T) {
+	e := newEnv(t)
+	replace := func(old, new string) func([]byte) []byte {
+		return func(b []byte) []byte { return []byte(strings.Replace(string(b), old, new, 1)) }
+	}
+	for i, tc := range []struct {
+		name    string
+		file    string
+		corrupt func([]byte) []byte // nil removes the file
+		// exitFirst lets the container exit while quarantined: its monitor
+		// frees what it held and keeps its files.
+		exitFirst bool
+	}{
+		{"truncated", "container.json", func(b []byte) []byte { return b[:len(b)/2] }, true},
+		{"empty", "container.json", func([]byte) []byte { return nil }, false},
+		{"garbage", "container.json", func([]byte) []byte { return []byte("\x00\xffgarbage") }, false},
+		{"wrong type", "container.json", func([]byte) []byte { return []byte(`["running"]`) }, false},
+		{"unknown phase", "container.json", replace(`"phase": "running"`, `"phase": "paused"`), false},
+		{"newer version", "container.json", replace(`"version": 1`, `"version": 99`), false},
+		{"missing", "container.json", nil, true},
+		{"bundle truncated", "bundle/config.json", func(b []byte) []byte { return b[:len(b)/2] }, false},
+		{"bundle wrong type", "bundle/config.json", func([]byte) []byte { return []byte(`"spec"`) }, false},
+		{"bundle empty", "bundle/config.json", func([]byte) []byte { return nil }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("victim%d", i)
+			e.ok("run", "-d", "--name", name, "-m", "64m", "--rootfs", e.rootfs, "sh", "-c", "echo data > /kept; echo ready; exec sleep 1000")
+			e.waitForLine(name, "ready")
+			c := e.inspect(name)
+			dir := filepath.Join(e.root, "containers", c.ID)
+			path := filepath.Join(dir, tc.file)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.corrupt == nil {
+				err = os.Remove(path)
+			} else {
+				err = os.WriteFile(path, tc.corrupt(data), 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			quarantined := tc.file == "container.json"
+			wantState := api.StateRunning
+			if quarantined {
+				wantState = api.StateUnreadable
+			}
+			check := func(when string, alive bool) {
+				t.Helper()
+				got, ok := e.psAll()[c.ID]
+				if !ok || got.State != wantState || got.Name != name {
+					t.Fatalf("%s: ps -a lists %+v (listed: %v), want %s named %s", when, got, ok, wantState, name)
+				}
+				if processAlive(c.Pid) != alive {
+					t.Fatalf("%s: the container's process alive = %v, want %v", when, processAlive(c.Pid), alive)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "fs", "upper", "kept")); err != nil {
+					t.Fatalf("%s: the container's data is gone: %v", when, err)
+				}
+			}
+			check("after the damage", true)
+			r := e.caisson("recover")
+			if quarantined && (r.code != 125 || !strings.Contains(r.stderr, "rm -f")) {
+				t.Fatalf("recover with a quarantined container: %s; want exit 125 and what to do", r)
+			} else if !quarantined && r.code != 0 {
+				t.Fatalf("recover: %s", r)
+			}
+			e.ok("run", "--rm", "--rootfs", e.rootfs, "true") // a launch and its recovery pass
+			check("after recover and a launch", true)
+			if got := e.inspect(name); got.State != wantState || (quarantined && got.Message == "") {
+				t.Fatalf("inspect: state %s, message %q; want %s and, when unreadable, why", got.State, got.Message, wantState)
+			}
+			if quarantined {
+				if r := e.caisson("rm", name); r.code != 125 {
+					t.Fatalf("rm without force of a quarantined container: %s; want exit 125", r)
+				}
+				check("after rm without force", true)
+			}
+			if tc.exitFirst {
+				e.ok("kill", name)
+				waitGone(t, c.MonitorPid, nil)
+				if quarantined {
+					check("after it exited", false)
+					if e.runtimeHas(c.ID) || cgroupExists(t, c.CgroupPath) {
+						t.Fatalf("after it exited, its runtime state (%v) or cgroup (%v) is left", e.runtimeHas(c.ID), cgroupExists(t, c.CgroupPath))
+					}
+				}
+			}
+			e.ok("rm", "-f", name)
+			if processAlive(c.Pid) {
+				t.Fatalf("rm -f left the container's process running")
+			}
+			if left := e.leftovers(); len(left) > 0 {
+				t.Fatalf("rm -f left:\n  %s", strings.Join(left, "\n  "))
+			}
+		})
+	}
+}
+
+// A removal that dies half way, with the container's directory in the
+// trash or gone but still in the ownership ledger, is finished by the next
+// command's recovery.
+func TestCrashDuringRemoval(t *testing.T) {
+	e := newEnv(t)
+	for _, step := range []string{"trashed", "removed"} {
+		t.Run(step, func(t *testing.T) {
+			e.ok("run", "-d", "--name", "gone", "-m", "64m", "--rootfs", e.rootfs, "sleep", "1000")
+			cmd := e.cmd("rm", "-f", "gone")
+			cmd.Env = append(cmd.Env, "CAISSON_TEST_CRASH_AT="+step)
+			if err := cmd.Run(); err == nil {
+				t.Fatalf("the removal did not crash at %s", step)
+			}
+			if len(e.leftovers()) == 0 {
+				t.Fatalf("the crash at %s left nothing to recover: the fault injection did not work", step)
+			}
+			e.ok("ps", "-a") // the next start recovers
+			if left := e.leftovers(); len(left) > 0 {
+				t.Fatalf("after a crash at %s and a restart, left behind:\n  %s", step, strings.Join(left, "\n  "))
+			}
+			if r := e.caisson("inspect", "gone"); r.code == 0 {
+				t.Fatalf("inspect of a removed container: %s", r)
+			}
+		})
+	}
 }

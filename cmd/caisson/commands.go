@@ -85,6 +85,8 @@ func newPsCmd(g *globals) *cobra.Command {
 
 func imageName(c api.Container) string {
 	switch {
+	case c.State == api.StateUnreadable:
+		return "-"
 	case c.Image != "":
 		return c.Image
 	case c.Spec.Rootfs != "":
@@ -420,21 +422,36 @@ func newRecoverCmd(g *globals) *cobra.Command {
 		Use:   "recover",
 		Short: "Clean up after crashes: interrupted launches, lost monitors, orphan cgroups and runtime state",
 		Long: `Every caisson command already recovers what a crash left in its own
-containers; recover also destroys orphans: what the runtime, the cgroups and
-the networks still hold for containers this work dir (--root) made whose
-directories are gone. It touches only what this work dir's ownership ledger
-names: containers of other work dirs that share the cgroup parent or the run
-root, and cgroups or runtime containers no work dir made, are left alone.`,
+containers (see below for those whose checkpoints cannot be read); recover
+also destroys orphans: what the runtime, the cgroups and the networks still
+hold for containers this work dir (--root) made whose directories are gone.
+It touches only what this work dir's ownership ledger names: containers of
+other work dirs that share the cgroup parent or the run root, and cgroups or
+runtime containers no work dir made, are left alone.
+
+` + quarantineHelp + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cz, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			return cz.Recover(cmd.Context(), true)
+			err = cz.Recover(cmd.Context(), true)
+			if errors.Is(err, api.ErrUnreadable) {
+				return fmt.Errorf("%w\n%s", err, quarantineHelp)
+			}
+			return err
 		},
 	}
 }
+
+// quarantineHelp says what to do about containers whose checkpoints cannot
+// be read.
+const quarantineHelp = `A container whose checkpoint (container.json in its directory under the work
+dir) cannot be read is quarantined: caisson leaves it alone, its process (if
+any) runs on, its files stay, and ps -a lists it as Unreadable. Either restore
+the checkpoint from a backup, or copy what you need (its writes are under
+fs/upper in its directory) and destroy it with: caisson rm -f ID`
 
 // statsRow is one container in caisson stats.
 type statsRow struct {
