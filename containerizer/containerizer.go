@@ -446,6 +446,11 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 		abandon()
 		return nil, nil, err
 	}
+	if err := c.makeSpare(id); err != nil {
+		lock.Unlock()
+		abandon()
+		return nil, nil, err
+	}
 	return rec, lock, nil
 }
 
@@ -726,48 +731,6 @@ func (c *Containerizer) Usage(ctx context.Context, id string) (*api.Usage, error
 	return u, nil
 }
 
-// Update changes the limits of a running container. Zero fields stay.
-func (c *Containerizer) Update(ctx context.Context, id string, res api.Resources) error {
-	lock, err := c.lockContainer(id, true)
-	if err != nil {
-		return c.notFoundOr(id, err)
-	}
-	defer lock.Unlock()
-	r, err := c.loadRecord(id)
-	if err != nil {
-		return err
-	}
-	if r.Phase != phaseRunning {
-		return fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
-	}
-	spec := c.readSpec(id)
-	updated := false
-	for _, name := range r.Isolators {
-		if up, ok := c.byName[name].(isolators.Updater); ok {
-			if err := up.Update(ctx, &isolators.UpdateRequest{ContainerID: id, Resources: res, Spec: spec}); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			updated = true
-		}
-	}
-	if !updated {
-		return fmt.Errorf("no isolator can update container %s: %w", r.Name, api.ErrUnavailable)
-	}
-	if res.CPUs > 0 {
-		r.Spec.Resources.CPUs = res.CPUs
-	}
-	if res.MemoryBytes > 0 {
-		r.Spec.Resources.MemoryBytes = res.MemoryBytes
-	}
-	if res.MemoryReservationBytes > 0 {
-		r.Spec.Resources.MemoryReservationBytes = res.MemoryReservationBytes
-	}
-	if res.PidsLimit > 0 {
-		r.Spec.Resources.PidsLimit = res.PidsLimit
-	}
-	return c.saveRecord(r)
-}
-
 func (c *Containerizer) notFoundOr(id string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no such container: %s: %w", id, api.ErrNotFound)
@@ -795,14 +758,42 @@ func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal)
 		return fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
 	}
 	if sig == syscall.SIGKILL {
-		r.KillRequested = true
-		if err := c.saveRecord(r); err != nil {
-			lock.Unlock()
-			return err
-		}
+		c.markKillRequested(r)
 	}
 	lock.Unlock()
 	return c.cfg.Runtime.Kill(ctx, id, sig, false)
+}
+
+// markKillRequested records, before a kill, that the user asked for it,
+// so the termination says killed. A kill must work with the state dir
+// full: the checkpoint is not needed for that, and when it cannot be
+// written an empty marker file (an inode, no data) stands in for it; when
+// even that fails, the termination will say signaled.
+func (c *Containerizer) markKillRequested(r *record) {
+	r.KillRequested = true
+	err := c.saveRecord(r)
+	if err == nil {
+		return
+	}
+	f, ferr := os.OpenFile(c.killMarkerPath(r.ID), os.O_WRONLY|os.O_CREATE, 0o600)
+	if ferr == nil {
+		_ = f.Close()
+		return
+	}
+	c.log.Warn("cannot record the kill; its termination will say signaled", "container", r.ID, "err", err)
+}
+
+func (c *Containerizer) killMarkerPath(id string) string {
+	return filepath.Join(c.containerDir(id), "kill-requested")
+}
+
+// killRequested reports whether the user killed the container.
+func (c *Containerizer) killRequested(r *record) bool {
+	if r.KillRequested {
+		return true
+	}
+	_, err := os.Lstat(c.killMarkerPath(r.ID))
+	return err == nil
 }
 
 // Wait blocks until the container has exited and been cleaned up, or is
@@ -868,7 +859,12 @@ func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error
 			}
 		}
 		if _, err := c.Wait(ctx, id); err != nil {
-			return err
+			if !force || ctx.Err() != nil {
+				return err
+			}
+			// The exit could not be recorded (a full state dir): the
+			// container goes all the same.
+			c.log.Warn("removing a container whose exit could not be recorded", "container", id, "err", err)
 		}
 	}
 	lock, err := c.lockContainer(id, true)

@@ -303,25 +303,28 @@ wait:
 		lock.Unlock()
 		return nil
 	}
-	term := termination(status, rec.KillRequested, limitation)
+	term := termination(status, c.killRequested(rec), limitation)
 	rec.Termination = term
 	rec.Phase = phaseExited
 	rec.Pid = 0
 	// With AutoRemove nobody reads the record again; after a crash here
 	// recovery removes the container all the same.
+	recorded := true
 	if !rec.Spec.AutoRemove {
-		if err := c.saveRecord(rec); err != nil {
-			lock.Unlock()
-			return err
+		if err := c.saveFinalRecord(rec); err != nil {
+			// Not even the spare room was enough. Clean up all the same:
+			// recovery will record the container as lost.
+			log.Error("record the exit", "exit_code", term.ExitCode, "reason", term.Reason, "err", err)
+			recorded = false
 		}
 	}
 	c.crash("recorded")
 	cleanupErr := c.destroyLocked(context.Background(), rec, false)
 	if cleanupErr != nil {
 		log.Error("clean up after exit", "err", cleanupErr)
-	} else if !rec.Spec.AutoRemove {
+	} else if !rec.Spec.AutoRemove && recorded {
 		rec.Cleaned = true
-		if err := c.saveRecord(rec); err != nil {
+		if err := c.saveFinalRecord(rec); err != nil {
 			log.Error("checkpoint after cleanup", "err", err)
 		}
 	}

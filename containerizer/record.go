@@ -1,6 +1,7 @@
 package containerizer
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/caisson/caisson/api"
@@ -72,15 +74,73 @@ func (c *Containerizer) recordPath(id string) string {
 }
 
 func (c *Containerizer) saveRecord(r *record) error {
+	if err := writeCheckpoint(c.recordPath(r.ID), r); err != nil {
+		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// writeCheckpoint writes r to path atomically and durably.
+func writeCheckpoint(path string, r *record) error {
 	r.Version = recordVersion
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(c.recordPath(r.ID), data, 0o600, true); err != nil {
-		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
+	return atomicfile.Write(path, data, 0o600, true)
+}
+
+// Each container keeps a spare file, written at its reservation, that
+// holds room for the checkpoints that record its end: when the state dir's
+// filesystem is full, the monitor recording the exit (or recovery recording
+// a lost container) deletes the spare and writes again. Other writes do not
+// touch it: a kill proceeds without its checkpoint, and an update is
+// refused, so the room is there when the container ends.
+const spareSize = 64 << 10
+
+func (c *Containerizer) sparePath(id string) string {
+	return filepath.Join(c.containerDir(id), "spare")
+}
+
+// makeSpare writes the spare file, with data a compressing filesystem
+// cannot shrink.
+func (c *Containerizer) makeSpare(id string) error {
+	b := make([]byte, spareSize)
+	_, _ = rand.Read(b)
+	if err := atomicfile.Write(c.sparePath(id), b, 0o600, false); err != nil {
+		return fmt.Errorf("reserve room for the checkpoints of container %s: %w", id, err)
 	}
 	return nil
+}
+
+// saveFinalRecord saves a checkpoint that records a container's end,
+// using the spare room when the filesystem is full.
+func (c *Containerizer) saveFinalRecord(r *record) error {
+	err := c.saveRecord(r)
+	if !noSpace(err) {
+		return err
+	}
+	if rerr := os.Remove(c.sparePath(r.ID)); rerr != nil {
+		return err
+	}
+	c.log.Warn("the state dir is full: used the container's spare room for its checkpoint", "container", r.ID)
+	return c.saveRecord(r)
+}
+
+// noSpace reports whether err says the filesystem (or the quota) is full.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// syncDir flushes a rename in dir; failing that, only the rename's
+// durability is uncertain.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	_ = d.Close()
 }
 
 // loadRecord reads a container's checkpoint. A container without one gives

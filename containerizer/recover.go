@@ -220,7 +220,7 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		return true, c.destroyLocked(ctx, rec, true)
 	case phaseRunning:
 		if !rebooted && c.monitorAlive(rec) {
-			return false, nil
+			return c.finishUpdate(ctx, rec)
 		}
 		msg := "the container's monitor died; its exit status is unknown"
 		if rebooted {
@@ -232,17 +232,19 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		rec.Termination = &api.Termination{ExitCode: -1, Reason: api.ReasonLost, Message: msg, FinishedAt: time.Now().UTC()}
 		rec.Phase = phaseExited
 		rec.Pid = 0
-		if err := c.saveRecord(rec); err != nil {
+		c.dropIntent(id)
+		if err := c.saveFinalRecord(rec); err != nil {
 			return true, err
 		}
 		fallthrough
 	case phaseExited:
+		c.dropIntent(id) // an update that died as the container exited
 		if !rec.Cleaned {
 			if err := c.destroyLocked(ctx, rec, false); err != nil {
 				return true, err
 			}
 			rec.Cleaned = true
-			if err := c.saveRecord(rec); err != nil {
+			if err := c.saveFinalRecord(rec); err != nil {
 				return true, err
 			}
 			if rec.Spec.AutoRemove {

@@ -12,9 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
 )
 
 // killAndWait kills pid with SIGKILL and returns once it is gone.
@@ -305,6 +307,217 @@ func TestCrashDuringRemoval(t *testing.T) {
 			if r := e.caisson("inspect", "gone"); r.code == 0 {
 				t.Fatalf("inspect of a removed container: %s", r)
 			}
+		})
+	}
+}
+
+// fullStateEnv is an env whose work dir is a small tmpfs of its own, and
+// fill fills it up.
+func fullStateEnv(t *testing.T) (e *env, fill func(*testing.T), free func(*testing.T)) {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	mnt := t.TempDir()
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700"); err != nil {
+		t.Fatalf("mount a tmpfs for the work dir: %v", err)
+	}
+	// Registered before the env's own teardown, so it runs after.
+	t.Cleanup(func() {
+		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount the work dir's tmpfs: %v", err)
+		}
+	})
+	e = newEnv(t)
+	e.root = filepath.Join(mnt, "lib")
+	filler := filepath.Join(mnt, "filler")
+	fill = func(t *testing.T) {
+		t.Helper()
+		f, err := os.OpenFile(filler, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, size := range []int{1 << 20, 4 << 10, 1} {
+			chunk := make([]byte, size)
+			for {
+				if _, err := f.Write(chunk); err != nil {
+					if !errors.Is(err, unix.ENOSPC) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(mnt, &st); err != nil || st.Bavail != 0 {
+			t.Fatalf("the work dir is not full: %d blocks free (%v)", st.Bavail, err)
+		}
+	}
+	free = func(t *testing.T) {
+		t.Helper()
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, fill, free
+}
+
+// With the work dir's filesystem full, containers can still be stopped
+// and removed, their exit codes are kept, an update is refused whole, a
+// launch fails leaving nothing, and everything that only reads works.
+func TestFullStateDir(t *testing.T) {
+	e, fill, free := fullStateEnv(t)
+	for _, n := range []string{"killed", "removed", "lost"} {
+		e.ok("run", "-d", "--name", n, "--rootfs", e.rootfs, "sleep", "1000")
+	}
+	e.ok("run", "-d", "--name", "updated", "--cpus", "0.5", "-m", "64m", "--rootfs", e.rootfs, "sleep", "1000")
+	e.ok("run", "-d", "--name", "exits", "--rootfs", e.rootfs, "sh", "-c", `trap "exit 5" TERM; echo ready; while :; do sleep 1; done`)
+	e.waitForLine("exits", "ready")
+	updated := e.inspect("updated")
+	lost := e.inspect("lost")
+	cgroupFiles := func() []string {
+		return []string{
+			readCgroupFile(t, updated.CgroupPath, "cpu", "cpu.cfs_quota_us"),
+			readCgroupFile(t, updated.CgroupPath, "memory", "memory.limit_in_bytes"),
+		}
+	}
+	cgroupBefore := cgroupFiles()
+	dirs := func() int {
+		entries, err := os.ReadDir(filepath.Join(e.root, "containers"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	before := dirs()
+
+	t.Run("kill", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		e.ok("kill", "killed")
+		if got := strings.TrimSpace(e.ok("wait", "killed")); got != "137" {
+			t.Fatalf("wait after kill = %q, want 137", got)
+		}
+		if c := e.inspect("killed"); c.State != api.StateExited || c.Termination == nil || c.Termination.Reason != api.ReasonKilled {
+			t.Fatalf("after kill: %s, %+v; want exited, killed", c.State, c.Termination)
+		}
+	})
+	t.Run("exit code", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		e.ok("kill", "-s", "TERM", "exits")
+		if got := strings.TrimSpace(e.ok("wait", "exits")); got != "5" {
+			t.Fatalf("wait = %q, want 5", got)
+		}
+		if c := e.inspect("exits"); c.Termination == nil || c.Termination.ExitCode != 5 || c.Termination.Reason != api.ReasonExited {
+			t.Fatalf("termination %+v, want exit code 5", c.Termination)
+		}
+	})
+	t.Run("lost monitor", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		killAndWait(t, lost.MonitorPid)
+		if c := e.psAll()[lost.ID]; c.State != api.StateExited || c.Termination == nil || c.Termination.Reason != api.ReasonLost {
+			t.Fatalf("a container whose monitor died: %s, %+v; want exited, lost", c.State, c.Termination)
+		}
+		if processAlive(lost.Pid) {
+			t.Fatalf("the lost container's process runs on")
+		}
+	})
+	t.Run("rm -f", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		c := e.inspect("removed")
+		e.ok("rm", "-f", "removed")
+		if _, ok := e.psAll()[c.ID]; ok || processAlive(c.Pid) {
+			t.Fatalf("rm -f left the container (listed: %v, process alive: %v)", ok, processAlive(c.Pid))
+		}
+	})
+	t.Run("update", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		if r := e.caisson("update", "--cpus", "1", "-m", "128m", "updated"); r.code != 125 {
+			t.Fatalf("update with the work dir full: %s; want 125", r)
+		}
+		if c := e.inspect("updated"); c.Spec.Resources != updated.Spec.Resources {
+			t.Errorf("inspect after a refused update: %+v, want %+v", c.Spec.Resources, updated.Spec.Resources)
+		}
+		if diff := cmp.Diff(cgroupBefore, cgroupFiles()); diff != "" {
+			t.Errorf("the refused update changed the cgroup (-before +after):\n%s", diff)
+		}
+	})
+	t.Run("launch", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		if r := e.caisson("run", "--rm", "--rootfs", e.rootfs, "true"); r.code != 125 {
+			t.Fatalf("run with the work dir full: %s; want 125", r)
+		}
+		if n := dirs(); n != before-1 { // "removed" is gone
+			t.Fatalf("%d container directories after a failed launch, want %d", n, before-1)
+		}
+	})
+	t.Run("read", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		e.ok("ps", "-a")
+		e.ok("logs", "exits")
+		e.ok("inspect", "updated")
+		e.ok("stats", "updated")
+	})
+	t.Run("rm -f all", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		e.ok("rm", "-f", "killed", "exits", "lost", "updated")
+		if left := e.leftovers(); len(left) > 0 {
+			t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
+		}
+	})
+	free(t)
+	// With room again, an update applies whole.
+	e.ok("run", "-d", "--name", "again", "--cpus", "0.5", "--rootfs", e.rootfs, "sleep", "1000")
+	e.ok("update", "--cpus", "1", "again")
+	if c := e.inspect("again"); c.Spec.Resources.CPUs != 1 || readCgroupFile(t, c.CgroupPath, "cpu", "cpu.cfs_quota_us") != "100000" {
+		t.Fatalf("update with room: %+v", c.Spec.Resources)
+	}
+}
+
+// An update that dies between writing its intent and committing it is
+// finished by the next command's recovery: applied whole when the kernel
+// takes it, dropped whole when it refuses.
+func TestCrashDuringUpdate(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		step, name string
+		args       []string
+		damage     bool // truncate the intent after the crash
+		want       api.Resources
+		wantQuota  string
+	}{
+		{"update:intent", "applied", []string{"--cpus", "1"}, false, api.Resources{CPUs: 1, MemoryBytes: 64 << 20}, "100000"},
+		{"update:applied", "applied", []string{"--cpus", "1", "--pids-limit", "40"}, false, api.Resources{CPUs: 1, MemoryBytes: 64 << 20, PidsLimit: 40}, "100000"},
+		{"update:intent", "refused", []string{"--cpus", "1", "--memory-reservation", "100m"}, false, api.Resources{CPUs: 0.5, MemoryBytes: 64 << 20}, "50000"},
+		{"update:intent", "damaged", []string{"--cpus", "1"}, true, api.Resources{CPUs: 0.5, MemoryBytes: 64 << 20}, "50000"},
+	} {
+		t.Run(tc.step+"/"+tc.name, func(t *testing.T) {
+			e.ok("run", "-d", "--name", "u", "--cpus", "0.5", "-m", "64m", "--rootfs", e.rootfs, "sleep", "1000")
+			t.Cleanup(func() { e.caisson("rm", "-f", "u") })
+			cmd := e.cmd(append(append([]string{"update"}, tc.args...), "u")...)
+			cmd.Env = append(cmd.Env, "CAISSON_TEST_CRASH_AT="+tc.step)
+			if err := cmd.Run(); err == nil {
+				t.Fatalf("the update did not crash at %s", tc.step)
+			}
+			if tc.damage {
+				// Found without caisson, whose recovery would finish it.
+				intents, _ := filepath.Glob(filepath.Join(e.root, "containers", "*", "update.json"))
+				if len(intents) != 1 {
+					t.Fatalf("intents after the crash: %v, want one", intents)
+				}
+				if err := os.Truncate(intents[0], 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := e.inspect("u") // recovers
+			if c.State != api.StateRunning || c.Spec.Resources != tc.want {
+				t.Fatalf("after a crash at %s: %s with %+v, want running with %+v", tc.step, c.State, c.Spec.Resources, tc.want)
+			}
+			if got := readCgroupFile(t, c.CgroupPath, "cpu", "cpu.cfs_quota_us"); got != tc.wantQuota {
+				t.Fatalf("cpu quota %s, want %s", got, tc.wantQuota)
+			}
+			if _, err := os.Stat(filepath.Join(e.root, "containers", c.ID, "update.json")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the update's intent is left: %v", err)
+			}
+			e.ok("rm", "-f", "u")
 		})
 	}
 }

@@ -119,7 +119,9 @@ type UpdateRequest struct {
 // Updater resizes a running container.
 type Updater interface {
 	Isolator
-	// Update returns an error wrapping api.ErrNotFound for unknown containers.
+	// Update applies all of the request's limits or none: on an error,
+	// whatever it changed is put back. It returns an error wrapping
+	// api.ErrNotFound for unknown containers.
 	Update(ctx context.Context, req *UpdateRequest) error
 }
 

@@ -59,17 +59,19 @@ func (r *Runtime) invoke(ctx context.Context, inv invocation) ([]byte, error) {
 	var args []string
 	var logPath string
 	if !inv.bare {
-		f, err := os.CreateTemp("", "caisson-"+r.name+"-*.log")
-		if err != nil {
-			return nil, fmt.Errorf("runtime log file: %w", err)
-		}
-		logPath = f.Name()
-		f.Close()
-		defer os.Remove(logPath)
 		if r.root != "" {
 			args = append(args, "--root", r.root)
 		}
-		args = append(args, "--log", logPath, "--log-format", "json")
+		// Without room for a log file (a full temporary dir), the call
+		// runs all the same: its messages then come from its stderr.
+		if f, err := os.CreateTemp("", "caisson-"+r.name+"-*.log"); err == nil {
+			logPath = f.Name()
+			f.Close()
+			defer os.Remove(logPath)
+			args = append(args, "--log", logPath, "--log-format", "json")
+		} else {
+			r.logger.Debug("runtime call without a log file", "err", err)
+		}
 	}
 	args = append(args, inv.args...)
 

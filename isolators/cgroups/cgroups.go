@@ -195,7 +195,9 @@ func (i *Isolator) OOMKilled(ctx context.Context, id string) (bool, error) {
 }
 
 // Update writes the request's non-zero limits to the container's cgroup,
-// in an order the kernel accepts. It returns an error wrapping
+// in an order the kernel accepts, all of them or none: when one write is
+// refused, the files already written get their values back. It returns an
+// error wrapping
 // api.ErrNotFound for an unknown container, api.ErrInvalid for bad limits,
 // and api.ErrWrongState when v1 cannot lower the memory limit below what
 // the container uses.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -374,13 +375,45 @@ func (i *Isolator) update(_ context.Context, p string, r api.Resources) error {
 		}
 		vs = updateOrder(i.host, vs, uint64(cur))
 	}
+	// All or nothing: what was written goes back when a later write fails
+	// (a memory limit below what the container uses, say).
+	var before []FileValue
 	for _, v := range vs {
-		if err := i.write(p, v); err != nil {
+		old, err := i.read(p, v.File)
+		if err == nil {
+			err = i.write(p, v)
+		}
+		if err != nil {
+			i.restore(p, before)
 			return err
 		}
+		before = append(before, FileValue{File: v.File, Value: old})
 	}
 	i.log.Debug("updated cgroup", "cgroup", p, "values", vs)
 	return nil
+}
+
+// read returns the content of one of cgroup p's files, as it can be
+// written back.
+func (i *Isolator) read(p, file string) (string, error) {
+	v := FileValue{File: file}
+	b, err := os.ReadFile(filepath.Join(i.dir(v.Controller(), p), file))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", i.missing(p, v)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s of cgroup %s: %w", file, p, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// restore writes back values, last first.
+func (i *Isolator) restore(p string, values []FileValue) {
+	for _, v := range slices.Backward(values) {
+		if err := i.write(p, v); err != nil {
+			i.log.Error("restore a cgroup file after a refused update", "cgroup", p, "file", v.File, "err", err)
+		}
+	}
 }
 
 // write writes one value without creating the file: a missing file is a
@@ -389,13 +422,10 @@ func (i *Isolator) write(p string, v FileValue) error {
 	dir := i.dir(v.Controller(), p)
 	file := filepath.Join(dir, v.File)
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return i.missing(p, v)
+	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if !i.exists(p) {
-				return notFound(p)
-			}
-			return fmt.Errorf("set %s of cgroup %s: no %s controller there: %w", v.File, p, v.Controller(), api.ErrUnavailable)
-		}
 		return fmt.Errorf("set %s of cgroup %s: %w", v.File, p, err)
 	}
 	_, err = f.WriteString(v.Value)
@@ -410,6 +440,15 @@ func (i *Isolator) write(p string, v FileValue) error {
 			v.File, p, v.Value, api.ErrWrongState)
 	}
 	return fmt.Errorf("set %s of cgroup %s to %s: %w", v.File, p, v.Value, err)
+}
+
+// missing is the error for a control file of cgroup p that is not there:
+// the cgroup is missing, or its controller.
+func (i *Isolator) missing(p string, v FileValue) error {
+	if !i.exists(p) {
+		return notFound(p)
+	}
+	return fmt.Errorf("set %s of cgroup %s: no %s controller there: %w", v.File, p, v.Controller(), api.ErrUnavailable)
 }
 
 // readOOM reads the OOM kill counter of cgroup p and, on v1, whether it is

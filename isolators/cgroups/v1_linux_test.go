@@ -356,26 +356,46 @@ func TestV1Update(t *testing.T) {
 	}
 }
 
+// An update the kernel refuses part way changes nothing: the limits
+// written before the refused one get their values back.
 func TestV1UpdateBelowUsage(t *testing.T) {
 	iso := requireV1(t)
 	noSwap(t)
 	const id = "update-busy"
-	p, join := prepareV1(t, iso, id, api.Resources{MemoryBytes: 64 * mib})
+	p, join := prepareV1(t, iso, id, api.Resources{CPUs: 0.5, MemoryBytes: 64 * mib, PidsLimit: 16})
 	pr := start(t, join, "exec $BB dd if=/dev/zero bs=40M count=1")
 	if _, err := pr.stdout.ReadByte(); err != nil {
 		t.Fatalf("reading dd's output: %v", err)
 	}
-	err := iso.Update(context.Background(), &isolators.UpdateRequest{ContainerID: id, Resources: api.Resources{MemoryBytes: 16 * mib}})
-	if !errors.Is(err, api.ErrWrongState) {
-		t.Fatalf("lowering the limit below 40 MiB in use: %v, want an error wrapping api.ErrWrongState", err)
+	files := []string{"cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "memory.limit_in_bytes", "memory.soft_limit_in_bytes", "pids.max"}
+	if iso.Host().Swap {
+		files = append(files, "memory.memsw.limit_in_bytes")
 	}
-	for _, file := range []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
-		if file == "memory.memsw.limit_in_bytes" && !iso.Host().Swap {
-			continue
+	read := func() map[string]string {
+		m := map[string]string{}
+		for _, f := range files {
+			m[f] = readFile(t, v1File(p, f))
 		}
-		if got := readFile(t, v1File(p, file)); got != "67108864" {
-			t.Errorf("%s = %s after the refused update, want 67108864", file, got)
-		}
+		return m
+	}
+	want := read()
+	for _, tc := range []struct {
+		name string
+		r    api.Resources
+	}{
+		{"memory alone", api.Resources{MemoryBytes: 16 * mib}},
+		{"cpus first", api.Resources{CPUs: 1.5, MemoryBytes: 16 * mib}},
+		{"everything", api.Resources{CPUs: 0.25, MemoryBytes: 16 * mib, MemoryReservationBytes: 8 * mib, PidsLimit: 32}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := iso.Update(context.Background(), &isolators.UpdateRequest{ContainerID: id, Resources: tc.r})
+			if !errors.Is(err, api.ErrWrongState) {
+				t.Fatalf("lowering the limit below 40 MiB in use: %v, want an error wrapping api.ErrWrongState", err)
+			}
+			if diff := cmp.Diff(want, read()); diff != "" {
+				t.Errorf("the refused update changed the cgroup (-before +after):\n%s", diff)
+			}
+		})
 	}
 	if u := usage(t, iso, id); u.OOMKills != 0 {
 		t.Errorf("OOMKills = %d: the refused update killed something", u.OOMKills)
