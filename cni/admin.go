@@ -234,7 +234,7 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 			rt.NetNS = c.NetNS
 		}
 		iso.log.Warn("deleting a stale CNI attachment", "network", c.Network, "container", c.ContainerID, "ifname", c.IfName)
-		dctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
+		dctx, cancel := context.WithTimeout(ctx, iso.undoTimeout())
 		if err := iso.cni.DelNetworkList(dctx, n.list, rt); err != nil {
 			errs = append(errs, fmt.Errorf("network %q: stale attachment of %s: %w", c.Network, short(c.ContainerID), err))
 		} else if err := iso.forceClean(ctx, c.ContainerID); err != nil {

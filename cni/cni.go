@@ -426,7 +426,7 @@ func (iso *Isolator) del(ctx context.Context, st *state, a *attachment) error {
 	if err != nil {
 		return fmt.Errorf("network %q: kept configuration: %w", a.Network, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, iso.undoTimeout())
 	defer cancel()
 	rt := iso.runtimeConf(st, a, n)
 	if prev := iso.keptResult(n, rt, a); prev != nil {
@@ -467,6 +467,10 @@ func (iso *Isolator) keptResult(n *Network, rt *libcni.RuntimeConf, a *attachmen
 	}
 	return prev
 }
+
+// undoTimeout bounds a DEL: a timeout too short for the plugins must not
+// also keep them from undoing the ADD it made fail.
+func (iso *Isolator) undoTimeout() time.Duration { return max(iso.cfg.Timeout, DefaultTimeout) }
 
 // forceClean removes iptables rules tagged with a container's ID that DEL
 // could not: the bridge plugin finds its masquerading rules through the

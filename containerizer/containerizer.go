@@ -191,6 +191,11 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	if err := validateSpec(&spec); err != nil {
 		return nil, err
 	}
+	if rc, ok := c.cfg.Runtime.(RuntimeChecker); ok {
+		if err := rc.Check(ctx); err != nil {
+			return nil, err
+		}
+	}
 	rec, lock, err := c.reserve(spec)
 	if err != nil {
 		return nil, err
@@ -213,8 +218,11 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 			if !keepSync {
 				if retErr != nil {
 					// The monitor finds its container gone and exits;
-					// wait for it so nothing of this launch outlives the call.
+					// wait for it so nothing of this launch outlives the
+					// call: its end of the pipe closes a little before it
+					// is gone.
 					drainUntilClosed(mon.sync, 10*time.Second)
+					waitGone(rec.MonitorPid, rec.MonitorID, 10*time.Second)
 				}
 				_ = mon.sync.Close()
 			}

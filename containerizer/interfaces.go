@@ -34,6 +34,12 @@ type Runtime interface {
 	List(ctx context.Context) ([]RuntimeState, error)
 }
 
+// RuntimeChecker is what a Runtime may also do: say, before a launch makes
+// anything, whether it can run at all. The error wraps api.ErrUnavailable.
+type RuntimeChecker interface {
+	Check(ctx context.Context) error
+}
+
 // CreateOpts are the per-call options of Runtime.Create.
 type CreateOpts struct {
 	// PidFile is where the runtime writes the init pid.

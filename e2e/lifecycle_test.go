@@ -521,3 +521,57 @@ func TestCrashDuringUpdate(t *testing.T) {
 		})
 	}
 }
+
+// Every launch-time setting that can make a launch fail leaves nothing
+// behind: not its directory, runtime state, cgroups, mounts, networks or
+// processes, even when the setting would also break the undo (a runtime
+// that cannot run, a timeout too short for anything).
+func TestFailedLaunchLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	notExecutable := filepath.Join(dir, "runc")
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := []string{"run", "--rm", "-m", "64m", "--rootfs", e.rootfs}
+	for _, tc := range []struct {
+		name   string
+		global []string // before run
+		flags  []string // of run
+	}{
+		{"runtime not in PATH", []string{"--runtime", "nosuchruntime"}, nil},
+		{"runtime path missing", []string{"--runtime", filepath.Join(dir, "nosuch", "runc")}, nil},
+		{"runtime not executable", []string{"--runtime", notExecutable}, nil},
+		{"runtime is a directory", []string{"--runtime", dir}, nil},
+		{"runtime fails", []string{"--runtime", testutil.LookPath(t, "false")}, nil},
+		{"runtime does nothing", []string{"--runtime", testutil.LookPath(t, "true")}, nil},
+		{"runtime timeout 1ns", []string{"--runtime-timeout", "1ns"}, nil},
+		{"runtime timeout negative", []string{"--runtime-timeout", "-1s"}, nil},
+		{"runtime timeout zero", []string{"--runtime-timeout", "0"}, nil},
+		{"cni timeout 1ns", []string{"--cni-timeout", "1ns"}, []string{"--network", "caisson"}},
+		{"cni timeout negative", []string{"--cni-timeout", "-5m"}, []string{"--network", "caisson"}},
+		{"cni plugins missing", []string{"--cni-plugin-path", filepath.Join(dir, "nosuch")}, []string{"--network", "caisson"}},
+		{"cni config dir unusable", []string{"--cni-config-dir", filepath.Join(notExecutable, "net.d")}, []string{"--network", "caisson"}},
+		{"default subnet bogus", []string{"--cni-config-dir", filepath.Join(dir, "fresh.d"), "--default-network-subnet", "10.1.2.3/99"}, []string{"-p", "18080:80"}},
+		{"cgroup parent unusable", []string{"--cgroup-parent", e.cgroupParent + "/cgroup.procs"}, nil},
+		{"run root unusable", []string{"--run-root", filepath.Join(notExecutable, "run")}, nil},
+		{"volume plugin missing", []string{"--docker-host", "unix://" + filepath.Join(dir, "nosuch.sock")}, []string{"-v", "caisson-nosuch-plugin/data:/data"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append(append(append([]string(nil), tc.global...), run...), tc.flags...), "true")
+			r := e.caisson(args...)
+			if r.code != 125 {
+				t.Fatalf("caisson %s: %s; want 125", strings.Join(args, " "), r)
+			}
+			if !strings.HasPrefix(r.stderr, "caisson: ") {
+				t.Errorf("want an error line starting with \"caisson: \", got %q", r.stderr)
+			}
+			if left := e.leftovers(); len(left) > 0 {
+				t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
+			}
+			if n := strings.Fields(e.ok("ps", "-aq")); len(n) > 0 {
+				t.Fatalf("ps -a lists %v", n)
+			}
+		})
+	}
+}

@@ -109,7 +109,7 @@ Real containers need Linux and root.`,
 	pf.StringVar(&g.runtime, "runtime", envOr("CAISSON_RUNTIME", "runc"), "OCI runtime binary: runc or crun, a name or a path (env CAISSON_RUNTIME)")
 	pf.StringVar(&g.cgroupParent, "cgroup-parent", envOr("CAISSON_CGROUP_PARENT", "/caisson"), "parent cgroup of every container (env CAISSON_CGROUP_PARENT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("CAISSON_LOG_LEVEL", "warn"), "debug, info, warn or error (env CAISSON_LOG_LEVEL)")
-	pf.DurationVar(&g.runtimeTimeout, "runtime-timeout", 2*time.Minute, "limit on each call of the OCI runtime")
+	pf.DurationVar(&g.runtimeTimeout, "runtime-timeout", 2*time.Minute, "limit on each call of the OCI runtime (at least 1s)")
 	var insecure []string
 	if v := os.Getenv("CAISSON_INSECURE_REGISTRIES"); v != "" {
 		insecure = strings.Split(v, ",")
@@ -123,7 +123,7 @@ Real containers need Linux and root.`,
 		"network that -p without --network uses; written as a bridge network on first use when no config defines it (env CAISSON_DEFAULT_NETWORK)")
 	pf.StringVar(&g.defaultSubnet, "default-network-subnet", envOr("CAISSON_DEFAULT_NETWORK_SUBNET", cni.DefaultSubnet), "subnet of the default network when caisson writes it (env CAISSON_DEFAULT_NETWORK_SUBNET)")
 	pf.StringVar(&g.defaultBridge, "default-network-bridge", envOr("CAISSON_DEFAULT_NETWORK_BRIDGE", cni.DefaultBridge), "bridge of the default network when caisson writes it (env CAISSON_DEFAULT_NETWORK_BRIDGE)")
-	pf.DurationVar(&g.cniTimeout, "cni-timeout", cni.DefaultTimeout, "limit on each CNI operation on one network (all plugins of its chain)")
+	pf.DurationVar(&g.cniTimeout, "cni-timeout", cni.DefaultTimeout, "limit on each CNI operation on one network (all plugins of its chain; at least 1s)")
 	pf.StringVar(&g.dockerHost, "docker-host", envOr("CAISSON_DOCKER_HOST", envOr("DOCKER_HOST", "unix:///var/run/docker.sock")),
 		"dockerd's API, asked for managed volume plugins (env CAISSON_DOCKER_HOST, then DOCKER_HOST); empty: legacy plugins only")
 	g.hostFlags.register(pf)
@@ -148,11 +148,24 @@ func parseLogLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("--log-level (env CAISSON_LOG_LEVEL) %q: want debug, info, warn or error: %w", s, api.ErrInvalid)
 }
 
+// minTimeout is the shortest limit on an external call that makes sense:
+// less cannot even start a process on a busy host.
+const minTimeout = time.Second
+
 // validate checks the global settings that commands would otherwise read
-// only when they need them, or not at all.
+// only when they need them, or not at all, and refuses those that could
+// only fail.
 func (g *globals) validate() error {
 	if _, err := parseLogLevel(g.logLevel); err != nil {
 		return err
+	}
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--runtime-timeout", g.runtimeTimeout}, {"--cni-timeout", g.cniTimeout}} {
+		if t.d < minTimeout {
+			return fmt.Errorf("%s %s: must be at least %s: %w", t.flag, t.d, minTimeout, api.ErrInvalid)
+		}
 	}
 	if err := (resources.Config{Overrides: g.overrides, Reserve: g.reserve}).Validate(); err != nil {
 		return fmt.Errorf("--%w", err) // "--resources: ..." or "--reserve: ..."

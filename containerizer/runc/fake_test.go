@@ -72,9 +72,21 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// newFake returns a Runtime that runs a fake with body, whose root holds
+// state for container c1 (so that Kill and Delete of c1 run it).
 func newFake(t *testing.T, body string) *Runtime {
 	t.Helper()
-	return New(Config{Command: fakeRuntime(t, "runc", body), Root: t.TempDir(), Logger: testLogger(t)})
+	return New(Config{Command: fakeRuntime(t, "runc", body), Root: rootWithC1(t), Logger: testLogger(t)})
+}
+
+// rootWithC1 is a runtime root with a state directory for container c1.
+func rootWithC1(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "c1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 func TestNameAndDefaults(t *testing.T) {
@@ -474,12 +486,66 @@ func TestMissingBinaryIsUnavailable(t *testing.T) {
 		filepath.Join(t.TempDir(), "nosuch", "runc"),
 		notExecutable,
 	} {
-		r := New(Config{Command: command, Root: t.TempDir()})
+		r := New(Config{Command: command, Root: rootWithC1(t)})
 		for name, err := range everyCall(context.Background(), t, r) {
 			if !errors.Is(err, api.ErrUnavailable) {
 				t.Errorf("%s with runtime %s = %v, want api.ErrUnavailable", name, command, err)
 			}
 		}
+	}
+}
+
+// Kill and Delete of a container the runtime holds no state for need no
+// runtime, so that a launch whose runtime cannot run is undone all the
+// same; Check tells such a runtime before anything is made.
+func TestRuntimeThatCannotRun(t *testing.T) {
+	dir := t.TempDir()
+	notExecutable := filepath.Join(dir, "runc")
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, command string
+		runs          bool // Check cannot tell it fails
+	}{
+		{"not in PATH", "caisson-no-such-runtime", false},
+		{"no such path", filepath.Join(dir, "nosuch", "runc"), false},
+		{"not executable", notExecutable, false},
+		{"directory", dir, false},
+		{"fails", fakeRuntime(t, "runc", failSh("broken")), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New(Config{Command: tc.command, Root: t.TempDir()})
+			ctx := context.Background()
+			if err := r.Kill(ctx, "c1", syscall.SIGKILL, true); err != nil {
+				t.Errorf("Kill of an unknown container = %v, want success", err)
+			}
+			if err := r.Delete(ctx, "c1", true); err != nil {
+				t.Errorf("Delete of an unknown container = %v, want success", err)
+			}
+			if err := r.Check(ctx); tc.runs != (err == nil) || !tc.runs && !errors.Is(err, api.ErrUnavailable) {
+				t.Errorf("Check = %v, want api.ErrUnavailable: %v", err, !tc.runs)
+			}
+		})
+	}
+	if err := newFake(t, "exit 0").Check(context.Background()); err != nil {
+		t.Errorf("Check of a runtime that runs = %v", err)
+	}
+}
+
+// Undoing needs no more than the runtime needs: a timeout so short that a
+// call fails does not bound Kill and Delete, which undo after it.
+func TestCleanupOutlivesAShortTimeout(t *testing.T) {
+	r := New(Config{Command: fakeRuntime(t, "runc", "sleep 0.2"), Root: rootWithC1(t), Timeout: time.Millisecond, Logger: testLogger(t)})
+	ctx := context.Background()
+	if _, err := r.State(ctx, "c1"); !errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("State = %v, want api.ErrTimeout", err)
+	}
+	if err := r.Kill(ctx, "c1", syscall.SIGKILL, true); err != nil {
+		t.Errorf("Kill = %v, want success", err)
+	}
+	if err := r.Delete(ctx, "c1", true); err != nil {
+		t.Errorf("Delete = %v, want success", err)
 	}
 }
 
@@ -490,7 +556,7 @@ func TestTimeout(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	fake := fakeRuntime(t, "runc", `sleep 1000 & echo $! >`+shQuote(pidFile)+`; wait`)
 	const timeout = 300 * time.Millisecond
-	r := New(Config{Command: fake, Root: t.TempDir(), Timeout: timeout, CreateTimeout: timeout, Logger: testLogger(t)})
+	r := New(Config{Command: fake, Root: rootWithC1(t), Timeout: timeout, CreateTimeout: timeout, CleanupTimeout: timeout, Logger: testLogger(t)})
 	calls := map[string]func(context.Context) error{
 		"create": func(ctx context.Context) error { _, err := r.Create(ctx, "c1", t.TempDir(), nil); return err },
 		"start":  func(ctx context.Context) error { return r.Start(ctx, "c1") },

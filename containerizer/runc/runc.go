@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,6 +39,11 @@ type Config struct {
 	// CreateTimeout bounds Create, which mounts and may pull in hooks; zero
 	// means DefaultCreateTimeout.
 	CreateTimeout time.Duration
+	// CleanupTimeout bounds Kill and Delete, which undo and stop; zero
+	// means the longer of Timeout and DefaultTimeout, so that a Timeout too
+	// short for the runtime does not also keep it from cleaning up after
+	// the failure it caused.
+	CleanupTimeout time.Duration
 	// Logger receives a debug line per call and the runtime's warnings; nil
 	// discards them. The caller scopes it (With("runtime", ...)).
 	Logger *slog.Logger
@@ -46,12 +52,13 @@ type Config struct {
 // Runtime runs an OCI runtime binary. It holds no state beyond its
 // configuration and is safe for concurrent use.
 type Runtime struct {
-	command       string
-	name          string
-	root          string
-	timeout       time.Duration
-	createTimeout time.Duration
-	logger        *slog.Logger
+	command        string
+	name           string
+	root           string
+	timeout        time.Duration
+	createTimeout  time.Duration
+	cleanupTimeout time.Duration
+	logger         *slog.Logger
 	// wrap, when set, runs the runtime through another command (see
 	// hybridWrapper).
 	wrap []string
@@ -64,11 +71,12 @@ var _ containerizer.Runtime = (*Runtime)(nil)
 // Version for a check at startup).
 func New(cfg Config) *Runtime {
 	r := &Runtime{
-		command:       cfg.Command,
-		root:          cfg.Root,
-		timeout:       cfg.Timeout,
-		createTimeout: cfg.CreateTimeout,
-		logger:        cfg.Logger,
+		command:        cfg.Command,
+		root:           cfg.Root,
+		timeout:        cfg.Timeout,
+		createTimeout:  cfg.CreateTimeout,
+		cleanupTimeout: cfg.CleanupTimeout,
+		logger:         cfg.Logger,
 	}
 	if r.command == "" {
 		r.command = DefaultCommand
@@ -83,6 +91,9 @@ func New(cfg Config) *Runtime {
 	if r.createTimeout <= 0 {
 		r.createTimeout = DefaultCreateTimeout
 	}
+	if r.cleanupTimeout <= 0 {
+		r.cleanupTimeout = max(r.timeout, DefaultTimeout)
+	}
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
@@ -91,6 +102,34 @@ func New(cfg Config) *Runtime {
 
 // Name returns the base name of the runtime binary ("runc", "crun").
 func (r *Runtime) Name() string { return r.name }
+
+// Check reports whether the runtime binary can be run: that it exists (a
+// path, or a name found in $PATH) and is an executable file. A launch
+// checks before it makes anything; the error wraps api.ErrUnavailable.
+func (r *Runtime) Check(context.Context) error {
+	path, err := exec.LookPath(r.command)
+	if err != nil {
+		return fmt.Errorf("OCI runtime %q: %w: %w", r.command, err, api.ErrUnavailable)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("OCI runtime %q: %w: %w", r.command, err, api.ErrUnavailable)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("OCI runtime %q: %s is not a regular file: %w", r.command, path, api.ErrUnavailable)
+	}
+	return nil
+}
+
+// known reports whether the runtime may hold state for id: its state
+// directory, <root>/<id>, exists. Without a root, it may.
+func (r *Runtime) known(id string) bool {
+	if r.root == "" {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(r.root, id))
+	return !errors.Is(err, fs.ErrNotExist)
+}
 
 // Version returns the runtime's version, such as "1.1.5+ds1" for runc or
 // "1.8.1" for crun: the first line of "--version" without "<name> version ".
@@ -230,7 +269,10 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 		args = append(args, "--all")
 	}
 	args = append(args, id, strconv.Itoa(int(sig)))
-	_, err := r.invoke(ctx, invocation{sub: "kill", args: args})
+	if !r.known(id) {
+		return nil // nothing to kill: also when the runtime cannot even run
+	}
+	_, err := r.invoke(ctx, invocation{sub: "kill", args: args, timeout: r.cleanupTimeout})
 	if err == nil {
 		return nil
 	}
@@ -262,7 +304,12 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		args = append(args, "--force")
 	}
 	args = append(args, id)
-	_, err := r.invoke(ctx, invocation{sub: "delete", args: args})
+	if !r.known(id) {
+		// Nothing to delete, and no need for the runtime: a launch whose
+		// runtime cannot run is undone all the same.
+		return nil
+	}
+	_, err := r.invoke(ctx, invocation{sub: "delete", args: args, timeout: r.cleanupTimeout})
 	if err == nil {
 		return nil
 	}
