@@ -917,6 +917,13 @@ func (c *Containerizer) destroyLocked(ctx context.Context, r *record, remove boo
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
+		// The process is gone: its root filesystem need not stay mounted
+		// (logs and the checkpoint live beside it, not in it).
+		if u, ok := c.cfg.Provisioner.(Unmounter); ok && !remove {
+			if err := u.Unmount(ctx, filepath.Join(c.containerDir(r.ID), "fs")); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	if remove {
 		if err := c.cfg.Provisioner.Release(ctx, filepath.Join(c.containerDir(r.ID), "fs")); err != nil {

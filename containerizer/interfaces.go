@@ -73,6 +73,13 @@ type Provisioner interface {
 	Release(ctx context.Context, dir string) error
 }
 
+// Unmounter is what a Provisioner may also do: unmount a root filesystem
+// once its container has exited, keeping its files, so that an exited
+// container holds no mount; Release still removes them. It is idempotent.
+type Unmounter interface {
+	Unmount(ctx context.Context, dir string) error
+}
+
 // ProvisionRequest says which root filesystem a container gets. Image and
 // Rootfs are exclusive; with neither, the container sees the host's
 // filesystem read-only.

@@ -575,3 +575,61 @@ func TestFailedLaunchLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// A container that has exited, however it ended, holds no mount, as in
+// Docker; its writes, logs and exit status stay until it is removed.
+func TestExitedContainersHoldNoMount(t *testing.T) {
+	e := newEnv(t)
+	e.ok("run", "--name", "attached", "--rootfs", e.rootfs, "sh", "-c", "echo hi; echo data > /written")
+	e.ok("run", "-d", "--name", "detached", "--rootfs", e.rootfs, "sh", "-c", "echo hi; echo data > /written; exit 3")
+	e.ok("wait", "detached")
+	e.ok("run", "-d", "--name", "killed", "--rootfs", e.rootfs, "sh", "-c", "echo hi; echo data > /written; exec sleep 1000")
+	e.waitForLine("killed", "hi")
+	running := e.inspect("killed")
+	if len(mountsUnder(t, filepath.Join(e.root, "containers", running.ID))) == 0 {
+		t.Fatal("a running container has no mount: the check below would prove nothing")
+	}
+	e.ok("kill", "killed")
+	e.ok("wait", "killed")
+	e.ok("run", "-d", "--name", "lost", "--rootfs", e.rootfs, "sh", "-c", "echo hi; echo data > /written; exec sleep 1000")
+	e.waitForLine("lost", "hi")
+	killAndWait(t, e.inspect("lost").MonitorPid)
+	e.ok("ps", "-a") // records it lost and cleans it up
+
+	for _, name := range []string{"attached", "detached", "killed", "lost"} {
+		c := e.inspect(name)
+		if c.State != api.StateExited || c.Termination == nil {
+			t.Fatalf("%s: %s, %+v; want exited", name, c.State, c.Termination)
+		}
+		dir := filepath.Join(e.root, "containers", c.ID)
+		if m := mountsUnder(t, dir); len(m) > 0 {
+			t.Errorf("%s has exited and still holds mounts: %v", name, m)
+		}
+		if got := e.ok("logs", name); got != "hi\n" {
+			t.Errorf("logs %s = %q, want hi", name, got)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "fs", "upper", "written")); err != nil || string(b) != "data\n" {
+			t.Errorf("%s: its writes are gone: %q, %v", name, b, err)
+		}
+		e.ok("rm", name)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
+	}
+}

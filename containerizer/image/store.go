@@ -455,6 +455,22 @@ func (s *Store) Release(ctx context.Context, dir string) error {
 	return errors.Join(errs...)
 }
 
+// Unmount unmounts what Provision mounted under dir and keeps the files
+// (the container's writes in upper): an exited container holds no mount.
+// Release removes them later. It is idempotent.
+func (s *Store) Unmount(ctx context.Context, dir string) error {
+	if dir == "" || !filepath.IsAbs(dir) {
+		return fmt.Errorf("unmount: container directory %q is not an absolute path: %w", dir, api.ErrInvalid)
+	}
+	var errs []error
+	for _, n := range []string{rootfsName, upperName, workName, sandboxName} {
+		if err := unmountUnder(ctx, filepath.Join(filepath.Clean(dir), n)); err != nil {
+			errs = append(errs, fmt.Errorf("unmount: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // bindRO is a recursive read-only bind mount of a host directory.
 func bindRO(src, dst string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rro", "rprivate"}}

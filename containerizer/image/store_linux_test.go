@@ -631,3 +631,41 @@ func TestProvisionThroughSymlink(t *testing.T) {
 		t.Errorf("Release reached into the user's directory")
 	}
 }
+
+// Unmount leaves no mount and keeps the container's writes, twice over;
+// Release removes them afterwards.
+func TestUnmountKeepsFiles(t *testing.T) {
+	testutil.RequiresRoot(t)
+	s := newStore(t)
+	for _, tc := range []struct {
+		name string
+		req  containerizer.ProvisionRequest
+	}{
+		{"directory", containerizer.ProvisionRequest{ContainerID: "c1", Rootfs: testutil.BusyboxRootfs(t)}},
+		{"host", containerizer.ProvisionRequest{ContainerID: "c2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := containerDir(t, s)
+			req := tc.req
+			req.Dir = dir
+			rfs := provision(t, s, &req)
+			writeFile(t, filepath.Join(rfs.Path, "new"), "written")
+			for i := 0; i < 2; i++ {
+				if err := s.Unmount(context.Background(), dir); err != nil {
+					t.Fatalf("Unmount #%d: %v", i+1, err)
+				}
+				if left := mountedUnder(t, dir); len(left) > 0 {
+					t.Fatalf("mounted after Unmount: %v", left)
+				}
+			}
+			written := filepath.Join(dir, "upper", "new")
+			if tc.name == "host" {
+				written = filepath.Join(dir, "rootfs", "new")
+			}
+			if b, err := os.ReadFile(written); err != nil || string(b) != "written" {
+				t.Errorf("the container's write after Unmount: %q, %v", b, err)
+			}
+			release(t, s, dir)
+		})
+	}
+}
