@@ -845,14 +845,31 @@ func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, 
 
 // Remove deletes an exited container and everything it left: root
 // filesystem, bundle, logs, checkpoint. With force a running container is
-// killed first.
+// killed first. Of several removals of one container at once, exactly one
+// removes it; the others wait for it and then get an error wrapping
+// api.ErrNotFound, as for a container that never was.
 func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error {
+	rl, err := lockDir(c.containerDir(id))
+	if err != nil {
+		return c.notFoundOr(id, err)
+	}
+	defer rl.Unlock()
+	return c.removeHeld(ctx, id, force)
+}
+
+// removeHeld is Remove under the removal lock, which Remove holds from when
+// the container exists until it is gone: when it goes meanwhile (its monitor
+// removed it after the kill, with AutoRemove), this removal removed it.
+func (c *Containerizer) removeHeld(ctx context.Context, id string, force bool) error {
 	r, err := c.loadRecord(id)
 	if isUnreadable(err) {
 		if !force {
 			return fmt.Errorf("removing a container whose checkpoint is unreadable destroys its process and its files; do it with force: %w", err)
 		}
 		return c.removeQuarantined(ctx, id)
+	}
+	if errors.Is(err, api.ErrNotFound) {
+		return fmt.Errorf("no such container: %s: %w", id, api.ErrNotFound) // a reservation, not yet a container
 	}
 	if err != nil {
 		return err

@@ -633,3 +633,123 @@ func TestExitedContainersHoldNoMount(t *testing.T) {
 		t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
 	}
 }
+
+// parallel runs n copies of caisson args at once and returns what each did.
+func (e *env) parallel(n int, args ...string) []result {
+	e.t.Helper()
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*strings.Builder, n)
+	errs := make([]*strings.Builder, n)
+	for i := range cmds {
+		cmds[i] = e.cmd(args...)
+		outs[i], errs[i] = &strings.Builder{}, &strings.Builder{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], errs[i]
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	res := make([]result, n)
+	for i, c := range cmds {
+		err := c.Wait()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			e.t.Fatal(err)
+		}
+		res[i] = result{stdout: outs[i].String(), stderr: errs[i].String(), code: c.ProcessState.ExitCode()}
+	}
+	return res
+}
+
+// rm removes a container exactly once, however many ask at once: one
+// prints its ID; the others find it gone, which with -f, as in Docker, is
+// no failure (a notice on stderr), and without it is. A container that
+// rm's own recovery pass removes is gone too.
+func TestRemoveSemantics(t *testing.T) {
+	e := newEnv(t)
+	count := func(rs []result, code int, stdout string) int {
+		n := 0
+		for _, r := range rs {
+			if r.code == code && r.stdout == stdout {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("parallel rm -f of a running container", func(t *testing.T) {
+		id := strings.TrimSpace(e.ok("run", "-d", "--name", "same", "--rootfs", e.rootfs, "sleep", "1000"))
+		rs := e.parallel(20, "rm", "-f", "same")
+		if won, lost := count(rs, 0, id[:12]+"\n"), count(rs, 0, ""); won != 1 || lost != 19 {
+			t.Fatalf("%d removed it and %d found it gone, want 1 and 19: %v", won, lost, rs)
+		}
+	})
+	t.Run("parallel rm -f of a running container with --rm", func(t *testing.T) {
+		id := strings.TrimSpace(e.ok("run", "-d", "--rm", "--name", "same", "--rootfs", e.rootfs, "sleep", "1000"))
+		rs := e.parallel(20, "rm", "-f", "same")
+		if won, lost := count(rs, 0, id[:12]+"\n"), count(rs, 0, ""); won != 1 || lost != 19 {
+			t.Fatalf("%d removed it and %d found it gone, want 1 and 19: %v", won, lost, rs)
+		}
+	})
+	t.Run("parallel rm of an exited container", func(t *testing.T) {
+		id := strings.TrimSpace(e.ok("run", "-d", "--name", "same", "--rootfs", e.rootfs, "true"))
+		e.ok("wait", "same")
+		rs := e.parallel(20, "rm", "same")
+		if won, lost := count(rs, 0, id[:12]+"\n"), count(rs, 125, ""); won != 1 || lost != 19 {
+			t.Fatalf("%d removed it and %d failed, want 1 and 19: %v", won, lost, rs)
+		}
+	})
+	t.Run("gone", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			code int
+		}{
+			{[]string{"rm", "-f", "nosuch"}, 0},
+			{[]string{"rm", "nosuch"}, 125},
+			{[]string{"rm", "-f", "nosuch", "other"}, 0},
+		} {
+			if r := e.caisson(tc.args...); r.code != tc.code || r.stdout != "" || r.stderr == "" {
+				t.Errorf("caisson %s: %s; want exit %d, a notice and no ID", strings.Join(tc.args, " "), r, tc.code)
+			}
+		}
+	})
+	t.Run("removed by its own recovery pass", func(t *testing.T) {
+		cmd := e.cmd("run", "--name", "ghost", "--rootfs", e.rootfs, "sleep", "1000")
+		cmd.Env = append(cmd.Env, "CAISSON_TEST_CRASH_AT=bundle")
+		if err := cmd.Run(); err == nil {
+			t.Fatal("the launch did not crash")
+		}
+		if r := e.caisson("rm", "-f", "ghost"); r.code != 0 || r.stdout != "" {
+			t.Fatalf("rm -f of an interrupted launch that its recovery undid: %s; want exit 0 and no ID", r)
+		}
+	})
+	if left := e.leftovers(); len(left) > 0 {
+		t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
+	}
+}
+
+// A command that fails prints nothing on stdout first (no table header of
+// nothing, no empty JSON).
+func TestNoOutputBeforeError(t *testing.T) {
+	e := newEnv(t)
+	e.ok("run", "-d", "--name", "exited", "--rootfs", e.rootfs, "true")
+	e.ok("wait", "exited")
+	for _, args := range [][]string{
+		{"stats", "nosuch"},
+		{"stats", "--format", "json", "nosuch"},
+		{"stats", "exited"},
+		{"stats", "--format", "json", "exited"},
+		{"inspect", "nosuch"},
+		{"logs", "nosuch"},
+		{"wait", "nosuch"},
+		{"kill", "nosuch"},
+		{"kill", "exited"},
+		{"update", "--cpus", "1", "nosuch"},
+		{"update", "--cpus", "1", "exited"},
+		{"rm", "nosuch"},
+	} {
+		if r := e.caisson(args...); r.code != 125 || r.stdout != "" || !strings.HasPrefix(r.stderr, "caisson: ") {
+			t.Errorf("caisson %s: %s; want exit 125, an error and no output", strings.Join(args, " "), r)
+		}
+	}
+}

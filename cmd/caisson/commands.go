@@ -226,6 +226,9 @@ func newStatsCmd(g *globals) *cobra.Command {
 				}
 				return err
 			})
+			if len(rows) == 0 && err != nil {
+				return err // no table of nothing before the error
+			}
 			out := cmd.OutOrStdout()
 			if format == "json" {
 				if perr := printJSON(out, rows); perr != nil {
@@ -351,14 +354,37 @@ func newRmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm [OPTIONS] CONTAINER...",
 		Short: "Remove containers and everything they left",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Remove containers and everything they left, printing the ID of each one
+removed. Of several rm of one container at once, exactly one removes it and
+prints its ID; the others find it gone. A container that is gone (or never
+was) is an error without -f; with -f, as with Docker's, it is only a notice
+on standard error, and rm succeeds: what was asked, that the container be
+gone, holds.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return onEach(cmd, g, args, func(cz *containerizer.Containerizer, id string) error {
-				return cz.Remove(cmd.Context(), id, force)
-			})
+			cz, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, ref := range args {
+				id, err := cz.Resolve(ref)
+				if err == nil {
+					err = cz.Remove(cmd.Context(), id, force)
+				}
+				switch {
+				case err == nil:
+					fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+				case force && errors.Is(err, api.ErrNotFound):
+					fmt.Fprintf(cmd.ErrOrStderr(), "caisson: %s: %s\n", ref, err)
+				default:
+					errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+				}
+			}
+			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first; a container that is gone is no error")
 	return cmd
 }
 
