@@ -126,7 +126,8 @@ func readLink(name string) (*link, error) {
 // checkUnused refuses an existing interface as the bridge of a network whose
 // gateway is gw unless it is a bridge nobody uses: not a port of another
 // device, without ports, and without an address but gw (and IPv6
-// link-local ones, which the kernel adds by itself).
+// link-local ones, which the kernel adds by itself; an IPv4 link-local one,
+// 169.254.0.0/16, is someone's).
 func (l *link) checkUnused(gw net.IP) error {
 	if !l.bridge {
 		return fmt.Errorf("interface %s exists and is not a bridge: %w", l.name, api.ErrConflict)
@@ -138,12 +139,17 @@ func (l *link) checkUnused(gw net.IP) error {
 		return fmt.Errorf("bridge %s is in use: it has ports (%s): %w", l.name, strings.Join(l.ports, ", "), api.ErrConflict)
 	}
 	for _, a := range l.addrs {
-		if !a.IP.Equal(gw) && !a.IP.IsLinkLocalUnicast() {
+		if !a.IP.Equal(gw) && !kernelAddr(a.IP) {
 			return fmt.Errorf("bridge %s is in use: it has address %s, not the network's gateway %s: %w", l.name, a, gw, api.ErrConflict)
 		}
 	}
 	return nil
 }
+
+// kernelAddr reports whether the kernel gives an interface ip by itself: an
+// IPv6 link-local address. IPv4 link-local addresses are configured by
+// someone (avahi-autoipd, an admin).
+func kernelAddr(ip net.IP) bool { return ip.To4() == nil && ip.IsLinkLocalUnicast() }
 
 // claimBridge decides, as a network is created, whether caisson may create
 // its bridge (the name is free) or uses a bridge it finds (one nobody

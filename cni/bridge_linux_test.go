@@ -114,6 +114,11 @@ func TestCreateRefusesUsedInterfaces(t *testing.T) {
 			ipLink(t, "addr", "add", "198.51.100.7/32", "dev", br)
 			return br
 		}},
+		{"bridge with an IPv4 link-local address", func(t *testing.T, _ string) string {
+			br := newLink(t, "type", "bridge")
+			ipLink(t, "addr", "add", "169.254.77.7/16", "dev", br)
+			return br
+		}},
 		{"bridge with the gateway and another address", func(t *testing.T, gw string) string {
 			br := newLink(t, "type", "bridge")
 			ipLink(t, "addr", "add", gw, "dev", br)

@@ -143,8 +143,8 @@ addresses (not the network or broadcast address).
 When no interface has the bridge's name, caisson creates the bridge before the
 network's first container and deletes it at "network rm". An existing
 interface of that name is used only if it is a bridge nobody uses (not a port
-of another device, without ports, without addresses but the gateway); caisson
-never deletes it.`,
+of another device, without ports, without addresses but the gateway and the
+IPv6 link-local ones the kernel adds); caisson never deletes it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
