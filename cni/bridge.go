@@ -22,7 +22,12 @@ import (
 // taken meanwhile, so the record never claims a device someone else made).
 // A bridge that exists at Create is used but never deleted, and only when it
 // is a bridge of nobody's: not a port of another device, without ports, and
-// without addresses other than the network's gateway.
+// without addresses other than the network's gateway. One that appears
+// between Create and the first ADD of this work dir (made by anyone, or by
+// the bridge plugin for the containers of another work dir that shares the
+// config dir) is never deleted either, and is used unless it is not a
+// bridge or is a port of another device: ports and addresses are to be
+// expected then.
 
 // bridgeRecord is what caisson knows of a bridge device it may create.
 type bridgeRecord struct {
@@ -129,11 +134,8 @@ func readLink(name string) (*link, error) {
 // link-local ones, which the kernel adds by itself; an IPv4 link-local one,
 // 169.254.0.0/16, is someone's).
 func (l *link) checkUnused(gw net.IP) error {
-	if !l.bridge {
-		return fmt.Errorf("interface %s exists and is not a bridge: %w", l.name, api.ErrConflict)
-	}
-	if l.master != "" {
-		return fmt.Errorf("bridge %s is a port of %s: %w", l.name, l.master, api.ErrConflict)
+	if err := l.checkBridge(); err != nil {
+		return err
 	}
 	if len(l.ports) > 0 {
 		return fmt.Errorf("bridge %s is in use: it has ports (%s): %w", l.name, strings.Join(l.ports, ", "), api.ErrConflict)
@@ -142,6 +144,19 @@ func (l *link) checkUnused(gw net.IP) error {
 		if !a.IP.Equal(gw) && !kernelAddr(a.IP) {
 			return fmt.Errorf("bridge %s is in use: it has address %s, not the network's gateway %s: %w", l.name, a, gw, api.ErrConflict)
 		}
+	}
+	return nil
+}
+
+// checkBridge refuses an interface that cannot be a network's bridge at
+// all: one that is not a bridge, or a bridge that is a port of another
+// device.
+func (l *link) checkBridge() error {
+	if !l.bridge {
+		return fmt.Errorf("interface %s exists and is not a bridge: %w", l.name, api.ErrConflict)
+	}
+	if l.master != "" {
+		return fmt.Errorf("bridge %s is a port of %s: %w", l.name, l.master, api.ErrConflict)
 	}
 	return nil
 }
@@ -178,8 +193,12 @@ func (iso *Isolator) claimBridge(network, bridge string, gw net.IP) error {
 
 // ensureBridge creates, before a network's first ADD, the bridge that its
 // record lets caisson create, and records that caisson made it. A device
-// that took the name since the network was created is used only if it is
-// an unused bridge, and is never caisson's.
+// that took the name since the network was created is never caisson's: the
+// record goes, and the device is used if it can be a bridge (a bridge that
+// is no port of another device). Its ports and addresses are no reason to
+// refuse it at this point: a network is shared, and another work dir's
+// containers on it, attached before this one's first (the bridge plugin
+// made the bridge for them), are its ports, with the gateway's address.
 func (iso *Isolator) ensureBridge(n *Network) error {
 	rec, err := iso.loadBridgeRecord(n.Bridge)
 	if err != nil || rec == nil {
@@ -224,11 +243,11 @@ func (iso *Isolator) ensureBridge(n *Network) error {
 	if rec.Created {
 		return nil
 	}
-	if err := existing.checkUnused(net.ParseIP(rec.Gateway)); err != nil {
+	if err := existing.checkBridge(); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	iso.log.Warn("the network's bridge was made by someone else since the network was created: caisson will not delete it",
-		"network", n.Name, "bridge", n.Bridge)
+		"network", n.Name, "bridge", n.Bridge, "ports", existing.ports)
 	return iso.removeBridgeRecord(n.Bridge)
 }
 

@@ -42,6 +42,27 @@ func newLink(t *testing.T, args ...string) string {
 	return name
 }
 
+// enslave makes the bridge br a port of a new device; a bridge can be a
+// port of a VRF or a bond, not of a bridge. It skips when this kernel can
+// make neither.
+func enslave(t *testing.T, br string) {
+	t.Helper()
+	for _, kind := range [][]string{{"type", "vrf", "table", "4242"}, {"type", "bond"}} {
+		outer := "cz" + randHex(5)
+		out, err := exec.Command("ip", append([]string{"link", "add", outer}, kind...)...).CombinedOutput()
+		if err != nil && strings.Contains(string(out), "Unknown device type") {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("ip link add %s %v: %v: %s", outer, kind, err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", "dev", outer).Run() })
+		ipLink(t, "link", "set", br, "master", outer)
+		return
+	}
+	t.Skip("this kernel can make neither VRF nor bond devices, which a bridge can be a port of")
+}
+
 // linkState is an interface's description and addresses, to see that
 // caisson left it as it was.
 func linkState(t *testing.T, name string) string {
@@ -132,23 +153,9 @@ func TestCreateRefusesUsedInterfaces(t *testing.T) {
 			return br
 		}},
 		{"bridge that is a port", func(t *testing.T, _ string) string {
-			// A bridge can be a port of a VRF or a bond, not of a bridge.
 			br := newLink(t, "type", "bridge")
-			for _, kind := range [][]string{{"type", "vrf", "table", "4242"}, {"type", "bond"}} {
-				outer := "cz" + randHex(5)
-				out, err := exec.Command("ip", append([]string{"link", "add", outer}, kind...)...).CombinedOutput()
-				if err != nil && strings.Contains(string(out), "Unknown device type") {
-					continue
-				}
-				if err != nil {
-					t.Fatalf("ip link add %s %v: %v: %s", outer, kind, err, out)
-				}
-				t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", "dev", outer).Run() })
-				ipLink(t, "link", "set", br, "master", outer)
-				return br
-			}
-			t.Skip("this kernel can make neither VRF nor bond devices, which a bridge can be a port of")
-			return ""
+			enslave(t, br)
+			return br
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,6 +263,52 @@ func TestBridgeOwnership(t *testing.T) {
 			t.Error("network rm deleted a bridge made by someone else after the network")
 		}
 	})
+	t.Run("used foreign bridge before first use", func(t *testing.T) {
+		// A bridge that appears after the network was created may be one
+		// others use (with ports and addresses): caisson joins it, never
+		// deletes it. (The bridge plugin itself refuses a bridge with
+		// another address of the gateway's family.)
+		o, prefix := freshNetwork(t, "cx"+randHex(5))
+		if _, err := e.iso.Create(o); err != nil {
+			t.Fatal(err)
+		}
+		ipLink(t, "link", "add", o.Bridge, "type", "bridge")
+		cleanupBridge(t, o.Bridge)
+		ipLink(t, "addr", "add", "2001:db8::9/128", "dev", o.Bridge)
+		port := newLink(t, "type", "veth", "peer", "name", "cy"+randHex(5))
+		ipLink(t, "link", "set", port, "master", o.Bridge)
+		id, _ := e.mustPrepare(t, api.ContainerSpec{Networks: []string{o.Name}})
+		if st := e.status(t, id); len(st) != 1 || len(st[0].IPs) != 1 || !strings.HasPrefix(st[0].IPs[0], prefix) {
+			t.Fatalf("status on %s = %+v", o.Name, st)
+		}
+		if err := e.iso.Cleanup(ctx, &isolators.CleanupRequest{ContainerID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.iso.Remove(o.Name); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		if l, err := readLink(o.Bridge); err != nil || len(l.ports) != 1 || l.ports[0] != port {
+			t.Errorf("network rm changed a bridge in use made by someone else after the network: %+v, %v", l, err)
+		}
+	})
+	t.Run("bridge that is a port before first use", func(t *testing.T) {
+		o, _ := freshNetwork(t, "cx"+randHex(5))
+		if _, err := e.iso.Create(o); err != nil {
+			t.Fatal(err)
+		}
+		ipLink(t, "link", "add", o.Bridge, "type", "bridge")
+		cleanupBridge(t, o.Bridge)
+		enslave(t, o.Bridge)
+		before := linkState(t, o.Bridge)
+		_, _, err := e.prepare(t, api.ContainerSpec{Networks: []string{o.Name}})
+		mustFail(t, err, api.ErrConflict, o.Bridge, "is a port of")
+		if err := e.iso.Remove(o.Name); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		if after := linkState(t, o.Bridge); after != before {
+			t.Errorf("interface %s changed:\n%s\nthen\n%s", o.Bridge, before, after)
+		}
+	})
 	for _, kind := range [][]string{{"type", "veth", "peer", "name", "cy" + randHex(5)}, {"type", "ifb"}, {"type", "dummy"}} {
 		t.Run(kind[1]+" before first use", func(t *testing.T) {
 			o, _ := freshNetwork(t, "cx"+randHex(5))
@@ -280,5 +333,46 @@ func TestBridgeOwnership(t *testing.T) {
 				t.Errorf("interface %s changed:\n%s\nthen\n%s", o.Bridge, before, after)
 			}
 		})
+	}
+}
+
+// TestBridgeOfSiblingRoot: a network created by one work dir is first used
+// by another, whose bridge plugin makes the bridge; the creator's own
+// containers then join that bridge (its ports and the gateway's address are
+// the sibling's containers, no reason to refuse), and the creator's
+// `network rm` leaves it, since caisson did not create it.
+func TestBridgeOfSiblingRoot(t *testing.T) {
+	testutil.RequiresRoot(t)
+	debian, _ := cnitest.RequirePlugins(t)
+	e := newEnv(t, debian, "1.0.0", 24)
+	s := e.sibling(t)
+	ctx := context.Background()
+	theirs, _ := s.mustPrepare(t, api.ContainerSpec{})
+	if _, err := net.InterfaceByName(e.bridge); err != nil {
+		t.Fatalf("the sibling's first container did not make the bridge: %v", err)
+	}
+	for i := range 2 { // the first launch drops the record; the second finds none
+		ours, _, err := e.prepare(t, api.ContainerSpec{})
+		if err != nil {
+			t.Fatalf("launch %d on the bridge the sibling's container uses: %v", i, err)
+		}
+		if st := e.status(t, ours); len(st) != 1 || len(st[0].IPs) != 1 || !strings.HasPrefix(st[0].IPs[0], e.pfx) {
+			t.Fatalf("status = %+v", st)
+		}
+		if err := e.iso.Cleanup(ctx, &isolators.CleanupRequest{ContainerID: ours}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.status(t, theirs); len(st) != 1 || len(st[0].IPs) != 1 {
+		t.Errorf("the sibling's container after ours came and went: %+v", st)
+	}
+	if err := s.iso.Cleanup(ctx, &isolators.CleanupRequest{ContainerID: theirs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.iso.Remove(e.net); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if _, err := net.InterfaceByName(e.bridge); err != nil {
+		t.Errorf("network rm deleted the bridge the sibling's plugin made: %v", err)
 	}
 }

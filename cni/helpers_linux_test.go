@@ -110,6 +110,36 @@ func newEnv(t *testing.T, pluginDir, cniVersion string, prefix int) *env {
 	return e
 }
 
+// sibling is the isolator of another work dir on this host: its own state
+// and run dirs, this env's config dir, plugins and resolver file, as
+// another caisson root that shares the config dir sees it. Its containers
+// are cleaned up before the env's.
+func (e *env) sibling(t *testing.T) *env {
+	t.Helper()
+	s := &env{dir: t.TempDir(), confDir: e.confDir, pluginDir: e.pluginDir, net: e.net, bridge: e.bridge, subnet: e.subnet, pfx: e.pfx}
+	iso, err := New(Config{
+		ConfDir: e.confDir, PluginDirs: e.iso.cfg.PluginDirs,
+		StateDir: filepath.Join(s.dir, "state"), RunDir: filepath.Join(s.dir, "run"),
+		HostResolvConf: e.iso.cfg.HostResolvConf, Logger: e.iso.log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.iso = iso
+	t.Cleanup(func() {
+		for _, id := range s.ids {
+			if err := iso.Cleanup(context.Background(), &isolators.CleanupRequest{ContainerID: id}); err != nil {
+				t.Errorf("cleanup %s: %v", id, err)
+			}
+		}
+		if err := cnitest.RemoveRules(s.ids, ""); err != nil {
+			t.Error(err)
+		}
+		_ = unix.Unmount(filepath.Join(iso.cfg.RunDir, "netns"), unix.MNT_DETACH)
+	})
+	return s
+}
+
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

@@ -144,7 +144,10 @@ When no interface has the bridge's name, caisson creates the bridge before the
 network's first container and deletes it at "network rm". An existing
 interface of that name is used only if it is a bridge nobody uses (not a port
 of another device, without ports, without addresses but the gateway and the
-IPv6 link-local ones the kernel adds); caisson never deletes it.`,
+IPv6 link-local ones the kernel adds); caisson never deletes it. Nor does it
+delete a bridge that appears before the network's first container (another
+work dir's containers on the network may have made it): that one is used
+unless it is not a bridge or is a port of another device.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
