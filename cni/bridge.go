@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/caisson/caisson/api"
@@ -20,6 +21,9 @@ import (
 // writes the record when the name is free, and caisson itself creates the
 // device before the network's first ADD (ip link add fails if the name was
 // taken meanwhile, so the record never claims a device someone else made).
+// The record says so before `ip link add` runs (Creating), so a crash before
+// Created is saved leaves a bridge that is still known as caisson's: one
+// found just as `ip link add` leaves it (no ports, no master, no address).
 // A bridge that exists at Create is used but never deleted, and only when it
 // is a bridge of nobody's: not a port of another device, without ports, and
 // without addresses other than the network's gateway. One that appears
@@ -38,6 +42,22 @@ type bridgeRecord struct {
 	Gateway string `json:"gateway"`
 	// Created is set once caisson created the device.
 	Created bool `json:"created"`
+	// Creating is set before caisson runs `ip link add`: a crash before
+	// Created is saved leaves a device that only this says is caisson's.
+	Creating bool `json:"creating,omitempty"`
+}
+
+// owns reports whether the device l is caisson's by its record: created
+// by caisson, or found just as `ip link add` leaves a bridge (no ports, no
+// master, no address the kernel did not add) where caisson was about to
+// run it.
+func (rec *bridgeRecord) owns(l *link) bool {
+	if rec == nil {
+		return false
+	}
+	return rec.Created || rec.Creating && l.bridge && l.master == "" && len(l.ports) == 0 && !slices.ContainsFunc(l.addrs, func(a *net.IPNet) bool {
+		return !kernelAddr(a.IP)
+	})
 }
 
 func (iso *Isolator) bridgeRecordPath(bridge string) string {
@@ -184,7 +204,7 @@ func (iso *Isolator) claimBridge(network, bridge string, gw net.IP) error {
 	if err := l.checkUnused(gw); err != nil {
 		return err
 	}
-	if rec != nil && rec.Created { // caisson's own, left by an earlier network
+	if rec.owns(l) { // caisson's own, left by an earlier network
 		return iso.saveBridgeRecord(bridge, &bridgeRecord{Network: network, Gateway: gw.String(), Created: true})
 	}
 	iso.log.Info("network uses a bridge caisson did not create: it will not delete it", "network", network, "bridge", bridge)
@@ -221,11 +241,20 @@ func (iso *Isolator) ensureBridge(n *Network) error {
 		if mtu := bridgeMTU(n); mtu > 0 {
 			args = append(args, "mtu", fmt.Sprint(mtu))
 		}
+		rec.Creating = true
+		if err := iso.saveBridgeRecord(n.Bridge, rec); err != nil {
+			return fmt.Errorf("network %q: bridge %s: %w", n.Name, n.Bridge, err)
+		}
 		out, aerr := exec.Command(iso.ip, append(args, "type", "bridge")...).CombinedOutput()
 		if aerr == nil {
-			rec.Created = true
+			iso.crash("cni:bridge")
+			rec.Created, rec.Creating = true, false
 			iso.log.Info("bridge created", "network", n.Name, "bridge", n.Bridge)
 			return iso.saveBridgeRecord(n.Bridge, rec)
+		}
+		rec.Creating = false
+		if err := iso.saveBridgeRecord(n.Bridge, rec); err != nil {
+			return fmt.Errorf("network %q: bridge %s: %w", n.Name, n.Bridge, err)
 		}
 		// Someone may have taken the name just now.
 		if existing, err = readLink(n.Bridge); errors.Is(err, fs.ErrNotExist) {
@@ -240,7 +269,12 @@ func (iso *Isolator) ensureBridge(n *Network) error {
 		}
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
-	if rec.Created {
+	if rec.owns(existing) {
+		if !rec.Created {
+			iso.log.Warn("bridge created by a launch that died before it recorded so: it is caisson's", "network", n.Name, "bridge", n.Bridge)
+			rec.Created, rec.Creating = true, false
+			return iso.saveBridgeRecord(n.Bridge, rec)
+		}
 		return nil
 	}
 	if err := existing.checkBridge(); err != nil {
@@ -287,7 +321,7 @@ func (iso *Isolator) releaseBridge(n *Network) error {
 		return iso.removeBridgeRecord(n.Bridge)
 	case err != nil:
 		return err
-	case rec == nil || !rec.Created:
+	case !rec.owns(l):
 		iso.log.Info("bridge left in place: caisson did not create it", "network", n.Name, "bridge", n.Bridge)
 		return nil
 	case !l.bridge || l.master != "" || len(l.ports) > 0:

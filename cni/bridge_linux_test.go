@@ -220,6 +220,37 @@ func TestBridgeOwnership(t *testing.T) {
 			t.Error("network rm left the bridge caisson created")
 		}
 	})
+	t.Run("created by caisson, killed before it recorded so", func(t *testing.T) {
+		o, prefix := freshNetwork(t, "cx"+randHex(5))
+		cleanupBridge(t, o.Bridge)
+		if _, err := e.iso.Create(o); err != nil {
+			t.Fatal(err)
+		}
+		// The kill, right after `ip link add`: the launch stops there,
+		// and what it wrote so far stays.
+		type killed struct{}
+		e.iso.cfg.CrashPoint = func(step string) {
+			if step == "cni:bridge" {
+				panic(killed{})
+			}
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != (killed{}) {
+					t.Fatalf("the launch did not reach cni:bridge: %v", r)
+				}
+			}()
+			_, _, err := e.prepare(t, api.ContainerSpec{Networks: []string{o.Name}})
+			t.Fatalf("Prepare returned %v", err)
+		}()
+		e.iso.cfg.CrashPoint = nil
+		if _, err := net.InterfaceByName(o.Bridge); err != nil {
+			t.Fatalf("no bridge after the kill: %v", err)
+		}
+		if use(t, o, prefix) {
+			t.Error("network rm left the bridge caisson created in a launch that was killed")
+		}
+	})
 	t.Run("caisson's bridge taken over by a new network", func(t *testing.T) {
 		o, prefix := freshNetwork(t, "cx"+randHex(5))
 		cleanupBridge(t, o.Bridge)

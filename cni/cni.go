@@ -71,7 +71,8 @@ type Config struct {
 	HostResolvConf string
 	Logger         *slog.Logger
 	// CrashPoint, when set, is called with a step name inside Prepare
-	// ("cni:netns", "cni:added"); crash tests kill the process there.
+	// ("cni:bridge" right after caisson made a network's bridge,
+	// "cni:netns", "cni:added"); crash tests kill the process there.
 	CrashPoint func(step string)
 }
 

@@ -183,10 +183,12 @@ func TestNetworkCycles(t *testing.T) {
 }
 
 // TestNetworkCrash kills the launch right after the ADD, before the
-// checkpoint records its result (and right after the namespace is made);
-// the next command's recovery DELs it and removes everything.
+// checkpoint records its result (and right after the namespace is made, and
+// right after caisson made the network's bridge); the next command's
+// recovery DELs it and removes everything, and `network rm` then deletes
+// the bridge caisson made.
 func TestNetworkCrash(t *testing.T) {
-	for _, step := range []string{"cni:netns", "cni:added"} {
+	for _, step := range []string{"cni:bridge", "cni:netns", "cni:added"} {
 		t.Run(step, func(t *testing.T) {
 			e := netEnv(t)
 			crash := *e
@@ -198,6 +200,10 @@ func TestNetworkCrash(t *testing.T) {
 			e.ok("ps", "-a") // recovery
 			if left := e.networkLeaks(); len(left) > 0 {
 				t.Fatalf("after recovery:\n%s", strings.Join(left, "\n"))
+			}
+			e.ok("network", "rm", "caisson")
+			if _, err := net.InterfaceByName(e.defaultBridge); err == nil {
+				t.Error("network rm left the bridge caisson made")
 			}
 		})
 	}
