@@ -74,11 +74,24 @@ func (iso *Isolator) Create(o CreateOptions) (*Network, error) {
 	if err := iso.claimBridge(o.Name, o.Bridge, net.IP(gw.AsSlice())); err != nil {
 		return nil, fmt.Errorf("network %q: %w", o.Name, err)
 	}
-	if err := os.MkdirAll(iso.cfg.ConfDir, 0o755); err != nil {
+	// The ownership record and the lease lock exist before the file: a
+	// network that other work dirs can see is one this work dir may
+	// collect, and its lease lock is there for their ADDs to take.
+	n, err := networkFromBytes(data)
+	if err != nil {
 		return nil, err
 	}
+	if err := iso.saveOwned(o.Name, path); err != nil {
+		return nil, fmt.Errorf("network %q: %w", o.Name, err)
+	}
+	if err := makeLeaseLocks(n); err != nil {
+		return nil, errors.Join(err, iso.removeOwned(o.Name))
+	}
+	if err := os.MkdirAll(iso.cfg.ConfDir, 0o755); err != nil {
+		return nil, errors.Join(err, iso.removeOwned(o.Name))
+	}
 	if err := atomicfile.Write(path, data, 0o644, true); err != nil {
-		return nil, err
+		return nil, errors.Join(err, iso.removeOwned(o.Name))
 	}
 	iso.log.Info("network created", "network", o.Name, "subnet", subnet.String(), "bridge", o.Bridge, "file", path)
 	return loadFile(path)
@@ -112,7 +125,9 @@ func checkHostOverlap(subnet *net.IPNet, bridge string) error {
 
 // Remove deletes a network's configuration file, its bridge (when caisson
 // created it and nothing else uses it, see releaseBridge) and its
-// host-local leases directory. It refuses while containers are attached.
+// host-local leases directory. It refuses while containers are attached:
+// this work dir's, and any container of another work dir or runtime that
+// holds a lease of the network.
 func (iso *Isolator) Remove(name string) error {
 	l, err := iso.lock()
 	if err != nil {
@@ -134,7 +149,21 @@ func (iso *Isolator) Remove(name string) error {
 		}
 		return fmt.Errorf("network %q has %d attachment(s) (containers %s): remove them first: %w", name, len(atts), strings.Join(ids, ", "), api.ErrConflict)
 	}
+	leases, err := lockLeases(n, true)
+	if err != nil {
+		return err
+	}
+	defer leases.unlock()
+	if others, err := iso.othersLeases(n); err != nil {
+		return err
+	} else if len(others) > 0 {
+		return fmt.Errorf("network %q has %d address(es) leased to containers this work dir does not know (%s; another work dir's or runtime's): remove them first: %w",
+			name, len(others), strings.Join(others, ", "), api.ErrConflict)
+	}
 	if err := os.Remove(n.File); err != nil {
+		return err
+	}
+	if err := iso.removeOwned(name); err != nil {
 		return err
 	}
 	var errs []error
@@ -147,9 +176,32 @@ func (iso *Isolator) Remove(name string) error {
 		if err := os.RemoveAll(filepath.Join(dir, n.Name)); err != nil {
 			errs = append(errs, err)
 		}
+		if err := os.Remove(leaseLockPath(dir, n.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	iso.log.Info("network removed", "network", name, "file", n.File)
 	return errors.Join(errs...)
+}
+
+// othersLeases names the containers that hold leases of n but that this
+// work dir has no record of.
+func (iso *Isolator) othersLeases(n *Network) ([]string, error) {
+	holders, err := leaseHolders(n)
+	if err != nil {
+		return nil, err
+	}
+	known, err := iso.knownIDs()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, h := range holders {
+		if !known[h.ContainerID] {
+			out = append(out, short(h.ContainerID))
+		}
+	}
+	return out, nil
 }
 
 // leaseDirs are the host-local data dirs a network's plugins use.
@@ -176,8 +228,10 @@ func leaseDirs(n *Network) []string {
 // Recover destroys what containers the containerizer no longer knows hold
 // (their checkpointed attachments are DELed, their namespaces removed),
 // DELs attachments the libcni cache holds for unknown containers, and runs
-// GCNetworkList on every configured network with the live attachments (at
-// spec 1.1.0 the plugins then free anything else they hold).
+// GCNetworkList on the networks this work dir may collect (see mayCollect;
+// at spec 1.1.0 the plugins then free anything else they hold) with the
+// live attachments and every lease of a container not known to be gone
+// (see collect).
 func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest) error {
 	live := map[string]bool{}
 	for _, c := range req.Containers {
@@ -186,6 +240,12 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 	orphan := map[string]bool{}
 	for _, id := range req.Orphans {
 		orphan[id] = !live[id]
+	}
+	// gone are the containers this work dir knows are no more: their
+	// leases are the only ones the GC may free.
+	gone := map[string]bool{}
+	for id, o := range orphan {
+		gone[id] = o
 	}
 	var errs []error
 	entries, err := os.ReadDir(iso.containersDir())
@@ -196,6 +256,7 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 		if live[e.Name()] {
 			continue
 		}
+		gone[e.Name()] = true
 		iso.log.Warn("releasing the networks of an orphan container", "container", e.Name())
 		if err := iso.Cleanup(ctx, &isolators.CleanupRequest{ContainerID: e.Name()}); err != nil {
 			errs = append(errs, err)
@@ -224,6 +285,7 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 		// remove below. A stale entry is DELed with its own cached
 		// configuration, which may differ from the file's now.
 		orphan[c.ContainerID] = true
+		gone[c.ContainerID] = true
 		n, err := networkFromBytes(c.Config)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cached attachment %s/%s: %w", c.Network, c.ContainerID, err))
@@ -261,14 +323,43 @@ func (iso *Isolator) Recover(ctx context.Context, req *isolators.RecoverRequest)
 		errs = append(errs, err)
 	}
 	for _, n := range nets {
+		if !iso.mayCollect(n) {
+			continue // another work dir's or runtime's: the DELs above did our part
+		}
 		if iso.checkPlugins(n) != nil {
 			continue // a network that cannot be used holds nothing to collect
 		}
-		gctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
-		if err := iso.cni.GCNetworkList(gctx, n.list, &libcni.GCArgs{ValidAttachments: valid}); err != nil {
+		if err := iso.collect(ctx, n, valid, gone); err != nil {
 			errs = append(errs, fmt.Errorf("network %q: gc: %w", n.Name, err))
 		}
-		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// collect runs GCNetworkList on n with the attachments in valid and the
+// holder of every lease of n whose container is not in gone: the plugins
+// free only what this work dir's containers that are no more held. The
+// exclusive lease lock keeps ADDs, whichever work dir runs them, from
+// making a lease between the look at the leases and the GC.
+func (iso *Isolator) collect(ctx context.Context, n *Network, valid []types.GCAttachment, gone map[string]bool) error {
+	if err := makeLeaseLocks(n); err != nil { // under our state dir (mayCollect)
+		return err
+	}
+	leases, err := lockLeases(n, true)
+	if err != nil {
+		return err
+	}
+	defer leases.unlock()
+	holders, err := leaseHolders(n)
+	if err != nil {
+		return err
+	}
+	for _, h := range holders {
+		if !gone[h.ContainerID] {
+			valid = append(valid, h)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, iso.cfg.Timeout)
+	defer cancel()
+	return iso.cni.GCNetworkList(ctx, n.list, &libcni.GCArgs{ValidAttachments: valid})
 }

@@ -356,6 +356,13 @@ func (iso *Isolator) add(ctx context.Context, st *state, a *attachment, n *Netwo
 		return nil, fmt.Errorf("network %q is not ready: %w", n.Name, err)
 	}
 	rt := &libcni.RuntimeConf{ContainerID: st.ID, NetNS: st.NetNS, IfName: a.IfName, CapabilityArgs: a.CapabilityArgs}
+	// No GC or Remove of the network, in any work dir, between its look
+	// at the leases and its act while this ADD makes one.
+	leases, err := lockLeases(n, false)
+	if err != nil {
+		return nil, err
+	}
+	defer leases.unlock()
 	start := time.Now()
 	res, err := iso.cni.AddNetworkList(ctx, n.list, rt)
 	if err != nil {

@@ -17,13 +17,17 @@
 // prevResult), and a DEL for which libcni has no cached result (the ADD
 // never finished) gets it as its prevResult, so plugins that find their
 // state by address (firewall) free it. Recover DELs what orphans hold and
-// runs GCNetworkList with the live attachments.
+// what stale entries of the libcni cache (which lives under the state dir,
+// not the shared /var/lib/cni) name.
+//
+// Networks are shared by the work dirs that share a config dir, and with
+// other runtimes: Recover runs GCNetworkList only on the networks this work
+// dir created whose leases all live under its state dir, counting as valid
+// every lease of a container not known to be gone, and Remove refuses a
+// network while a lease names a container this work dir does not know
+// (see leases.go).
 //
 // Create validates a bridge network's subnet and bridge; the bridge device
 // is caisson's, and deleted by Remove, only if caisson created it (see
 // bridge.go).
-//
-// The libcni cache lives under the isolator's state dir rather than the
-// shared /var/lib/cni, so the GC pass never touches another runtime's
-// attachments.
 package cni

@@ -185,7 +185,9 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Long: `Remove networks: their configuration file and leases, and their bridge when
 caisson created it and no other network or device uses it. A bridge that
 existed before the network, or that someone else made before its first
-container, is left in place. Refused while containers are attached.`,
+container, is left in place. Refused while containers are attached: this work
+dir's, and those of other work dirs or runtimes that hold a lease of the
+network (they share it when they share --cni-config-dir).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, iso, err := g.openNetwork(cmd.Context())
