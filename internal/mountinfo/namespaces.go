@@ -118,8 +118,11 @@ func ByID(ms []Mount) map[int]Mount {
 // the calling process's namespace ("ours") that the kernel made on its own:
 // by mount propagation (the parent mount there is a peer or a slave, even
 // indirectly, of our mount's parent) or by cloning our namespace (the same
-// mount at the same path). Anything else that shows the same filesystem was
-// mounted there on purpose.
+// mount at the same path, on a parent that is the same mount as ours at the
+// same path too: a container that mounts the filesystem at our mount
+// point's path, which is relative to its own root, puts it on its own root
+// filesystem). Anything else that shows the same filesystem was mounted
+// there on purpose.
 type Copies struct {
 	ours   []placed
 	reach  map[int]bool // peer groups that receive our parents' propagation
@@ -171,10 +174,10 @@ func (c *Copies) Of(m Mount, byID map[int]Mount, self bool) bool {
 		if o.m.Major != m.Major || o.m.Minor != m.Minor || o.m.Root != m.Root {
 			continue
 		}
-		if !self && o.m.MountPoint == m.MountPoint {
+		p, ok := byID[m.Parent]
+		if !self && o.m.MountPoint == m.MountPoint && ok && o.hasParent && sameMount(p, o.parent) {
 			return true // a namespace cloned from ours (or from one with it)
 		}
-		p, ok := byID[m.Parent]
 		if !ok || !o.hasParent || p.Major != o.parent.Major || p.Minor != o.parent.Minor {
 			continue
 		}
@@ -186,6 +189,12 @@ func (c *Copies) Of(m Mount, byID map[int]Mount, self bool) bool {
 		}
 	}
 	return false
+}
+
+// sameMount reports whether a and b, of two namespaces, show the same part
+// of the same filesystem at the same path.
+func sameMount(a, b Mount) bool {
+	return a.Major == b.Major && a.Minor == b.Minor && a.Root == b.Root && a.MountPoint == b.MountPoint
 }
 
 // placeIn is where m sits in its parent's filesystem.

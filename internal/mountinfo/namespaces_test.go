@@ -30,6 +30,7 @@ func mustParse(t *testing.T, s string) []Mount {
 // propagation, directly or along chains of slaves, or by cloning the
 // namespace) are told from mounts made on purpose (a container's bind,
 // even one that is a slave of the plugin's mount, a bind of a subdirectory,
+// a bind at the very path of the plugin's mount in a container's own root,
 // another mount in the plugin's own namespace).
 func TestCopies(t *testing.T) {
 	self := mustParse(t, selfNS)
@@ -52,6 +53,15 @@ func TestCopies(t *testing.T) {
 502 500 7:3 / /rslave rw master:60 - ext4 /dev/loop3 rw
 503 500 7:3 /sub /sub rw - ext4 /dev/loop3 rw
 `},
+		{"a container with the volume at our mount point's path", `700 0 0:90 / / rw - overlay overlay rw
+701 700 7:3 / /var/lib/p/volumes/v/mnt rw - ext4 /dev/loop3 rw
+`},
+		{"a container on a bind of the host's /var/lib", `800 0 0:90 / / rw - overlay overlay rw
+801 800 8:1 /var/lib /var/lib rw - ext4 /dev/sda1 rw
+802 801 7:3 / /var/lib/p/volumes/v/mnt rw - ext4 /dev/loop3 rw
+`},
+		{"a container whose parent mount is hidden from it", `900 1 7:3 / /var/lib/p/volumes/v/mnt rw - ext4 /dev/loop3 rw
+`},
 		{"a mirror at a peer of the parent, elsewhere", `600 0 8:1 / / rw - ext4 /dev/sda1 rw
 601 600 8:1 /var/lib /host/var/lib rw shared:1 - ext4 /dev/sda1 rw
 602 601 7:3 / /host/var/lib/p/volumes/v/mnt rw shared:60 - ext4 /dev/loop3 rw
@@ -64,11 +74,14 @@ func TestCopies(t *testing.T) {
 	c := NewCopies(self, ours, nss)
 	want := map[string]map[int]bool{
 		"self": {50: true, 51: false},
-		"a service's namespace, slave of the host":    {101: true},
-		"two steps down the chain":                    {301: true},
-		"a private clone":                             {401: true, 402: false},
-		"a container":                                 {501: false, 502: false, 503: false},
-		"a mirror at a peer of the parent, elsewhere": {602: true, 603: false},
+		"a service's namespace, slave of the host":              {101: true},
+		"two steps down the chain":                              {301: true},
+		"a private clone":                                       {401: true, 402: false},
+		"a container":                                           {501: false, 502: false, 503: false},
+		"a container with the volume at our mount point's path": {701: false},
+		"a container on a bind of the host's /var/lib":          {802: false},
+		"a container whose parent mount is hidden from it":      {900: false},
+		"a mirror at a peer of the parent, elsewhere":           {602: true, 603: false},
 	}
 	got := map[string]map[int]bool{}
 	for _, ns := range nss {

@@ -34,13 +34,20 @@ type user struct {
 // mount namespace of that propagation (private or slave).
 func startUser(t *testing.T, unshare, dir, script string, args ...string) *user {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	argv := append([]string{"sh", "-c", script + ` && echo ready && exec cat`, "user"}, args...)
 	if unshare != "" {
 		argv = append([]string{"unshare", "--mount", "--propagation", unshare}, argv...)
+	}
+	return startArgv(t, dir, argv)
+}
+
+// startArgv runs argv in dir and waits for its "ready"; then it waits on
+// its stdin.
+func startArgv(t *testing.T, dir string, argv []string) *user {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
@@ -58,7 +65,7 @@ func startUser(t *testing.T, unshare, dir, script string, args ...string) *user 
 	t.Cleanup(u.stop)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "ready\n" {
-		t.Fatalf("user %q: %q, %v", script, line, err)
+		t.Fatalf("user %q: %q, %v", argv, line, err)
 	}
 	return u
 }
@@ -81,6 +88,22 @@ func container(propagation string) func(t *testing.T, src string) *user {
 		u.view = "/proc/" + strconv.Itoa(u.cmd.Process.Pid) + "/root" + dst
 		return u
 	}
+}
+
+// rooted binds src at the path dst in a root filesystem of its own (a
+// tmpfs it chroots into, as a container pivots into its root), where dst
+// is the path of the plugin's own mount of the volume: its mount table
+// shows the volume's filesystem at the plugin's mount point, as in a clone
+// of the plugin's namespace, but on a parent mount of its own.
+func rooted(t *testing.T, src, dst string) *user {
+	testutil.LookPath(t, "chroot")
+	busybox := testutil.LookPath(t, "busybox")
+	root := t.TempDir()
+	u := startArgv(t, "/", []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs none "$3" && mkdir -p "$3$2" "$3/bin" && mount --bind "$1" "$3$2" && cp "$4" "$3/bin/busybox" &&
+		exec chroot "$3" /bin/busybox sh -c 'echo ready && exec /bin/busybox cat'`, "user", src, dst, root, busybox})
+	u.view = "/proc/" + strconv.Itoa(u.cmd.Process.Pid) + "/root" + dst
+	return u
 }
 
 // working is a process of the plugin's own namespace whose working
@@ -382,5 +405,47 @@ func TestStateFileBounded(t *testing.T) {
 	b, _ := os.ReadFile(d.statePath())
 	if err := json.Unmarshal(b, &st); err != nil || len(st.Volumes["v"].Mounts) != maxMountIDs {
 		t.Errorf("state: %v, mount IDs %v", err, st.Volumes["v"])
+	}
+}
+
+// TestRemoveAtPluginPath: a container that mounts a volume, in its own
+// root, at the path of the plugin's own mount of it (-v X:ROOT/volumes/X/mnt)
+// uses it: its mount is no copy of the plugin's, though the filesystem,
+// its root and the mount point's path are the same.
+func TestRemoveAtPluginPath(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.LookPath(t, "unshare")
+	for _, tc := range []struct {
+		name string
+		opts map[string]string
+	}{
+		{"loop", map[string]string{"type": "loop", "size": "4m"}},
+		{"tmpfs", map[string]string{"type": "tmpfs"}},
+		{"bind", map[string]string{"type": "bind"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, t.TempDir())
+			if tc.name == "bind" {
+				tc.opts["path"] = t.TempDir()
+			}
+			mp := mustCreate(t, d, "v", tc.opts) // the plugin's mount, for c1
+			holder := rooted(t, mp, mp)
+			if err := os.WriteFile(filepath.Join(holder.view, "f"), []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := d.Remove(&volume.RemoveRequest{Name: "v"})
+			if !errors.Is(err, api.ErrConflict) {
+				t.Fatalf("Remove of a volume a container mounts at the plugin's path = %v, want api.ErrConflict", err)
+			}
+			t.Logf("Remove: %v", err)
+			if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || string(b) != "precious" {
+				t.Errorf("the volume after a refused Remove: %q, %v", b, err)
+			}
+			holder.stop()
+			if err := d.Remove(&volume.RemoveRequest{Name: "v"}); err != nil {
+				t.Fatalf("Remove once its user is gone: %v", err)
+			}
+			checkGone(t, d, "v", false)
+		})
 	}
 }
