@@ -19,4 +19,8 @@
 // pathrs-lite (openat2 with RESOLVE_IN_ROOT where the kernel has it), and the
 // reopen goes through a safe /proc. Elsewhere the path is resolved with
 // SecureJoin, checked with Lstat, opened, and checked again with fstat.
+//
+// OpenNoFollow and ReadFileNoFollow do the same for a path outside any
+// image that the caller laid out (a state file, a marker), but refuse a
+// symbolic link as its last component rather than follow it.
 package safefile

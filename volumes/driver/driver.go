@@ -23,6 +23,7 @@ import (
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
+	"github.com/caisson/caisson/internal/safefile"
 	"github.com/caisson/caisson/internal/xfsquota"
 )
 
@@ -305,7 +306,7 @@ func (d *Driver) keptData(v *record) (bool, error) {
 	if _, err := os.Lstat(d.volDir(v.Name)); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	data, err := readRegular(d.keptMarker(v.Name), 1<<20)
+	data, err := safefile.ReadFileNoFollow(d.keptMarker(v.Name), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.log.Warn("removing the debris of an unfinished create", "volume", v.Name)
 		if err := d.deleteTree(d.volDir(v.Name)); err != nil {

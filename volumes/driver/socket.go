@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // Listener is the plugin's unix socket. Its Close removes the socket file,
@@ -90,7 +92,7 @@ func (l *Listener) setPerm(gid int) error {
 func (l *Listener) Close() error {
 	err := l.UnixListener.Close()
 	if l.ino != 0 {
-		if rerr := removeSocket(l.dir, l.name, func(st *unix.Stat_t) bool {
+		if rerr := removeSocket(l.dir, l.name, func(st *syscall.Stat_t) bool {
 			return uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino
 		}); rerr != nil && err == nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = rerr
@@ -104,15 +106,14 @@ func (l *Listener) Close() error {
 // of ours that nobody answers on, which is removed.
 func clearStale(dir, name string) error {
 	path := filepath.Join(dir, name)
-	var st unix.Stat_t
-	err := unix.Lstat(path, &st)
-	if errors.Is(err, unix.ENOENT) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("socket %s: %w", path, err)
 	}
-	if err := ourSocket(path, &st); err != nil {
+	if err := ourSocket(path, fi); err != nil {
 		return err
 	}
 	c, err := net.DialTimeout("unix", path, time.Second)
@@ -123,21 +124,22 @@ func clearStale(dir, name string) error {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("socket %s: cannot tell whether it is stale: %w: %w", path, err, api.ErrAlreadyExists)
 	}
-	first := st
-	err = removeSocket(dir, name, func(now *unix.Stat_t) bool { return now.Dev == first.Dev && now.Ino == first.Ino })
+	first := fi.Sys().(*syscall.Stat_t)
+	err = removeSocket(dir, name, func(now *syscall.Stat_t) bool { return now.Dev == first.Dev && now.Ino == first.Ino })
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)
 	}
 	return nil
 }
 
-// ourSocket refuses anything at path but a socket of this process's user.
-func ourSocket(path string, st *unix.Stat_t) error {
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s exists and is not a socket (%s): it is left alone: %w", path, fileType(st.Mode), api.ErrAlreadyExists)
+// ourSocket refuses anything at path (fi, not followed) but a socket of this
+// process's user.
+func ourSocket(path string, fi os.FileInfo) error {
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket (%s): it is left alone: %w", path, safefile.Kind(fi.Mode()), api.ErrAlreadyExists)
 	}
-	if int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s is a socket of uid %d, not this plugin's: it is left alone: %w", path, st.Uid, api.ErrAlreadyExists)
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; int(uid) != os.Geteuid() {
+		return fmt.Errorf("%s is a socket of uid %d, not this plugin's: it is left alone: %w", path, uid, api.ErrAlreadyExists)
 	}
 	return nil
 }
@@ -146,7 +148,7 @@ func ourSocket(path string, st *unix.Stat_t) error {
 // It is first renamed aside (never over anything), checked there, and put
 // back if it is not what was expected: whatever replaced the socket in the
 // meantime is never removed.
-func removeSocket(dir, name string, same func(*unix.Stat_t) bool) error {
+func removeSocket(dir, name string, same func(*syscall.Stat_t) bool) error {
 	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -159,34 +161,15 @@ func removeSocket(dir, name string, same func(*unix.Stat_t) bool) error {
 		}
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(d, aside, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	fi, err := os.Lstat(filepath.Join(fdPath(d), aside))
+	if err != nil {
 		return err
 	}
-	if ourSocket(filepath.Join(dir, name), &st) != nil || !same(&st) {
+	if ourSocket(filepath.Join(dir, name), fi) != nil || !same(fi.Sys().(*syscall.Stat_t)) {
 		if err := unix.Renameat2(d, aside, d, name, unix.RENAME_NOREPLACE); err != nil {
 			return fmt.Errorf("%s was replaced while the plugin removed its socket; it is now at %s: %w", filepath.Join(dir, name), aside, err)
 		}
 		return fmt.Errorf("%s was replaced: it is left alone: %w", filepath.Join(dir, name), api.ErrAlreadyExists)
 	}
 	return unix.Unlinkat(d, aside, 0)
-}
-
-// fileType names a file type for an error.
-func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "a regular file"
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFLNK:
-		return "a symlink"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	}
-	return "an unknown file type"
 }

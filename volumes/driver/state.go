@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // stateVersion is the version of the state file's format.
@@ -59,7 +59,7 @@ const maxStateFile = 64 << 20
 
 func loadState(path string) (*state, error) {
 	st := &state{Version: stateVersion, Volumes: map[string]*record{}}
-	data, err := readRegular(path, maxStateFile)
+	data, err := safefile.ReadFileNoFollow(path, maxStateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -84,37 +84,6 @@ func (st *state) save(path string) error {
 		return err
 	}
 	return atomicfile.Write(path, append(data, '\n'), 0o600, true)
-}
-
-// readRegular reads a regular file of at most limit bytes, without following
-// a symlink and without blocking on a FIFO: anything else is refused.
-func readRegular(path string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s is a symlink, not a regular file: %w", path, api.ErrInvalid)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s): %w", path, fi.Mode().Type(), api.ErrInvalid)
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, api.ErrInvalid)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, api.ErrInvalid)
-	}
-	return data, nil
 }
 
 // checkRoot refuses a plugin root that others could change under the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caisson/caisson/internal/loopdev"
 	"github.com/caisson/caisson/internal/mountinfo"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // trashDir holds the data of removed volumes until it is deleted, so a
@@ -85,7 +86,7 @@ func (d *Driver) restoreTrash() {
 	entries, _ := os.ReadDir(d.trashDir())
 	for _, e := range entries {
 		dir := filepath.Join(d.trashDir(), e.Name())
-		b, err := readRegular(filepath.Join(dir, removedMarker), 1<<10)
+		b, err := safefile.ReadFileNoFollow(filepath.Join(dir, removedMarker), 1<<10)
 		if err != nil {
 			continue
 		}
@@ -111,7 +112,7 @@ func (d *Driver) emptyTrash(live map[string]bool) {
 	entries, _ := os.ReadDir(d.trashDir())
 	for _, e := range entries {
 		dir := filepath.Join(d.trashDir(), e.Name())
-		if b, err := readRegular(filepath.Join(dir, removedMarker), 1<<10); err == nil && live[string(b)] {
+		if b, err := safefile.ReadFileNoFollow(filepath.Join(dir, removedMarker), 1<<10); err == nil && live[string(b)] {
 			continue
 		}
 		if err := d.deleteTree(dir); err != nil {
