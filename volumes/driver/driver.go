@@ -61,6 +61,11 @@ type Driver struct {
 	mu     sync.Mutex
 	st     *state
 	closed bool
+	// deleting are the trash entries a pass of emptyTrash is deleting.
+	deleting map[string]bool
+	// testHook, when set, is called at named steps; an error it returns at
+	// "save" makes the save fail (tests).
+	testHook func(step string) error
 }
 
 var _ volume.Driver = (*Driver)(nil)
@@ -75,7 +80,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Root == "" || !filepath.IsAbs(cfg.Root) {
 		return nil, fmt.Errorf("plugin root %q must be an absolute path: %w", cfg.Root, api.ErrInvalid)
 	}
-	d := &Driver{root: filepath.Clean(cfg.Root), log: cfg.Logger, now: cfg.Now}
+	d := &Driver{root: filepath.Clean(cfg.Root), log: cfg.Logger, now: cfg.Now, deleting: map[string]bool{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +124,7 @@ func New(cfg Config) (*Driver, error) {
 		lock.Unlock()
 		return nil, err
 	}
-	d.emptyTrash(d.names())
+	d.emptyTrash()
 	return d, nil
 }
 
@@ -196,18 +201,21 @@ func (d *Driver) reconcile() error {
 	return nil
 }
 
-// names is the set of volumes the state lists.
-func (d *Driver) names() map[string]bool {
-	out := make(map[string]bool, len(d.st.Volumes))
-	for name := range d.st.Volumes {
-		out[name] = true
+// at calls the test hook at a step.
+func (d *Driver) at(step string) error {
+	if d.testHook == nil {
+		return nil
 	}
-	return out
+	return d.testHook(step)
 }
 
 // save writes the state; on failure the caller undoes its change.
 func (d *Driver) save() error {
-	if err := d.st.save(d.statePath()); err != nil {
+	err := d.at("save")
+	if err == nil {
+		err = d.st.save(d.statePath())
+	}
+	if err != nil {
 		return fmt.Errorf("save plugin state: %w", err)
 	}
 	return nil
@@ -265,7 +273,7 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 	if o.Type == TypeDir && o.Size > 0 && d.quota == nil {
 		return errUnsupportedSize(d.quotaErr)
 	}
-	v := &record{Name: req.Name, Options: o, Raw: maps.Clone(req.Options), CreatedAt: d.now().UTC().Format(time.RFC3339)}
+	v := &record{Name: req.Name, Options: o, Raw: maps.Clone(req.Options), CreatedAt: d.now().UTC().Format(time.RFC3339), Generation: newGeneration()}
 	kept, err := d.keptData(v)
 	if err != nil {
 		return err
@@ -437,10 +445,10 @@ func (d *Driver) Remove(req *volume.RemoveRequest) error {
 		return err
 	}
 	err = d.remove(v)
-	live := d.names()
 	d.mu.Unlock()
 	if err == nil {
-		d.emptyTrash(live) // outside the lock: a big volume takes a while
+		d.at("remove:unlocked")
+		d.emptyTrash()
 	}
 	return err
 }
@@ -481,7 +489,7 @@ func (d *Driver) remove(v *record) error {
 			return fmt.Errorf("remove volume %q: mark its data kept: %w", v.Name, err)
 		}
 	default:
-		if trash, err = d.toTrash(v.Name); err != nil {
+		if trash, err = d.toTrash(v); err != nil {
 			return fmt.Errorf("remove volume %q: %w", v.Name, err)
 		}
 	}

@@ -298,7 +298,7 @@ func crashInRemove(t *testing.T, d *Driver, name string, saved bool) {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, err := d.toTrash(name); err != nil {
+	if _, err := d.toTrash(d.st.Volumes[name]); err != nil {
 		t.Fatal(err)
 	}
 	if saved {

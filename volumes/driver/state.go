@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,17 @@ type record struct {
 	ProjectID uint32 `json:"project_id,omitempty"`
 	// Mounts counts Mount calls per mount ID not yet matched by Unmount.
 	Mounts map[string]int `json:"mounts,omitempty"`
+	// Generation sets this volume apart from earlier and later ones of its
+	// name, in the trash (random, given at create; empty in the records of
+	// earlier versions).
+	Generation string `json:"generation,omitempty"`
+}
+
+// newGeneration makes a volume's generation.
+func newGeneration() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // refs is the total of the volume's reference counts.

@@ -1,12 +1,15 @@
 package driver
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -37,35 +40,75 @@ func trashName(name string, nanos int64, try int) string {
 	return n
 }
 
-// removedMarker, in a trash entry, holds the name of the volume whose
-// directory it was: a crash between the move to the trash and the save of
-// the state leaves a volume the state still lists, whose directory the
-// next start moves back (restoreTrash).
+// removedMarker, in a trash entry, holds the name and generation of the
+// volume whose directory it was: a crash between the move to the trash and
+// the save of the state leaves a volume the state still lists, whose
+// directory the next start moves back (restoreTrash). The generation tells
+// that volume from a later one of its name.
 const removedMarker = "removed"
+
+// trashMarker is what a removed marker holds; the markers of earlier
+// versions hold the name alone, and match a record without a generation.
+type trashMarker struct {
+	Name       string `json:"name"`
+	Generation string `json:"generation,omitempty"`
+}
+
+// deletingPrefix starts the name of a trash entry that a pass of emptyTrash
+// decided to delete: nothing moves it back.
+const deletingPrefix = ".deleting-"
+
+// readMarker reads a trash entry's removed marker.
+func readMarker(entry string) (trashMarker, error) {
+	b, err := safefile.ReadFileNoFollow(filepath.Join(entry, removedMarker), 1<<10)
+	if err != nil {
+		return trashMarker{}, err
+	}
+	if !bytes.HasPrefix(b, []byte("{")) { // a name alone (names start with a letter or digit)
+		return trashMarker{Name: string(b)}, nil
+	}
+	var m trashMarker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return trashMarker{}, fmt.Errorf("marker of trash entry %s: %w", filepath.Base(entry), err)
+	}
+	return m, nil
+}
+
+// listed reports whether the state lists the very volume whose directory a
+// trash entry with marker m was: the same name and generation. The caller
+// holds d.mu (or has the driver to itself, at start).
+func (d *Driver) listed(m trashMarker) bool {
+	v, ok := d.st.Volumes[m.Name]
+	return ok && v.Generation == m.Generation
+}
 
 // toTrash moves a volume's directory into the trash and returns where it
 // went ("" when the volume had none), never over another entry.
-func (d *Driver) toTrash(name string) (string, error) {
-	if _, err := os.Lstat(d.volDir(name)); errors.Is(err, fs.ErrNotExist) {
+func (d *Driver) toTrash(v *record) (string, error) {
+	if _, err := os.Lstat(d.volDir(v.Name)); errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
 	if err := os.MkdirAll(d.trashDir(), 0o700); err != nil {
 		return "", err
 	}
-	marker := filepath.Join(d.volDir(name), removedMarker)
-	if err := os.WriteFile(marker, []byte(name), 0o600); err != nil {
+	data, err := json.Marshal(trashMarker{Name: v.Name, Generation: v.Generation})
+	if err != nil {
+		return "", err
+	}
+	marker := filepath.Join(d.volDir(v.Name), removedMarker)
+	if err := os.WriteFile(marker, data, 0o600); err != nil {
 		return "", err
 	}
 	nanos := d.now().UnixNano()
 	for try := 0; ; try++ {
-		dst := filepath.Join(d.trashDir(), trashName(name, nanos, try))
-		err := unix.Renameat2(unix.AT_FDCWD, d.volDir(name), unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		dst := filepath.Join(d.trashDir(), trashName(v.Name, nanos, try))
+		err := unix.Renameat2(unix.AT_FDCWD, d.volDir(v.Name), unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
 		if errors.Is(err, unix.EEXIST) && try < 100 {
 			continue
 		}
 		if err != nil {
 			_ = os.Remove(marker)
-			return "", fmt.Errorf("move %s to the trash: %w", d.volDir(name), err)
+			return "", fmt.Errorf("move %s to the trash: %w", d.volDir(v.Name), err)
 		}
 		return dst, nil
 	}
@@ -80,45 +123,78 @@ func (d *Driver) fromTrash(name, trash string) error {
 }
 
 // restoreTrash moves back, at start, the directories of volumes that the
-// state still lists: their removal was cut short by a crash before the
-// state was saved.
+// state still lists, the same generation: their removal was cut short by a
+// crash before the state was saved. The data of an earlier volume of the
+// name stays in the trash, to be deleted.
 func (d *Driver) restoreTrash() {
 	entries, _ := os.ReadDir(d.trashDir())
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), deletingPrefix) {
+			continue
+		}
 		dir := filepath.Join(d.trashDir(), e.Name())
-		b, err := safefile.ReadFileNoFollow(filepath.Join(dir, removedMarker), 1<<10)
-		if err != nil {
+		m, err := readMarker(dir)
+		if err != nil || !d.listed(m) {
 			continue
 		}
-		name := string(b)
-		if _, ok := d.st.Volumes[name]; !ok {
+		if _, err := os.Lstat(d.volDir(m.Name)); !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if _, err := os.Lstat(d.volDir(name)); !errors.Is(err, fs.ErrNotExist) {
+		if err := d.fromTrash(m.Name, dir); err != nil {
+			d.log.Error("a crash cut short the removal of a volume; its data stays in the trash", "volume", m.Name, "dir", e.Name(), "err", err)
 			continue
 		}
-		if err := d.fromTrash(name, dir); err != nil {
-			d.log.Error("a crash cut short the removal of a volume; its data stays in the trash", "volume", name, "dir", e.Name(), "err", err)
-			continue
-		}
-		d.log.Warn("a crash cut short the removal of a volume: its data is back", "volume", name)
+		d.log.Warn("a crash cut short the removal of a volume: its data is back", "volume", m.Name)
 	}
 }
 
 // emptyTrash deletes removed volumes' data, except what something still
-// uses (see deleteTree), and the data of volumes in live (the names the
-// state lists: a removal undone): those stay in the trash, for a later pass.
-func (d *Driver) emptyTrash(live map[string]bool) {
+// uses (see deleteTree): those entries stay, for a later pass. Which
+// entries go is decided under d.mu against the state (see doomTrash); the
+// deletion, which takes a while for a big volume, runs outside it.
+func (d *Driver) emptyTrash() {
+	d.at("trash:lock")
+	for _, dir := range d.doomTrash() {
+		err := d.deleteTree(dir)
+		if err != nil {
+			d.log.Warn("a removed volume's data stays in the trash", "dir", filepath.Base(dir), "err", err)
+		}
+		d.mu.Lock()
+		delete(d.deleting, dir)
+		d.mu.Unlock()
+	}
+}
+
+// doomTrash picks, under d.mu, the trash entries to delete and renames each
+// to a name that nothing moves back: every entry but those whose marker
+// names a volume the state lists, the same generation (a removal being
+// undone, or cut short by a crash: restoreTrash moves those back), and
+// those another pass is deleting now.
+func (d *Driver) doomTrash() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	entries, _ := os.ReadDir(d.trashDir())
+	var doomed []string
 	for _, e := range entries {
 		dir := filepath.Join(d.trashDir(), e.Name())
-		if b, err := safefile.ReadFileNoFollow(filepath.Join(dir, removedMarker), 1<<10); err == nil && live[string(b)] {
+		if d.deleting[dir] {
 			continue
 		}
-		if err := d.deleteTree(dir); err != nil {
-			d.log.Warn("a removed volume's data stays in the trash", "dir", e.Name(), "err", err)
+		if !strings.HasPrefix(e.Name(), deletingPrefix) {
+			if m, err := readMarker(dir); err == nil && d.listed(m) {
+				continue
+			}
+			to := filepath.Join(d.trashDir(), deletingPrefix+e.Name())
+			if err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE); err != nil {
+				d.log.Warn("a removed volume's data stays in the trash", "dir", e.Name(), "err", err)
+				continue
+			}
+			dir = to
 		}
+		d.deleting[dir] = true
+		doomed = append(doomed, dir)
 	}
+	return doomed
 }
 
 // deleteTree deletes a volume's directory (in the trash or not), unless
