@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,9 +55,9 @@ func needsMount(v *record) bool {
 }
 
 // tmpfsSource names a tmpfs volume's filesystem (the source field of
-// mountinfo), so that its mounts are found in any mount namespace, even
-// once the plugin's own mount is gone; tag sets apart plugins with other
-// roots.
+// mountinfo), for people, and for finding the mounts of a record of an
+// earlier version that knows no devices (see record.TmpfsDevs); tag sets
+// apart plugins with other roots.
 func (d *Driver) tmpfsSource(v *record) string { return "caisson-" + d.tag + "-" + v.Name }
 
 // applyOwner sets the requested owner and mode on dir, following symlinks
@@ -138,6 +139,15 @@ func (d *Driver) mountBacking(v *record) error {
 		if err := unix.Mount(d.tmpfsSource(v), mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, strings.Join(opts, ",")); err != nil {
 			return fmt.Errorf("mount tmpfs: %w", err)
 		}
+		var st unix.Stat_t
+		if err := unix.Lstat(mnt, &st); err != nil {
+			_ = d.unmountMnt(v, true)
+			return fmt.Errorf("mount tmpfs: %w", err)
+		}
+		if dev := [2]uint32{unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev))}; !slices.Contains(v.TmpfsDevs, dev) {
+			v.TmpfsDevs = append(v.TmpfsDevs, dev)
+		}
+		v.TmpfsTracked = true
 		return nil
 	case TypeLoop:
 		img := d.image(v.Name)
@@ -209,6 +219,36 @@ func (d *Driver) mounted(v *record) (bool, error) {
 		return false, err
 	}
 	return mountinfo.IsMountPoint(ms, d.mntDir(v.Name)), nil
+}
+
+// aliveTmpfs is the set of tmpfs devices some mount namespace shows; ok is
+// false when not every namespace that matters could be read.
+func (d *Driver) aliveTmpfs() (alive map[[2]uint32]bool, ok bool) {
+	nss, err := d.namespaces()
+	if err != nil {
+		return nil, false
+	}
+	alive = map[[2]uint32]bool{}
+	for _, ns := range nss {
+		for _, m := range ns.Mounts {
+			if m.FSType == "tmpfs" {
+				alive[[2]uint32{m.Major, m.Minor}] = true
+			}
+		}
+	}
+	return alive, true
+}
+
+// pruneTmpfs drops from a tmpfs volume's record the devices of filesystems
+// that alive (see aliveTmpfs) does not show: they are gone, and their
+// numbers free for anyone's. It reports whether it dropped any.
+func pruneTmpfs(v *record, alive map[[2]uint32]bool) bool {
+	n := len(v.TmpfsDevs)
+	v.TmpfsDevs = slices.DeleteFunc(v.TmpfsDevs, func(dev [2]uint32) bool { return !alive[dev] })
+	if len(v.TmpfsDevs) == 0 {
+		v.TmpfsDevs = nil
+	}
+	return len(v.TmpfsDevs) != n
 }
 
 // usage is the space a volume uses and may use, when known.

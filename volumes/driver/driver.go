@@ -167,14 +167,24 @@ func (d *Driver) reconcile() error {
 				d.log.Info("machine rebooted: dropping stale mount references", "volume", v.Name, "refs", v.refs())
 				v.Mounts = nil
 			}
+			v.TmpfsDevs = nil // every tmpfs died with the boot
 		}
 		d.st.BootID = boot
 		changed = true
 	}
+	var alive map[[2]uint32]bool // tmpfs devices in use, read once
 	for _, name := range slices.Sorted(maps.Keys(d.st.Volumes)) {
 		v := d.st.Volumes[name]
 		if !needsMount(v) {
 			continue
+		}
+		if len(v.TmpfsDevs) > 0 {
+			if alive == nil {
+				alive, _ = d.aliveTmpfs()
+			}
+			if alive != nil && pruneTmpfs(v, alive) {
+				changed = true
+			}
 		}
 		m, err := d.mounted(v)
 		if err != nil {
@@ -186,13 +196,14 @@ func (d *Driver) reconcile() error {
 			if err := d.mountBacking(v); err != nil {
 				d.log.Error("remount failed; its references are dropped", "volume", name, "err", err)
 				v.Mounts = nil
-				changed = true
 			}
+			changed = true // the references, or a tmpfs's device
 		case refs == 0 && m:
 			d.log.Info("volume mounted with no references: unmounting it", "volume", name)
 			if err := d.unmountBacking(v); err != nil {
 				d.log.Error("unmount of an unused volume", "volume", name, "err", err)
 			}
+			changed = d.forgetTmpfs(v) || changed
 		}
 	}
 	if changed {
@@ -273,7 +284,8 @@ func (d *Driver) Create(req *volume.CreateRequest) error {
 	if o.Type == TypeDir && o.Size > 0 && d.quota == nil {
 		return errUnsupportedSize(d.quotaErr)
 	}
-	v := &record{Name: req.Name, Options: o, Raw: maps.Clone(req.Options), CreatedAt: d.now().UTC().Format(time.RFC3339), Generation: newGeneration()}
+	v := &record{Name: req.Name, Options: o, Raw: maps.Clone(req.Options), CreatedAt: d.now().UTC().Format(time.RFC3339), Generation: newGeneration(),
+		TmpfsTracked: o.Type == TypeTmpfs}
 	kept, err := d.keptData(v)
 	if err != nil {
 		return err
@@ -529,7 +541,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		return nil, fmt.Errorf("volume %q already counts %d mount IDs, the most it keeps: %w", v.Name, len(v.Mounts), api.ErrConflict)
 	}
 	mp := d.mountpoint(v)
-	old := maps.Clone(v.Mounts)
+	old, oldDevs, oldTracked := maps.Clone(v.Mounts), slices.Clone(v.TmpfsDevs), v.TmpfsTracked
 	if needsMount(v) {
 		m, err := d.mounted(v)
 		if err != nil {
@@ -537,6 +549,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 		}
 		switch {
 		case !m:
+			d.forgetTmpfs(v) // saved with the count below
 			err = d.mountBacking(v)
 		case v.Options.Type == TypeBind:
 			// Mounted for an earlier user: the directory must still be
@@ -563,7 +576,7 @@ func (d *Driver) Mount(req *volume.MountRequest) (*volume.MountResponse, error) 
 	}
 	v.Mounts[req.ID]++
 	if err := d.save(); err != nil {
-		v.Mounts = old
+		v.Mounts, v.TmpfsDevs, v.TmpfsTracked = old, oldDevs, oldTracked
 		if v.refs() == 0 && needsMount(v) {
 			_ = d.unmountBacking(v)
 		}
@@ -605,9 +618,25 @@ func (d *Driver) Unmount(req *volume.UnmountRequest) error {
 		if err := d.unmountBacking(v); err != nil {
 			d.log.Error("unmount with no user left; the next start or Mount retries", "volume", v.Name, "err", err)
 		}
+		if d.forgetTmpfs(v) {
+			if err := d.save(); err != nil {
+				d.log.Error("forget the devices of a tmpfs volume's gone filesystems", "volume", v.Name, "err", err)
+			}
+		}
 	}
 	d.log.Debug("unmount", "volume", v.Name, "id", req.ID, "refs", v.refs())
 	return nil
+}
+
+// forgetTmpfs drops from a tmpfs volume's record the devices of its
+// filesystems that no namespace shows any more; it reports whether it
+// dropped any.
+func (d *Driver) forgetTmpfs(v *record) bool {
+	if len(v.TmpfsDevs) == 0 {
+		return false
+	}
+	alive, ok := d.aliveTmpfs()
+	return ok && pruneTmpfs(v, alive)
 }
 
 // unused reports whether nothing but the plugin itself is known to use v's

@@ -449,3 +449,60 @@ func TestRemoveAtPluginPath(t *testing.T) {
 		})
 	}
 }
+
+// TestTmpfsImpostor: a tmpfs that someone else mounts in a namespace of
+// theirs with the source name of a tmpfs volume (computable, and any user
+// can mount a tmpfs in a user namespace) is no use of the volume, whether
+// the volume was never mounted, is mounted, or was mounted and unmounted
+// (its device number may go to the impostor's filesystem then). A record
+// of an earlier version, which knows no devices, still finds its
+// filesystem by its source name.
+func TestTmpfsImpostor(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.LookPath(t, "unshare")
+	impostor := func(t *testing.T, d *Driver) *user {
+		return startUser(t, "private", "/", `mount -t tmpfs "$1" "$2"`, d.tmpfsSource(d.st.Volumes["v"]), t.TempDir())
+	}
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, d *Driver)
+	}{
+		{"never mounted", func(t *testing.T, d *Driver) {}},
+		{"mounted", func(t *testing.T, d *Driver) { mustMount(t, d, "v", "c1") }},
+		{"mounted and unmounted", func(t *testing.T, d *Driver) {
+			mustMount(t, d, "v", "c1")
+			mustUnmount(t, d, "v", "c1")
+			if devs := d.st.Volumes["v"].TmpfsDevs; len(devs) != 0 {
+				t.Errorf("devices of a tmpfs volume after its last unmount: %v, want none (the filesystem is gone)", devs)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, t.TempDir())
+			if err := d.Create(&volume.CreateRequest{Name: "v", Options: map[string]string{"type": "tmpfs"}}); err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, d)
+			impostor(t, d)
+			if err := d.Remove(&volume.RemoveRequest{Name: "v"}); err != nil {
+				t.Fatalf("Remove with an impostor's tmpfs of the volume's source name: %v", err)
+			}
+			checkGone(t, d, "v", false)
+		})
+	}
+	t.Run("record of an earlier version", func(t *testing.T) {
+		d := newDriver(t, t.TempDir())
+		mp := mustCreate(t, d, "v", map[string]string{"type": "tmpfs"})
+		holder := container("private")(t, mp)
+		v := d.st.Volumes["v"]
+		v.TmpfsDevs, v.TmpfsTracked = nil, false
+		mustUnmount(t, d, "v", "c1") // the stray Unmount
+		if err := d.Remove(&volume.RemoveRequest{Name: "v"}); !errors.Is(err, api.ErrConflict) {
+			t.Fatalf("Remove of an earlier version's tmpfs volume a container holds = %v, want api.ErrConflict", err)
+		}
+		holder.stop()
+		if err := d.Remove(&volume.RemoveRequest{Name: "v"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

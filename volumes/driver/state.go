@@ -48,6 +48,17 @@ type record struct {
 	// name, in the trash (random, given at create; empty in the records of
 	// earlier versions).
 	Generation string `json:"generation,omitempty"`
+	// TmpfsDevs are the devices of a tmpfs volume's filesystems that may
+	// still live (the plugin's mount, and one a container kept after the
+	// plugin's last unmount): their mounts, in any namespace, use the
+	// volume. A device is added at each mount and dropped once no namespace
+	// shows it (its number may then go to anyone's filesystem); all go at a
+	// reboot.
+	TmpfsDevs [][2]uint32 `json:"tmpfs_devs,omitempty"`
+	// TmpfsTracked says that TmpfsDevs is kept. A tmpfs record of an
+	// earlier version, until its next mount, finds its filesystems by their
+	// source name instead, which anyone can give a tmpfs of their own.
+	TmpfsTracked bool `json:"tmpfs_tracked,omitempty"`
 }
 
 // newGeneration makes a volume's generation.

@@ -21,9 +21,12 @@ type target struct {
 	// root is inner or below it shows the data.
 	devs  map[[2]uint32]bool
 	inner string
-	// source, when set, is a tmpfs's source: its mounts show the data even
-	// where its device is not known (the plugin's own mount is gone).
+	// source, when set, is a tmpfs's source: for a record of an earlier
+	// version, which knows no devices, its mounts show the data.
 	source string
+	// fsType, when set, is the type a mount of one of devs must have (a
+	// tmpfs device number may have gone to another filesystem).
+	fsType string
 	// ours are the plugin's own mounts of the data (and the mount a dir or
 	// bind volume lies on, when the directory is a mount point), in its own
 	// namespace: they, and the copies mount propagation makes of them, are
@@ -61,7 +64,13 @@ func (d *Driver) target(v *record) (target, error) {
 			t.devs[[2]uint32{l.Major, l.Minor}] = true
 		}
 	case TypeTmpfs:
-		t.source = d.tmpfsSource(v)
+		for _, dev := range v.TmpfsDevs {
+			t.devs[dev] = true
+		}
+		if !v.TmpfsTracked {
+			t.source = d.tmpfsSource(v)
+		}
+		t.fsType = "tmpfs"
 	case TypeBind:
 		// The directory the plugin mounted, or, with its mount gone, the
 		// one its path names.
@@ -114,23 +123,9 @@ func (d *Driver) uses(t target, files bool) ([]string, error) {
 	if len(t.devs) == 0 && t.source == "" && !files {
 		return nil, nil
 	}
-	nss, unreadable, err := mountinfo.Namespaces()
+	nss, err := d.namespaces()
 	if err != nil {
 		return nil, err
-	}
-	// The processes this one descends from started it: they are no
-	// container, and may hide their namespace from it (a sandbox's init).
-	// A plugin that is not root cannot read other users' processes at
-	// all: it skips them (their uses are not seen) rather than refuse
-	// every removal.
-	skip := ancestors()
-	euid := os.Geteuid()
-	unreadable = slices.DeleteFunc(unreadable, func(u mountinfo.Unreadable) bool {
-		return skip[u.PID] || (euid != 0 && ownerOf(u.PID) != euid)
-	})
-	if len(unreadable) > 0 {
-		u := unreadable[0]
-		return nil, fmt.Errorf("the mounts of %d process(es) cannot be read (process %d: %v): %w", len(unreadable), u.PID, u.Err, api.ErrUnavailable)
 	}
 	var self mountinfo.Namespace
 	for _, ns := range nss {
@@ -145,7 +140,9 @@ func (d *Driver) uses(t target, files bool) ([]string, error) {
 		byID := mountinfo.ByID(ns.Mounts)
 		for _, m := range ns.Mounts {
 			dev := [2]uint32{m.Major, m.Minor}
-			if !t.devs[dev] && (t.source == "" || m.FSType != "tmpfs" || m.Source != t.source) {
+			byDev := t.devs[dev] && (t.fsType == "" || m.FSType == t.fsType)
+			bySource := t.source != "" && m.FSType == "tmpfs" && m.Source == t.source
+			if !byDev && !bySource {
 				continue
 			}
 			if !within(strings.TrimSuffix(m.Root, "//deleted"), t.inner) {
@@ -167,6 +164,31 @@ func (d *Driver) uses(t target, files bool) ([]string, error) {
 		out = append(out, openUnder(self.PIDs, t.paths)...)
 	}
 	return out, nil
+}
+
+// namespaces reads the mounts of every mount namespace a process is in. An
+// error, wrapping api.ErrUnavailable when some process's mounts could not
+// be read, means some are unknown.
+func (d *Driver) namespaces() ([]mountinfo.Namespace, error) {
+	nss, unreadable, err := mountinfo.Namespaces()
+	if err != nil {
+		return nil, err
+	}
+	// The processes this one descends from started it: they are no
+	// container, and may hide their namespace from it (a sandbox's init).
+	// A plugin that is not root cannot read other users' processes at
+	// all: it skips them (their uses are not seen) rather than refuse
+	// every removal.
+	skip := ancestors()
+	euid := os.Geteuid()
+	unreadable = slices.DeleteFunc(unreadable, func(u mountinfo.Unreadable) bool {
+		return skip[u.PID] || (euid != 0 && ownerOf(u.PID) != euid)
+	})
+	if len(unreadable) > 0 {
+		u := unreadable[0]
+		return nil, fmt.Errorf("the mounts of %d process(es) cannot be read (process %d: %v): %w", len(unreadable), u.PID, u.Err, api.ErrUnavailable)
+	}
+	return nss, nil
 }
 
 // ownerOf is the uid that owns process pid; -1 when unknown.
