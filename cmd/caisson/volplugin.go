@@ -39,6 +39,10 @@ Bind volumes expose host directories to whoever can create volumes, so none is a
 below it; --bind-allow / allows any, as Docker does. The plugin root, what is inside it and what holds
 it are always refused. The path is checked at create and again at every mount, where it is opened
 without following symlinks and bind-mounted under ROOT: what containers get is the directory checked.
+Bind volumes made before --bind-allow existed (any path was allowed), or that the list no longer
+covers, stay listed and removable but every mount of them is refused (at start, one counted as mounted
+whose mount is gone loses its references, which is only logged): give --bind-allow for their
+directories when upgrading.
 
 A volume is not removed while anything uses its data, whatever the reference counts say: a mount of it
 in any mount namespace (a container), a loop device attached to its image, a file open in it.

@@ -197,9 +197,22 @@ func TestBindMountChecks(t *testing.T) {
 		mustCreate(t, d, "l", map[string]string{"type": "bind", "path": dir})
 		mustUnmount(t, d, "l", "c1")
 		_ = d.Close()
+		if err := os.WriteFile(filepath.Join(dir, "f"), []byte("host data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		d2 := openDriver(t, root, t.TempDir())
 		if _, err := d2.Mount(&volume.MountRequest{Name: "l", ID: "c1"}); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("Mount of a directory no longer allowed = %v, want api.ErrInvalid", err)
+		}
+		// Still listed and removable, its directory untouched.
+		if _, err := d2.Get(&volume.GetRequest{Name: "l"}); err != nil {
+			t.Errorf("Get of a bind volume no longer allowed: %v", err)
+		}
+		if err := d2.Remove(&volume.RemoveRequest{Name: "l"}); err != nil {
+			t.Errorf("Remove of a bind volume no longer allowed: %v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "host data" {
+			t.Errorf("the host directory of a removed bind volume: %q, %v", b, err)
 		}
 	})
 }
