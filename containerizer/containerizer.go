@@ -387,6 +387,12 @@ func validateSpec(s *api.ContainerSpec) error {
 	if s.Seccomp, err = s.Seccomp.Normalize(); err != nil {
 		return err
 	}
+	// A profile that cannot be converted is refused before anything of the
+	// container exists. The filter in force is converted again at the end
+	// of the launch, for the container's final capabilities.
+	if _, err := oci.SeccompFilter(s.Seccomp, runtime.GOARCH, oci.DefaultCapabilities()); err != nil {
+		return err
+	}
 	r := s.Resources
 	if r.CPUs < 0 || r.MemoryBytes < 0 || r.MemoryReservationBytes < 0 || r.PidsLimit < 0 || s.ShmSizeBytes < 0 {
 		return fmt.Errorf("resource limits cannot be negative: %w", api.ErrInvalid)

@@ -210,6 +210,7 @@ func TestSeccompRefused(t *testing.T) {
 		"not JSON":          "seccomp=" + write("bad.json", "defaultAction: allow"),
 		"misspelt field":    "seccomp=" + write("typo.json", `{"defaultAcion": "SCMP_ACT_ERRNO", "syscalls": []}`),
 		"notify listener":   "seccomp=" + write("notify.json", `{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock", "syscalls": []}`),
+		"unknown action":    "seccomp=" + write("action.json", `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_DENY"}]}`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if r := e.caisson("run", "--rm", "--security-opt", opt, "--rootfs", e.rootfs, "true"); r.code != 125 {

@@ -52,8 +52,66 @@ func seccompFilter(sel api.Seccomp, goarch string, caps []string) (*specs.LinuxS
 	if len(filter.Architectures) == 0 {
 		filter.Architectures = []specs.Arch{arch.native}
 	}
+	if err := checkFilter(filter); err != nil {
+		return nil, fmt.Errorf("seccomp profile %s: %w", sel.Source, err)
+	}
 	return filter, nil
 }
+
+// checkFilter refuses what the runtime would refuse only when it creates
+// the container: an action, architecture, operator or flag that the
+// runtime-spec does not name (the library passes them on unread).
+func checkFilter(f *specs.LinuxSeccomp) error {
+	if !slices.Contains(seccompActions, f.DefaultAction) {
+		return fmt.Errorf("unknown default action %q: %w", f.DefaultAction, api.ErrInvalid)
+	}
+	for _, a := range f.Architectures {
+		if !slices.Contains(seccompArchNames, a) {
+			return fmt.Errorf("unknown architecture %q: %w", a, api.ErrInvalid)
+		}
+	}
+	for _, fl := range f.Flags {
+		if !slices.Contains(seccompFlags, fl) {
+			return fmt.Errorf("unknown flag %q: %w", fl, api.ErrInvalid)
+		}
+	}
+	for _, c := range f.Syscalls {
+		if !slices.Contains(seccompActions, c.Action) {
+			return fmt.Errorf("system calls %v: unknown action %q: %w", c.Names, c.Action, api.ErrInvalid)
+		}
+		for _, arg := range c.Args {
+			if !slices.Contains(seccompOperators, arg.Op) {
+				return fmt.Errorf("system calls %v: unknown operator %q: %w", c.Names, arg.Op, api.ErrInvalid)
+			}
+		}
+	}
+	return nil
+}
+
+// The values of a filter's fields that the runtime-spec names (less
+// SCMP_ACT_NOTIFY, refused earlier), and SECCOMP_FILTER_FLAG_TSYNC, which
+// the runtimes accept and ignore.
+var (
+	seccompActions = []specs.LinuxSeccompAction{
+		specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap,
+		specs.ActErrno, specs.ActTrace, specs.ActAllow, specs.ActLog,
+	}
+	seccompOperators = []specs.LinuxSeccompOperator{
+		specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpEqualTo,
+		specs.OpGreaterEqual, specs.OpGreaterThan, specs.OpMaskedEqual,
+	}
+	seccompFlags = []specs.LinuxSeccompFlag{
+		specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagWaitKillableRecv,
+		"SECCOMP_FILTER_FLAG_TSYNC",
+	}
+	seccompArchNames = []specs.Arch{
+		specs.ArchX86, specs.ArchX86_64, specs.ArchX32, specs.ArchARM, specs.ArchAARCH64,
+		specs.ArchMIPS, specs.ArchMIPS64, specs.ArchMIPS64N32, specs.ArchMIPSEL, specs.ArchMIPSEL64,
+		specs.ArchMIPSEL64N32, specs.ArchPPC, specs.ArchPPC64, specs.ArchPPC64LE, specs.ArchS390,
+		specs.ArchS390X, specs.ArchPARISC, specs.ArchPARISC64, specs.ArchRISCV64, specs.ArchLOONGARCH64,
+		specs.ArchM68K, specs.ArchSH, specs.ArchSHEB,
+	}
+)
 
 // parseSeccompProfile reads a Docker-format profile strictly: unknown fields
 // (a misspelt "defaultAction" would leave no filter) and trailing data are

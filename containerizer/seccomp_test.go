@@ -1,0 +1,135 @@
+package containerizer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/caisson/caisson/api"
+)
+
+// callLog records which fake was called with what.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) add(call string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, call)
+}
+
+func (l *callLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
+}
+
+// fakeRuntime fails every call, and logs it.
+type fakeRuntime struct{ log *callLog }
+
+var errFake = errors.New("fake")
+
+func (r fakeRuntime) Name() string { return "fake" }
+func (r fakeRuntime) Create(context.Context, string, string, *CreateOpts) (int, error) {
+	r.log.add("runtime create")
+	return 0, errFake
+}
+func (r fakeRuntime) Start(context.Context, string) error { r.log.add("runtime start"); return errFake }
+func (r fakeRuntime) State(context.Context, string) (*RuntimeState, error) {
+	r.log.add("runtime state")
+	return nil, errFake
+}
+func (r fakeRuntime) Kill(context.Context, string, syscall.Signal, bool) error {
+	r.log.add("runtime kill")
+	return nil
+}
+func (r fakeRuntime) Delete(context.Context, string, bool) error {
+	r.log.add("runtime delete")
+	return nil
+}
+func (r fakeRuntime) List(context.Context) ([]RuntimeState, error) {
+	r.log.add("runtime list")
+	return nil, nil
+}
+func (r fakeRuntime) Check(context.Context) error { r.log.add("runtime check"); return nil }
+
+// fakeProvisioner fails every Provision, and logs it.
+type fakeProvisioner struct{ log *callLog }
+
+func (p fakeProvisioner) Provision(context.Context, *ProvisionRequest) (*Rootfs, error) {
+	p.log.add("provision")
+	return nil, errFake
+}
+func (p fakeProvisioner) Release(context.Context, string) error { p.log.add("release"); return nil }
+
+// fakeContainerizer is a containerizer whose runtime and provisioner only
+// log what they are asked; every launch fails at its first step.
+func fakeContainerizer(t *testing.T, cfg Config) (*Containerizer, *callLog) {
+	t.Helper()
+	log := &callLog{}
+	dir := t.TempDir()
+	cfg.Root, cfg.RunRoot = filepath.Join(dir, "lib"), filepath.Join(dir, "run")
+	cfg.Runtime, cfg.Provisioner = fakeRuntime{log}, fakeProvisioner{log}
+	cfg.MonitorCommand = []string{"/bin/false"}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, log
+}
+
+// entries lists what a directory of the work dir holds.
+func entries(t *testing.T, c *Containerizer, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Join(c.cfg.Root, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// A custom seccomp profile that cannot be used is refused before anything
+// of the container exists: no runtime check, no reservation, no root
+// filesystem.
+func TestLaunchRefusesBadProfileFirst(t *testing.T) {
+	for name, profile := range map[string]string{
+		"not JSON":         `defaultAction: allow`,
+		"misspelt field":   `{"defaultAcion": "SCMP_ACT_ERRNO", "syscalls": []}`,
+		"data after it":    `{"defaultAction": "SCMP_ACT_ERRNO"} {}`,
+		"notify listener":  `{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}`,
+		"notify action":    `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}`,
+		"null rule":        `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [null]}`,
+		"no action, rules": `{"syscalls": []}`,
+		"arches twice":     `{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}`,
+		"unknown action":   `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_MAYBE"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, log := fakeContainerizer(t, Config{})
+			spec := api.ContainerSpec{Rootfs: "/nonexistent", Command: []string{"true"},
+				Seccomp: api.CustomSeccomp("profile.json", []byte(profile))}
+			if _, err := c.Launch(context.Background(), spec, LaunchOptions{}); !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("launch: %v, want an error wrapping api.ErrInvalid", err)
+			}
+			if diff := cmp.Diff([]string(nil), log.list()); diff != "" {
+				t.Errorf("calls made (-want +got):\n%s", diff)
+			}
+			for _, dir := range []string{"containers", "owned"} {
+				if got := entries(t, c, dir); len(got) > 0 {
+					t.Errorf("%s holds %v", dir, got)
+				}
+			}
+		})
+	}
+}
