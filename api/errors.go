@@ -37,4 +37,8 @@ var (
 	// ErrUnreadable marks stored state that exists but cannot be used: a
 	// damaged checkpoint, or one a newer version wrote.
 	ErrUnreadable = errors.New("unreadable")
+	// ErrForbidden marks a request that is well formed but that the
+	// admin's policy does not allow, such as a seccomp profile containers
+	// on this host may not choose.
+	ErrForbidden = errors.New("forbidden by policy")
 )

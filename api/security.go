@@ -17,6 +17,10 @@ const (
 	SeccompCustom = "custom"
 )
 
+// SeccompProfiles lists every value of Seccomp.Profile, as Normalize
+// leaves it.
+var SeccompProfiles = []string{SeccompDefault, SeccompCustom, SeccompUnconfined}
+
 // MaxSeccompProfileBytes bounds a custom seccomp profile. Docker's default
 // profile, the largest in common use, is about 20 KiB.
 const MaxSeccompProfileBytes = 1 << 20

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -45,7 +46,14 @@ type Config struct {
 	// container ID is appended. cmd/caisson points it at its own hidden
 	// "monitor" subcommand, which calls Monitor.
 	MonitorCommand []string
-	Logger         *slog.Logger
+	// SeccompAllow is the admin's policy on the seccomp profiles a
+	// container's spec may select (api.SeccompDefault, api.SeccompCustom,
+	// api.SeccompUnconfined); a launch that selects another is refused
+	// with an error wrapping api.ErrForbidden. Empty allows every one, as
+	// Docker does. Allowing custom lets a spec choose any filter, one
+	// that allows every call included.
+	SeccompAllow []string
+	Logger       *slog.Logger
 	// CrashPoint, when set, is called between launch steps with the name of
 	// the step just done. Tests use it to crash the process there.
 	CrashPoint func(step string)
@@ -68,6 +76,9 @@ func New(cfg Config) (*Containerizer, error) {
 	if cfg.Runtime == nil || cfg.Provisioner == nil {
 		return nil, fmt.Errorf("a runtime and a provisioner are required: %w", api.ErrInvalid)
 	}
+	if err := CheckSeccompAllow(cfg.SeccompAllow); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,6 +95,17 @@ func New(cfg Config) (*Containerizer, error) {
 		c.byName[iso.Name()] = iso
 	}
 	return c, nil
+}
+
+// CheckSeccompAllow checks a value of Config.SeccompAllow: every name must
+// be a profile api.Seccomp selects.
+func CheckSeccompAllow(allow []string) error {
+	for _, p := range allow {
+		if !slices.Contains(api.SeccompProfiles, p) {
+			return fmt.Errorf("seccomp policy: unknown profile %q (want %s): %w", p, strings.Join(api.SeccompProfiles, ", "), api.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 func (c *Containerizer) crash(step string) {
@@ -188,7 +210,7 @@ func (l *Launched) Close() {
 // undone by recovery; on an error Launch undoes everything itself and nothing
 // is left behind.
 func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts LaunchOptions) (_ *Launched, retErr error) {
-	if err := validateSpec(&spec); err != nil {
+	if err := validateSpec(&spec, c.cfg.SeccompAllow); err != nil {
 		return nil, err
 	}
 	if rc, ok := c.cfg.Runtime.(RuntimeChecker); ok {
@@ -365,7 +387,9 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	return l, nil
 }
 
-func validateSpec(s *api.ContainerSpec) error {
+// validateSpec checks a spec before anything of its container exists, and
+// fills in its defaults. seccompAllow is Config.SeccompAllow.
+func validateSpec(s *api.ContainerSpec, seccompAllow []string) error {
 	if s.Name != "" && !nameRE.MatchString(s.Name) {
 		return fmt.Errorf("container name %q must match %s: %w", s.Name, nameRE, api.ErrInvalid)
 	}
@@ -386,6 +410,9 @@ func validateSpec(s *api.ContainerSpec) error {
 	var err error
 	if s.Seccomp, err = s.Seccomp.Normalize(); err != nil {
 		return err
+	}
+	if len(seccompAllow) > 0 && !slices.Contains(seccompAllow, s.Seccomp.Profile) {
+		return fmt.Errorf("seccomp profile %s is not allowed on this host (allowed: %s): %w", s.Seccomp.Profile, strings.Join(seccompAllow, ", "), api.ErrForbidden)
 	}
 	// A profile that cannot be converted is refused before anything of the
 	// container exists. The filter in force is converted again at the end

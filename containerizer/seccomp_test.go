@@ -3,8 +3,10 @@ package containerizer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -131,5 +133,70 @@ func TestLaunchRefusesBadProfileFirst(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The admin's seccomp policy decides which profiles a spec may select: one
+// it does not allow is refused before anything of the container exists;
+// one it allows goes on to the launch (here, to the root filesystem, which
+// the fake provisioner fails).
+func TestLaunchSeccompPolicy(t *testing.T) {
+	custom := api.CustomSeccomp("profile.json", []byte(`{"defaultAction": "SCMP_ACT_ALLOW"}`))
+	selections := map[string]api.Seccomp{
+		"unset":      {},
+		"default":    {Profile: api.SeccompDefault},
+		"custom":     custom,
+		"unconfined": {Profile: api.SeccompUnconfined},
+	}
+	for _, tc := range []struct {
+		allow   []string
+		allowed []string // of the selections
+	}{
+		{nil, []string{"unset", "default", "custom", "unconfined"}},
+		{[]string{api.SeccompDefault, api.SeccompCustom, api.SeccompUnconfined}, []string{"unset", "default", "custom", "unconfined"}},
+		{[]string{api.SeccompDefault}, []string{"unset", "default"}},
+		{[]string{api.SeccompDefault, api.SeccompCustom}, []string{"unset", "default", "custom"}},
+		{[]string{api.SeccompCustom}, []string{"custom"}},
+		{[]string{api.SeccompUnconfined}, []string{"unconfined"}},
+	} {
+		for name, sel := range selections {
+			t.Run(fmt.Sprintf("%v/%s", tc.allow, name), func(t *testing.T) {
+				c, log := fakeContainerizer(t, Config{SeccompAllow: tc.allow})
+				spec := api.ContainerSpec{Rootfs: "/nonexistent", Command: []string{"true"}, Seccomp: sel}
+				_, err := c.Launch(context.Background(), spec, LaunchOptions{})
+				if slices.Contains(tc.allowed, name) {
+					if !errors.Is(err, errFake) {
+						t.Fatalf("launch: %v, want it to reach the fake provisioner", err)
+					}
+					if !slices.Contains(log.list(), "provision") {
+						t.Errorf("calls %v: no provision", log.list())
+					}
+					return
+				}
+				if !errors.Is(err, api.ErrForbidden) {
+					t.Fatalf("launch: %v, want an error wrapping api.ErrForbidden", err)
+				}
+				if diff := cmp.Diff([]string(nil), log.list()); diff != "" {
+					t.Errorf("calls made (-want +got):\n%s", diff)
+				}
+				for _, dir := range []string{"containers", "owned"} {
+					if got := entries(t, c, dir); len(got) > 0 {
+						t.Errorf("%s holds %v", dir, got)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestNewRefusesUnknownSeccompPolicy(t *testing.T) {
+	for _, allow := range [][]string{{"bogus"}, {api.SeccompDefault, ""}, {"Default"}} {
+		dir := t.TempDir()
+		log := &callLog{}
+		_, err := New(Config{Root: filepath.Join(dir, "lib"), RunRoot: filepath.Join(dir, "run"),
+			Runtime: fakeRuntime{log}, Provisioner: fakeProvisioner{log}, SeccompAllow: allow})
+		if !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("policy %q: %v, want an error wrapping api.ErrInvalid", allow, err)
+		}
 	}
 }

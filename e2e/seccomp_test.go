@@ -223,6 +223,40 @@ func TestSeccompRefused(t *testing.T) {
 	}
 }
 
+// The admin's policy (--seccomp-allow, env CAISSON_SECCOMP_ALLOW) refuses
+// the profiles it does not name before any container exists; the flag
+// overrides the environment.
+func TestSeccompPolicy(t *testing.T) {
+	e := newEnv(t)
+	profile := filepath.Join(t.TempDir(), "allow-all.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.extraEnv = append(e.extraEnv, "CAISSON_SECCOMP_ALLOW=default")
+	for _, tc := range []struct {
+		name   string
+		global []string
+		opt    string
+		code   int
+	}{
+		{"unconfined refused", nil, "seccomp=unconfined", 125},
+		{"custom refused", nil, "seccomp=" + profile, 125},
+		{"default allowed", nil, "seccomp=builtin", 0},
+		{"flag over env", []string{"--seccomp-allow", "default,custom"}, "seccomp=" + profile, 0},
+		{"flag refuses", []string{"--seccomp-allow", "custom"}, "seccomp=builtin", 125},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string(nil), tc.global...), "run", "--rm", "--security-opt", tc.opt, "--rootfs", e.rootfs, "true")
+			if r := e.caisson(args...); r.code != tc.code {
+				t.Errorf("%v: %s, want exit %d", args, r, tc.code)
+			}
+			if ids := strings.Fields(e.ok("ps", "-aq")); len(ids) > 0 {
+				t.Errorf("containers left: %v", ids)
+			}
+		})
+	}
+}
+
 // On a root machine the seccomp tests run: none of their gates (root, runc,
 // crun, busybox, the Go toolchain that builds the probe) skips them.
 func TestSeccompTestsRunAsRoot(t *testing.T) {

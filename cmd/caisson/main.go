@@ -66,6 +66,7 @@ type globals struct {
 	root, runRoot, runtime, cgroupParent, logLevel string
 	runtimeTimeout                                 time.Duration
 	insecureRegistries                             []string
+	seccompAllow                                   []string
 	maxImageSize                                   int64 // set by run's --max-image-size
 
 	cniConfDir, cniPath          string
@@ -116,6 +117,13 @@ Real containers need Linux and root.`,
 	}
 	pf.StringSliceVar(&g.insecureRegistries, "insecure-registry", insecure,
 		"registry (host[:port]) to reach over plain http; localhost and private addresses always are (env CAISSON_INSECURE_REGISTRIES)")
+
+	seccompAllow := slices.Clone(api.SeccompProfiles)
+	if v := os.Getenv("CAISSON_SECCOMP_ALLOW"); v != "" {
+		seccompAllow = strings.Split(v, ",")
+	}
+	pf.StringSliceVar(&g.seccompAllow, "seccomp-allow", seccompAllow,
+		"seccomp profiles a container may select: default, custom (a profile of its own, which may allow every call), unconfined (no filter); a launch that selects another is refused (env CAISSON_SECCOMP_ALLOW)")
 
 	pf.StringVar(&g.cniConfDir, "cni-config-dir", envOr("CAISSON_CNI_CONFIG_DIR", cni.DefaultConfDir), "CNI network configuration lists (env CAISSON_CNI_CONFIG_DIR)")
 	pf.StringVar(&g.cniPath, "cni-plugin-path", envOr("CAISSON_CNI_PATH", strings.Join(cni.DefaultPluginDirs, ":")), "colon-separated dirs searched for CNI plugins (env CAISSON_CNI_PATH)")
@@ -169,6 +177,12 @@ func (g *globals) validate() error {
 	}
 	if err := (resources.Config{Overrides: g.overrides, Reserve: g.reserve}).Validate(); err != nil {
 		return fmt.Errorf("--%w", err) // "--resources: ..." or "--reserve: ..."
+	}
+	if len(g.seccompAllow) == 0 {
+		return fmt.Errorf("--seccomp-allow (env CAISSON_SECCOMP_ALLOW): empty; allow at least default: %w", api.ErrInvalid)
+	}
+	if err := containerizer.CheckSeccompAllow(g.seccompAllow); err != nil {
+		return fmt.Errorf("--seccomp-allow (env CAISSON_SECCOMP_ALLOW): %w", err)
 	}
 	if !slices.Contains(gpu.Backends, g.gpuBackend) {
 		return fmt.Errorf("--gpu-backend (env CAISSON_GPU_BACKEND) %q: want one of %s: %w", g.gpuBackend, strings.Join(gpu.Backends, ", "), api.ErrInvalid)
@@ -245,6 +259,7 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		Root: root, RunRoot: runRoot, Runtime: rt, Provisioner: store,
 		Isolators:      []isolators.Isolator{cg, network, vols, gpus},
 		MonitorCommand: monitor,
+		SeccompAllow:   g.seccompAllow,
 		Logger:         log,
 		CrashPoint:     crashPoint(),
 	}

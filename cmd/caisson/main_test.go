@@ -39,6 +39,9 @@ func TestGlobalSettings(t *testing.T) {
 		{name: "gpu backend", args: []string{"--gpu-backend", "mock:dgx-z"}},
 		{name: "gpu backend from env", env: map[string]string{"CAISSON_GPU_BACKEND": "cuda"}},
 		{name: "gpu numa affinity", args: []string{"--gpu-numa-affinity", "strict"}},
+		{name: "seccomp allow unknown", args: []string{"--seccomp-allow", "default,none"}},
+		{name: "seccomp allow empty", args: []string{"--seccomp-allow", ""}},
+		{name: "seccomp allow from env", env: map[string]string{"CAISSON_SECCOMP_ALLOW": "builtin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -57,6 +60,7 @@ func TestGlobalSettings(t *testing.T) {
 		{"--log-level", "debug"}, {"--log-level", "INFO"}, {"--log-level", "Warn"}, {"--log-level", "error"},
 		{"--resources", "cpus:8;mem:16g;ports:[80-89,90]", "--reserve", "cpus:1"}, {"--resources", ""},
 		{"--gpu-backend", "mock:dgxa100", "--gpu-numa-affinity", "none"},
+		{"--seccomp-allow", "default"}, {"--seccomp-allow", "unconfined,custom,default"},
 	} {
 		if _, err := runCaisson(t, append(args, sim...)...); err != nil {
 			t.Errorf("%v: %v", args, err)

@@ -76,7 +76,7 @@ A signal (Ctrl-C) while the container is being made cancels the launch.`,
 	fl.StringArrayVar(&f.mounts, "mount", nil, "mount a volume of a Docker volume plugin: type=volume,driver=D,src=NAME,dst=/path[,ro][,volume-opt=k=v] (created when missing)")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "short form of --mount: DRIVER/NAME:/path[:ro]")
 	fl.StringVar(&f.gpus, "gpus", "", "NVIDIA GPUs: a number (the best-linked free ones not in MIG mode), all, UUIDs of GPUs and MIG devices GPU-…,MIG-…, or mig-PROFILE[:N] for N MIG devices of a profile, as mig-1g.5gb:2 (see caisson gpu ls)")
-	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=PROFILE.json (a Docker-format profile), seccomp=unconfined (no filter) or seccomp=builtin (the default: Docker's profile)")
+	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=PROFILE.json (a Docker-format profile), seccomp=unconfined (no filter) or seccomp=builtin (the default: Docker's profile); the global --seccomp-allow says which are allowed")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
