@@ -473,6 +473,11 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 		abandon()
 		return nil, nil, err
 	}
+	// A custom seccomp profile (up to api.MaxSeccompProfileBytes) is not
+	// kept: every checkpoint would carry it, and the room kept for the last
+	// one would not hold it. Its source and digest say which it was; the
+	// bundle holds the filter made from it.
+	spec.Seccomp.Custom = ""
 	rec := &record{
 		ID: id, Name: spec.Name, Spec: spec, Phase: phaseReserved, Runtime: c.cfg.Runtime.Name(),
 		BootID: bootID(), CreatedAt: time.Now().UTC(),

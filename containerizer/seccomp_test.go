@@ -2,11 +2,13 @@ package containerizer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -63,11 +65,18 @@ func (r fakeRuntime) List(context.Context) ([]RuntimeState, error) {
 }
 func (r fakeRuntime) Check(context.Context) error { r.log.add("runtime check"); return nil }
 
-// fakeProvisioner fails every Provision, and logs it.
-type fakeProvisioner struct{ log *callLog }
+// fakeProvisioner fails every Provision, and logs it; when set, provision
+// is called first.
+type fakeProvisioner struct {
+	log       *callLog
+	provision func(*ProvisionRequest)
+}
 
-func (p fakeProvisioner) Provision(context.Context, *ProvisionRequest) (*Rootfs, error) {
+func (p fakeProvisioner) Provision(_ context.Context, req *ProvisionRequest) (*Rootfs, error) {
 	p.log.add("provision")
+	if p.provision != nil {
+		p.provision(req)
+	}
 	return nil, errFake
 }
 func (p fakeProvisioner) Release(context.Context, string) error { p.log.add("release"); return nil }
@@ -79,7 +88,13 @@ func fakeContainerizer(t *testing.T, cfg Config) (*Containerizer, *callLog) {
 	log := &callLog{}
 	dir := t.TempDir()
 	cfg.Root, cfg.RunRoot = filepath.Join(dir, "lib"), filepath.Join(dir, "run")
-	cfg.Runtime, cfg.Provisioner = fakeRuntime{log}, fakeProvisioner{log}
+	cfg.Runtime = fakeRuntime{log}
+	if p, ok := cfg.Provisioner.(fakeProvisioner); ok {
+		p.log = log
+		cfg.Provisioner = p
+	} else {
+		cfg.Provisioner = fakeProvisioner{log: log}
+	}
 	cfg.MonitorCommand = []string{"/bin/false"}
 	c, err := New(cfg)
 	if err != nil {
@@ -194,9 +209,47 @@ func TestNewRefusesUnknownSeccompPolicy(t *testing.T) {
 		dir := t.TempDir()
 		log := &callLog{}
 		_, err := New(Config{Root: filepath.Join(dir, "lib"), RunRoot: filepath.Join(dir, "run"),
-			Runtime: fakeRuntime{log}, Provisioner: fakeProvisioner{log}, SeccompAllow: allow})
+			Runtime: fakeRuntime{log}, Provisioner: fakeProvisioner{log: log}, SeccompAllow: allow})
 		if !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("policy %q: %v, want an error wrapping api.ErrInvalid", allow, err)
 		}
+	}
+}
+
+// The checkpoint keeps which custom profile a container runs under (its
+// source and digest), not the profile: every checkpoint would carry up to
+// a mebibyte of it, more than the room kept for the last one.
+func TestCheckpointKeepsNoProfile(t *testing.T) {
+	for name, profile := range map[string]string{
+		"small":   `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}`,
+		"1 MiB":   `{"defaultAction": "SCMP_ACT_ALLOW"` + strings.Repeat(" ", api.MaxSeccompProfileBytes-40) + `}`,
+		"escaped": `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [` + strings.Repeat(`{"names": ["<&>"], "action": "SCMP_ACT_LOG"},`, 4000) + `{"names": ["mkdir"], "action": "SCMP_ACT_LOG"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sel := api.CustomSeccomp("/etc/caisson/profile.json", []byte(profile))
+			var checkpoint []byte
+			var c *Containerizer
+			c, _ = fakeContainerizer(t, Config{Provisioner: fakeProvisioner{provision: func(req *ProvisionRequest) {
+				var err error
+				if checkpoint, err = os.ReadFile(c.recordPath(req.ContainerID)); err != nil {
+					t.Error(err)
+				}
+			}}})
+			spec := api.ContainerSpec{Rootfs: "/nonexistent", Command: []string{"true"}, Seccomp: sel}
+			if _, err := c.Launch(context.Background(), spec, LaunchOptions{}); !errors.Is(err, errFake) {
+				t.Fatalf("launch: %v, want it to reach the fake provisioner", err)
+			}
+			var rec record
+			if err := json.Unmarshal(checkpoint, &rec); err != nil {
+				t.Fatal(err)
+			}
+			want := api.Seccomp{Profile: api.SeccompCustom, Source: sel.Source, Digest: sel.Digest}
+			if diff := cmp.Diff(want, rec.Spec.Seccomp); diff != "" {
+				t.Errorf("checkpoint's seccomp (-want +got):\n%s", diff)
+			}
+			if len(checkpoint) > 4<<10 {
+				t.Errorf("checkpoint of %d bytes", len(checkpoint))
+			}
+		})
 	}
 }
