@@ -691,6 +691,12 @@ func (c *Containerizer) view(r *record) api.Container {
 		CgroupPath: r.CgroupPath, Image: r.Image, ImageDigest: r.ImageDigest,
 		Command: r.Command, Bundle: c.bundleDir(r.ID), Runtime: r.Runtime, Isolators: r.Isolators,
 	}
+	if v.Spec.Seccomp.Profile == "" {
+		// Every launch records the profile it chose; a checkpoint without
+		// one is older than seccomp in caisson: its container runs with
+		// no filter.
+		v.Spec.Seccomp.Profile = api.SeccompUnconfined
+	}
 	switch r.Phase {
 	case phaseExited:
 		v.State = api.StateExited

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -249,6 +250,62 @@ func TestCheckpointKeepsNoProfile(t *testing.T) {
 			}
 			if len(checkpoint) > 4<<10 {
 				t.Errorf("checkpoint of %d bytes", len(checkpoint))
+			}
+		})
+	}
+}
+
+// inspect says which profile a container runs under, and a container made
+// before caisson had seccomp, whose checkpoint has none, runs under none.
+func TestInspectSeccomp(t *testing.T) {
+	custom := api.CustomSeccomp("/etc/caisson/profile.json", []byte(`{"defaultAction": "SCMP_ACT_ALLOW"}`))
+	custom.Custom = ""
+	for _, tc := range []struct {
+		name string
+		spec any // the checkpoint's "seccomp", or nil for none
+		want api.Seccomp
+	}{
+		{"older than seccomp", nil, api.Seccomp{Profile: api.SeccompUnconfined}},
+		{"empty", map[string]any{}, api.Seccomp{Profile: api.SeccompUnconfined}},
+		{"default", api.Seccomp{Profile: api.SeccompDefault}, api.Seccomp{Profile: api.SeccompDefault}},
+		{"unconfined", api.Seccomp{Profile: api.SeccompUnconfined}, api.Seccomp{Profile: api.SeccompUnconfined}},
+		{"custom", custom, custom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := fakeContainerizer(t, Config{})
+			id := strings.Repeat("ab", 32)
+			rec := &record{Version: recordVersion, ID: id, Name: "old", Phase: phaseExited, Runtime: "runc",
+				CreatedAt:   time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
+				Termination: &api.Termination{Reason: api.ReasonExited}, Cleaned: true,
+				Spec: api.ContainerSpec{Name: "old", Rootfs: "/srv/rootfs"}}
+			data, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatal(err)
+			}
+			spec := m["spec"].(map[string]any)
+			delete(spec, "seccomp")
+			if tc.spec != nil {
+				spec["seccomp"] = tc.spec
+			}
+			if data, err = json.Marshal(m); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(c.containerDir(id), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(c.recordPath(id), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Inspect(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.Spec.Seccomp); diff != "" {
+				t.Errorf("inspect's seccomp (-want +got):\n%s", diff)
 			}
 		})
 	}
