@@ -37,11 +37,17 @@ func WithSeccomp(sel api.Seccomp, goarch string) SpecOpt {
 		}
 		ensureLinux(s)
 		s.Linux.Seccomp = filter
-		ann := map[string]string{AnnotationSeccompProfile: sel.Profile}
-		if sel.Digest != "" {
-			ann[AnnotationSeccompDigest] = sel.Digest
+		// The annotations say only what this choice is: a digest left by
+		// an earlier custom choice goes.
+		if err := WithAnnotations(map[string]string{AnnotationSeccompProfile: sel.Profile})(s); err != nil {
+			return err
 		}
-		return WithAnnotations(ann)(s)
+		if sel.Digest == "" {
+			delete(s.Annotations, AnnotationSeccompDigest)
+			return nil
+		}
+		s.Annotations[AnnotationSeccompDigest] = sel.Digest
+		return nil
 	}
 }
 

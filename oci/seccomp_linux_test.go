@@ -394,6 +394,28 @@ func TestWithSeccomp(t *testing.T) {
 				}
 				return ""
 			}},
+		// A later choice replaces an earlier one, annotations included.
+		{"default after custom", []SpecOpt{WithSeccomp(custom, ""), WithSeccomp(api.Seccomp{}, "")},
+			map[string]string{AnnotationSeccompProfile: "default"}, func(f *specs.LinuxSeccomp) string {
+				if act, _ := decide(f, "mkdirat"); act != specs.ActAllow {
+					return "mkdirat denied: the custom profile stayed"
+				}
+				return ""
+			}},
+		{"unconfined after custom", []SpecOpt{WithSeccomp(custom, ""), WithSeccomp(api.Seccomp{Profile: api.SeccompUnconfined}, "")},
+			map[string]string{AnnotationSeccompProfile: "unconfined"}, func(f *specs.LinuxSeccomp) string {
+				if f != nil {
+					return "a filter is set"
+				}
+				return ""
+			}},
+		{"custom after custom", []SpecOpt{WithSeccomp(api.CustomSeccomp("other.json", []byte(`{"defaultAction": "SCMP_ACT_LOG"}`)), ""), WithSeccomp(custom, "")},
+			map[string]string{AnnotationSeccompProfile: "custom", AnnotationSeccompDigest: custom.Digest}, func(f *specs.LinuxSeccomp) string {
+				if act, _ := decide(f, "mkdirat"); act != specs.ActErrno {
+					return "mkdirat allowed"
+				}
+				return ""
+			}},
 		{"custom", []SpecOpt{WithSeccomp(custom, "")},
 			map[string]string{AnnotationSeccompProfile: "custom", AnnotationSeccompDigest: custom.Digest}, func(f *specs.LinuxSeccomp) string {
 				if act, _ := decide(f, "mkdirat"); act != specs.ActErrno {
