@@ -23,7 +23,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build deps cni-plugins plugin test test-unit test-race cross test-ppc64le test-cgroup2 bench demo lint fuzz clean
+.PHONY: all build deps cni-plugins plugin test test-unit test-race cross test-ppc64le test-arm64 test-cgroup2 bench demo lint fuzz clean
 
 all: build
 
@@ -34,7 +34,7 @@ build:
 # Install the host packages the tests and the demo use (Debian/Ubuntu, as root).
 deps:
 	@missing=""; \
-	for c in runc crun busybox qemu-ppc64le-static iptables nft ip dockerd docker containerd mkfs.ext4 mkfs.xfs unshare gcc powerpc64le-linux-gnu-gcc; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for c in runc crun busybox qemu-ppc64le-static qemu-aarch64-static iptables nft ip dockerd docker containerd mkfs.ext4 mkfs.xfs unshare gcc powerpc64le-linux-gnu-gcc; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
@@ -56,7 +56,7 @@ $(CNI_PLUGINS_DIR)/bridge:
 	GOBIN=$(CURDIR)/$(CNI_PLUGINS_DIR) CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) install \
 		$(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VERSION))
 
-test: deps cni-plugins lint test-unit test-race cross test-ppc64le test-cgroup2
+test: deps cni-plugins lint test-unit test-race cross test-ppc64le test-arm64 test-cgroup2
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m -p 1 $(PKGS)
@@ -91,6 +91,14 @@ test-ppc64le: deps
 	CGO_ENABLED=1 CC=powerpc64le-linux-gnu-gcc CGO_CFLAGS=-Wno-deprecated-declarations GOOS=linux GOARCH=ppc64le \
 		$(GO) test -c -o bin/ppc64le/gpu_nvml.test ./gpu/nvml/
 	cd gpu/nvml && CAISSON_TEST_PURE=1 qemu-ppc64le-static -L /usr/powerpc64le-linux-gnu $(CURDIR)/bin/ppc64le/gpu_nvml.test -test.count=1 -test.timeout 10m
+
+# The seccomp profile's conversion for arm64 (SCMP_ARCH_AARCH64 and ARM,
+# set_tls and the rest), compared with Docker's as the library builds it on
+# arm64: oci's tests built for arm64 and run under qemu-user.
+test-arm64: deps
+	@mkdir -p bin/arm64
+	GOOS=linux GOARCH=arm64 $(GO) test -c -o bin/arm64/oci.test ./oci/
+	cd oci && CAISSON_TEST_PURE=1 qemu-aarch64-static $(CURDIR)/bin/arm64/oci.test -test.count=1 -test.timeout 10m
 
 # The cgroups isolator's tests and the end-to-end tests on a unified cgroup v2
 # host, which this hybrid one is not: a small VM booted with only cgroup2
