@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // parseSecurityOpts reads run's --security-opt values, as Docker's:
@@ -44,7 +42,9 @@ func parseSecurityOpts(opts []string) (api.Seccomp, error) {
 			if err != nil {
 				return sel, fmt.Errorf("--security-opt %q: %w", o, err)
 			}
-			data, err := readProfileFile(path)
+			// A regular file only, read with a limit: a FIFO or a device
+			// can neither hang the command nor fill its memory.
+			data, err := safefile.ReadFile(path, api.MaxSeccompProfileBytes)
 			if err != nil {
 				return sel, fmt.Errorf("--security-opt %q: %w", o, err)
 			}
@@ -52,34 +52,4 @@ func parseSecurityOpts(opts []string) (api.Seccomp, error) {
 		}
 	}
 	return sel, nil
-}
-
-// readProfileFile reads a regular file of at most
-// api.MaxSeccompProfileBytes. It opens without blocking, so a FIFO cannot
-// hang the command, and reads with a limit, so a device cannot fill memory.
-func readProfileFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s): %w", path, st.Mode().Type(), api.ErrInvalid)
-	}
-	tooLarge := fmt.Errorf("%s is larger than %d bytes: %w", path, api.MaxSeccompProfileBytes, api.ErrInvalid)
-	if st.Size() > api.MaxSeccompProfileBytes {
-		return nil, tooLarge
-	}
-	data, err := io.ReadAll(io.LimitReader(f, api.MaxSeccompProfileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > api.MaxSeccompProfileBytes {
-		return nil, tooLarge // it grew while read
-	}
-	return data, nil
 }

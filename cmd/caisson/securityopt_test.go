@@ -56,6 +56,13 @@ func TestParseSecurityOptsErrors(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifoLink, devLink := filepath.Join(dir, "fifo-link.json"), filepath.Join(dir, "dev-link.json")
+	if err := os.Symlink(fifo, fifoLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", devLink); err != nil {
+		t.Fatal(err)
+	}
 	large := filepath.Join(dir, "large.json")
 	if err := os.WriteFile(large, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -80,7 +87,9 @@ func TestParseSecurityOptsErrors(t *testing.T) {
 		{"directory", []string{"seccomp=" + dir}, api.ErrInvalid},
 		{"FIFO", []string{"seccomp=" + fifo}, api.ErrInvalid},
 		{"character device", []string{"seccomp=/dev/zero"}, api.ErrInvalid},
-		{"too large", []string{"seccomp=" + large}, api.ErrInvalid},
+		{"too large", []string{"seccomp=" + large}, api.ErrTooLarge},
+		{"symlink to a FIFO", []string{"seccomp=" + fifoLink}, api.ErrInvalid},
+		{"symlink to a device", []string{"seccomp=" + devLink}, api.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := parseSecurityOpts(tc.opts); !errors.Is(err, tc.want) {
