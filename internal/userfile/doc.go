@@ -27,6 +27,12 @@
 //	a directory, socket,      refused with an error wrapping api.ErrInvalid
 //	block device
 //
+// A path written through is opened by name after it was checked: the node
+// opened must be the one checked, of the same type, or the write is
+// refused (api.ErrInvalid) before anything is written, so a link swapped
+// meanwhile for one to a regular file cannot have that file written over.
+// A terminal written to does not become the controlling terminal.
+//
 // Reading (Open, ReadFile) takes anything that can be read, but never more
 // than a limit: a directory or socket is refused, a regular file larger
 // than the limit is refused before it is read, and anything else (a FIFO,

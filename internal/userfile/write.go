@@ -34,7 +34,14 @@ type target struct {
 	existing fs.FileInfo // the regular file replaced; nil when there is none
 	through  bool        // write through path itself, no rename
 	append   bool        // with through: at the end of the file
+	// with through: what path named when it was checked; the file opened
+	// must be that one.
+	checked fs.FileInfo
 }
+
+// beforeOpen, when set, is called between the checks of a path written
+// through and its open. Tests use it to change the path there.
+var beforeOpen func(path string)
 
 // Create opens path for writing, by what it names (see the package doc).
 // perm is the mode of a file that does not exist yet, less the umask; a
@@ -48,12 +55,24 @@ func Create(path string, perm fs.FileMode) (*File, error) {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	if t.through {
-		flags := os.O_WRONLY
+		// O_NOCTTY: a terminal written to does not become this process's
+		// controlling terminal.
+		flags := os.O_WRONLY | syscall.O_NOCTTY
 		if t.append {
 			flags |= os.O_APPEND
 		}
+		if beforeOpen != nil {
+			beforeOpen(path)
+		}
 		f, err := os.OpenFile(path, flags, 0)
 		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+		// The path is opened again by name: what it names may have been
+		// replaced since it was checked (a link swapped for one to a
+		// regular file, which would be written over without truncation).
+		if err := sameNode(f, t.checked); err != nil {
+			_ = f.Close()
 			return nil, fmt.Errorf("write %s: %w", path, err)
 		}
 		return &File{f: f, name: path}, nil
@@ -183,9 +202,9 @@ func resolve(path string) (target, error) {
 	case err != nil:
 		return target{}, err
 	case !m.IsRegular():
-		return target{through: true}, nil
+		return target{through: true, checked: fi}, nil
 	case magic:
-		return target{through: true, append: true}, nil
+		return target{through: true, append: true, checked: fi}, nil
 	}
 	lfi, err := os.Lstat(p)
 	if err != nil || !os.SameFile(fi, lfi) {
@@ -233,6 +252,33 @@ func follow(path string) (final string, magic bool, err error) {
 		p = t
 	}
 	return "", false, &fs.PathError{Op: "follow", Path: path, Err: syscall.ELOOP}
+}
+
+// sameNode checks that the open file f is the node checked, and still of
+// its type.
+func sameNode(f *os.File, checked fs.FileInfo) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, checked) || fi.Mode().Type() != checked.Mode().Type() {
+		return fmt.Errorf("it changed between its checks and its open (now a %s): not written: %w", kindOf(fi.Mode()), api.ErrInvalid)
+	}
+	return nil
+}
+
+// kindOf names a file type for errors.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	default:
+		return m.Type().String()
+	}
 }
 
 // replaceable checks, just before the rename, that the target is still
