@@ -58,7 +58,8 @@ Input files may be FIFOs (/dev/stdin) but not directories, and are read up
 to a limit: 16 MiB for a scenario, 64 MiB for a node or pod list. --plot and
 --cpuprofile replace a regular file atomically, write through a device or
 FIFO (/dev/null, /dev/stdout), follow a symlink without replacing it, and
-refuse a directory or socket before the replay.`,
+refuse a directory or socket before the replay; nothing is made beside
+them until the replay is over, so an interrupted one leaves nothing.`,
 		Example: `  caisson sim examples/sim-multitenant.yaml --plot shares.svg
   caisson sim --agents 10000 --sessions 1000 --tasks 1000000 --format json
   caisson sim --agents 200 --sessions 100 --tasks 20000 --offer-fanout 4
@@ -116,35 +117,35 @@ refuse a directory or socket before the replay.`,
 			if f.Changed("framework-delay") {
 				opts.FrameworkDelay = scenario.FixedDist(delay)
 			}
-			// Both outputs are opened before the run, so that a path that
-			// cannot be written is refused before the work, not after.
-			var plotFile *userfile.File
-			if plot != "" {
-				if plotFile, err = userfile.Create(plot, 0o644); err != nil {
-					return fmt.Errorf("--plot: %w", err)
+			// Both outputs are checked before the run, so that a path that
+			// cannot be written is refused before the work, not after; and
+			// made only once written, so that a run cut short (Ctrl-C)
+			// leaves nothing beside them.
+			for _, out := range []struct{ flag, path string }{{"--plot", plot}, {"--cpuprofile", cpuProfile}} {
+				if out.path == "" {
+					continue
 				}
-				defer plotFile.Discard()
+				if err := userfile.Check(out.path); err != nil {
+					return fmt.Errorf("%s: %w", out.flag, err)
+				}
 			}
 			stop, err := startCPUProfile(cpuProfile)
 			if err != nil {
 				return err
 			}
-			rep, err := sim.Run(cmd.Context(), sc, opts)
-			if perr := stop(); err == nil {
+			rep, err := replay(cmd.Context(), sc, opts)
+			if perr := stop(err == nil); err == nil {
 				err = perr
 			}
 			if err != nil {
 				return err
 			}
-			if plotFile != nil {
+			if plot != "" {
 				var buf bytes.Buffer
 				if err := sim.WritePlot(&buf, rep.Chart()); err != nil {
 					return err
 				}
-				if _, err := plotFile.Write(buf.Bytes()); err != nil {
-					return fmt.Errorf("--plot: %w", err)
-				}
-				if err := plotFile.Commit(); err != nil {
+				if err := userfile.Write(plot, buf.Bytes(), 0o644); err != nil {
 					return fmt.Errorf("--plot: %w", err)
 				}
 			}
@@ -174,25 +175,28 @@ refuse a directory or socket before the replay.`,
 	return cmd
 }
 
-// startCPUProfile profiles the process into path until stop is called; an
-// empty path profiles nothing. The profile is written as userfile.Create
-// says: a regular file is replaced when the profile is complete, a device
-// or FIFO written through.
-func startCPUProfile(path string) (stop func() error, err error) {
+// replay is the simulation sim runs; tests look at what is on disk while
+// it runs.
+var replay = sim.Run
+
+// startCPUProfile profiles the process until stop is called, in memory;
+// stop(true) writes the profile to path as userfile.Write does (a regular
+// file is replaced, a device or FIFO written through), stop(false) drops
+// it. An empty path profiles nothing.
+func startCPUProfile(path string) (stop func(write bool) error, err error) {
 	if path == "" {
-		return func() error { return nil }, nil
+		return func(bool) error { return nil }, nil
 	}
-	f, err := userfile.Create(path, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Discard()
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
 		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
 	}
-	return func() error {
+	return func(write bool) error {
 		pprof.StopCPUProfile()
-		if err := f.Commit(); err != nil {
+		if !write {
+			return nil
+		}
+		if err := userfile.Write(path, buf.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		return nil

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/testutil"
+	"github.com/caisson/caisson/scheduler/scenario"
+	"github.com/caisson/caisson/scheduler/sim"
 )
 
 func TestSimScenario(t *testing.T) {
@@ -219,5 +223,101 @@ func readBack(path string) func() []byte {
 	return func() []byte {
 		b, _ := os.ReadFile(path)
 		return b
+	}
+}
+
+// TestSimOutputsMadeOnlyWhenWritten looks beside --plot and --cpuprofile
+// while the replay runs: nothing is made there (no temporary file that a
+// Ctrl-C would leave behind) until the replay is over, and a replay that
+// ends in an error leaves the directory as it was.
+func TestSimOutputsMadeOnlyWhenWritten(t *testing.T) {
+	t.Cleanup(func() { replay = sim.Run })
+	for _, flag := range []string{"--plot", "--cpuprofile"} {
+		for _, tc := range []struct {
+			name  string
+			setup func(t *testing.T, dir string) string
+		}{
+			{"nothing there", func(t *testing.T, dir string) string { return filepath.Join(dir, "out") }},
+			{"a regular file", func(t *testing.T, dir string) string {
+				p := filepath.Join(dir, "out")
+				writeTestFile(t, p, "old")
+				return p
+			}},
+			{"a symlink to a file", func(t *testing.T, dir string) string {
+				writeTestFile(t, filepath.Join(dir, "target"), "old")
+				p := filepath.Join(dir, "out")
+				if err := os.Symlink("target", p); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}},
+			{"a dangling symlink", func(t *testing.T, dir string) string {
+				p := filepath.Join(dir, "out")
+				if err := os.Symlink("target", p); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}},
+		} {
+			for _, fail := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s %s, replay fails: %v", flag, tc.name, fail), func(t *testing.T) {
+					dir := t.TempDir()
+					path := tc.setup(t, dir)
+					before := dirContent(t, dir)
+					var during map[string]string
+					replay = func(ctx context.Context, sc *scenario.Scenario, opts sim.Options) (*sim.Report, error) {
+						during = dirContent(t, dir)
+						if fail {
+							return nil, context.Canceled
+						}
+						return sim.Run(ctx, sc, opts)
+					}
+					_, err := runCaisson(t, "sim", "../../examples/sim-small.yaml", "--format", "json", flag, path)
+					if fail != (err != nil) {
+						t.Fatalf("sim: %v", err)
+					}
+					if diff := cmp.Diff(before, during); diff != "" {
+						t.Errorf("beside the output during the replay (-before +during):\n%s", diff)
+					}
+					if after := dirContent(t, dir); fail {
+						if diff := cmp.Diff(before, after); diff != "" {
+							t.Errorf("after a failed replay (-before +after):\n%s", diff)
+						}
+					} else if b, err := os.ReadFile(path); err != nil || string(b) == "old" {
+						t.Errorf("%s not written: %q, %v", path, b, err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// dirContent maps the names in dir to their content, or their link.
+func dirContent(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if l, err := os.Readlink(p); err == nil {
+			m[e.Name()] = "-> " + l
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = string(b)
+	}
+	return m
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -92,6 +92,28 @@ func Create(path string, perm fs.FileMode) (*File, error) {
 	return &File{f: f, name: path, target: t.path}, nil
 }
 
+// Check reports whether Create would accept path, without creating or
+// opening anything: a command checks its outputs before its work, and
+// creates them only once it has something to write, so that a run cut
+// short (Ctrl-C) leaves nothing beside them. Create checks again.
+func Check(path string) error {
+	if path == "" {
+		return fmt.Errorf("write: the path is empty: %w", api.ErrInvalid)
+	}
+	t, err := resolve(path)
+	if err == nil && !t.through {
+		// The temporary file is made beside the target.
+		var fi fs.FileInfo
+		if fi, err = os.Stat(filepath.Dir(t.path)); err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s: %w", filepath.Dir(t.path), syscall.ENOTDIR)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // Write writes data to path as Create and Commit do.
 func Write(path string, data []byte, perm fs.FileMode) error {
 	f, err := Create(path, perm)

@@ -379,3 +379,49 @@ func noTemporaries(t *testing.T, dir string) {
 		return nil
 	})
 }
+
+// TestCheck checks each kind of path as Create would, and makes nothing.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	writeFile(t, file, "x")
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		path string
+		want error // nil: accepted
+	}{
+		"nothing there":         {filepath.Join(dir, "new"), nil},
+		"regular file":          {file, nil},
+		"symlink to a file":     {symlink(t, "file", filepath.Join(dir, "link")), nil},
+		"dangling symlink":      {symlink(t, "made-later", filepath.Join(dir, "dangling")), nil},
+		"/dev/null":             {"/dev/null", nil},
+		"empty":                 {"", api.ErrInvalid},
+		"directory":             {sub, api.ErrInvalid},
+		"socket":                {testutil.Socket(t, filepath.Join(dir, "sock")), api.ErrInvalid},
+		"missing dir":           {filepath.Join(dir, "nope", "out"), fs.ErrNotExist},
+		"under a file":          {filepath.Join(file, "out"), syscall.ENOTDIR},
+		"link into missing dir": {symlink(t, "nope/out", filepath.Join(dir, "far")), fs.ErrNotExist},
+		"symlink loop":          {symlink(t, "loop", filepath.Join(dir, "loop")), syscall.ELOOP},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := Check(tc.path)
+			if tc.want == nil && err != nil || !errors.Is(err, tc.want) {
+				t.Errorf("Check(%q): %v, want %v", tc.path, err, tc.want)
+			}
+		})
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"dangling", "far", "file", "link", "loop", "sock", "sub"}, names); diff != "" {
+		t.Errorf("what Check left (-want +got):\n%s", diff)
+	}
+}
