@@ -1,6 +1,7 @@
 package cdi
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestLoadBaseNotASpec(t *testing.T) {
 		{name: "long device name", content: strings.Replace(testBaseYAML, `name: "0"`, `name: "`+long+`\n"`, 1), spec: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := LoadBase(writeFile(t, "spec.yaml", tc.content))
+			_, err := LoadBase(context.Background(), writeFile(t, "spec.yaml", tc.content))
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("LoadBase = %v, want an error wrapping api.ErrInvalid", err)
 			}
@@ -82,14 +83,14 @@ func TestLoadBaseInputs(t *testing.T) {
 		{"directory", func(_ *testing.T, dir string) string { return dir }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := LoadBase(tc.path(t, t.TempDir()))
+			_, err := LoadBase(context.Background(), tc.path(t, t.TempDir()))
 			var le *userfile.LimitError
 			if !errors.Is(err, api.ErrInvalid) || errors.As(err, &le) != tc.limit {
 				t.Errorf("LoadBase = %v, want api.ErrInvalid (a limit: %v)", err, tc.limit)
 			}
 		})
 	}
-	if _, err := LoadBase(testutil.FIFO(t, t.TempDir(), testBaseYAML, false)); err != nil {
+	if _, err := LoadBase(context.Background(), testutil.FIFO(t, t.TempDir(), testBaseYAML, false)); err != nil {
 		t.Errorf("a spec through a FIFO: %v", err)
 	}
 }

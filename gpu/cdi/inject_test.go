@@ -1,6 +1,7 @@
 package cdi
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -245,7 +246,7 @@ func TestInjectErrors(t *testing.T) {
 }
 
 func TestInjectBase(t *testing.T) {
-	base, err := LoadBase(writeFile(t, "nvidia.yaml", testBaseYAML))
+	base, err := LoadBase(context.Background(), writeFile(t, "nvidia.yaml", testBaseYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package cdi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -161,9 +162,10 @@ const MaxBaseBytes = 4 << 20
 // library's validation or is of another kind than nvidia.com/gpu, one
 // wrapping api.ErrInvalid, as is a directory or a file above
 // MaxBaseBytes. Errors are one line, and quote nothing of the file but
-// short, escaped names.
-func LoadBase(path string) (*cdispecs.Spec, error) {
-	data, err := userfile.ReadFile(path, MaxBaseBytes)
+// short, escaped names. A FIFO is waited on until a writer comes, or ctx
+// is done.
+func LoadBase(ctx context.Context, path string) (*cdispecs.Spec, error) {
+	data, err := userfile.ReadFileContext(ctx, path, MaxBaseBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("base CDI spec %s does not exist: %w", path, api.ErrNotFound)
 	}

@@ -1,6 +1,7 @@
 package cdi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -219,7 +220,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestGenerateWithBase(t *testing.T) {
-	base, err := LoadBase(writeFile(t, "nvidia.yaml", testBaseYAML))
+	base, err := LoadBase(context.Background(), writeFile(t, "nvidia.yaml", testBaseYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestGenerateWithBase(t *testing.T) {
 
 func TestLoadBase(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
-		y, err := LoadBase(writeFile(t, "nvidia.yaml", testBaseYAML))
+		y, err := LoadBase(context.Background(), writeFile(t, "nvidia.yaml", testBaseYAML))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +265,7 @@ func TestLoadBase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, err := LoadBase(writeFile(t, "nvidia.json", string(b)))
+		j, err := LoadBase(context.Background(), writeFile(t, "nvidia.json", string(b)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +287,7 @@ func TestLoadBase(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, "nvidia.yaml", tc.content)
-			_, err := LoadBase(p)
+			_, err := LoadBase(context.Background(), p)
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("LoadBase = %v, want an error wrapping api.ErrInvalid", err)
 			}
@@ -298,7 +299,7 @@ func TestLoadBase(t *testing.T) {
 
 	t.Run("missing", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "nvidia.yaml")
-		_, err := LoadBase(p)
+		_, err := LoadBase(context.Background(), p)
 		if !errors.Is(err, api.ErrNotFound) {
 			t.Fatalf("LoadBase = %v, want an error wrapping api.ErrNotFound", err)
 		}

@@ -164,6 +164,9 @@ func (iso *Isolator) Name() string { return Name }
 func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest, resp *isolators.PrepareResponse) (err error) {
 	if req.Spec.GPUs == nil {
 		inv, err := iso.m.Inventory(ctx, false)
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("GPU inventory: %w", err) // the launch is cancelled
+		}
 		if err != nil {
 			// A container that wants no GPU does not fail for it.
 			iso.log.Warn("GPU inventory unavailable", "err", err)

@@ -152,7 +152,7 @@ func (m *Manager) Discover(ctx context.Context) (*gpu.Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.install(inv); err != nil {
+	if err := m.install(ctx, inv); err != nil {
 		return nil, err
 	}
 	b, err := json.MarshalIndent(cached{BootID: m.bootID(), Inventory: inv}, "", "  ")
@@ -235,7 +235,7 @@ func (m *Manager) removeSpec() error {
 
 // install makes the fake nodes of a simulated machine (with its mig-minors
 // file) and writes the CDI spec of the inventory.
-func (m *Manager) install(inv *gpu.Inventory) error {
+func (m *Manager) install(ctx context.Context, inv *gpu.Inventory) error {
 	if err := os.MkdirAll(m.cfg.Dir, 0o700); err != nil {
 		return err
 	}
@@ -298,7 +298,7 @@ func (m *Manager) install(inv *gpu.Inventory) error {
 	}
 	var base *cdispecs.Spec
 	if m.cfg.CDIBase != "" {
-		if base, err = cdi.LoadBase(m.cfg.CDIBase); err != nil {
+		if base, err = cdi.LoadBase(ctx, m.cfg.CDIBase); err != nil {
 			return err
 		}
 	}

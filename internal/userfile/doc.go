@@ -38,6 +38,10 @@
 // than the limit is refused before it is read, and anything else (a FIFO,
 // /dev/zero) is read through a reader that fails once it has given limit
 // bytes. The error is a *LimitError naming the limit; it wraps
-// api.ErrInvalid. Opening a FIFO waits for a writer, as cat does; the
-// command stays killable.
+// api.ErrInvalid. Reading a FIFO waits for a writer, as cat does, but the
+// open itself never waits (in the kernel, where nothing could end it): the
+// wait and every read that waits (a FIFO, a terminal) are in Go's poller.
+// A signal's default action ends them; a command that catches signals
+// reads with OpenContext or ReadFileContext, whose waits end when their
+// context is done.
 package userfile

@@ -1,10 +1,13 @@
 package userfile
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/caisson/caisson/api"
 )
@@ -25,15 +28,26 @@ func (e *LimitError) Unwrap() error { return api.ErrInvalid }
 // Open opens path for reading at most limit bytes (see the package doc):
 // a directory or a socket is refused, a regular file above limit is a
 // *LimitError at once, and the reader of anything else returns one when
-// there is more than limit bytes to read.
+// there is more than limit bytes to read. A FIFO is waited on until a
+// writer comes, as cat waits; a command that catches signals uses
+// OpenContext, which also stops waiting when its context is done.
 func Open(path string, limit int64) (io.ReadCloser, error) {
+	return OpenContext(context.Background(), path, limit)
+}
+
+// OpenContext is Open, with every wait (for a FIFO's writer, for data
+// from a FIFO or a terminal) ended when ctx is done: the open or the read
+// then returns an error wrapping ctx's.
+func OpenContext(ctx context.Context, path string, limit int64) (io.ReadCloser, error) {
 	// A socket cannot be opened at all; say so rather than ENXIO.
 	if fi, err := os.Stat(path); err == nil {
 		if err := readable(path, fi); err != nil {
 			return nil, err
 		}
 	}
-	f, err := os.Open(path)
+	// Opened without blocking: a FIFO's open would wait for a writer, in
+	// the kernel, where no context reaches.
+	f, err := openRead(path)
 	if err != nil {
 		return nil, err
 	}
@@ -48,12 +62,27 @@ func Open(path string, limit int64) (io.ReadCloser, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	return &reader{f: f, left: limit, err: &LimitError{Path: path, Limit: limit}}, nil
+	r := &reader{f: f, left: limit, err: &LimitError{Path: path, Limit: limit}, ctx: ctx}
+	// A wait on f (where it can wait) ends when ctx is done.
+	r.stop = context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	if fi.Mode()&fs.ModeNamedPipe != 0 {
+		if err := waitWriter(f); err != nil {
+			_ = r.Close()
+			return nil, fmt.Errorf("open %s: wait for a writer: %w", path, r.cause(err))
+		}
+	}
+	return r, nil
 }
 
 // ReadFile reads path whole, at most limit bytes, as Open does.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	r, err := Open(path, limit)
+	return ReadFileContext(context.Background(), path, limit)
+}
+
+// ReadFileContext reads path whole, at most limit bytes, as OpenContext
+// does.
+func ReadFileContext(ctx context.Context, path string, limit int64) ([]byte, error) {
+	r, err := OpenContext(ctx, path, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +105,8 @@ type reader struct {
 	f    *os.File
 	left int64
 	err  *LimitError
+	ctx  context.Context
+	stop func() bool // stops the watch on ctx
 }
 
 func (r *reader) Read(p []byte) (int, error) {
@@ -85,14 +116,26 @@ func (r *reader) Read(p []byte) (int, error) {
 		if n > 0 {
 			return 0, r.err
 		}
-		return 0, err
+		return 0, r.cause(err)
 	}
 	if int64(len(p)) > r.left {
 		p = p[:r.left]
 	}
 	n, err := r.f.Read(p)
 	r.left -= int64(n)
-	return n, err
+	return n, r.cause(err)
 }
 
-func (r *reader) Close() error { return r.f.Close() }
+// cause says that a read ended by the context's watch ended for the
+// context.
+func (r *reader) cause(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && r.ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", err, context.Cause(r.ctx))
+	}
+	return err
+}
+
+func (r *reader) Close() error {
+	r.stop()
+	return r.f.Close()
+}

@@ -1,10 +1,12 @@
 package userfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -45,4 +47,48 @@ func keepOwner(f *os.File, existing fs.FileInfo) {
 		return
 	}
 	_ = f.Chown(int(st.Uid), int(st.Gid))
+}
+
+// openRead opens path for reading without waiting: O_NONBLOCK, so that a
+// FIFO's open does not wait for a writer. The flag stays where the file
+// can be polled (a FIFO, a terminal), so that its reads wait in Go's
+// poller, where a deadline ends them; elsewhere reads block as usual.
+func openRead(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if f.SetReadDeadline(time.Time{}) != nil {
+		_ = f.Fd() // not pollable: Fd makes it blocking again
+	}
+	return f, nil
+}
+
+// waitWriter waits until the FIFO f has something to read or a writer has
+// come and gone (read then says the end): a FIFO opened without waiting
+// reads as ended until a writer comes. The wait is in Go's poller, so a
+// read deadline ends it.
+func waitWriter(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			return false
+		case err != nil:
+			perr = err
+			return true
+		}
+		return n > 0
+	})
+	if err != nil {
+		return err
+	}
+	return perr
 }
