@@ -153,42 +153,68 @@ func parseLogLevel(s string) (slog.Level, error) {
 	if l, ok := logLevels[strings.ToLower(strings.TrimSpace(s))]; ok {
 		return l, nil
 	}
-	return 0, fmt.Errorf("--log-level (env CAISSON_LOG_LEVEL) %q: want debug, info, warn or error: %w", s, api.ErrInvalid)
+	return 0, fmt.Errorf("%q: want debug, info, warn or error: %w", s, api.ErrInvalid)
 }
 
 // minTimeout is the shortest limit on an external call that makes sense:
 // less cannot even start a process on a busy host.
 const minTimeout = time.Second
 
+// settingError is a global setting that was refused, named as the user
+// gave it: by its flag, and the environment variable that may set it.
+type settingError struct {
+	flag, env string
+	err       error
+}
+
+func (e *settingError) Error() string {
+	if e.env == "" {
+		return fmt.Sprintf("%s: %v", e.flag, e.err)
+	}
+	return fmt.Sprintf("%s (env %s): %v", e.flag, e.env, e.err)
+}
+
+func (e *settingError) Unwrap() error { return e.err }
+
 // validate checks the global settings that commands would otherwise read
 // only when they need them, or not at all, and refuses those that could
-// only fail.
+// only fail. Each is checked on its own, so the error names the setting
+// the user gave, whatever the library's words.
 func (g *globals) validate() error {
-	if _, err := parseLogLevel(g.logLevel); err != nil {
-		return err
-	}
-	for _, t := range []struct {
-		flag string
-		d    time.Duration
-	}{{"--runtime-timeout", g.runtimeTimeout}, {"--cni-timeout", g.cniTimeout}} {
-		if t.d < minTimeout {
-			return fmt.Errorf("%s %s: must be at least %s: %w", t.flag, t.d, minTimeout, api.ErrInvalid)
+	for _, c := range []struct {
+		flag, env string
+		check     func() error
+	}{
+		{"--log-level", "CAISSON_LOG_LEVEL", func() error { _, err := parseLogLevel(g.logLevel); return err }},
+		{"--runtime-timeout", "", func() error { return checkTimeout(g.runtimeTimeout) }},
+		{"--cni-timeout", "", func() error { return checkTimeout(g.cniTimeout) }},
+		{"--resources", "CAISSON_RESOURCES", resources.Config{Overrides: g.overrides}.Validate},
+		{"--reserve", "CAISSON_RESERVE", resources.Config{Reserve: g.reserve}.Validate},
+		{"--seccomp-allow", "CAISSON_SECCOMP_ALLOW", func() error {
+			if len(g.seccompAllow) == 0 {
+				return fmt.Errorf("empty; allow at least default: %w", api.ErrInvalid)
+			}
+			return containerizer.CheckSeccompAllow(g.seccompAllow)
+		}},
+		{"--gpu-backend", "CAISSON_GPU_BACKEND", func() error {
+			if !slices.Contains(gpu.Backends, g.gpuBackend) {
+				return fmt.Errorf("%q: want one of %s: %w", g.gpuBackend, strings.Join(gpu.Backends, ", "), api.ErrInvalid)
+			}
+			return nil
+		}},
+		{"--gpu-numa-affinity", "CAISSON_GPU_NUMA_AFFINITY", gpuisolator.Config{NUMAAffinity: g.numaAffinity}.Validate},
+	} {
+		if err := c.check(); err != nil {
+			return &settingError{flag: c.flag, env: c.env, err: err}
 		}
 	}
-	if err := (resources.Config{Overrides: g.overrides, Reserve: g.reserve}).Validate(); err != nil {
-		return fmt.Errorf("--%w", err) // "--resources: ..." or "--reserve: ..."
-	}
-	if len(g.seccompAllow) == 0 {
-		return fmt.Errorf("--seccomp-allow (env CAISSON_SECCOMP_ALLOW): empty; allow at least default: %w", api.ErrInvalid)
-	}
-	if err := containerizer.CheckSeccompAllow(g.seccompAllow); err != nil {
-		return fmt.Errorf("--seccomp-allow (env CAISSON_SECCOMP_ALLOW): %w", err)
-	}
-	if !slices.Contains(gpu.Backends, g.gpuBackend) {
-		return fmt.Errorf("--gpu-backend (env CAISSON_GPU_BACKEND) %q: want one of %s: %w", g.gpuBackend, strings.Join(gpu.Backends, ", "), api.ErrInvalid)
-	}
-	if err := (gpuisolator.Config{NUMAAffinity: g.numaAffinity}).Validate(); err != nil {
-		return fmt.Errorf("--gpu-numa-affinity (env CAISSON_GPU_NUMA_AFFINITY): %w", err)
+	return nil
+}
+
+// checkTimeout refuses a limit on an external call that could only fail.
+func checkTimeout(d time.Duration) error {
+	if d < minTimeout {
+		return fmt.Errorf("%s: must be at least %s: %w", d, minTimeout, api.ErrInvalid)
 	}
 	return nil
 }

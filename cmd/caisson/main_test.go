@@ -14,42 +14,54 @@ import (
 
 // TestGlobalSettings checks that every command refuses bad global
 // settings, from flags or the environment, before it does anything, even
-// a command that does not use them (sim here).
+// a command that does not use them (sim here), and that the error names
+// the setting by its flag and environment variable.
 func TestGlobalSettings(t *testing.T) {
 	sim := []string{"sim", "../../examples/sim-small.yaml", "--format", "json"}
 	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
+		name    string
+		args    []string
+		environ map[string]string
+		// the setting the error names: its flag and environment variable
+		flag, env string
 	}{
-		{name: "log level bogus", args: []string{"--log-level", "bogus"}},
-		{name: "log level empty", args: []string{"--log-level", ""}},
-		{name: "log level slog offset", args: []string{"--log-level", "warn+2"}},
-		{name: "log level number", args: []string{"--log-level", "4"}},
-		{name: "log level from env", env: map[string]string{"CAISSON_LOG_LEVEL": "verbose"}},
-		{name: "resources empty items", args: []string{"--resources", ";;;"}},
-		{name: "resources trailing", args: []string{"--resources", "cpus:8;"}},
-		{name: "resources garbage", args: []string{"--resources", "cpus:8;garbage"}},
-		{name: "resources overlap", args: []string{"--resources", "ports:[31000-32000,31500]"}},
-		{name: "resources from env", env: map[string]string{"CAISSON_RESOURCES": ";"}},
-		{name: "reserve empty items", args: []string{"--reserve", "cpus:1;;mem:1g"}},
-		{name: "reserve overlap", args: []string{"--reserve", "ports:[80,80]"}},
-		{name: "reserve gpus", args: []string{"--reserve", "gpus:0"}},
-		{name: "reserve from env", env: map[string]string{"CAISSON_RESERVE": "bogus"}},
-		{name: "gpu backend", args: []string{"--gpu-backend", "mock:dgx-z"}},
-		{name: "gpu backend from env", env: map[string]string{"CAISSON_GPU_BACKEND": "cuda"}},
-		{name: "gpu numa affinity", args: []string{"--gpu-numa-affinity", "strict"}},
-		{name: "seccomp allow unknown", args: []string{"--seccomp-allow", "default,none"}},
-		{name: "seccomp allow empty", args: []string{"--seccomp-allow", ""}},
-		{name: "seccomp allow from env", env: map[string]string{"CAISSON_SECCOMP_ALLOW": "builtin"}},
+		{"log level bogus", []string{"--log-level", "bogus"}, nil, "--log-level", "CAISSON_LOG_LEVEL"},
+		{"log level empty", []string{"--log-level", ""}, nil, "--log-level", "CAISSON_LOG_LEVEL"},
+		{"log level slog offset", []string{"--log-level", "warn+2"}, nil, "--log-level", "CAISSON_LOG_LEVEL"},
+		{"log level number", []string{"--log-level", "4"}, nil, "--log-level", "CAISSON_LOG_LEVEL"},
+		{"log level from env", nil, map[string]string{"CAISSON_LOG_LEVEL": "verbose"}, "--log-level", "CAISSON_LOG_LEVEL"},
+		{"runtime timeout", []string{"--runtime-timeout", "1ms"}, nil, "--runtime-timeout", ""},
+		{"cni timeout", []string{"--cni-timeout", "-1s"}, nil, "--cni-timeout", ""},
+		{"resources empty items", []string{"--resources", ";;;"}, nil, "--resources", "CAISSON_RESOURCES"},
+		{"resources trailing", []string{"--resources", "cpus:8;"}, nil, "--resources", "CAISSON_RESOURCES"},
+		{"resources garbage", []string{"--resources", "cpus:8;garbage"}, nil, "--resources", "CAISSON_RESOURCES"},
+		{"resources overlap", []string{"--resources", "ports:[31000-32000,31500]"}, nil, "--resources", "CAISSON_RESOURCES"},
+		{"resources from env", nil, map[string]string{"CAISSON_RESOURCES": ";"}, "--resources", "CAISSON_RESOURCES"},
+		{"reserve empty items", []string{"--reserve", "cpus:1;;mem:1g"}, nil, "--reserve", "CAISSON_RESERVE"},
+		{"reserve overlap", []string{"--reserve", "ports:[80,80]"}, nil, "--reserve", "CAISSON_RESERVE"},
+		{"reserve gpus", []string{"--reserve", "gpus:0"}, nil, "--reserve", "CAISSON_RESERVE"},
+		{"reserve from env", nil, map[string]string{"CAISSON_RESERVE": "bogus"}, "--reserve", "CAISSON_RESERVE"},
+		{"gpu backend", []string{"--gpu-backend", "mock:dgx-z"}, nil, "--gpu-backend", "CAISSON_GPU_BACKEND"},
+		{"gpu backend from env", nil, map[string]string{"CAISSON_GPU_BACKEND": "cuda"}, "--gpu-backend", "CAISSON_GPU_BACKEND"},
+		{"gpu numa affinity", []string{"--gpu-numa-affinity", "strict"}, nil, "--gpu-numa-affinity", "CAISSON_GPU_NUMA_AFFINITY"},
+		{"seccomp allow unknown", []string{"--seccomp-allow", "default,none"}, nil, "--seccomp-allow", "CAISSON_SECCOMP_ALLOW"},
+		{"seccomp allow empty", []string{"--seccomp-allow", ""}, nil, "--seccomp-allow", "CAISSON_SECCOMP_ALLOW"},
+		{"seccomp allow from env", nil, map[string]string{"CAISSON_SECCOMP_ALLOW": "builtin"}, "--seccomp-allow", "CAISSON_SECCOMP_ALLOW"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
+			for k, v := range tc.environ {
 				t.Setenv(k, v)
 			}
 			out, err := runCaisson(t, append(tc.args, sim...)...)
 			if !errors.Is(err, api.ErrInvalid) || exitCode(err) != exitCaissonError {
 				t.Errorf("%v: %v, want an invalid-input error (exit 125)", tc.args, err)
+			}
+			var se *settingError
+			if !errors.As(err, &se) {
+				t.Fatalf("%v: %v, want a *settingError", tc.args, err)
+			}
+			if diff := cmp.Diff([2]string{tc.flag, tc.env}, [2]string{se.flag, se.env}); diff != "" {
+				t.Errorf("setting named (-want +got):\n%s", diff)
 			}
 			if out != "" {
 				t.Errorf("the command ran:\n%s", out)
