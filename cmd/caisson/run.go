@@ -12,6 +12,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/containerizer"
+	"github.com/caisson/caisson/containerizer/image"
 )
 
 type runFlags struct {
@@ -24,11 +25,14 @@ type runFlags struct {
 	ingressBurst, egressBurst          string
 	detach, rm, noImage, interactive   bool
 	maxImageSize                       string
+	entrypointGiven                    bool
 	resources                          resourceFlags
 }
 
-func newRunCmd(g *globals) *cobra.Command {
-	f := &runFlags{}
+func newRunCmd(g *globals) *cobra.Command { return runCmd(g, &runFlags{}) }
+
+// runCmd is the run command, whose flags land in f.
+func runCmd(g *globals, f *runFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] (IMAGE | --rootfs DIR | --no-image) [COMMAND [ARG...]]",
 		Short: "Run a command in a new container",
@@ -57,9 +61,9 @@ A signal (Ctrl-C) while the container is being made cancels the launch.`,
 	fl.StringVar(&f.rootfs, "rootfs", "", "use DIR as the root filesystem (read-only lower layer)")
 	fl.BoolVar(&f.noImage, "no-image", false, "run on the host filesystem, read-only, with a writable sandbox")
 	fl.StringVar(&f.platform, "platform", "", "image platform, os/arch[/variant] (default: this host's); only with an IMAGE")
-	fl.StringVar(&f.maxImageSize, "max-image-size", envOr("CAISSON_MAX_IMAGE_SIZE", "32g"),
-		"refuse an image larger than this once unpacked: the sum of its layers' uncompressed sizes, a sparse file counting its full size; 0: no limit (env CAISSON_MAX_IMAGE_SIZE)")
-	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
+	fl.StringVar(&f.maxImageSize, "max-image-size", envOr("CAISSON_MAX_IMAGE_SIZE", api.FormatSize(image.DefaultMaxImageSize)),
+		"refuse an image larger than this once unpacked: the sum of its layers' uncompressed sizes, a sparse file counting its full size; 0: no limit; only with an IMAGE (env CAISSON_MAX_IMAGE_SIZE, ignored without one)")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint; an empty one clears it")
 	f.resources.register(fl)
 	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable KEY=VALUE (KEY alone copies it from here)")
@@ -83,24 +87,23 @@ A signal (Ctrl-C) while the container is being made cancels the launch.`,
 	return cmd
 }
 
-// pathFlags are run's flags that name a path: given, they cannot be empty.
-var pathFlags = []string{"rootfs", "workdir"}
-
 // check refuses flags that cannot work together or hold nothing.
 func (f *runFlags) check(cmd *cobra.Command) error {
-	for _, name := range pathFlags {
-		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed && fl.Value.String() == "" {
-			return fmt.Errorf("--%s: an empty path: %w", name, api.ErrInvalid)
-		}
+	fl := cmd.Flags()
+	if err := refuseEmpty(cmd.LocalFlags(), "entrypoint"); err != nil {
+		return err
 	}
-	if fl := cmd.Flags().Lookup("platform"); fl != nil && fl.Changed {
+	f.entrypointGiven = fl.Changed("entrypoint")
+	// Flags of an image: given with another root filesystem, they would
+	// be silently ignored. CAISSON_MAX_IMAGE_SIZE, a setting of the host
+	// rather than of this run, is.
+	for _, name := range []string{"platform", "max-image-size"} {
 		switch {
-		case f.platform == "":
-			return fmt.Errorf("--platform: empty; give os/arch[/variant]: %w", api.ErrInvalid)
+		case !fl.Changed(name):
 		case f.rootfs != "":
-			return fmt.Errorf("--platform applies to an image, not to --rootfs: %w", api.ErrInvalid)
+			return fmt.Errorf("--%s applies to an image, not to --rootfs: %w", name, api.ErrInvalid)
 		case f.noImage:
-			return fmt.Errorf("--platform applies to an image, not to --no-image: %w", api.ErrInvalid)
+			return fmt.Errorf("--%s applies to an image, not to --no-image: %w", name, api.ErrInvalid)
 		}
 	}
 	return nil
@@ -141,8 +144,12 @@ func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
 		}
 		s.Image, s.Command = args[0], args[1:]
 	}
-	if f.entrypoint != "" {
-		s.Entrypoint = []string{f.entrypoint}
+	if f.entrypointGiven {
+		// As Docker: an empty one clears the image's.
+		s.Entrypoint = []string{}
+		if f.entrypoint != "" {
+			s.Entrypoint = []string{f.entrypoint}
+		}
 	}
 	var err error
 	if s.GPUs, err = api.ParseGPURequest(f.gpus); err != nil {

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/containerizer/image"
 )
 
 // TestRunFlagsRefused checks that run refuses flags that hold nothing or do
@@ -25,6 +28,26 @@ func TestRunFlagsRefused(t *testing.T) {
 		{"negative --max-image-size", []string{"--max-image-size", "-1g", "img"}},
 		{"bad --max-image-size", []string{"--max-image-size", "lots", "img"}},
 		{"empty --max-image-size", []string{"--max-image-size", "", "img"}},
+		{"--max-image-size with --rootfs", []string{"--max-image-size", "1g", "--rootfs", "/tmp", "true"}},
+		{"--max-image-size with --no-image", []string{"--max-image-size", "0", "--no-image", "true"}},
+		// Given empty, each would read as not given.
+		{"empty --shm-size", []string{"--shm-size", "", "img"}},
+		{"empty --name", []string{"--name", "", "img"}},
+		{"empty --user", []string{"-u", "", "img"}},
+		{"empty --hostname", []string{"--hostname=", "img"}},
+		{"empty --cpus", []string{"--cpus", "", "img"}},
+		{"empty --memory", []string{"-m", "", "img"}},
+		{"empty --memory-reservation", []string{"--memory-reservation", "", "img"}},
+		{"empty --ingress-rate", []string{"--ingress-rate", "", "img"}},
+		{"empty --egress-burst", []string{"--egress-rate", "1mbit", "--egress-burst", "", "img"}},
+		{"empty --gpus", []string{"--gpus", "", "img"}},
+		{"empty --env", []string{"-e", "A=1", "-e", "", "img"}},
+		{"empty --label", []string{"-l", "", "img"}},
+		{"empty --network", []string{"--network", "", "img"}},
+		{"empty --publish", []string{"-p", "", "img"}},
+		{"empty --mount", []string{"--mount", "", "img"}},
+		{"empty --volume", []string{"-v", "", "img"}},
+		{"empty --security-opt", []string{"--security-opt", "", "img"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +64,72 @@ func TestRunFlagsRefused(t *testing.T) {
 	}
 }
 
+// TestRunEmptyFlagsOfOtherCommands: update and sim refuse empty values
+// as run does.
+func TestRunEmptyFlagsOfOtherCommands(t *testing.T) {
+	for _, args := range [][]string{
+		{"update", "--cpus", "", "-m", "512m", "web"},
+		{"update", "--memory-reservation=", "--pids-limit", "5", "web"},
+		{"sim", "../../examples/sim-small.yaml", "--plot", ""},
+		{"sim", "../../examples/sim-small.yaml", "--cpuprofile", ""},
+		{"sim", "--trace", ""},
+	} {
+		root := newRootCmd()
+		root.SetArgs(append([]string{"--root", "/dev/null/x", "--run-root", "/dev/null/y"}, args...))
+		root.SetOut(&discard{})
+		root.SetErr(&discard{})
+		if err := root.Execute(); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("%v: got %v, want an error wrapping api.ErrInvalid", args, err)
+		}
+	}
+}
+
+// TestRunSpecFromFlags checks the spec run makes of flags whose empty or
+// absent values mean something.
+func TestRunSpecFromFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want api.ContainerSpec
+	}{
+		{"no --entrypoint", nil, []string{"img", "a"},
+			api.ContainerSpec{Image: "img", Command: []string{"a"}}},
+		{"--entrypoint", nil, []string{"--entrypoint", "/bin/sh", "img", "a"},
+			api.ContainerSpec{Image: "img", Entrypoint: []string{"/bin/sh"}, Command: []string{"a"}}},
+		{"empty --entrypoint clears the image's", nil, []string{"--entrypoint", "", "img", "a"},
+			api.ContainerSpec{Image: "img", Entrypoint: []string{}, Command: []string{"a"}}},
+		{"CAISSON_MAX_IMAGE_SIZE with --rootfs is the host's setting, ignored", map[string]string{"CAISSON_MAX_IMAGE_SIZE": "1g"},
+			[]string{"--rootfs", "/srv/r", "true"}, api.ContainerSpec{Rootfs: "/srv/r", Command: []string{"true"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			f := &runFlags{}
+			cmd := runCmd(&globals{}, f)
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.check(cmd); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.spec(&globals{}, cmd.Flags().Args())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestMaxImageSize(t *testing.T) {
+	def := runCmd(&globals{}, &runFlags{}).Flags().Lookup("max-image-size").DefValue
+	if n, err := api.ParseSize(def); err != nil || n != image.DefaultMaxImageSize {
+		t.Errorf("--max-image-size defaults to %q: %d, %v; want the image store's default, %d", def, n, err, image.DefaultMaxImageSize)
+	}
 	for in, want := range map[string]int64{"32g": 32 << 30, "0": -1, "512m": 512 << 20, "1": 1} {
 		f := &runFlags{maxImageSize: in}
 		if got, err := f.imageSizeLimit(); err != nil || got != want {
