@@ -213,7 +213,9 @@ func (s *Store) unpack(ctx context.Context, l layerSource, dir string, budget in
 	s.log.Debug("unpacking layer", "layer", l.diffID.String())
 	s.extractions.Add(1)
 	if s.unpackHook != nil {
-		s.unpackHook(l.diffID)
+		if err := s.unpackHook(l.diffID); err != nil {
+			return 0, err
+		}
 	}
 	size, err := s.decompressAndExtract(ctx, r, dir, l.diffID, budget)
 	if v == nil || errors.Is(err, api.ErrTooLarge) || ctx.Err() != nil {

@@ -271,9 +271,10 @@ func TestPruneWaitsForProvision(t *testing.T) {
 	ref := layoutOf(t, layer)
 	s := newStore(t)
 	unpacking, proceed := make(chan struct{}), make(chan struct{})
-	s.unpackHook = func(v1.Hash) {
+	s.unpackHook = func(v1.Hash) error {
 		close(unpacking)
 		<-proceed
+		return nil
 	}
 	dir := containerDir(t, s)
 	var (

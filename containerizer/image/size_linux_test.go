@@ -8,9 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/containerizer"
@@ -185,5 +188,25 @@ func TestImageSizeLimitExact(t *testing.T) {
 	}
 	if err := provisionLimited(t, s, both); !errors.Is(err, api.ErrTooLarge) {
 		t.Errorf("an image over the limit with a cached layer: got %v, want api.ErrTooLarge", err)
+	}
+}
+
+// A layer refused as too large is an error whatever the limit: none, the
+// largest there is, or one it passes.
+func TestLayerTooLargeIsAnError(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ref := layoutOf(t, makeTar(t, ent{name: "f", typ: tar.TypeReg, body: "f"}))
+	for _, limit := range []int64{-1, math.MaxInt64, math.MaxInt64 - 1, 1 << 30} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			s := limitedStore(t, limit)
+			s.unpackHook = func(v1.Hash) error {
+				return fmt.Errorf("a bounded read in the layer: %w", api.ErrTooLarge)
+			}
+			dir := containerDir(t, s)
+			if _, err := s.Provision(context.Background(), &containerizer.ProvisionRequest{Image: ref, Dir: dir}); !errors.Is(err, api.ErrTooLarge) {
+				t.Fatalf("Provision: got %v, want an error wrapping api.ErrTooLarge", err)
+			}
+			checkLeftNothing(t, s, dir)
+		})
 	}
 }

@@ -70,8 +70,9 @@ type Store struct {
 	hostRoot string
 	// extractions counts the layers this Store has unpacked, for tests.
 	extractions atomic.Int64
-	// unpackHook, when set (by tests), runs as a layer starts unpacking.
-	unpackHook func(diffID v1.Hash)
+	// unpackHook, when set (by tests), runs as a layer starts unpacking;
+	// an error it returns is the unpack's.
+	unpackHook func(diffID v1.Hash) error
 }
 
 // New makes a Store with its cache under cfg.Root.
@@ -389,8 +390,8 @@ func (s *Store) layers(ctx context.Context, src *source) ([]string, error) {
 			budget = s.maxImageSize - total
 		}
 		d, size, err := s.ensureLayer(ctx, l, budget)
-		if errors.Is(err, api.ErrTooLarge) {
-			return nil, s.checkImageSize(src, s.maxImageSize+1, err)
+		if errors.Is(err, api.ErrTooLarge) && s.maxImageSize >= 0 {
+			return nil, s.tooLarge(src, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", src.ref, err)
@@ -423,6 +424,12 @@ func (s *Store) checkImageSize(src *source, size int64, cause error) error {
 	if cause == nil {
 		cause = api.ErrTooLarge
 	}
+	return s.tooLarge(src, cause)
+}
+
+// tooLarge is the error of an image refused for its size by the store's
+// limit (not negative), for cause.
+func (s *Store) tooLarge(src *source, cause error) error {
 	return fmt.Errorf("image %s: larger than the limit of %s (%d bytes) uncompressed: %w",
 		src.ref, api.FormatSize(uint64(s.maxImageSize)), s.maxImageSize, cause)
 }
