@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,20 +19,20 @@ func parseInt(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
 
 // attributes describes the host: architecture, kernel, CPU model and SMT,
 // page sizes and NUMA nodes.
-func (h *host) attributes(online []int) (api.NodeAttributes, error) {
+func (h *host) attributes(ctx context.Context, online []int) (api.NodeAttributes, error) {
 	var a api.NodeAttributes
 	var err error
-	if a.Arch, err = h.arch(); err != nil {
+	if a.Arch, err = h.arch(ctx); err != nil {
 		return a, err
 	}
 	a.OS = runtime.GOOS
-	release, _, err := read(h.procPath("sys/kernel/osrelease"))
+	release, _, err := read(ctx, h.procPath("sys/kernel/osrelease"))
 	if err != nil {
 		return a, err
 	}
 	a.Kernel = strings.TrimSpace(release)
 	path := h.procPath("cpuinfo")
-	data, err := mustRead(path)
+	data, err := mustRead(ctx, path)
 	if err != nil {
 		return a, err
 	}
@@ -40,16 +41,16 @@ func (h *host) attributes(online []int) (api.NodeAttributes, error) {
 		return a, &FileError{Path: path, Reason: err.Error()}
 	}
 	a.CPUModel, a.CPUPlatform, a.MachineModel, a.MMU = ci.model, ci.platform, ci.machineModel, ci.mmu
-	if a.SMT, err = h.smt(online); err != nil {
+	if a.SMT, err = h.smt(ctx, online); err != nil {
 		return a, err
 	}
-	if a.PageSize, err = h.pageSize(); err != nil {
+	if a.PageSize, err = h.pageSize(ctx); err != nil {
 		return a, err
 	}
 	if a.HugePageSizes, err = h.hugePageSizes(); err != nil {
 		return a, err
 	}
-	if a.NUMANodes, err = h.numaNodes(online); err != nil {
+	if a.NUMANodes, err = h.numaNodes(ctx, online); err != nil {
 		return a, err
 	}
 	return a, nil
@@ -105,7 +106,7 @@ func parseCPUInfo(data string) (cpuInfo, error) {
 // a core's ibm,ppc-interrupt-server#s, one 32-bit id per thread, which is
 // what ppc64_cpu reads), so an SMT8 LPAR with half its threads offline says
 // 8; elsewhere they are the online ones.
-func (h *host) smt(online []int) (api.SMT, error) {
+func (h *host) smt(ctx context.Context, online []int) (api.SMT, error) {
 	var s api.SMT
 	seen := map[int]bool{}
 	for _, cpu := range online {
@@ -113,7 +114,7 @@ func (h *host) smt(online []int) (api.SMT, error) {
 			continue
 		}
 		path := h.sysPath(fmt.Sprintf("devices/system/cpu/cpu%d/topology/thread_siblings_list", cpu))
-		siblings, ok, err := readList(path)
+		siblings, ok, err := readList(ctx, path)
 		if err != nil {
 			return s, err
 		}
@@ -153,9 +154,9 @@ func (h *host) smt(online []int) (api.SMT, error) {
 // pageSize is the KernelPageSize of the first mapping in the procfs's
 // self/smaps (which the fixtures provide), else the agent's own page size
 // (AT_PAGESZ, which is the same kernel's).
-func (h *host) pageSize() (int64, error) {
+func (h *host) pageSize(ctx context.Context) (int64, error) {
 	path := h.procPath("self/smaps")
-	line, ok, err := firstLineWith(path, "KernelPageSize:")
+	line, ok, err := firstLineWith(ctx, path, "KernelPageSize:")
 	if err != nil {
 		return 0, err
 	}
@@ -202,8 +203,8 @@ func (h *host) hugePageSizes() ([]int64, error) {
 // numaNodes lists the online NUMA nodes with their online CPUs and memory.
 // A kernel without NUMA (no node directory) has one node, 0, with every
 // online CPU and MemTotal.
-func (h *host) numaNodes(online []int) ([]api.NUMANode, error) {
-	ids, ok, err := readList(h.sysPath("devices/system/node/online"))
+func (h *host) numaNodes(ctx context.Context, online []int) ([]api.NUMANode, error) {
+	ids, ok, err := readList(ctx, h.sysPath("devices/system/node/online"))
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +223,7 @@ func (h *host) numaNodes(online []int) ([]api.NUMANode, error) {
 	nodes := []api.NUMANode{}
 	if len(ids) == 0 {
 		path := h.procPath("meminfo")
-		data, err := mustRead(path)
+		data, err := mustRead(ctx, path)
 		if err != nil {
 			return nil, err
 		}
@@ -235,13 +236,13 @@ func (h *host) numaNodes(online []int) ([]api.NUMANode, error) {
 	for _, id := range ids {
 		n := api.NUMANode{ID: id, CPUs: []int{}}
 		dir := h.sysPath(fmt.Sprintf("devices/system/node/node%d", id))
-		cpus, _, err := readList(filepath.Join(dir, "cpulist"))
+		cpus, _, err := readList(ctx, filepath.Join(dir, "cpulist"))
 		if err != nil {
 			return nil, err
 		}
 		n.CPUs = Intersect(cpus, online)
 		path := filepath.Join(dir, "meminfo")
-		data, _, err := read(path)
+		data, _, err := read(ctx, path)
 		if err != nil {
 			return nil, err
 		}

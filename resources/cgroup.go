@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -37,9 +38,9 @@ func v1Unlimited(v int64) bool { return v > math.MaxInt64-(1<<20) }
 // mounts from self/mountinfo (nil without one). fixture is true when self
 // is a directory, not procfs's magic link: the procfs is a fixture's, whose
 // mount points under /sys are read under the fixture's sysfs.
-func (h *host) selfCgroups() (entries []cgroupEntry, mounts []mountinfo.Mount, fixture bool, err error) {
+func (h *host) selfCgroups(ctx context.Context) (entries []cgroupEntry, mounts []mountinfo.Mount, fixture bool, err error) {
 	path := h.procPath("self/cgroup")
-	data, ok, err := read(path)
+	data, ok, err := read(ctx, path)
 	if err != nil || !ok {
 		return nil, nil, false, err
 	}
@@ -58,7 +59,7 @@ func (h *host) selfCgroups() (entries []cgroupEntry, mounts []mountinfo.Mount, f
 		entries = append(entries, e)
 	}
 	mpath := h.procPath("self/mountinfo")
-	if mi, ok, err := read(mpath); err != nil {
+	if mi, ok, err := read(ctx, mpath); err != nil {
 		return nil, nil, false, err
 	} else if ok {
 		if mounts, err = mountinfo.Parse(strings.NewReader(mi)); err != nil {
@@ -79,9 +80,9 @@ func (h *host) selfCgroups() (entries []cgroupEntry, mounts []mountinfo.Mount, f
 // read under the fixture's sysfs. Without mountinfo, the usual layout under
 // sysfs's fs/cgroup is tried. A cgroup outside its mount's root (another
 // cgroup namespace) is skipped.
-func (h *host) cgroupLimits() (cgroupLimits, error) {
+func (h *host) cgroupLimits(ctx context.Context) (cgroupLimits, error) {
 	var lim cgroupLimits
-	entries, mounts, fixture, err := h.selfCgroups()
+	entries, mounts, fixture, err := h.selfCgroups(ctx)
 	if err != nil {
 		return lim, err
 	}
@@ -96,7 +97,7 @@ func (h *host) cgroupLimits() (cgroupLimits, error) {
 				continue
 			}
 			h.log.Debug("cgroup", "controller", ctrl, "v2", v2, "dir", dir)
-			if err := lim.read(ctrl, v2, mnt, dir); err != nil {
+			if err := lim.read(ctx, ctrl, v2, mnt, dir); err != nil {
 				return lim, err
 			}
 		}
@@ -176,17 +177,17 @@ func isDir(p string) bool {
 // read applies one controller's limits from dir and its ancestors up to
 // the mount. The effective cpuset is the leaf's alone, as it already
 // accounts for the ancestors.
-func (lim *cgroupLimits) read(ctrl string, v2 bool, mnt, dir string) error {
+func (lim *cgroupLimits) read(ctx context.Context, ctrl string, v2 bool, mnt, dir string) error {
 	if ctrl == "cpuset" {
 		cpusFile, memsFile := cpusetFiles(v2)
-		cpus, ok, err := readList(filepath.Join(dir, cpusFile))
+		cpus, ok, err := readList(ctx, filepath.Join(dir, cpusFile))
 		if err != nil {
 			return err
 		}
 		if ok {
 			lim.cpuset = intersectKnown(lim.cpuset, cpus)
 		}
-		mems, ok, err := readList(filepath.Join(dir, memsFile))
+		mems, ok, err := readList(ctx, filepath.Join(dir, memsFile))
 		if err != nil {
 			return err
 		}
@@ -199,13 +200,13 @@ func (lim *cgroupLimits) read(ctrl string, v2 bool, mnt, dir string) error {
 		var err error
 		switch {
 		case ctrl == "cpu" && v2:
-			err = lim.readCPUMax(filepath.Join(d, "cpu.max"))
+			err = lim.readCPUMax(ctx, filepath.Join(d, "cpu.max"))
 		case ctrl == "cpu":
-			err = lim.readCFS(filepath.Join(d, "cpu.cfs_quota_us"), filepath.Join(d, "cpu.cfs_period_us"))
+			err = lim.readCFS(ctx, filepath.Join(d, "cpu.cfs_quota_us"), filepath.Join(d, "cpu.cfs_period_us"))
 		case ctrl == "memory" && v2:
-			err = lim.readMemory(filepath.Join(d, "memory.max"), "max")
+			err = lim.readMemory(ctx, filepath.Join(d, "memory.max"), "max")
 		case ctrl == "memory":
-			err = lim.readMemory(filepath.Join(d, "memory.limit_in_bytes"), "")
+			err = lim.readMemory(ctx, filepath.Join(d, "memory.limit_in_bytes"), "")
 		}
 		if err != nil {
 			return err
@@ -243,8 +244,8 @@ func (lim *cgroupLimits) applyQuota(quota, period int64) {
 }
 
 // readCPUMax reads v2's cpu.max: "max 100000" or "150000 100000".
-func (lim *cgroupLimits) readCPUMax(path string) error {
-	data, ok, err := read(path)
+func (lim *cgroupLimits) readCPUMax(ctx context.Context, path string) error {
+	data, ok, err := read(ctx, path)
 	if err != nil || !ok {
 		return err
 	}
@@ -268,8 +269,8 @@ func (lim *cgroupLimits) readCPUMax(path string) error {
 }
 
 // readCFS reads v1's cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
-func (lim *cgroupLimits) readCFS(quotaPath, periodPath string) error {
-	q, ok, err := read(quotaPath)
+func (lim *cgroupLimits) readCFS(ctx context.Context, quotaPath, periodPath string) error {
+	q, ok, err := read(ctx, quotaPath)
 	if err != nil || !ok {
 		return err
 	}
@@ -280,7 +281,7 @@ func (lim *cgroupLimits) readCFS(quotaPath, periodPath string) error {
 	if quota == -1 {
 		return nil
 	}
-	p, err := mustRead(periodPath)
+	p, err := mustRead(ctx, periodPath)
 	if err != nil {
 		return err
 	}
@@ -294,8 +295,8 @@ func (lim *cgroupLimits) readCFS(quotaPath, periodPath string) error {
 
 // readMemory reads a memory limit in bytes; none is the word "max" on v2
 // and a value near LONG_MAX on v1.
-func (lim *cgroupLimits) readMemory(path, none string) error {
-	data, ok, err := read(path)
+func (lim *cgroupLimits) readMemory(ctx context.Context, path, none string) error {
+	data, ok, err := read(ctx, path)
 	if err != nil || !ok {
 		return err
 	}

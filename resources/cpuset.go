@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path"
@@ -57,13 +58,13 @@ func (c *CPUSet) NodesOf(cpus []int) []int {
 // hierarchy that self/cgroup lists with cpuset, else the cgroup2 mount,
 // whose cgroup.controllers must offer cpuset (runc enables it down to the
 // container's cgroup). Without it, Unavailable says so.
-func DetectCPUSet(cfg Config, parent string) (*CPUSet, error) {
+func DetectCPUSet(ctx context.Context, cfg Config, parent string) (*CPUSet, error) {
 	h := newHost(cfg)
-	online, err := h.onlineCPUs()
+	online, err := h.onlineCPUs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := h.numaNodes(online)
+	nodes, err := h.numaNodes(ctx, online)
 	if err != nil {
 		return nil, err
 	}
@@ -73,14 +74,14 @@ func DetectCPUSet(cfg Config, parent string) (*CPUSet, error) {
 			cs.Mems = append(cs.Mems, n.ID)
 		}
 	}
-	cg, err := h.cgroupLimits()
+	cg, err := h.cgroupLimits(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if cs.CPUs, err = h.usableCPUs(online, cg); err != nil {
+	if cs.CPUs, err = h.usableCPUs(ctx, online, cg); err != nil {
 		return nil, err
 	}
-	allowed, ok, err := h.statusList("Mems_allowed_list")
+	allowed, ok, err := h.statusList(ctx, "Mems_allowed_list")
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func DetectCPUSet(cfg Config, parent string) (*CPUSet, error) {
 	if cg.mems != nil {
 		cs.Mems = Intersect(cs.Mems, cg.mems)
 	}
-	cpus, mems, why, err := h.parentCPUSet(parent)
+	cpus, mems, why, err := h.parentCPUSet(ctx, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +122,9 @@ func newHost(cfg Config) *host {
 
 // statusList reads a list line of proc self/status ("Cpus_allowed_list",
 // "Mems_allowed_list"); ok is false when there is no such file or line.
-func (h *host) statusList(key string) (ids []int, ok bool, err error) {
+func (h *host) statusList(ctx context.Context, key string) (ids []int, ok bool, err error) {
 	path := h.procPath("self/status")
-	status, ok, err := read(path)
+	status, ok, err := read(ctx, path)
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -143,8 +144,8 @@ func (h *host) statusList(key string) (ids []int, ok bool, err error) {
 // parentCPUSet reads the effective CPUs and memory nodes of the cgroup
 // parent, or of its nearest existing ancestor (nil: not known), and says
 // why no cpuset can be given when the cpuset controller is missing.
-func (h *host) parentCPUSet(parent string) (cpus, mems []int, unavailable string, err error) {
-	entries, mounts, fixture, err := h.selfCgroups()
+func (h *host) parentCPUSet(ctx context.Context, parent string) (cpus, mems []int, unavailable string, err error) {
+	entries, mounts, fixture, err := h.selfCgroups(ctx)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -167,7 +168,7 @@ func (h *host) parentCPUSet(parent string) (cpus, mems []int, unavailable string
 		return nil, nil, "no cpuset cgroup controller is mounted", nil
 	}
 	if v2 {
-		ctrls, _, err := read(filepath.Join(mnt, "cgroup.controllers"))
+		ctrls, _, err := read(ctx, filepath.Join(mnt, "cgroup.controllers"))
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -180,12 +181,12 @@ func (h *host) parentCPUSet(parent string) (cpus, mems []int, unavailable string
 	}
 	cpusFile, memsFile := cpusetFiles(v2)
 	for d := filepath.Join(mnt, path.Clean(parent)); ; d = filepath.Dir(d) {
-		cpus, ok, err := readList(filepath.Join(d, cpusFile))
+		cpus, ok, err := readList(ctx, filepath.Join(d, cpusFile))
 		if err != nil {
 			return nil, nil, "", err
 		}
 		if ok {
-			mems, _, err := readList(filepath.Join(d, memsFile))
+			mems, _, err := readList(ctx, filepath.Join(d, memsFile))
 			if err != nil {
 				return nil, nil, "", err
 			}

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func TestDetectCPUSet(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cs, err := DetectCPUSet(fixtureConfig(dir), tc.parent)
+			cs, err := DetectCPUSet(context.Background(), fixtureConfig(dir), tc.parent)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,13 +88,13 @@ func TestDetectCPUSetMalformed(t *testing.T) {
 	if err := os.WriteFile(p, []byte("3-1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := DetectCPUSet(fixtureConfig(dir), "/caisson"); !errors.Is(err, api.ErrInvalid) {
+	if _, err := DetectCPUSet(context.Background(), fixtureConfig(dir), "/caisson"); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("a malformed parent cpuset: %v, want api.ErrInvalid", err)
 	}
 }
 
 func TestNodesOf(t *testing.T) {
-	cs, err := DetectCPUSet(fixtureConfig(filepath.Join("testdata", "power9-ac922")), "")
+	cs, err := DetectCPUSet(context.Background(), fixtureConfig(filepath.Join("testdata", "power9-ac922")), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestNodesOf(t *testing.T) {
 // TestDetectCPUSetLive sanity-checks DetectCPUSet on this machine: some
 // online CPU and some memory node with CPUs, under a parent not made yet.
 func TestDetectCPUSetLive(t *testing.T) {
-	cs, err := DetectCPUSet(Config{}, "/caisson-test-not-made")
+	cs, err := DetectCPUSet(context.Background(), Config{}, "/caisson-test-not-made")
 	if err != nil {
 		t.Fatal(err)
 	}

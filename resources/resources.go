@@ -105,8 +105,8 @@ func (h *host) sysPath(rel string) string  { return filepath.Join(h.sys, rel) }
 const maxHostFile = 16 << 20
 
 // read returns a file's contents; ok is false when the file does not exist.
-func read(path string) (data string, ok bool, err error) {
-	b, err := userfile.ReadFile(path, maxHostFile)
+func read(ctx context.Context, path string) (data string, ok bool, err error) {
+	b, err := userfile.ReadFileContext(ctx, path, maxHostFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
@@ -117,8 +117,8 @@ func read(path string) (data string, ok bool, err error) {
 }
 
 // mustRead is read for a file every Linux host has.
-func mustRead(path string) (string, error) {
-	data, ok, err := read(path)
+func mustRead(ctx context.Context, path string) (string, error) {
+	data, ok, err := read(ctx, path)
 	if err != nil {
 		return "", err
 	}
@@ -130,8 +130,8 @@ func mustRead(path string) (string, error) {
 
 // readList reads a file in the kernel's list format; ok is false when it
 // does not exist.
-func readList(path string) (ids []int, ok bool, err error) {
-	data, ok, err := read(path)
+func readList(ctx context.Context, path string) (ids []int, ok bool, err error) {
+	data, ok, err := read(ctx, path)
 	if !ok || err != nil {
 		return nil, ok, err
 	}
@@ -153,11 +153,11 @@ func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
 	}
 	h := newHost(cfg)
 
-	online, err := h.onlineCPUs()
+	online, err := h.onlineCPUs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	attrs, err := h.attributes(online)
+	attrs, err := h.attributes(ctx, online)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +167,14 @@ func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
 	}
 	res.Ports = append([]api.PortRange{}, res.Ports...)
 
-	cg, err := h.cgroupLimits()
+	cg, err := h.cgroupLimits(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if res.CPUs, err = h.cpus(online, cg); err != nil {
+	if res.CPUs, err = h.cpus(ctx, online, cg); err != nil {
 		return nil, err
 	}
-	if res.MemoryBytes, err = h.memory(cg, attrs.NUMANodes); err != nil {
+	if res.MemoryBytes, err = h.memory(ctx, cg, attrs.NUMANodes); err != nil {
 		return nil, err
 	}
 	if cfg.WorkDir != "" && over.DiskBytes == nil {
@@ -203,9 +203,9 @@ func Detect(ctx context.Context, cfg Config) (*api.NodeResources, error) {
 
 // usableCPUs is the online CPUs the agent may run on: those in its
 // Cpus_allowed_list and its cgroup's cpuset.
-func (h *host) usableCPUs(online []int, cg cgroupLimits) ([]int, error) {
+func (h *host) usableCPUs(ctx context.Context, online []int, cg cgroupLimits) ([]int, error) {
 	usable := online
-	allowed, ok, err := h.statusList("Cpus_allowed_list")
+	allowed, ok, err := h.statusList(ctx, "Cpus_allowed_list")
 	if err != nil {
 		return nil, err
 	}
@@ -220,8 +220,8 @@ func (h *host) usableCPUs(online []int, cg cgroupLimits) ([]int, error) {
 
 // cpus counts the online CPUs the agent may run on, capped by its CPU
 // quota, to a thousandth of a CPU.
-func (h *host) cpus(online []int, cg cgroupLimits) (float64, error) {
-	usable, err := h.usableCPUs(online, cg)
+func (h *host) cpus(ctx context.Context, online []int, cg cgroupLimits) (float64, error) {
+	usable, err := h.usableCPUs(ctx, online, cg)
 	if err != nil {
 		return 0, err
 	}
@@ -235,12 +235,12 @@ func (h *host) cpus(online []int, cg cgroupLimits) (float64, error) {
 	return math.Floor(cpus*1000) / 1000, nil
 }
 
-func (h *host) onlineCPUs() ([]int, error) {
+func (h *host) onlineCPUs(ctx context.Context) ([]int, error) {
 	path := h.sysPath("devices/system/cpu/online")
-	if _, err := mustRead(path); err != nil {
+	if _, err := mustRead(ctx, path); err != nil {
 		return nil, err
 	}
-	online, _, err := readList(path)
+	online, _, err := readList(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -253,9 +253,9 @@ func (h *host) onlineCPUs() ([]int, error) {
 // memory is MemTotal less the memory of CPU-less NUMA nodes (GPU memory on
 // an AC922, which containers are kept off), capped by the agent's cgroup
 // memory limit.
-func (h *host) memory(cg cgroupLimits, nodes []api.NUMANode) (int64, error) {
+func (h *host) memory(ctx context.Context, cg cgroupLimits, nodes []api.NUMANode) (int64, error) {
 	path := h.procPath("meminfo")
-	data, err := mustRead(path)
+	data, err := mustRead(ctx, path)
 	if err != nil {
 		return 0, err
 	}
@@ -301,8 +301,8 @@ func meminfoTotal(data, key string) (n int64, ok bool, err error) {
 
 // firstLineWith scans a possibly large file (smaps) for the first line with
 // the prefix.
-func firstLineWith(path, prefix string) (line string, ok bool, err error) {
-	f, err := userfile.Open(path, maxHostFile)
+func firstLineWith(ctx context.Context, path, prefix string) (line string, ok bool, err error) {
+	f, err := userfile.OpenContext(ctx, path, maxHostFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
@@ -344,8 +344,8 @@ func goarch(machine string) string {
 // arch is the kernel's machine from the kernel.arch sysctl, named as GOARCH
 // names it, or the agent's own GOARCH where the kernel has no such sysctl
 // (older kernels).
-func (h *host) arch() (string, error) {
-	data, ok, err := read(h.procPath("sys/kernel/arch"))
+func (h *host) arch(ctx context.Context) (string, error) {
+	data, ok, err := read(ctx, h.procPath("sys/kernel/arch"))
 	if err != nil {
 		return "", err
 	}

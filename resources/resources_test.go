@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -445,5 +447,42 @@ func replace(t *testing.T, path string, make func() error) {
 	}
 	if err := make(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHostFilesEndWithContext makes a host file a FIFO that no writer
+// opens: the read waits, and ends with the context, so a launch that reads
+// them (the GPU isolator's cpuset) stays cancellable.
+func TestHostFilesEndWithContext(t *testing.T) {
+	detect := map[string]func(context.Context, Config) error{
+		"Detect": func(ctx context.Context, cfg Config) error { _, err := Detect(ctx, cfg); return err },
+		"DetectCPUSet": func(ctx context.Context, cfg Config) error {
+			_, err := DetectCPUSet(ctx, cfg, "/caisson")
+			return err
+		},
+	}
+	for _, file := range []string{"sys/devices/system/cpu/online", "proc/self/status", "sys/devices/system/node/node1/cpulist"} {
+		for name, fn := range detect {
+			t.Run(name+" "+file, func(t *testing.T) {
+				dir := copyFixture(t, "x86-xeon-2s")
+				p := filepath.Join(dir, file)
+				replace(t, p, func() error { return syscall.Mkfifo(p, 0o600) })
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- fn(ctx, fixtureConfig(dir)) }()
+				cancel()
+				select {
+				case err := <-done:
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("%s = %v, want an error wrapping context.Canceled", name, err)
+					}
+				case <-time.After(time.Minute):
+					if fd, err := syscall.Open(p, syscall.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+						syscall.Close(fd) // frees the reader
+					}
+					t.Fatalf("%s did not end with its context", name)
+				}
+			})
+		}
 	}
 }

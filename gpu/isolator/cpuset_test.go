@@ -1,6 +1,7 @@
 package isolator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,9 +127,13 @@ func TestCPUSetHint(t *testing.T) {
 			want: cpusetResult{Mems: "0", Annotation: "not applied: …"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			iso := &Isolator{policy: NUMABestEffort, hostCPUSet: func() (*resources.CPUSet, error) { return tc.host, tc.err }}
+			iso := &Isolator{policy: NUMABestEffort, hostCPUSet: func(context.Context) (*resources.CPUSet, error) { return tc.host, tc.err }}
 			s := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{CPU: tc.base}}}
-			if err := oci.Apply(s, iso.cpuset(&tc.grant, slog.New(slog.DiscardHandler))); err != nil {
+			opt, err := iso.cpuset(context.Background(), &tc.grant, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := oci.Apply(s, opt); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("%s: %s", AnnotationCPUSet, s.Annotations[AnnotationCPUSet])
@@ -170,7 +175,7 @@ func TestPrepareCPUSet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			iso.hostCPUSet = func() (*resources.CPUSet, error) { return tc.host, nil }
+			iso.hostCPUSet = func(context.Context) (*resources.CPUSet, error) { return tc.host, nil }
 			resp, err := prepare(iso, "c1", &api.GPURequest{Count: 2})
 			if err != nil {
 				t.Fatal(err)

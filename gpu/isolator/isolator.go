@@ -131,7 +131,7 @@ type Isolator struct {
 	m      *manager.Manager
 	policy string
 	// hostCPUSet reads what a container's cpuset may hold on this host.
-	hostCPUSet func() (*resources.CPUSet, error)
+	hostCPUSet func(context.Context) (*resources.CPUSet, error)
 	log        *slog.Logger
 }
 
@@ -149,10 +149,12 @@ func New(m *manager.Manager, cfg Config) (*Isolator, error) {
 	}
 	host := resources.Config{ProcFS: cfg.ProcFS, SysFS: cfg.SysFS, Logger: cfg.Logger}
 	return &Isolator{
-		m:          m,
-		policy:     cfg.NUMAAffinity,
-		hostCPUSet: func() (*resources.CPUSet, error) { return resources.DetectCPUSet(host, cfg.CgroupParent) },
-		log:        cfg.Logger,
+		m:      m,
+		policy: cfg.NUMAAffinity,
+		hostCPUSet: func(ctx context.Context) (*resources.CPUSet, error) {
+			return resources.DetectCPUSet(ctx, host, cfg.CgroupParent)
+		},
+		log: cfg.Logger,
 	}, nil
 }
 
@@ -256,16 +258,24 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 		resp.SpecOpts = append(resp.SpecOpts, withHooks(h))
 	}
 	if iso.policy == NUMABestEffort {
-		resp.SpecOpts = append(resp.SpecOpts, iso.cpuset(grant, iso.log.With("container", req.ContainerID)))
+		opt, err := iso.cpuset(ctx, grant, iso.log.With("container", req.ContainerID))
+		if err != nil {
+			return err
+		}
+		resp.SpecOpts = append(resp.SpecOpts, opt)
 	}
 	return nil
 }
 
 // cpuset is the SpecOpt that gives a container the cpuset nearest its
-// GPUs (see the package comment), or annotates why it gets none.
-func (iso *Isolator) cpuset(grant *manager.Grant, log *slog.Logger) oci.SpecOpt {
+// GPUs (see the package comment), or annotates why it gets none. It fails
+// only when ctx is done: the launch is cancelled.
+func (iso *Isolator) cpuset(ctx context.Context, grant *manager.Grant, log *slog.Logger) (oci.SpecOpt, error) {
 	var h hint
-	if host, err := iso.hostCPUSet(); err != nil {
+	if host, err := iso.hostCPUSet(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("the host's CPUs and memory nodes: %w", err)
+		}
 		h.why = "the host's CPUs and memory nodes cannot be read: " + err.Error()
 	} else {
 		h = cpusetHint(grant, host)
@@ -298,7 +308,7 @@ func (iso *Isolator) cpuset(grant *manager.Grant, log *slog.Logger) oci.SpecOpt 
 		log.Log(context.Background(), level, "gpu numa affinity", "cpuset", note,
 			"gpu_numa_nodes", formatIDs(grant.NUMANodes), "gpu_cpus", formatIDs(grant.CPUs))
 		return nil
-	}
+	}, nil
 }
 
 // hint is the cpuset a grant gets on a host: cpus (and mems, which may be

@@ -51,7 +51,7 @@ func newTestIso(t *testing.T, m *manager.Manager) *Isolator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iso.hostCPUSet = func() (*resources.CPUSet, error) { return oneNodeHost(), nil }
+	iso.hostCPUSet = func(context.Context) (*resources.CPUSet, error) { return oneNodeHost(), nil }
 	return iso
 }
 
