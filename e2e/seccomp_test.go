@@ -256,6 +256,23 @@ func TestSeccompPolicy(t *testing.T) {
 			}
 		})
 	}
+	// The container's monitor, which inherits the environment, runs with
+	// the settings its run was given, not the environment's: a flag that
+	// overrides a bad variable overrides it there too.
+	for _, tc := range []struct{ env, flag, value string }{
+		{"CAISSON_SECCOMP_ALLOW=bogus", "--seccomp-allow", "default"},
+		{"CAISSON_RESOURCES=bogus", "--resources", ""},
+		{"CAISSON_RESERVE=bogus", "--reserve", "cpus:0.5"},
+	} {
+		t.Run("flag over a bad "+tc.env, func(t *testing.T) {
+			env := e.extraEnv
+			t.Cleanup(func() { e.extraEnv = env })
+			e.extraEnv = append(append([]string(nil), env...), tc.env)
+			if r := e.caisson(tc.flag, tc.value, "run", "--rm", "--rootfs", e.rootfs, "true"); r.code != 0 {
+				t.Errorf("run: %s, want exit 0", r)
+			}
+		})
+	}
 }
 
 // On a root machine the seccomp tests run: none of their gates (root, runc,

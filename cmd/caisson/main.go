@@ -279,7 +279,10 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		"--cni-config-dir", g.cniConfDir, "--cni-plugin-path", g.cniPath, "--default-network", g.defaultNetwork,
 		"--default-network-subnet", g.defaultSubnet, "--default-network-bridge", g.defaultBridge,
 		"--cni-timeout", g.cniTimeout.String(), "--docker-host", g.dockerHost,
-		"--path.procfs", g.procFS, "--path.sysfs", g.sysFS}
+		"--path.procfs", g.procFS, "--path.sysfs", g.sysFS,
+		// Checked before any command runs: the monitor, which inherits
+		// the environment, must not find the environment's instead.
+		"--resources", g.overrides, "--reserve", g.reserve, "--seccomp-allow", strings.Join(g.seccompAllow, ",")}
 	monitor = append(append(monitor, g.gpuFlags.args()...), "monitor")
 	cfg := containerizer.Config{
 		Root: root, RunRoot: runRoot, Runtime: rt, Provisioner: store,
