@@ -82,8 +82,10 @@ type ContainerSpec struct {
 	// Rootfs is a host directory used as the (read-only) lower layer of the
 	// container's root filesystem.
 	Rootfs string `json:"rootfs,omitempty"`
-	// Entrypoint, when not nil, replaces the image's entrypoint.
-	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Entrypoint, when not nil, replaces the image's entrypoint; empty (not
+	// nil) clears it. Not omitempty: an empty list must survive the wire and
+	// checkpoints, where it means something other than absent.
+	Entrypoint []string `json:"entrypoint"`
 	// Command, when not empty, replaces the image's default command.
 	Command    []string `json:"command,omitempty"`
 	Env        []string `json:"env,omitempty"`
