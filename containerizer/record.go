@@ -132,17 +132,6 @@ func noSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// syncDir flushes a rename in dir; failing that, only the rename's
-// durability is uncertain.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	_ = d.Close()
-}
-
 // loadRecord reads a container's checkpoint. A container without one gives
 // an error wrapping api.ErrNotFound; a checkpoint that exists but cannot be
 // used (damaged, or from a newer caisson) one wrapping api.ErrUnreadable:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/isolators"
 )
 
@@ -124,7 +125,7 @@ func (c *Containerizer) commitIntent(id string) error {
 	if err := os.Rename(c.intentPath(id), c.recordPath(id)); err != nil {
 		return fmt.Errorf("commit the update of container %s (the next recovery finishes it): %w", id, err)
 	}
-	syncDir(c.containerDir(id))
+	_ = atomicfile.SyncDir(c.containerDir(id)) // committed; only its durability is uncertain
 	return nil
 }
 

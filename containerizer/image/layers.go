@@ -171,7 +171,7 @@ func (s *Store) ensureLayer(ctx context.Context, l layerSource, budget int64) (s
 		}
 		return "", 0, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
 	}
-	syncDir(filepath.Dir(dir))
+	_ = atomicfile.SyncDir(filepath.Dir(dir)) // failures only cost durability
 	return dir, size, nil
 }
 
@@ -303,16 +303,6 @@ func (d decompressErrors) Read(p []byte) (int, error) {
 		err = d.src.classify(fmt.Errorf("decompress: %w", err))
 	}
 	return n, err
-}
-
-// syncDir makes a rename in dir durable; failures only cost durability.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	defer d.Close()
-	_ = d.Sync()
 }
 
 // emptyLayerDir is the lower directory of an image with no layers.

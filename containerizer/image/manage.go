@@ -622,7 +622,7 @@ func (s *Store) removeLayer(diffID v1.Hash) (int64, bool, error) {
 			_ = os.Remove(trash)
 			return 0, false, fmt.Errorf("remove layer %s: %w", diffID, err)
 		}
-		syncDir(filepath.Dir(s.layerDir(diffID)))
+		_ = atomicfile.SyncDir(filepath.Dir(s.layerDir(diffID))) // failures only cost durability
 		if err := os.RemoveAll(trash); err != nil {
 			return size, true, fmt.Errorf("remove layer %s: %w", diffID, err)
 		}

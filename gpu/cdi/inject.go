@@ -16,6 +16,7 @@ import (
 	cdispecs "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/atomicfile"
 )
 
 // SpecFile is the name of Caisson's spec in its CDI directory.
@@ -69,10 +70,7 @@ func Write(dir string, spec *cdispecs.Spec) error {
 		return fmt.Errorf("write CDI spec: %w", err)
 	}
 	done = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	_ = atomicfile.SyncDir(dir) // in place; only the rename's durability is uncertain
 	return nil
 }
 

@@ -1,6 +1,3 @@
-// Package atomicfile replaces files so that a crash leaves either the old
-// content or the new, never a mix: write a temporary file in the same
-// directory, then rename it over the target.
 package atomicfile
 
 import (
@@ -41,14 +38,23 @@ func Write(path string, data []byte, perm os.FileMode, durable bool) (err error)
 	if err = os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if !durable {
-		return nil
+	if durable {
+		_ = SyncDir(dir) // the file is in place; only the rename's durability is uncertain
 	}
-	d, derr := os.Open(dir)
-	if derr != nil {
-		return nil // the file is in place; only the rename's durability is uncertain
+	return nil
+}
+
+// SyncDir flushes dir itself, so that the renames, creations and removals
+// of its entries survive a power loss. Callers that have already done what
+// they meant to may ignore its error: only that durability is uncertain.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
 	defer d.Close()
-	_ = d.Sync()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
 	return nil
 }

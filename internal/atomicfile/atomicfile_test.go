@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,5 +48,23 @@ func TestWriteFailsCleanly(t *testing.T) {
 	}
 	if err := Write(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600, false); err == nil {
 		t.Fatal("Write into a missing directory succeeded")
+	}
+}
+
+func TestSyncDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		path    string
+		wantErr error
+	}{
+		{"directory", dir, nil},
+		{"missing", filepath.Join(dir, "missing"), fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := SyncDir(tc.path); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("SyncDir(%s) = %v, want %v", tc.path, err, tc.wantErr)
+			}
+		})
 	}
 }
