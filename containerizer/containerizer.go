@@ -25,6 +25,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/flock"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/oci"
 )
@@ -218,7 +219,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 			return nil, err
 		}
 	}
-	rec, lock, err := c.reserve(spec)
+	rec, lock, err := c.reserve(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -430,8 +431,8 @@ func validateSpec(s *api.ContainerSpec, seccompAllow []string) error {
 // reserve takes the name and makes the container's directory, holding the
 // root lock so two launches cannot take one name. It returns with the
 // container's own lock held.
-func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, error) {
-	rootLock, err := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+func (c *Containerizer) reserve(ctx context.Context, spec api.ContainerSpec) (*record, *fileLock, error) {
+	rootLock, err := c.lockRoot(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -468,7 +469,7 @@ func (c *Containerizer) reserve(spec api.ContainerSpec) (*record, *fileLock, err
 		abandon()
 		return nil, nil, err
 	}
-	lock, err := lockFile(c.lockPath(id), true)
+	lock, err := flock.Acquire(c.lockPath(id), false) // new: nobody else knows it yet
 	if err != nil {
 		abandon()
 		return nil, nil, err
@@ -792,7 +793,7 @@ func (c *Containerizer) notFoundOr(id string, err error) error {
 
 // Kill sends sig to a running container's init process.
 func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal) error {
-	lock, err := c.lockContainer(id, true)
+	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return c.notFoundOr(id, err)
 	}
@@ -936,7 +937,7 @@ func (c *Containerizer) removeHeld(ctx context.Context, id string, force bool) e
 			c.log.Warn("removing a container whose exit could not be recorded", "container", id, "err", err)
 		}
 	}
-	lock, err := c.lockContainer(id, true)
+	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed meanwhile (auto-remove)

@@ -280,7 +280,7 @@ wait:
 		log.Warn("container output still open after exit; closing the log")
 	}
 
-	lock, err := c.lockContainer(id, true)
+	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return err
 	}

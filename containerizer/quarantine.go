@@ -60,7 +60,7 @@ func (c *Containerizer) quarantinedView(q *quarantined) api.Container {
 // killQuarantined signals what the runtime runs for a quarantined
 // container.
 func (c *Containerizer) killQuarantined(ctx context.Context, id string, sig syscall.Signal) error {
-	lock, err := c.lockContainer(id, true)
+	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return c.notFoundOr(id, err)
 	}
@@ -73,7 +73,7 @@ func (c *Containerizer) killQuarantined(ctx context.Context, id string, sig sysc
 // root filesystem and its directory. Its monitor, if it still runs, exits
 // once it finds the container gone; removeQuarantined waits for that.
 func (c *Containerizer) removeQuarantined(ctx context.Context, id string) error {
-	lock, err := c.lockContainer(id, true)
+	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return c.notFoundOr(id, err)
 	}

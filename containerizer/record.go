@@ -1,6 +1,7 @@
 package containerizer
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -214,14 +215,27 @@ func parseRecord(id string, data []byte) (*record, error) {
 // fileLock is an exclusive flock, released on Unlock or when the process dies.
 type fileLock = flock.Lock
 
-func lockFile(path string, block bool) (*fileLock, error) { return flock.Acquire(path, block) }
+// lockRoot takes the root lock, which serialises reservations (names) and
+// recovery's view of which containers exist. Its holder may run the
+// runtime and the isolators for a while: the wait lasts as long as ctx
+// allows.
+func (c *Containerizer) lockRoot(ctx context.Context) (*fileLock, error) {
+	return flock.AcquireContext(ctx, filepath.Join(c.cfg.Root, "containers.lock"))
+}
 
-// lockContainer locks an existing container. Its lock file is made once,
-// by the launch that reserves the container (reserve), and goes with its
-// directory: a container being removed is never locked again, and no lock
-// file is made anew in a directory being removed.
-func (c *Containerizer) lockContainer(id string, block bool) (*fileLock, error) {
-	return flock.AcquireExisting(c.lockPath(id), block)
+// lockContainer locks an existing container, waiting for its holder as
+// long as ctx allows. Its lock file is made once, by the launch that
+// reserves the container (reserve), and goes with its directory: a
+// container being removed is never locked again, and no lock file is made
+// anew in a directory being removed.
+func (c *Containerizer) lockContainer(ctx context.Context, id string) (*fileLock, error) {
+	return flock.AcquireExistingContext(ctx, c.lockPath(id))
+}
+
+// tryLockContainer is lockContainer without waiting: it fails at once
+// when someone holds the lock.
+func (c *Containerizer) tryLockContainer(id string) (*fileLock, error) {
+	return flock.AcquireExisting(c.lockPath(id), false)
 }
 
 func (c *Containerizer) lockPath(id string) string { return filepath.Join(c.containerDir(id), "lock") }

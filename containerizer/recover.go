@@ -123,8 +123,8 @@ func (c *Containerizer) recoveredMarker() string {
 // directory until its lock file exists: what is left then is a directory
 // whose launch died before running anything, or the rest of one being
 // removed by whoever holds its unlinked lock.
-func (c *Containerizer) removeUnreserved(id string) error {
-	rootLock, err := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+func (c *Containerizer) removeUnreserved(ctx context.Context, id string) error {
+	rootLock, err := c.lockRoot(ctx)
 	if err != nil {
 		return err
 	}
@@ -148,14 +148,14 @@ func (c *Containerizer) recoverOne(ctx context.Context, id string) error {
 // recoverDir handles one container directory. It reports whether it found
 // something a crash left behind.
 func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error) {
-	lock, err := c.lockContainer(id, false)
+	lock, err := c.tryLockContainer(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		// No lock file: a launch between making the directory and locking
 		// it, a removal under way, or a launch that died in between.
-		if err := c.removeUnreserved(id); err != nil {
+		if err := c.removeUnreserved(ctx, id); err != nil {
 			return false, err
 		}
-		lock, err = c.lockContainer(id, false)
+		lock, err = c.tryLockContainer(id)
 	}
 	if err != nil {
 		// A launch, a monitor or another recovery holds it, or it is gone.
@@ -177,11 +177,11 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error)
 		// checkpoint under the root lock. Let go of the container lock (the
 		// launch may be waiting for it), take the root lock, and look again.
 		lock.Unlock()
-		rootLock, lerr := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+		rootLock, lerr := c.lockRoot(ctx)
 		if lerr != nil {
 			return false, lerr
 		}
-		lock, lerr = c.lockContainer(id, false)
+		lock, lerr = c.tryLockContainer(id)
 		if lerr != nil {
 			rootLock.Unlock()
 			return false, nil // a launch holds it, or it is gone
@@ -269,7 +269,7 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 	// No launch may reserve a container until the isolators have been
 	// told which containers exist: one reserved after the listing would
 	// look like an orphan to the runtime and to every isolator.
-	rootLock, err := lockFile(filepath.Join(c.cfg.Root, "containers.lock"), true)
+	rootLock, err := c.lockRoot(ctx)
 	if err != nil {
 		return err
 	}

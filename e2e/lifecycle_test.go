@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/flock"
 	"github.com/caisson/caisson/internal/testutil"
 )
 
@@ -751,5 +755,53 @@ func TestNoOutputBeforeError(t *testing.T) {
 		if r := e.caisson(args...); r.code != 125 || r.stdout != "" || !strings.HasPrefix(r.stderr, "caisson: ") {
 			t.Errorf("caisson %s: %s; want exit 125, an error and no output", strings.Join(args, " "), r)
 		}
+	}
+}
+
+// A run waiting for the root lock, which another command's recovery may
+// hold through runtime and CNI calls for minutes, stays killable: SIGTERM
+// cancels the launch while it waits, and it leaves nothing.
+func TestRunCancelledWhileWaitingForLock(t *testing.T) {
+	e := newEnv(t)
+	e.ok("ps") // makes the work dir, and recovers it
+	path := filepath.Join(e.root, "containers.lock")
+	held, err := flock.Acquire(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.cmd("run", "--rm", "--rootfs", e.rootfs, "true")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		held.Unlock()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		held.Unlock() // lets a run that ignored the signal go on, and end
+		<-exited
+	})
+	testutil.WaitForLockWaiter(t, cmd.Process.Pid, path)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("run waiting for the root lock ignored SIGTERM for a minute")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 143 {
+		t.Fatalf("run after SIGTERM: exit %d, stderr %q; want 143", code, stderr.String())
+	}
+	held.Unlock()
+	if ps := e.ok("ps", "-aq"); ps != "" {
+		t.Errorf("containers left: %q", ps)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left behind:\n  %s", strings.Join(left, "\n  "))
 	}
 }

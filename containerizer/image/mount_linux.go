@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -111,40 +110,4 @@ func unmountUnder(ctx context.Context, dir string) error {
 		return fmt.Errorf("still mounted under %s: %s: %w", dir, strings.Join(left, ", "), api.ErrWrongState)
 	}
 	return nil
-}
-
-// lockFile takes an flock on path, creating it: exclusive, or shared by
-// any number of holders. It returns the function that releases it, and
-// waits for the lock as long as ctx allows.
-func lockFile(ctx context.Context, path string, exclusive bool) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	fd := int(f.Fd())
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	delay := 5 * time.Millisecond
-	for {
-		err := unix.Flock(fd, how|unix.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = unix.Flock(fd, unix.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("flock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 200*time.Millisecond)
-	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/containerizer"
+	"github.com/caisson/caisson/internal/flock"
 )
 
 var _ containerizer.Provisioner = (*Store)(nil)
@@ -481,4 +482,19 @@ func (s *Store) Unmount(ctx context.Context, dir string) error {
 // bindRO is a recursive read-only bind mount of a host directory.
 func bindRO(src, dst string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rro", "rprivate"}}
+}
+
+// lockFile takes an flock on path, creating it: exclusive, or shared by
+// any number of holders. It returns the function that releases it, and
+// waits for the lock as long as ctx allows.
+func lockFile(ctx context.Context, path string, exclusive bool) (func(), error) {
+	acquire := flock.AcquireSharedContext
+	if exclusive {
+		acquire = flock.AcquireContext
+	}
+	l, err := acquire(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return l.Unlock, nil
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/caisson/caisson/api"
 )
 
-// Overlay mounts, layer extraction and file locks are Linux's; elsewhere
+// Overlay mounts and layer extraction are Linux's; elsewhere
 // the package builds, and provisioning an image or a directory says it is
 // unavailable.
 
@@ -28,10 +28,6 @@ func mountOverlay([]string, string, string, string) error {
 }
 
 func unmountUnder(context.Context, string) error { return nil }
-
-func lockFile(context.Context, string, bool) (func(), error) {
-	return nil, fmt.Errorf("lock: needs Linux: %w", api.ErrUnavailable)
-}
 
 func mkdirInRoot(rootfs, p string, uid, gid int) error {
 	full, err := securejoin.SecureJoin(rootfs, p)

@@ -1,9 +1,7 @@
-// Package flock takes exclusive advisory locks on files (flock(2)). A lock is
-// released by Unlock or when the process dies, so a crash never leaves one
-// held.
 package flock
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -16,17 +14,50 @@ type Lock struct{ f *os.File }
 
 // Acquire locks path, creating the file if needed. With block false it fails
 // at once (with an error wrapping unix.EWOULDBLOCK) when someone else holds
-// the lock.
+// the lock; with block true it waits, however long that takes: a caller that
+// must stay cancellable uses AcquireContext.
 func Acquire(path string, block bool) (*Lock, error) {
-	return acquire(path, block, os.O_RDWR|os.O_CREATE)
+	if !block {
+		return acquire(nil, path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
+	}
+	return acquire(context.Background(), path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
+}
+
+// AcquireContext locks path, creating the file if needed, and waits for
+// whoever holds it as long as ctx allows: when ctx is done first, it
+// returns ctx's error and holds nothing.
+func AcquireContext(ctx context.Context, path string) (*Lock, error) {
+	return acquire(ctx, path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
+}
+
+// AcquireSharedContext takes a shared lock on path, which any number of
+// holders may share but no exclusive one, creating the file if needed and
+// waiting as long as ctx allows.
+func AcquireSharedContext(ctx context.Context, path string) (*Lock, error) {
+	return acquire(ctx, path, os.O_RDWR|os.O_CREATE, unix.LOCK_SH)
 }
 
 // AcquireExisting locks path only if the file exists, and only while it
 // still does once locked: a lock file that its holder unlinked (removing
 // what it guards) is not taken over, nor created anew in a directory being
-// removed. Either case is an error wrapping fs.ErrNotExist.
+// removed. Either case is an error wrapping fs.ErrNotExist. With block false
+// it fails at once when someone else holds the lock; with block true it
+// waits, however long that takes.
 func AcquireExisting(path string, block bool) (*Lock, error) {
-	l, err := acquire(path, block, os.O_RDWR)
+	if !block {
+		return acquireExisting(nil, path)
+	}
+	return acquireExisting(context.Background(), path)
+}
+
+// AcquireExistingContext is AcquireExisting that waits for the lock as long
+// as ctx allows.
+func AcquireExistingContext(ctx context.Context, path string) (*Lock, error) {
+	return acquireExisting(ctx, path)
+}
+
+func acquireExisting(ctx context.Context, path string) (*Lock, error) {
+	l, err := acquire(ctx, path, os.O_RDWR, unix.LOCK_EX)
 	if err != nil {
 		return nil, err
 	}
@@ -46,26 +77,60 @@ func (l *Lock) linkedAt(path string) bool {
 	return held.Ino == linked.Ino && held.Dev == linked.Dev
 }
 
-func acquire(path string, block bool, flags int) (*Lock, error) {
-	f, err := os.OpenFile(path, flags, 0o600)
+// acquire opens path with flags and locks it (how is LOCK_EX or LOCK_SH).
+// A nil ctx does not wait. Otherwise the wait is a blocking flock in a
+// goroutine of its own, so the lock passes to this waiter as soon as it is
+// free; when ctx is done first, the waiter is abandoned, and that goroutine
+// lets go of the lock (and the file) once it gets it.
+func acquire(ctx context.Context, path string, flags, how int) (*Lock, error) {
+	f, err := os.OpenFile(path, flags|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	how := unix.LOCK_EX
-	if !block {
-		how |= unix.LOCK_NB
+	err = flock(f, how|unix.LOCK_NB)
+	if err == nil {
+		return &Lock{f: f}, nil
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
+	if ctx == nil || !errors.Is(err, unix.EWOULDBLOCK) {
+		_ = f.Close()
+		return nil, &os.PathError{Op: "lock", Path: path, Err: err}
 	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	return &Lock{f: f}, nil
+	locked := make(chan error, 1)
+	if ctx.Done() == nil {
+		locked <- flock(f, how) // ctx is never done: wait right here
+	} else {
+		go func() { locked <- flock(f, how) }()
+	}
+	select {
+	case err := <-locked:
+		if err != nil {
+			_ = f.Close()
+			return nil, &os.PathError{Op: "lock", Path: path, Err: err}
+		}
+		return &Lock{f: f}, nil
+	case <-ctx.Done():
+		go func() {
+			if <-locked == nil {
+				_ = flock(f, unix.LOCK_UN)
+			}
+			_ = f.Close()
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// flock is flock(2) on f, retried when a signal interrupts it.
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 // Unlock releases the lock; it is safe on a nil or released lock.
@@ -73,7 +138,7 @@ func (l *Lock) Unlock() {
 	if l == nil || l.f == nil {
 		return
 	}
-	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	_ = flock(l.f, unix.LOCK_UN)
 	_ = l.f.Close()
 	l.f = nil
 }

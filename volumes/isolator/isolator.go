@@ -131,8 +131,10 @@ func MountID(containerID, target string) string {
 
 func (iso *Isolator) recordPath(k string) string { return filepath.Join(iso.cfg.StateDir, k+".json") }
 
-func (iso *Isolator) lock(k string) (*flock.Lock, error) {
-	l, err := flock.Acquire(filepath.Join(iso.cfg.StateDir, k+".lock"), true)
+// lock locks a volume's record. Its holder may be waiting for the volume's
+// plugin: the wait lasts as long as ctx allows.
+func (iso *Isolator) lock(ctx context.Context, k string) (*flock.Lock, error) {
+	l, err := flock.AcquireContext(ctx, filepath.Join(iso.cfg.StateDir, k+".lock"))
 	if err != nil {
 		return nil, fmt.Errorf("lock volume record: %w", err)
 	}
@@ -228,7 +230,7 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 func (iso *Isolator) acquire(ctx context.Context, cid string, v api.VolumeMount) (string, error) {
 	log := iso.cfg.Logger.With("container", cid, "volume", v.Driver+"/"+v.Name)
 	k := key(v.Driver, v.Name)
-	l, err := iso.lock(k)
+	l, err := iso.lock(ctx, k)
 	if err != nil {
 		return "", err
 	}
@@ -401,7 +403,7 @@ func (iso *Isolator) sweep(ctx context.Context, owed bool, drop func(holder) boo
 }
 
 func (iso *Isolator) sweepOne(ctx context.Context, k string, owed bool, drop func(holder) bool) error {
-	l, err := iso.lock(k)
+	l, err := iso.lock(ctx, k)
 	if err != nil {
 		return err
 	}
