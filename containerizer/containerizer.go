@@ -894,7 +894,8 @@ func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, 
 // removes it; the others wait for it and then get an error wrapping
 // api.ErrNotFound, as for a container that never was.
 func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error {
-	rl, err := lockDir(c.containerDir(id))
+	// The directory's own lock needs no free space.
+	rl, err := flock.AcquireDir(ctx, c.containerDir(id))
 	if err != nil {
 		return c.notFoundOr(id, err)
 	}

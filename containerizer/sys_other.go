@@ -17,11 +17,3 @@ func becomeSubreaper() error {
 }
 
 func waitGone(pid int, start uint64, timeout time.Duration) {}
-
-type dirLock struct{}
-
-func lockDir(string) (*dirLock, error) {
-	return nil, fmt.Errorf("containers need linux: %w", api.ErrUnavailable)
-}
-
-func (l *dirLock) Unlock() {}

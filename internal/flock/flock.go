@@ -45,19 +45,27 @@ func AcquireSharedContext(ctx context.Context, path string) (*Lock, error) {
 // waits, however long that takes.
 func AcquireExisting(path string, block bool) (*Lock, error) {
 	if !block {
-		return acquireExisting(nil, path)
+		return acquireExisting(nil, path, os.O_RDWR)
 	}
-	return acquireExisting(context.Background(), path)
+	return acquireExisting(context.Background(), path, os.O_RDWR)
 }
 
 // AcquireExistingContext is AcquireExisting that waits for the lock as long
 // as ctx allows.
 func AcquireExistingContext(ctx context.Context, path string) (*Lock, error) {
-	return acquireExisting(ctx, path)
+	return acquireExisting(ctx, path, os.O_RDWR)
 }
 
-func acquireExisting(ctx context.Context, path string) (*Lock, error) {
-	l, err := acquire(ctx, path, os.O_RDWR, unix.LOCK_EX)
+// AcquireDir locks the directory dir itself, which needs no file in it (and
+// so no free space), waiting as long as ctx allows, and only while it is
+// still at dir once locked: a holder that moved or removed it leaves the
+// next one an error wrapping fs.ErrNotExist, as AcquireExisting does.
+func AcquireDir(ctx context.Context, dir string) (*Lock, error) {
+	return acquireExisting(ctx, dir, os.O_RDONLY|unix.O_DIRECTORY)
+}
+
+func acquireExisting(ctx context.Context, path string, flags int) (*Lock, error) {
+	l, err := acquire(ctx, path, flags, unix.LOCK_EX)
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,7 @@ func TestAcquireContext(t *testing.T) {
 		{"exclusive", AcquireContext},
 		{"shared", AcquireSharedContext},
 		{"existing", AcquireExistingContext},
+		{"directory", func(ctx context.Context, path string) (*Lock, error) { return AcquireDir(ctx, filepath.Dir(path)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -97,10 +98,16 @@ func TestAcquireContext(t *testing.T) {
 			hold := func() *Lock {
 				t.Helper()
 				l, err := Acquire(p, false)
+				if tc.name == "directory" {
+					l, err = AcquireDir(context.Background(), dir)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				return l
+			}
+			if tc.name == "directory" {
+				target = dir
 			}
 			if err := os.WriteFile(p, nil, 0o600); err != nil {
 				t.Fatal(err)
@@ -166,4 +173,56 @@ func TestAcquireShared(t *testing.T) {
 		t.Fatalf("an exclusive lock once the shared ones are gone = %v", err)
 	}
 	l.Unlock()
+}
+
+// TestAcquireDir: a directory is locked without a file in it, and one its
+// holder moved away or removed is not locked once it is gone.
+func TestAcquireDir(t *testing.T) {
+	parent := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		// change is what the holder does to dir before letting go.
+		change func(t *testing.T, dir string)
+	}{
+		{"moved", func(t *testing.T, dir string) { must(t, os.Rename(dir, dir+".moved")) }},
+		{"removed", func(t *testing.T, dir string) { must(t, os.Remove(dir)) }},
+		{"replaced", func(t *testing.T, dir string) {
+			must(t, os.Rename(dir, dir+".old"))
+			must(t, os.Mkdir(dir, 0o700))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(parent, tc.name)
+			must(t, os.Mkdir(dir, 0o700))
+			held, err := AcquireDir(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("locking made %v in the directory", entries)
+			}
+			got := make(chan error, 1)
+			go func() {
+				l, err := AcquireDir(context.Background(), dir)
+				l.Unlock()
+				got <- err
+			}()
+			testutil.WaitForLockWaiter(t, os.Getpid(), dir)
+			tc.change(t, dir)
+			held.Unlock()
+			if err := <-got; !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the waiter for a directory %s meanwhile = %v, want fs.ErrNotExist", tc.name, err)
+			}
+		})
+	}
+	if _, err := AcquireDir(context.Background(), filepath.Join(parent, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("AcquireDir of a missing directory = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
