@@ -85,6 +85,14 @@ type Isolator struct {
 	ip      string
 }
 
+var (
+	_ isolators.Preparer       = (*Isolator)(nil)
+	_ isolators.Cleaner        = (*Isolator)(nil)
+	_ isolators.Recoverer      = (*Isolator)(nil)
+	_ isolators.StatusReporter = (*Isolator)(nil)
+	_ isolators.UsageReporter  = (*Isolator)(nil)
+)
+
 // New checks cfg and fills the defaults.
 func New(cfg Config) (*Isolator, error) {
 	if cfg.StateDir == "" || cfg.RunDir == "" {

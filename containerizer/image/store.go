@@ -21,7 +21,10 @@ import (
 	"github.com/caisson/caisson/internal/flock"
 )
 
-var _ containerizer.Provisioner = (*Store)(nil)
+var (
+	_ containerizer.Provisioner = (*Store)(nil)
+	_ containerizer.Unmounter   = (*Store)(nil)
+)
 
 // Names of what Provision makes under a container's directory.
 const (

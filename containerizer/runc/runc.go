@@ -64,7 +64,10 @@ type Runtime struct {
 	wrap []string
 }
 
-var _ containerizer.Runtime = (*Runtime)(nil)
+var (
+	_ containerizer.Runtime        = (*Runtime)(nil)
+	_ containerizer.RuntimeChecker = (*Runtime)(nil)
+)
 
 // New returns a Runtime for cfg, with defaults filled in. It does not look for
 // the binary: a missing one shows as api.ErrUnavailable on the first call (see
