@@ -447,12 +447,12 @@ func (c *Containerizer) reserve(ctx context.Context, spec api.ContainerSpec) (*r
 	}
 	for _, r := range recs {
 		if r.Name == spec.Name {
-			return nil, nil, fmt.Errorf("container name %q is already in use by container %s: %w", spec.Name, r.ID[:12], api.ErrAlreadyExists)
+			return nil, nil, fmt.Errorf("container name %q is already in use by container %s: %w", spec.Name, ShortID(r.ID), api.ErrAlreadyExists)
 		}
 	}
 	for _, q := range bad {
 		if q.name == spec.Name {
-			return nil, nil, fmt.Errorf("container name %q is already in use by container %s, whose checkpoint is unreadable: %w", spec.Name, shortID(q.id), api.ErrAlreadyExists)
+			return nil, nil, fmt.Errorf("container name %q is already in use by container %s, whose checkpoint is unreadable: %w", spec.Name, ShortID(q.id), api.ErrAlreadyExists)
 		}
 	}
 	// Claimed before anything of it exists, so recovery knows whatever
@@ -623,8 +623,8 @@ func (c *Containerizer) listRecords() ([]*record, []*quarantined, error) {
 	var out []*record
 	var bad []*quarantined
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		if !e.IsDir() || !idRE.MatchString(e.Name()) {
+			continue // not a container: only newID names them
 		}
 		r, err := c.loadRecord(e.Name())
 		if isUnreadable(err) {
@@ -640,12 +640,22 @@ func (c *Containerizer) listRecords() ([]*record, []*quarantined, error) {
 	return out, bad, nil
 }
 
-// shortID is the 12-character form of an ID, as ps shows it.
-func shortID(id string) string {
+// ShortID is the 12-character form of a container ID, as ps shows it (an
+// ID too short for it is shown whole).
+func ShortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}
 	return id
+}
+
+// checkID refuses what cannot name a container: only what newID makes
+// does, and anything else under the containers directory is not one.
+func checkID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("no such container: %s: %w", id, api.ErrNotFound)
+	}
+	return nil
 }
 
 // Resolve turns a full ID, a unique ID prefix or a name into a container ID.
@@ -734,6 +744,9 @@ func (c *Containerizer) List(ctx context.Context) ([]api.Container, error) {
 // container whose checkpoint cannot be read is shown as unreadable, with
 // the reason.
 func (c *Containerizer) Inspect(ctx context.Context, id string) (*api.Container, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	r, err := c.loadRecord(id)
 	if isUnreadable(err) {
 		v := c.quarantinedView(c.quarantine(id, err))
@@ -761,6 +774,9 @@ func (c *Containerizer) Inspect(ctx context.Context, id string) (*api.Container,
 
 // Usage merges what every isolator reports about a running container.
 func (c *Containerizer) Usage(ctx context.Context, id string) (*api.Usage, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	r, err := c.loadRecord(id)
 	if err != nil {
 		return nil, err
@@ -793,6 +809,9 @@ func (c *Containerizer) notFoundOr(id string, err error) error {
 
 // Kill sends sig to a running container's init process.
 func (c *Containerizer) Kill(ctx context.Context, id string, sig syscall.Signal) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return c.notFoundOr(id, err)
@@ -852,6 +871,9 @@ func (c *Containerizer) killRequested(r *record) bool {
 // Wait blocks until the container has exited and been cleaned up, or is
 // gone, and returns its termination (nil when it was removed).
 func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -894,6 +916,9 @@ func (c *Containerizer) Wait(ctx context.Context, id string) (*api.Termination, 
 // removes it; the others wait for it and then get an error wrapping
 // api.ErrNotFound, as for a container that never was.
 func (c *Containerizer) Remove(ctx context.Context, id string, force bool) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	// The directory's own lock needs no free space.
 	rl, err := flock.AcquireDir(ctx, c.containerDir(id))
 	if err != nil {

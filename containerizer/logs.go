@@ -22,6 +22,9 @@ type LogOptions struct {
 
 // Logs prints a container's output, stdout and stderr to their writers.
 func (c *Containerizer) Logs(ctx context.Context, id string, opts LogOptions) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	f, err := os.Open(c.logPath(id))
 	if err != nil {
 		if os.IsNotExist(err) {

@@ -44,8 +44,8 @@ func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 	var errs []error
 	dirs := map[string]bool{}
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		if !e.IsDir() || !idRE.MatchString(e.Name()) {
+			continue // not a container: only newID names them
 		}
 		dirs[e.Name()] = true
 		found, err := c.recoverDir(ctx, e.Name())
@@ -285,11 +285,11 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 	known := map[string]bool{}
 	var recovered []isolators.RecoveredContainer
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		if !e.IsDir() || !idRE.MatchString(e.Name()) {
+			continue // not a container: only newID names them
 		}
 		known[e.Name()] = true
-		if idRE.MatchString(e.Name()) && !owned[e.Name()] {
+		if !owned[e.Name()] {
 			if err := c.claim(e.Name()); err != nil {
 				c.log.Warn("container directory without an ownership entry", "container", e.Name(), "err", err)
 			}

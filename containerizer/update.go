@@ -29,6 +29,9 @@ func (c *Containerizer) intentPath(id string) string {
 
 // Update changes the limits of a running container. Zero fields stay.
 func (c *Containerizer) Update(ctx context.Context, id string, res api.Resources) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	lock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return c.notFoundOr(id, err)

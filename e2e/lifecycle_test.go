@@ -805,3 +805,49 @@ func TestRunCancelledWhileWaitingForLock(t *testing.T) {
 		t.Errorf("left behind:\n  %s", strings.Join(left, "\n  "))
 	}
 }
+
+// Directories under containers/ that no launch made (names shorter or
+// other than an ID) are not containers: no command lists, resolves,
+// recovers or removes them, and none crashes on them.
+func TestForeignDirectoriesIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.ok("ps") // makes the work dir
+	names := []string{"x", "0123456789ab", "abc"}
+	for _, n := range names {
+		dir := filepath.Join(e.root, "containers", n)
+		for _, f := range []string{"lock", "y"} {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), []byte("data"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.ok("run", "-d", "--name", "real", "--rootfs", e.rootfs, "sleep", "1000")
+	real := e.inspect("real")
+	if got := strings.Fields(e.ok("ps", "-aq")); !cmp.Equal(got, []string{real.ID[:12]}) {
+		t.Errorf("ps -aq = %q, want only the real container", got)
+	}
+	e.ok("ps", "-a")
+	e.ok("recover")
+	for _, n := range names {
+		for _, tc := range []struct {
+			args []string
+			code int // rm -f of what is not there is no error, as in Docker
+		}{{[]string{"rm", n}, 125}, {[]string{"rm", "-f", n}, 0}, {[]string{"inspect", n}, 125}, {[]string{"kill", n}, 125}, {[]string{"logs", n}, 125}} {
+			if r := e.caisson(tc.args...); r.code != tc.code || !strings.Contains(r.stderr, "no such container") {
+				t.Errorf("caisson %s: %s; want exit %d, no such container", strings.Join(tc.args, " "), r, tc.code)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(e.root, "containers", n, "y")); err != nil {
+			t.Errorf("what is in %s is gone: %v", n, err)
+		}
+	}
+	e.ok("rm", "-f", "real")
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(e.root, "containers", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -62,7 +62,7 @@ func newPsCmd(g *globals) *cobra.Command {
 			switch {
 			case quiet:
 				for _, c := range shown {
-					fmt.Fprintln(out, c.ID[:12])
+					fmt.Fprintln(out, containerizer.ShortID(c.ID))
 				}
 				return nil
 			case format == "json":
@@ -71,7 +71,7 @@ func newPsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAME")
 			for _, c := range shown {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID[:12], imageName(c), quoteCommand(c.Command),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", containerizer.ShortID(c.ID), imageName(c), quoteCommand(c.Command),
 					ago(c.CreatedAt), status(c), c.Name)
 			}
 			return tw.Flush()
@@ -167,7 +167,7 @@ func onEach(cmd *cobra.Command, g *globals, refs []string, op func(cz *container
 		if err := op(cz, id); err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+		fmt.Fprintln(cmd.OutOrStdout(), containerizer.ShortID(id))
 		return nil
 	})
 }
@@ -248,7 +248,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 				if u.PidsLimit > 0 {
 					pids += " / " + strconv.FormatUint(u.PidsLimit, 10)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s / %s\t%s\t%s\t%s\t%d\t%s / %s\t%d / %d\n", r.ID[:12], r.Name,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s / %s\t%s\t%s\t%s\t%d\t%s / %s\t%d / %d\n", containerizer.ShortID(r.ID), r.Name,
 					time.Duration(u.CPUUsageNanos).Round(time.Millisecond), time.Duration(u.CPUUserNanos).Round(time.Millisecond),
 					time.Duration(u.CPUSystemNanos).Round(time.Millisecond), u.CPUThrottled, u.CPUPeriods,
 					api.FormatSize(u.MemoryUsageBytes), limit, api.FormatSize(u.MemoryRSSBytes), api.FormatSize(u.MemoryCacheBytes), pids, u.OOMKills,
@@ -377,7 +377,7 @@ gone, holds.`,
 				}
 				switch {
 				case err == nil:
-					fmt.Fprintln(cmd.OutOrStdout(), id[:12])
+					fmt.Fprintln(cmd.OutOrStdout(), containerizer.ShortID(id))
 				case force && errors.Is(err, api.ErrNotFound):
 					fmt.Fprintf(cmd.ErrOrStderr(), "caisson: %s: %s\n", ref, err)
 				default:
@@ -522,7 +522,7 @@ func printGPUUsage(out io.Writer, rows []statsRow) error {
 			if g.PowerMilliwatts != nil {
 				power = fmt.Sprintf("%.1fW", float64(*g.PowerMilliwatts)/1000)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s / %s\t%s\t%s\t%s / %s\n", r.ID[:12], g.Index, g.UUID,
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s / %s\t%s\t%s\t%s / %s\n", containerizer.ShortID(r.ID), g.Index, g.UUID,
 				opt(g.UtilizationPercent, "%"), opt(g.MemoryUtilizationPercent, "%"), size(g.MemoryUsedBytes), size(g.MemoryTotalBytes),
 				power, opt(g.TemperatureCelsius, "C"), opt64(g.ECCCorrected), opt64(g.ECCUncorrected))
 		}

@@ -225,9 +225,9 @@ func newNetworkCheckCmd(g *globals) *cobra.Command {
 			}
 			return forEach(cz, args, func(id string) error {
 				if err := iso.Check(cmd.Context(), id); err != nil {
-					return fmt.Errorf("container %s: %w", id[:12], err)
+					return fmt.Errorf("container %s: %w", containerizer.ShortID(id), err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", id[:12])
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", containerizer.ShortID(id))
 				return nil
 			})
 		},

@@ -260,7 +260,7 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
 		return err
 	}
 	if term == nil {
-		return fmt.Errorf("container %s was removed before its exit status was read: %w", id[:12], api.ErrNotFound)
+		return fmt.Errorf("container %s was removed before its exit status was read: %w", containerizer.ShortID(id), api.ErrNotFound)
 	}
 	if term.Reason == api.ReasonOOM {
 		fmt.Fprintf(cmd.ErrOrStderr(), "caisson: container %s was killed: %s\n", l.Container.Name, term.Message)
