@@ -26,6 +26,7 @@ import (
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
+	"github.com/caisson/caisson/internal/safefile"
 	"github.com/caisson/caisson/isolators"
 	"github.com/caisson/caisson/oci"
 )
@@ -526,7 +527,7 @@ func (c *Containerizer) writeBundle(id string, s *oci.Spec) error {
 
 // readSpec returns the runtime spec a container was created with, or nil.
 func (c *Containerizer) readSpec(id string) *oci.Spec {
-	data, err := os.ReadFile(filepath.Join(c.bundleDir(id), "config.json"))
+	data, err := safefile.ReadFile(filepath.Join(c.bundleDir(id), "config.json"), maxBundleSize)
 	if err != nil {
 		return nil
 	}
@@ -847,7 +848,10 @@ func (c *Containerizer) markKillRequested(r *record) {
 	if err == nil {
 		return
 	}
-	f, ferr := os.OpenFile(c.killMarkerPath(r.ID), os.O_WRONLY|os.O_CREATE, 0o600)
+	if _, lerr := os.Lstat(c.killMarkerPath(r.ID)); lerr == nil {
+		return // marked before (whatever is there: it is never opened)
+	}
+	f, ferr := os.OpenFile(c.killMarkerPath(r.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if ferr == nil {
 		_ = f.Close()
 		return

@@ -21,6 +21,7 @@
 //	owned/<id>                 the ownership ledger: written before anything of the
 //	                           container exists, removed once nothing is left
 //	containers/<id>/lock       the container's lock (flock), made at the reservation
+//	                           (made anew by recovery if it is lost)
 //	containers/<id>/container.json   the checkpoint (atomic writes)
 //	containers/<id>/update.json      an update's intent, until it is committed
 //	containers/<id>/spare      room kept for the checkpoints that record the end

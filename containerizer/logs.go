@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
+
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // LogOptions say how to print a container's log.
@@ -25,9 +28,9 @@ func (c *Containerizer) Logs(ctx context.Context, id string, opts LogOptions) er
 	if err := checkID(id); err != nil {
 		return err
 	}
-	f, err := os.Open(c.logPath(id))
+	f, err := safefile.Open(c.logPath(id)) // a FIFO in its place would block
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			if _, err := c.loadRecord(id); err != nil {
 				return err
 			}
@@ -111,7 +114,7 @@ func writeRecord(rec []byte, opts LogOptions) {
 // openLogForAttach opens the container log so the caller sees all output
 // even if the container is removed right after it exits.
 func (c *Containerizer) openLogForAttach(id string) (*os.File, error) {
-	f, err := os.Open(c.logPath(id))
+	f, err := safefile.Open(c.logPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("open container log: %w", err)
 	}

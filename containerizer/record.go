@@ -17,6 +17,7 @@ import (
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/flock"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // phase is where a container is, as far as recovery must tell apart. The
@@ -81,12 +82,26 @@ func (c *Containerizer) saveRecord(r *record) error {
 	return nil
 }
 
+// Limits on what the containerizer reads back of its own files, which
+// damage may have replaced by anything: a checkpoint (the container's spec
+// with its environment, labels, mounts and command) and the bundle's
+// runtime spec (which also holds the seccomp profile). A checkpoint over
+// its limit is refused when it is written, so a launch whose spec is too
+// large fails instead of leaving a container it cannot read back.
+const (
+	maxRecordSize = 16 << 20
+	maxBundleSize = 32 << 20
+)
+
 // writeCheckpoint writes r to path atomically and durably.
 func writeCheckpoint(path string, r *record) error {
 	r.Version = recordVersion
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
+	}
+	if len(data) > maxRecordSize {
+		return fmt.Errorf("the checkpoint would be %d bytes, over the limit of %d: %w", len(data), maxRecordSize, api.ErrTooLarge)
 	}
 	return atomicfile.Write(path, data, 0o600, true)
 }
@@ -139,7 +154,9 @@ func noSpace(err error) bool {
 // such a container is quarantined (see quarantined), never destroyed on
 // the strength of what its checkpoint fails to say.
 func (c *Containerizer) loadRecord(id string) (*record, error) {
-	data, err := os.ReadFile(c.recordPath(id))
+	// Only a regular file is read: anything else in its place (a FIFO
+	// would block the read) makes the checkpoint unreadable.
+	data, err := safefile.ReadFile(c.recordPath(id), maxRecordSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !c.beyondReservation(id) {
 			return nil, fmt.Errorf("container %s: %w", id, api.ErrNotFound)
@@ -159,11 +176,12 @@ func (c *Containerizer) loadRecord(id string) (*record, error) {
 // a reservation makes before its first checkpoint (the lock file, and a
 // temporary file of the checkpoint): the checkpoint is written first and
 // then only replaced, and a removal moves the directory away before
-// deleting anything, so such a directory without a checkpoint lost it.
+// deleting anything, so such a directory without a checkpoint lost it. A
+// directory that cannot be listed may hold anything.
 func (c *Containerizer) beyondReservation(id string) bool {
 	entries, err := os.ReadDir(c.containerDir(id))
 	if err != nil {
-		return false
+		return !errors.Is(err, fs.ErrNotExist)
 	}
 	for _, e := range entries {
 		if e.Name() != "lock" && !strings.HasPrefix(e.Name(), ".container.json.tmp-") {

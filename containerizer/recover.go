@@ -118,24 +118,50 @@ func (c *Containerizer) recoveredMarker() string {
 	return filepath.Join(c.cfg.RunRoot, "recovered-"+hex.EncodeToString(sum[:8]))
 }
 
-// removeUnreserved removes a container directory that has no lock file,
-// deciding under the root lock, which a launch holds from making the
-// directory until its lock file exists: what is left then is a directory
-// whose launch died before running anything, or the rest of one being
-// removed by whoever holds its unlinked lock.
-func (c *Containerizer) removeUnreserved(ctx context.Context, id string) error {
+// lockSound reports whether a container's lock file is there and is a
+// regular file (one that is not is never opened: it could be a FIFO or a
+// device).
+func (c *Containerizer) lockSound(id string) bool {
+	st, err := os.Lstat(c.lockPath(id))
+	return err == nil && st.Mode().IsRegular()
+}
+
+// repairLock deals with a container directory whose lock file is missing
+// or is not a regular file, deciding under the root lock, which a launch
+// holds from making the directory until its lock file exists. A directory
+// that holds nothing beyond a reservation (no checkpoint) is a launch that
+// died before running anything: it is removed. Anything more may be a
+// container that runs and holds the user's data, and deleting it would go
+// through its mounted root filesystem: its lock file is made anew instead,
+// and the container goes on as its checkpoint says (quarantined when that
+// cannot be read). It reports whether it changed anything.
+func (c *Containerizer) repairLock(ctx context.Context, id string) (bool, error) {
 	rootLock, err := c.lockRoot(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer rootLock.Unlock()
-	if _, err := os.Lstat(c.lockPath(id)); !errors.Is(err, fs.ErrNotExist) {
-		return nil // reserved meanwhile
+	if _, err := os.Lstat(c.containerDir(id)); err != nil || c.lockSound(id) {
+		return false, nil // removed, or reserved meanwhile
 	}
-	if err := os.RemoveAll(c.containerDir(id)); err != nil {
-		return err
+	if !c.beyondReservation(id) {
+		c.log.Warn("removing a reservation whose launch died", "container", id)
+		if err := os.RemoveAll(c.containerDir(id)); err != nil {
+			return true, err
+		}
+		return true, c.unclaim(id)
 	}
-	return c.unclaim(id)
+	// Something other than a lock file may be in its place: a removal
+	// removes what a link points to, and never a directory's content.
+	if err := os.Remove(c.lockPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("container %s: its lock is not a regular file and cannot be replaced: %w", id, err)
+	}
+	f, err := os.OpenFile(c.lockPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("container %s: make its lock file anew: %w", id, err)
+	}
+	c.log.Warn("the container's lock file was missing or not a file: made it anew", "container", id)
+	return true, f.Close()
 }
 
 // recoverOne recovers a single container (used when a waiter finds its
@@ -147,16 +173,17 @@ func (c *Containerizer) recoverOne(ctx context.Context, id string) error {
 
 // recoverDir handles one container directory. It reports whether it found
 // something a crash left behind.
-func (c *Containerizer) recoverDir(ctx context.Context, id string) (bool, error) {
-	lock, err := c.tryLockContainer(id)
-	if errors.Is(err, fs.ErrNotExist) {
+func (c *Containerizer) recoverDir(ctx context.Context, id string) (found bool, retErr error) {
+	if !c.lockSound(id) {
 		// No lock file: a launch between making the directory and locking
-		// it, a removal under way, or a launch that died in between.
-		if err := c.removeUnreserved(ctx, id); err != nil {
-			return false, err
+		// it, a launch that died in between, or damage.
+		repaired, err := c.repairLock(ctx, id)
+		if err != nil {
+			return repaired, err
 		}
-		lock, err = c.tryLockContainer(id)
+		defer func() { found = found || repaired }()
 	}
+	lock, err := c.tryLockContainer(id)
 	if err != nil {
 		// A launch, a monitor or another recovery holds it, or it is gone.
 		return false, nil

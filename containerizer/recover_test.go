@@ -2,11 +2,16 @@ package containerizer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
 )
@@ -71,5 +76,89 @@ func TestShortID(t *testing.T) {
 		if got := ShortID(tc.id); got != tc.want {
 			t.Errorf("ShortID(%q) = %q, want %q", tc.id, got, tc.want)
 		}
+	}
+}
+
+// A container directory whose lock file is missing, or is not a regular
+// file, is removed by recovery only when it holds nothing beyond a
+// reservation: anything more may be a running container's data. Its lock
+// is made anew, and what it holds stays.
+func TestBrokenLockNeverCostsData(t *testing.T) {
+	exited := testRecord()
+	exited.Phase, exited.Pid, exited.Cleaned = phaseExited, 0, true
+	exited.Termination = &api.Termination{ExitCode: 3, Reason: api.ReasonExited}
+	exited.Isolators = []string{"test/fake"}
+	checkpoint, err := json.Marshal(exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "containers/" + testID + "/"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		lock  func(t *testing.T, path string) // makes what is at the lock's path
+		// removed: the directory is a bare reservation, and goes.
+		removed bool
+		want    api.State
+	}{
+		{name: "empty directory", files: nil, removed: true},
+		{name: "reservation writing its checkpoint", files: map[string]string{dir + ".container.json.tmp-1": "{"}, removed: true},
+		{name: "checkpoint", files: map[string]string{dir + "container.json": string(checkpoint)}, want: api.StateExited},
+		{name: "checkpoint and data", files: map[string]string{dir + "container.json": string(checkpoint), dir + "fs/upper/kept": "data"}, want: api.StateExited},
+		{name: "damaged checkpoint", files: map[string]string{dir + "container.json": "{", dir + "fs/upper/kept": "data"}, want: api.StateUnreadable},
+		{name: "data without a checkpoint", files: map[string]string{dir + "fs/upper/kept": "data"}, want: api.StateUnreadable},
+		{name: "lock a FIFO", files: map[string]string{dir + "container.json": string(checkpoint)}, want: api.StateExited,
+			lock: func(t *testing.T, p string) { mustDo(t, unix.Mkfifo(p, 0o600)) }},
+		{name: "lock a directory", files: map[string]string{dir + "container.json": string(checkpoint)}, want: api.StateExited,
+			lock: func(t *testing.T, p string) { mustDo(t, os.Mkdir(p, 0o700)) }},
+		{name: "lock a link", files: map[string]string{dir + "container.json": string(checkpoint)}, want: api.StateExited,
+			lock: func(t *testing.T, p string) { mustDo(t, os.Symlink("/dev/null", p)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFakeEnv(t)
+			mustDo(t, os.MkdirAll(e.c.containerDir(testID), 0o700))
+			e.plant(t, tc.files)
+			mustDo(t, e.c.claim(testID))
+			if tc.lock != nil {
+				tc.lock(t, e.c.lockPath(testID))
+			}
+			kept := e.tree(t, "containers")
+			err := e.c.Recover(context.Background(), false)
+			if tc.want == api.StateUnreadable {
+				if !errors.Is(err, api.ErrUnreadable) {
+					t.Errorf("Recover = %v, want an error wrapping api.ErrUnreadable", err)
+				}
+			} else if err != nil {
+				t.Errorf("Recover = %v", err)
+			}
+			if tc.removed {
+				if _, err := os.Lstat(e.c.containerDir(testID)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the reservation is left: %v", err)
+				}
+				if owned, _ := e.c.claimed(); owned[testID] {
+					t.Errorf("the reservation is still in the ownership ledger")
+				}
+				return
+			}
+			if st, err := os.Lstat(e.c.lockPath(testID)); err != nil || !st.Mode().IsRegular() {
+				t.Errorf("the lock file was not made anew: %v, %v", st, err)
+			}
+			got := slices.DeleteFunc(e.tree(t, "containers"), func(p string) bool { return p == dir+"lock" })
+			kept = slices.DeleteFunc(kept, func(p string) bool { return p == dir+"lock" })
+			if diff := cmp.Diff(kept, got); diff != "" {
+				t.Errorf("the container's files changed (-before +after):\n%s", diff)
+			}
+			v, err := e.c.Inspect(context.Background(), testID)
+			if err != nil || v.State != tc.want {
+				t.Errorf("Inspect = %v, %v; want %s", v, err, tc.want)
+			}
+		})
+	}
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/safefile"
 	"github.com/caisson/caisson/isolators"
 )
 
@@ -136,7 +137,7 @@ func (c *Containerizer) commitIntent(id string) error {
 // commit. The caller holds the container's lock and has read its
 // checkpoint, r.
 func (c *Containerizer) finishUpdate(ctx context.Context, r *record) (bool, error) {
-	data, err := os.ReadFile(c.intentPath(r.ID))
+	data, err := safefile.ReadFile(c.intentPath(r.ID), maxRecordSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

@@ -187,30 +187,77 @@ func (e *env) psAll() map[string]api.Container {
 // whose container.json cannot be read is quarantined (listed as
 // unreadable, left alone by every command's recovery and by recover, which
 // says what to do), until a user removes it with force. A damaged bundle
-// spec only loses what the isolators would read from it.
+// spec only loses what the isolators would read from it. The other files
+// of the container's directory may be missing or replaced by FIFOs,
+// directories or links: no command blocks on them, and the container goes
+// on (a missing or broken lock file is made anew).
 func TestCorruptCheckpointQuarantines(t *testing.T) {
 	e := newEnv(t)
-	replace := func(old, new string) func([]byte) []byte {
-		return func(b []byte) []byte { return []byte(strings.Replace(string(b), old, new, 1)) }
+	rewrite := func(change func([]byte) []byte) func(*testing.T, string) {
+		return func(t *testing.T, p string) {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, change(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	replace := func(old, new string) func(*testing.T, string) {
+		return rewrite(func(b []byte) []byte { return []byte(strings.Replace(string(b), old, new, 1)) })
+	}
+	remove := func(t *testing.T, p string) {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// by removes what is at p (if anything) and makes something else there.
+	by := func(make func(p string) error) func(*testing.T, string) {
+		return func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if err := make(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fifo := by(func(p string) error { return unix.Mkfifo(p, 0o600) })
+	dir := by(func(p string) error { return os.Mkdir(p, 0o700) })
+	link := by(func(p string) error { return os.Symlink("/dev/null", p) })
 	for i, tc := range []struct {
-		name    string
-		file    string
-		corrupt func([]byte) []byte // nil removes the file
-		// exitFirst lets the container exit while quarantined: its monitor
+		name   string
+		file   string
+		damage func(t *testing.T, path string)
+		// quarantined says the container must be listed as unreadable;
+		// otherwise it must be listed as running.
+		quarantined bool
+		// exitFirst lets the container exit while damaged: its monitor
 		// frees what it held and keeps its files.
 		exitFirst bool
 	}{
-		{"truncated", "container.json", func(b []byte) []byte { return b[:len(b)/2] }, true},
-		{"empty", "container.json", func([]byte) []byte { return nil }, false},
-		{"garbage", "container.json", func([]byte) []byte { return []byte("\x00\xffgarbage") }, false},
-		{"wrong type", "container.json", func([]byte) []byte { return []byte(`["running"]`) }, false},
-		{"unknown phase", "container.json", replace(`"phase": "running"`, `"phase": "paused"`), false},
-		{"newer version", "container.json", replace(`"version": 1`, `"version": 99`), false},
-		{"missing", "container.json", nil, true},
-		{"bundle truncated", "bundle/config.json", func(b []byte) []byte { return b[:len(b)/2] }, false},
-		{"bundle wrong type", "bundle/config.json", func([]byte) []byte { return []byte(`"spec"`) }, false},
-		{"bundle empty", "bundle/config.json", func([]byte) []byte { return nil }, true},
+		{"truncated", "container.json", rewrite(func(b []byte) []byte { return b[:len(b)/2] }), true, true},
+		{"empty", "container.json", rewrite(func([]byte) []byte { return nil }), true, false},
+		{"garbage", "container.json", rewrite(func([]byte) []byte { return []byte("\x00\xffgarbage") }), true, false},
+		{"wrong type", "container.json", rewrite(func([]byte) []byte { return []byte(`["running"]`) }), true, false},
+		{"unknown phase", "container.json", replace(`"phase": "running"`, `"phase": "paused"`), true, false},
+		{"newer version", "container.json", replace(`"version": 1`, `"version": 99`), true, false},
+		{"missing", "container.json", remove, true, true},
+		{"a FIFO", "container.json", fifo, true, false},
+		{"a directory", "container.json", dir, true, true},
+		{"bundle truncated", "bundle/config.json", rewrite(func(b []byte) []byte { return b[:len(b)/2] }), false, false},
+		{"bundle wrong type", "bundle/config.json", rewrite(func([]byte) []byte { return []byte(`"spec"`) }), false, false},
+		{"bundle empty", "bundle/config.json", rewrite(func([]byte) []byte { return nil }), false, true},
+		{"bundle a FIFO", "bundle/config.json", fifo, false, true},
+		{"lock missing", "lock", remove, false, true},
+		{"lock a FIFO", "lock", fifo, false, true},
+		{"lock a directory", "lock", dir, false, false},
+		{"lock a link", "lock", link, false, false},
+		{"update intent a FIFO", "update.json", fifo, false, false},
+		{"log a FIFO", "container.log", fifo, false, false},
+		{"spare missing", "spare", remove, false, true},
+		{"spare a FIFO", "spare", fifo, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := fmt.Sprintf("victim%d", i)
@@ -218,29 +265,40 @@ func TestCorruptCheckpointQuarantines(t *testing.T) {
 			e.waitForLine(name, "ready")
 			c := e.inspect(name)
 			dir := filepath.Join(e.root, "containers", c.ID)
-			path := filepath.Join(dir, tc.file)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
+			tc.damage(t, filepath.Join(dir, tc.file))
+			// run runs caisson, failing the test if it opens a FIFO of the
+			// container's directory for reading (which would block it).
+			run := func(args ...string) (r result) {
+				t.Helper()
+				testutil.NeverOpened(t, dir, func() { r = e.caisson(args...) })
+				return r
 			}
-			if tc.corrupt == nil {
-				err = os.Remove(path)
-			} else {
-				err = os.WriteFile(path, tc.corrupt(data), 0o600)
+			ok := func(args ...string) string {
+				t.Helper()
+				r := run(args...)
+				if r.code != 0 {
+					t.Fatalf("caisson %s: %s", strings.Join(args, " "), r)
+				}
+				return r.stdout
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			quarantined := tc.file == "container.json"
 			wantState := api.StateRunning
-			if quarantined {
+			if tc.quarantined {
 				wantState = api.StateUnreadable
 			}
 			check := func(when string, alive bool) {
 				t.Helper()
-				got, ok := e.psAll()[c.ID]
-				if !ok || got.State != wantState || got.Name != name {
-					t.Fatalf("%s: ps -a lists %+v (listed: %v), want %s named %s", when, got, ok, wantState, name)
+				var cs []api.Container
+				if err := json.Unmarshal([]byte(ok("ps", "-a", "--format", "json")), &cs); err != nil {
+					t.Fatal(err)
+				}
+				var got *api.Container
+				for i := range cs {
+					if cs[i].ID == c.ID {
+						got = &cs[i]
+					}
+				}
+				if got == nil || got.State != wantState || got.Name != name {
+					t.Fatalf("%s: ps -a lists %+v, want %s named %s", when, got, wantState, name)
 				}
 				if processAlive(c.Pid) != alive {
 					t.Fatalf("%s: the container's process alive = %v, want %v", when, processAlive(c.Pid), alive)
@@ -248,36 +306,42 @@ func TestCorruptCheckpointQuarantines(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(dir, "fs", "upper", "kept")); err != nil {
 					t.Fatalf("%s: the container's data is gone: %v", when, err)
 				}
+				run("logs", name) // may fail, never block
 			}
 			check("after the damage", true)
-			r := e.caisson("recover")
-			if quarantined && (r.code != 125 || !strings.Contains(r.stderr, "rm -f")) {
+			r := run("recover")
+			if tc.quarantined && (r.code != 125 || !strings.Contains(r.stderr, "rm -f")) {
 				t.Fatalf("recover with a quarantined container: %s; want exit 125 and what to do", r)
-			} else if !quarantined && r.code != 0 {
+			} else if !tc.quarantined && r.code != 0 {
 				t.Fatalf("recover: %s", r)
 			}
-			e.ok("run", "--rm", "--rootfs", e.rootfs, "true") // a launch and its recovery pass
+			ok("run", "--rm", "--rootfs", e.rootfs, "true") // a launch and its recovery pass
 			check("after recover and a launch", true)
-			if got := e.inspect(name); got.State != wantState || (quarantined && got.Message == "") {
-				t.Fatalf("inspect: state %s, message %q; want %s and, when unreadable, why", got.State, got.Message, wantState)
+			var got []api.Container
+			if err := json.Unmarshal([]byte(ok("inspect", name)), &got); err != nil || len(got) != 1 {
+				t.Fatalf("inspect: %v (%d containers)", err, len(got))
 			}
-			if quarantined {
-				if r := e.caisson("rm", name); r.code != 125 {
+			if got[0].State != wantState || (tc.quarantined && got[0].Message == "") {
+				t.Fatalf("inspect: state %s, message %q; want %s and, when unreadable, why", got[0].State, got[0].Message, wantState)
+			}
+			if tc.quarantined {
+				if r := run("rm", name); r.code != 125 {
 					t.Fatalf("rm without force of a quarantined container: %s; want exit 125", r)
 				}
 				check("after rm without force", true)
 			}
 			if tc.exitFirst {
-				e.ok("kill", name)
+				ok("kill", name)
 				waitGone(t, c.MonitorPid, nil)
-				if quarantined {
-					check("after it exited", false)
-					if e.runtimeHas(c.ID) || cgroupExists(t, c.CgroupPath) {
-						t.Fatalf("after it exited, its runtime state (%v) or cgroup (%v) is left", e.runtimeHas(c.ID), cgroupExists(t, c.CgroupPath))
-					}
+				if !tc.quarantined {
+					wantState = api.StateExited
+				}
+				check("after it exited", false)
+				if e.runtimeHas(c.ID) || cgroupExists(t, c.CgroupPath) {
+					t.Fatalf("after it exited, its runtime state (%v) or cgroup (%v) is left", e.runtimeHas(c.ID), cgroupExists(t, c.CgroupPath))
 				}
 			}
-			e.ok("rm", "-f", name)
+			ok("rm", "-f", name)
 			if processAlive(c.Pid) {
 				t.Fatalf("rm -f left the container's process running")
 			}
