@@ -55,8 +55,6 @@ func (r *fakeRuntime) Delete(_ context.Context, id string, _ bool) error {
 	return nil
 }
 
-func (r *fakeRuntime) List(context.Context) ([]RuntimeState, error) { return nil, nil }
-
 // fakeProvisioner provisions nothing; Release removes the directory.
 type fakeProvisioner struct{}
 

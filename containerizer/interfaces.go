@@ -28,10 +28,9 @@ type Runtime interface {
 	// Killing a stopped or unknown container is not an error.
 	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
 	// Delete removes the runtime's state (and the cgroup it made). With force
-	// it kills a running container first. Unknown IDs are not an error.
+	// it kills a running container first. Unknown IDs are not an error, and
+	// should cost little: recovery deletes every orphan it finds this way.
 	Delete(ctx context.Context, id string, force bool) error
-	// List returns every container the runtime knows under its state root.
-	List(ctx context.Context) ([]RuntimeState, error)
 }
 
 // RuntimeChecker is what a Runtime may also do: say, before a launch makes

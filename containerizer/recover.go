@@ -28,6 +28,14 @@ import (
 // ownership ledger names them) whose directories are gone. Live containers
 // and their monitors are left alone, and so is everything this work dir did
 // not make, even under a cgroup parent or a runtime dir it shares.
+//
+// Once a full pass has run, the next commands run only the quick one until
+// the host reboots, even when the full pass left work undone: what it
+// could not do for a container stays on disk (its directory, the trash, or
+// the ledger for an orphan it could not destroy) and brings the next full
+// pass; a quarantined container is reported, not retried; and a failed
+// sweep of an isolator is tried again by the next full pass (caisson
+// recover runs one), not by every command.
 func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 	marker := c.recoveredMarker()
 	if _, err := os.Stat(marker); err != nil {
@@ -65,10 +73,11 @@ func (c *Containerizer) Recover(ctx context.Context, full bool) error {
 		}
 	}
 	if full {
-		if err := c.recoverOrphans(ctx); err != nil {
+		ran, err := c.recoverOrphans(ctx)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		if len(errs) == 0 {
+		if ran {
 			_ = os.WriteFile(marker, []byte(bootID()+"\n"), 0o600)
 		}
 	}
@@ -289,25 +298,27 @@ func (c *Containerizer) recoverDir(ctx context.Context, id string) (found bool, 
 }
 
 // recoverOrphans destroys what the runtime and the isolators hold for
-// containers this work dir made whose directories are gone, and then
-// forgets them. A container directory without a ledger entry (made before
-// the ledger existed) gets one.
-func (c *Containerizer) recoverOrphans(ctx context.Context) error {
+// containers this work dir made whose directories are gone, forgetting
+// each one whose destruction succeeded, and then has every isolator sweep
+// its state. A container directory without a ledger entry (made before the
+// ledger existed) gets one. It reports whether it ran through (the root
+// lock taken and the containers listed), whatever failed on the way.
+func (c *Containerizer) recoverOrphans(ctx context.Context) (bool, error) {
 	// No launch may reserve a container until the isolators have been
 	// told which containers exist: one reserved after the listing would
 	// look like an orphan to the runtime and to every isolator.
 	rootLock, err := c.lockRoot(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer rootLock.Unlock()
 	entries, err := os.ReadDir(filepath.Join(c.cfg.Root, "containers"))
 	if err != nil {
-		return err
+		return false, err
 	}
 	owned, err := c.claimed()
 	if err != nil {
-		return err
+		return false, err
 	}
 	known := map[string]bool{}
 	var recovered []isolators.RecoveredContainer
@@ -334,23 +345,20 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 		}
 	}
 	sort.Strings(orphans)
-	isOrphan := make(map[string]bool, len(orphans))
-	for _, id := range orphans {
-		isOrphan[id] = true
-	}
+	// Each orphan is destroyed as debris, the way a container whose
+	// checkpoint is gone is: the runtime's container, then every
+	// configured isolator's Cleanup, each of which takes an unknown ID.
+	// Only what failed for an orphan keeps it in the ledger for the next
+	// pass; a failure elsewhere says nothing about it.
 	var errs []error
-	states, err := c.cfg.Runtime.List(ctx)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, st := range states {
-		if !isOrphan[st.ID] {
-			continue // ours and known, or another work dir's
+	var destroyed []string
+	for _, id := range orphans {
+		c.log.Warn("destroying an orphan", "container", id)
+		if err := c.destroyLocked(ctx, c.debris(id), false); err != nil {
+			errs = append(errs, fmt.Errorf("orphan: %w", err))
+			continue
 		}
-		c.log.Warn("destroying orphan runtime container", "container", st.ID)
-		if err := c.cfg.Runtime.Delete(ctx, st.ID, true); err != nil {
-			errs = append(errs, err)
-		}
+		destroyed = append(destroyed, id)
 	}
 	for _, iso := range c.cfg.Isolators {
 		if r, ok := iso.(isolators.Recoverer); ok {
@@ -360,13 +368,10 @@ func (c *Containerizer) recoverOrphans(ctx context.Context) error {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...) // the ledger keeps them for the next pass
-	}
-	for _, id := range orphans {
+	for _, id := range destroyed {
 		if err := c.unclaim(id); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return true, errors.Join(errs...)
 }

@@ -162,3 +162,86 @@ func mustDo(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// orphanID is the n-th ID of an orphan in these tests.
+func orphanID(n int) string { return strings.Repeat(string(rune('a'+n)), 64) }
+
+// Recovery forgets each orphan whose own destruction (the runtime's
+// delete, every isolator's cleanup) succeeded, whatever failed for other
+// orphans or in an isolator's sweep; the others stay in the ledger, and
+// the next pass tries them again.
+func TestRecoverForgetsOrphansOneByOne(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	for n := range 4 {
+		mustDo(t, e.c.claim(orphanID(n)))
+	}
+	e.rt.failDelete = map[string]bool{orphanID(0): true}
+	e.iso.failCleanup = map[string]bool{orphanID(1): true}
+	e.iso.recoverErr = errFake // an unrelated sweep failure
+	if err := e.c.Recover(ctx, false); !errors.Is(err, errFake) {
+		t.Fatalf("Recover = %v, want the failures", err)
+	}
+	owned, err := e.c.claimed()
+	mustDo(t, err)
+	if diff := cmp.Diff(map[string]bool{orphanID(0): true, orphanID(1): true}, owned); diff != "" {
+		t.Errorf("the ledger after a pass with failures (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{orphanID(0), orphanID(1), orphanID(2), orphanID(3)}, e.iso.cleaned); diff != "" {
+		t.Errorf("isolator cleanups (-want +got):\n%s", diff)
+	}
+
+	e.rt.failDelete, e.iso.failCleanup = nil, nil
+	if err := e.c.Recover(ctx, false); !errors.Is(err, errFake) {
+		t.Fatalf("Recover = %v, want the sweep's failure", err)
+	}
+	owned, err = e.c.claimed()
+	mustDo(t, err)
+	if len(owned) != 0 {
+		t.Errorf("the ledger once every orphan could be destroyed: %v", owned)
+	}
+}
+
+// A full recovery pass runs once after boot and then only when something
+// calls for it (a crash's debris, an orphan left in the ledger): a
+// quarantined container or a failing isolator sweep, which no pass can
+// repair, do not make every command run it again.
+func TestFullRecoveryOnlyWhenCalledFor(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *fakeEnv)
+		// want is how many full passes three recoveries run.
+		want    int
+		wantErr error
+	}{
+		{"nothing", func(*testing.T, *fakeEnv) {}, 1, nil},
+		{"quarantined container", func(t *testing.T, e *fakeEnv) {
+			e.plant(t, map[string]string{
+				"containers/" + testID + "/lock":           "",
+				"containers/" + testID + "/container.json": "{",
+				"containers/" + testID + "/fs/upper/kept":  "data",
+			})
+			mustDo(t, e.c.claim(testID))
+		}, 1, api.ErrUnreadable},
+		{"failing sweep", func(_ *testing.T, e *fakeEnv) { e.iso.recoverErr = errFake }, 1, nil},
+		{"orphan", func(t *testing.T, e *fakeEnv) { mustDo(t, e.c.claim(orphanID(0))) }, 1, nil},
+		{"orphan that cannot be destroyed", func(t *testing.T, e *fakeEnv) {
+			mustDo(t, e.c.claim(orphanID(0)))
+			e.iso.failCleanup = map[string]bool{orphanID(0): true}
+		}, 3, errFake},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFakeEnv(t)
+			tc.setup(t, e)
+			for i := range 3 {
+				err := e.c.Recover(context.Background(), false)
+				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+					t.Errorf("Recover %d = %v, want an error wrapping %v", i, err, tc.wantErr)
+				}
+			}
+			if got := e.iso.recoveries(); got != tc.want {
+				t.Errorf("three recoveries ran %d full passes, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -193,7 +193,9 @@ type RecoverRequest struct {
 	Containers []RecoveredContainer
 	// Orphans are the IDs of containers this containerizer made whose
 	// checkpoints are gone: whatever an isolator still holds for them is
-	// to be destroyed. Several containerizers (work dirs) may share a place
+	// to be destroyed. The containerizer has already called Cleanup for
+	// each (it forgets an orphan only once every Cleanup succeeded), so
+	// Recover need not report failures by orphan. Several containerizers (work dirs) may share a place
 	// an isolator uses, such as a cgroup parent or a runtime dir: there an
 	// isolator destroys only what belongs to an orphan, never what merely
 	// is not in Containers, which may be another containerizer's.
