@@ -321,7 +321,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 		return nil, err
 	}
 	rec.Phase = phasePrepared
-	if err := c.saveRecord(rec); err != nil {
+	if err := c.saveRecordWithRoom(rec); err != nil {
 		return nil, err
 	}
 	c.crash("bundle")
@@ -377,7 +377,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	now := time.Now().UTC()
 	rec.StartedAt = &now
 	rec.Phase = phaseRunning
-	if err := c.saveRecord(rec); err != nil {
+	if err := c.saveRecordWithRoom(rec); err != nil {
 		return nil, err
 	}
 	c.crash("started")
@@ -489,12 +489,7 @@ func (c *Containerizer) reserve(ctx context.Context, spec api.ContainerSpec) (*r
 	for _, iso := range c.cfg.Isolators {
 		rec.Isolators = append(rec.Isolators, iso.Name())
 	}
-	if err := c.saveRecord(rec); err != nil {
-		lock.Unlock()
-		abandon()
-		return nil, nil, err
-	}
-	if err := c.makeSpare(id); err != nil {
+	if err := c.saveRecordWithRoom(rec); err != nil {
 		lock.Unlock()
 		abandon()
 		return nil, nil, err

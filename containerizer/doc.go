@@ -24,7 +24,7 @@
 //	                           (made anew by recovery if it is lost)
 //	containers/<id>/container.json   the checkpoint (atomic writes)
 //	containers/<id>/update.json      an update's intent, until it is committed
-//	containers/<id>/spare      room kept for the checkpoints that record the end
+//	containers/<id>/spare, spare.2   room kept for the checkpoints that record the end
 //	containers/<id>/kill-requested   a kill that could not be checkpointed
 //	containers/<id>/bundle/    the OCI bundle's config.json
 //	containers/<id>/fs/        the root filesystem (rootfs, upper, work)

@@ -2,7 +2,6 @@ package containerizer
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,10 +75,21 @@ func (c *Containerizer) recordPath(id string) string {
 }
 
 func (c *Containerizer) saveRecord(r *record) error {
-	if err := writeCheckpoint(c.recordPath(r.ID), r); err != nil {
+	if _, err := writeCheckpoint(c.recordPath(r.ID), r); err != nil {
 		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// saveRecordWithRoom saves a launch's checkpoint and makes sure the
+// container's spare files hold room for the checkpoints that will record
+// its end (see ensureSpares): a launch that cannot have that room fails.
+func (c *Containerizer) saveRecordWithRoom(r *record) error {
+	n, err := writeCheckpoint(c.recordPath(r.ID), r)
+	if err != nil {
+		return fmt.Errorf("checkpoint container %s: %w", r.ID, err)
+	}
+	return c.ensureSpares(r.ID, n)
 }
 
 // Limits on what the containerizer reads back of its own files, which
@@ -93,54 +103,27 @@ const (
 	maxBundleSize = 32 << 20
 )
 
-// writeCheckpoint writes r to path atomically and durably.
-func writeCheckpoint(path string, r *record) error {
+// writeCheckpoint writes r to path atomically and durably, and returns its
+// size.
+func writeCheckpoint(path string, r *record) (int, error) {
+	data, err := encodeCheckpoint(r)
+	if err != nil {
+		return 0, err
+	}
+	return len(data), atomicfile.Write(path, data, 0o600, true)
+}
+
+// encodeCheckpoint is what a checkpoint of r holds.
+func encodeCheckpoint(r *record) ([]byte, error) {
 	r.Version = recordVersion
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(data) > maxRecordSize {
-		return fmt.Errorf("the checkpoint would be %d bytes, over the limit of %d: %w", len(data), maxRecordSize, api.ErrTooLarge)
+		return nil, fmt.Errorf("the checkpoint would be %d bytes, over the limit of %d: %w", len(data), maxRecordSize, api.ErrTooLarge)
 	}
-	return atomicfile.Write(path, data, 0o600, true)
-}
-
-// Each container keeps a spare file, written at its reservation, that
-// holds room for the checkpoints that record its end: when the state dir's
-// filesystem is full, the monitor recording the exit (or recovery recording
-// a lost container) deletes the spare and writes again. Other writes do not
-// touch it: a kill proceeds without its checkpoint, and an update is
-// refused, so the room is there when the container ends.
-const spareSize = 64 << 10
-
-func (c *Containerizer) sparePath(id string) string {
-	return filepath.Join(c.containerDir(id), "spare")
-}
-
-// makeSpare writes the spare file, with data a compressing filesystem
-// cannot shrink.
-func (c *Containerizer) makeSpare(id string) error {
-	b := make([]byte, spareSize)
-	_, _ = rand.Read(b)
-	if err := atomicfile.Write(c.sparePath(id), b, 0o600, false); err != nil {
-		return fmt.Errorf("reserve room for the checkpoints of container %s: %w", id, err)
-	}
-	return nil
-}
-
-// saveFinalRecord saves a checkpoint that records a container's end,
-// using the spare room when the filesystem is full.
-func (c *Containerizer) saveFinalRecord(r *record) error {
-	err := c.saveRecord(r)
-	if !noSpace(err) {
-		return err
-	}
-	if rerr := os.Remove(c.sparePath(r.ID)); rerr != nil {
-		return err
-	}
-	c.log.Warn("the state dir is full: used the container's spare room for its checkpoint", "container", r.ID)
-	return c.saveRecord(r)
+	return data, nil
 }
 
 // noSpace reports whether err says the filesystem (or the quota) is full.

@@ -60,7 +60,15 @@ func (c *Containerizer) Update(ctx context.Context, id string, res api.Resources
 	if res.PidsLimit > 0 {
 		r.Spec.Resources.PidsLimit = res.PidsLimit
 	}
-	if err := c.writeIntent(r); err != nil {
+	n, err := c.writeIntent(r)
+	if err == nil {
+		// The room for the end grows with the checkpoint, before anything
+		// changes.
+		if err = c.ensureSpares(id, n); err != nil {
+			c.dropIntent(id)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	c.crash("update:intent")
@@ -112,11 +120,13 @@ func (c *Containerizer) applyUpdate(ctx context.Context, r *record, res api.Reso
 	return nil
 }
 
-func (c *Containerizer) writeIntent(r *record) error {
-	if err := writeCheckpoint(c.intentPath(r.ID), r); err != nil {
-		return fmt.Errorf("update container %s: %w", r.Name, err)
+// writeIntent writes an update's intent, and returns its size.
+func (c *Containerizer) writeIntent(r *record) (int, error) {
+	n, err := writeCheckpoint(c.intentPath(r.ID), r)
+	if err != nil {
+		return 0, fmt.Errorf("update container %s: %w", r.Name, err)
 	}
-	return nil
+	return n, nil
 }
 
 func (c *Containerizer) dropIntent(id string) {

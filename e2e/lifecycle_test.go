@@ -440,6 +440,13 @@ func TestFullStateDir(t *testing.T) {
 	e.ok("run", "-d", "--name", "updated", "--cpus", "0.5", "-m", "64m", "--rootfs", e.rootfs, "sleep", "1000")
 	e.ok("run", "-d", "--name", "exits", "--rootfs", e.rootfs, "sh", "-c", `trap "exit 5" TERM; echo ready; while :; do sleep 1; done`)
 	e.waitForLine("exits", "ready")
+	// A spec of several hundred KiB (environment variables as large as
+	// one argument may be): its checkpoint is larger than 64 KiB.
+	big := []string{"run", "-d", "--name", "big"}
+	for _, v := range []string{"A", "B", "C"} {
+		big = append(big, "-e", v+"="+strings.Repeat(v, 100<<10))
+	}
+	e.ok(append(big, "--rootfs", e.rootfs, "sleep", "1000")...)
 	updated := e.inspect("updated")
 	lost := e.inspect("lost")
 	cgroupFiles := func() []string {
@@ -476,6 +483,16 @@ func TestFullStateDir(t *testing.T) {
 		}
 		if c := e.inspect("exits"); c.Termination == nil || c.Termination.ExitCode != 5 || c.Termination.Reason != api.ReasonExited {
 			t.Fatalf("termination %+v, want exit code 5", c.Termination)
+		}
+	})
+	t.Run("large spec", func(t *testing.T) {
+		fill(t) // what earlier steps freed
+		e.ok("kill", "big")
+		if got := strings.TrimSpace(e.ok("wait", "big")); got != "137" {
+			t.Fatalf("wait after kill = %q, want 137", got)
+		}
+		if c := e.inspect("big"); c.State != api.StateExited || c.Termination == nil || c.Termination.Reason != api.ReasonKilled || len(c.Spec.Env) != 3 {
+			t.Fatalf("after kill: %s, %+v, %d variables; want exited, killed, 3", c.State, c.Termination, len(c.Spec.Env))
 		}
 	})
 	t.Run("lost monitor", func(t *testing.T) {
@@ -526,7 +543,7 @@ func TestFullStateDir(t *testing.T) {
 	})
 	t.Run("rm -f all", func(t *testing.T) {
 		fill(t) // what earlier steps freed
-		e.ok("rm", "-f", "killed", "exits", "lost", "updated")
+		e.ok("rm", "-f", "killed", "exits", "lost", "updated", "big")
 		if left := e.leftovers(); len(left) > 0 {
 			t.Fatalf("left behind:\n  %s", strings.Join(left, "\n  "))
 		}
