@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/caisson/caisson/containerizer/image"
 	"github.com/caisson/caisson/containerizer/image/imagetest"
@@ -189,11 +190,28 @@ func TestRunCancelledBySignal(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	<-accepted
+	exited := make(chan struct{})
+	go func() {
+		err = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // a run the test gave up on
+		<-exited
+	})
+	select {
+	case <-accepted:
+	case <-exited:
+		t.Fatalf("run exited before it reached the registry: %v, stderr %q", err, stderr.String())
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("run stuck on the registry ignored SIGTERM for a minute")
+	}
 	if code := cmd.ProcessState.ExitCode(); code != 143 {
 		t.Fatalf("run after SIGTERM: exit %d (%v), stderr %q; want 143", code, err, stderr.String())
 	}

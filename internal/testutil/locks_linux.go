@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,8 +17,8 @@ import (
 // WaitForLockWaiter returns once process pid is blocked waiting for a lock
 // on the file at path, as the kernel lists it in /proc/locks (a line with
 // "->"), so that a test acts on a waiter only once it really waits. It
-// fails the test when that does not happen within a minute: the process
-// went another way.
+// fails the test when the process exits first, or when that does not
+// happen within a minute: the process went another way.
 func WaitForLockWaiter(t testing.TB, pid int, path string) {
 	t.Helper()
 	var st unix.Stat_t
@@ -37,6 +38,9 @@ func WaitForLockWaiter(t testing.TB, pid int, path string) {
 			if len(f) >= 7 && f[1] == "->" && f[5] == strconv.Itoa(pid) && f[6] == file {
 				return
 			}
+		}
+		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+			t.Fatalf("process %d exited before it waited for a lock on %s", pid, path)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d did not wait for a lock on %s", pid, path)
