@@ -17,24 +17,21 @@ type Lock struct{ f *os.File }
 // the lock; with block true it waits, however long that takes: a caller that
 // must stay cancellable uses AcquireContext.
 func Acquire(path string, block bool) (*Lock, error) {
-	if !block {
-		return acquire(nil, path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
-	}
-	return acquire(context.Background(), path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
+	return acquire(context.Background(), block, path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
 }
 
 // AcquireContext locks path, creating the file if needed, and waits for
 // whoever holds it as long as ctx allows: when ctx is done first, it
 // returns ctx's error and holds nothing.
 func AcquireContext(ctx context.Context, path string) (*Lock, error) {
-	return acquire(ctx, path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
+	return acquire(ctx, true, path, os.O_RDWR|os.O_CREATE, unix.LOCK_EX)
 }
 
 // AcquireSharedContext takes a shared lock on path, which any number of
 // holders may share but no exclusive one, creating the file if needed and
 // waiting as long as ctx allows.
 func AcquireSharedContext(ctx context.Context, path string) (*Lock, error) {
-	return acquire(ctx, path, os.O_RDWR|os.O_CREATE, unix.LOCK_SH)
+	return acquire(ctx, true, path, os.O_RDWR|os.O_CREATE, unix.LOCK_SH)
 }
 
 // AcquireExisting locks path only if the file exists, and only while it
@@ -44,16 +41,13 @@ func AcquireSharedContext(ctx context.Context, path string) (*Lock, error) {
 // it fails at once when someone else holds the lock; with block true it
 // waits, however long that takes.
 func AcquireExisting(path string, block bool) (*Lock, error) {
-	if !block {
-		return acquireExisting(nil, path, os.O_RDWR)
-	}
-	return acquireExisting(context.Background(), path, os.O_RDWR)
+	return acquireExisting(context.Background(), block, path, os.O_RDWR)
 }
 
 // AcquireExistingContext is AcquireExisting that waits for the lock as long
 // as ctx allows.
 func AcquireExistingContext(ctx context.Context, path string) (*Lock, error) {
-	return acquireExisting(ctx, path, os.O_RDWR)
+	return acquireExisting(ctx, true, path, os.O_RDWR)
 }
 
 // AcquireDir locks the directory dir itself, which needs no file in it (and
@@ -61,11 +55,11 @@ func AcquireExistingContext(ctx context.Context, path string) (*Lock, error) {
 // still at dir once locked: a holder that moved or removed it leaves the
 // next one an error wrapping fs.ErrNotExist, as AcquireExisting does.
 func AcquireDir(ctx context.Context, dir string) (*Lock, error) {
-	return acquireExisting(ctx, dir, os.O_RDONLY|unix.O_DIRECTORY)
+	return acquireExisting(ctx, true, dir, os.O_RDONLY|unix.O_DIRECTORY)
 }
 
-func acquireExisting(ctx context.Context, path string, flags int) (*Lock, error) {
-	l, err := acquire(ctx, path, flags, unix.LOCK_EX)
+func acquireExisting(ctx context.Context, wait bool, path string, flags int) (*Lock, error) {
+	l, err := acquire(ctx, wait, path, flags, unix.LOCK_EX)
 	if err != nil {
 		return nil, err
 	}
@@ -85,12 +79,12 @@ func (l *Lock) linkedAt(path string) bool {
 	return held.Ino == linked.Ino && held.Dev == linked.Dev
 }
 
-// acquire opens path with flags and locks it (how is LOCK_EX or LOCK_SH).
-// A nil ctx does not wait. Otherwise the wait is a blocking flock in a
-// goroutine of its own, so the lock passes to this waiter as soon as it is
-// free; when ctx is done first, the waiter is abandoned, and that goroutine
-// lets go of the lock (and the file) once it gets it.
-func acquire(ctx context.Context, path string, flags, how int) (*Lock, error) {
+// acquire opens path with flags and locks it (how is LOCK_EX or LOCK_SH),
+// waiting when wait is set as long as ctx allows. The wait is a blocking
+// flock in a goroutine of its own, so the lock passes to this waiter as
+// soon as it is free; when ctx is done first, the waiter is abandoned, and
+// that goroutine lets go of the lock (and the file) once it gets it.
+func acquire(ctx context.Context, wait bool, path string, flags, how int) (*Lock, error) {
 	f, err := os.OpenFile(path, flags|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
@@ -99,7 +93,7 @@ func acquire(ctx context.Context, path string, flags, how int) (*Lock, error) {
 	if err == nil {
 		return &Lock{f: f}, nil
 	}
-	if ctx == nil || !errors.Is(err, unix.EWOULDBLOCK) {
+	if !wait || !errors.Is(err, unix.EWOULDBLOCK) {
 		_ = f.Close()
 		return nil, &os.PathError{Op: "lock", Path: path, Err: err}
 	}
