@@ -3,7 +3,6 @@
 package containerizer
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,31 +30,7 @@ func fullFS(t *testing.T) (dir string, fill func()) {
 			t.Errorf("unmount the tmpfs: %v", err)
 		}
 	})
-	n := 0
-	fill = func() {
-		t.Helper()
-		n++
-		f, err := os.Create(filepath.Join(dir, "filler-"+strings.Repeat("x", n)))
-		if err != nil && !errors.Is(err, unix.ENOSPC) {
-			t.Fatal(err)
-		}
-		if err != nil {
-			return // not even an inode's worth left
-		}
-		defer f.Close()
-		for _, size := range []int{1 << 20, 4 << 10, 1} {
-			chunk := make([]byte, size)
-			for {
-				if _, err := f.Write(chunk); err != nil {
-					if !errors.Is(err, unix.ENOSPC) {
-						t.Fatal(err)
-					}
-					break
-				}
-			}
-		}
-	}
-	return dir, fill
+	return dir, func() { testutil.Fill(t, filepath.Join(dir, "filler")) }
 }
 
 // The checkpoints that record a container's end are written on a full

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/caisson/caisson/containerizer/image"
 	"github.com/caisson/caisson/containerizer/image/imagetest"
@@ -187,33 +186,18 @@ func TestRunCancelledBySignal(t *testing.T) {
 	cmd := e.cmd("run", "--rm", l.Addr().String()+"/never/answers:latest")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		err = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // a run the test gave up on
-		<-exited
-	})
+	exited, waitErr := start(t, cmd)
 	select {
 	case <-accepted:
 	case <-exited:
-		t.Fatalf("run exited before it reached the registry: %v, stderr %q", err, stderr.String())
+		t.Fatalf("run exited before it reached the registry: %v, stderr %q", *waitErr, stderr.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
-		t.Fatalf("run stuck on the registry ignored SIGTERM for a minute")
-	}
+	waitExited(t, exited, "run stuck on the registry ignored SIGTERM")
 	if code := cmd.ProcessState.ExitCode(); code != 143 {
-		t.Fatalf("run after SIGTERM: exit %d (%v), stderr %q; want 143", code, err, stderr.String())
+		t.Fatalf("run after SIGTERM: exit %d (%v), stderr %q; want 143", code, *waitErr, stderr.String())
 	}
 	if ps := e.ok("ps", "-aq"); ps != "" {
 		t.Errorf("containers left: %q", ps)

@@ -72,6 +72,38 @@ func (e *env) loseDir(ref string) api.Container {
 	return c
 }
 
+// start starts cmd and returns a channel closed once it has exited and been
+// reaped, and its Wait error, to read once it is closed. Should the test end
+// first, its cleanup kills and reaps it.
+func start(t *testing.T, cmd *exec.Cmd) (exited <-chan struct{}, err *error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return done, &waitErr
+}
+
+// waitExited waits for a command start started to exit, and fails the test
+// (saying what the command ignored) when that takes a minute.
+func waitExited(t *testing.T, exited <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s for a minute", what)
+	}
+}
+
 // runtimeHas reports whether the runtime under the env's run root knows id.
 func (e *env) runtimeHas(id string) bool {
 	out, _ := exec.Command("runc", "--root", filepath.Join(e.run, "runtime", "runc"), "state", id).CombinedOutput()
@@ -399,22 +431,7 @@ func fullStateEnv(t *testing.T) (e *env, fill func(*testing.T), free func(*testi
 	filler := filepath.Join(mnt, "filler")
 	fill = func(t *testing.T) {
 		t.Helper()
-		f, err := os.OpenFile(filler, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		for _, size := range []int{1 << 20, 4 << 10, 1} {
-			chunk := make([]byte, size)
-			for {
-				if _, err := f.Write(chunk); err != nil {
-					if !errors.Is(err, unix.ENOSPC) {
-						t.Fatal(err)
-					}
-					break
-				}
-			}
-		}
+		testutil.Fill(t, filler)
 		var st unix.Statfs_t
 		if err := unix.Statfs(mnt, &st); err != nil || st.Bavail != 0 {
 			t.Fatalf("the work dir is not full: %d blocks free (%v)", st.Bavail, err)
@@ -850,31 +867,16 @@ func TestRunCancelledWhileWaitingForLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(held.Unlock)
 	cmd := e.cmd("run", "--rm", "--rootfs", e.rootfs, "true")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		held.Unlock()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		held.Unlock() // lets a run that ignored the signal go on, and end
-		<-exited
-	})
+	exited, _ := start(t, cmd)
 	testutil.WaitForLockWaiter(t, cmd.Process.Pid, path)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
-		t.Fatalf("run waiting for the root lock ignored SIGTERM for a minute")
-	}
+	waitExited(t, exited, "run waiting for the root lock ignored SIGTERM")
 	if code := cmd.ProcessState.ExitCode(); code != 143 {
 		t.Fatalf("run after SIGTERM: exit %d, stderr %q; want 143", code, stderr.String())
 	}
