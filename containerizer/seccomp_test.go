@@ -37,50 +37,47 @@ func (l *callLog) list() []string {
 	return append([]string(nil), l.calls...)
 }
 
-// fakeRuntime fails every call, and logs it.
-type fakeRuntime struct{ log *callLog }
+// failingRuntime fails every call, and logs it.
+type failingRuntime struct{ log *callLog }
 
-var errFake = errors.New("fake")
-
-func (r fakeRuntime) Name() string { return "fake" }
-func (r fakeRuntime) Create(context.Context, string, string, *CreateOpts) (int, error) {
+func (r failingRuntime) Name() string { return "fake" }
+func (r failingRuntime) Create(context.Context, string, string, *CreateOpts) (int, error) {
 	r.log.add("runtime create")
 	return 0, errFake
 }
-func (r fakeRuntime) Start(context.Context, string) error { r.log.add("runtime start"); return errFake }
-func (r fakeRuntime) State(context.Context, string) (*RuntimeState, error) {
+func (r failingRuntime) Start(context.Context, string) error {
+	r.log.add("runtime start")
+	return errFake
+}
+func (r failingRuntime) State(context.Context, string) (*RuntimeState, error) {
 	r.log.add("runtime state")
 	return nil, errFake
 }
-func (r fakeRuntime) Kill(context.Context, string, syscall.Signal, bool) error {
+func (r failingRuntime) Kill(context.Context, string, syscall.Signal, bool) error {
 	r.log.add("runtime kill")
 	return nil
 }
-func (r fakeRuntime) Delete(context.Context, string, bool) error {
+func (r failingRuntime) Delete(context.Context, string, bool) error {
 	r.log.add("runtime delete")
 	return nil
 }
-func (r fakeRuntime) List(context.Context) ([]RuntimeState, error) {
-	r.log.add("runtime list")
-	return nil, nil
-}
-func (r fakeRuntime) Check(context.Context) error { r.log.add("runtime check"); return nil }
+func (r failingRuntime) Check(context.Context) error { r.log.add("runtime check"); return nil }
 
-// fakeProvisioner fails every Provision, and logs it; when set, provision
+// loggingProvisioner fails every Provision, and logs it; when set, provision
 // is called first.
-type fakeProvisioner struct {
+type loggingProvisioner struct {
 	log       *callLog
 	provision func(*ProvisionRequest)
 }
 
-func (p fakeProvisioner) Provision(_ context.Context, req *ProvisionRequest) (*Rootfs, error) {
+func (p loggingProvisioner) Provision(_ context.Context, req *ProvisionRequest) (*Rootfs, error) {
 	p.log.add("provision")
 	if p.provision != nil {
 		p.provision(req)
 	}
 	return nil, errFake
 }
-func (p fakeProvisioner) Release(context.Context, string) error { p.log.add("release"); return nil }
+func (p loggingProvisioner) Release(context.Context, string) error { p.log.add("release"); return nil }
 
 // fakeContainerizer is a containerizer whose runtime and provisioner only
 // log what they are asked; every launch fails at its first step.
@@ -89,12 +86,12 @@ func fakeContainerizer(t *testing.T, cfg Config) (*Containerizer, *callLog) {
 	log := &callLog{}
 	dir := t.TempDir()
 	cfg.Root, cfg.RunRoot = filepath.Join(dir, "lib"), filepath.Join(dir, "run")
-	cfg.Runtime = fakeRuntime{log}
-	if p, ok := cfg.Provisioner.(fakeProvisioner); ok {
+	cfg.Runtime = failingRuntime{log}
+	if p, ok := cfg.Provisioner.(loggingProvisioner); ok {
 		p.log = log
 		cfg.Provisioner = p
 	} else {
-		cfg.Provisioner = fakeProvisioner{log: log}
+		cfg.Provisioner = loggingProvisioner{log: log}
 	}
 	cfg.MonitorCommand = []string{"/bin/false"}
 	c, err := New(cfg)
@@ -210,7 +207,7 @@ func TestNewRefusesUnknownSeccompPolicy(t *testing.T) {
 		dir := t.TempDir()
 		log := &callLog{}
 		_, err := New(Config{Root: filepath.Join(dir, "lib"), RunRoot: filepath.Join(dir, "run"),
-			Runtime: fakeRuntime{log}, Provisioner: fakeProvisioner{log: log}, SeccompAllow: allow})
+			Runtime: failingRuntime{log}, Provisioner: loggingProvisioner{log: log}, SeccompAllow: allow})
 		if !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("policy %q: %v, want an error wrapping api.ErrInvalid", allow, err)
 		}
@@ -230,7 +227,7 @@ func TestCheckpointKeepsNoProfile(t *testing.T) {
 			sel := api.CustomSeccomp("/etc/caisson/profile.json", []byte(profile))
 			var checkpoint []byte
 			var c *Containerizer
-			c, _ = fakeContainerizer(t, Config{Provisioner: fakeProvisioner{provision: func(req *ProvisionRequest) {
+			c, _ = fakeContainerizer(t, Config{Provisioner: loggingProvisioner{provision: func(req *ProvisionRequest) {
 				var err error
 				if checkpoint, err = os.ReadFile(c.recordPath(req.ContainerID)); err != nil {
 					t.Error(err)
