@@ -141,6 +141,7 @@ func ifbName(network, containerID string) string {
 // device.
 func TestCrashInsideCNIPlugins(t *testing.T) {
 	testutil.RequiresRoot(t)
+	requiresCNI(t)
 	testutil.LookPath(t, "flock") // the wrappers' lock
 	debian, newer := cnitest.RequirePlugins(t)
 	for _, set := range []struct{ name, dir, version string }{

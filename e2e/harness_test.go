@@ -113,6 +113,19 @@ func (e *env) subnet(k int) string { return fmt.Sprintf("10.232.%d.", e.subnetOc
 // network; networks the test creates take e.subnet(k).
 var subnetCounter atomic.Int32
 
+// noCNI reports that this machine has no CNI plugins: the cgroup v2 VM
+// (scripts/cgroup2-vm.sh sets CAISSON_E2E_NO_CNI=1) carries none. Everywhere
+// else the plugins are required, and a test that needs them fails without.
+func noCNI() bool { return os.Getenv("CAISSON_E2E_NO_CNI") == "1" }
+
+// requiresCNI skips t where the machine has no CNI plugins (noCNI).
+func requiresCNI(t *testing.T) {
+	t.Helper()
+	if noCNI() {
+		t.Skip("no CNI plugins on this machine (the cgroup v2 VM)")
+	}
+}
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	testutil.RequiresRoot(t)
