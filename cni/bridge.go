@@ -84,18 +84,30 @@ func (iso *Isolator) loadBridgeRecord(bridge string) (*bridgeRecord, error) {
 }
 
 func (iso *Isolator) saveBridgeRecord(bridge string, rec *bridgeRecord) error {
-	if err := os.MkdirAll(filepath.Dir(iso.bridgeRecordPath(bridge)), 0o700); err != nil {
-		return err
-	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(iso.bridgeRecordPath(bridge), data, 0o600, true)
+	return writeRecord(iso.bridgeRecordPath(bridge), rec)
 }
 
 func (iso *Isolator) removeBridgeRecord(bridge string) error {
-	if err := os.Remove(iso.bridgeRecordPath(bridge)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	return removeRecord(iso.bridgeRecordPath(bridge))
+}
+
+// writeRecord writes one of the isolator's own records as JSON, durably,
+// making its directory when needed.
+func writeRecord(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, data, 0o600, true)
+}
+
+// removeRecord removes one of the isolator's own records; one already gone
+// is no error.
+func removeRecord(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/caisson/caisson/api"
-	"github.com/caisson/caisson/internal/atomicfile"
 	"github.com/caisson/caisson/internal/safefile"
 )
 
@@ -49,21 +48,11 @@ func (iso *Isolator) ownedPath(network string) string {
 }
 
 func (iso *Isolator) saveOwned(network, file string) error {
-	if err := os.MkdirAll(filepath.Dir(iso.ownedPath(network)), 0o700); err != nil {
-		return err
-	}
-	data, err := json.Marshal(ownedRecord{Network: network, File: file})
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(iso.ownedPath(network), data, 0o600, true)
+	return writeRecord(iso.ownedPath(network), ownedRecord{Network: network, File: file})
 }
 
 func (iso *Isolator) removeOwned(network string) error {
-	if err := os.Remove(iso.ownedPath(network)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	return removeRecord(iso.ownedPath(network))
 }
 
 // mayCollect reports whether this work dir may run the plugins' GC on n:
