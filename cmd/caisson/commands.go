@@ -299,9 +299,6 @@ func newUpdateCmd(g *globals) *cobra.Command {
 		Short: "Change the limits of running containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := refuseEmpty(cmd.LocalFlags()); err != nil {
-				return err
-			}
 			res, err := rf.parse()
 			if err != nil {
 				return err

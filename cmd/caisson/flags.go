@@ -10,12 +10,13 @@ import (
 )
 
 // refuseEmpty refuses a flag of fs given an empty value, or an empty item for a
-// repeatable flag: it would read as a flag not given at all (--rootfs ”
-// as no root filesystem, --shm-size ” as the default size, -e ” as no
-// variable). The flags named in meaningful give an empty value a meaning
-// of its own (--entrypoint ” clears the image's entrypoint). fs is a
-// command's own flags (cobra's LocalFlags): some global ones do
-// (--docker-host ” asks no dockerd).
+// repeatable flag: it would read as a flag not given at all (--rootfs "" as
+// no root filesystem, --shm-size "" as the default size, -e "" as no
+// variable). The flags named in meaningful give an empty value a meaning of
+// its own (--entrypoint "" clears the image's entrypoint). fs is a command's
+// own flags (cobra's LocalFlags), checked for every command before it runs;
+// the global ones are not, since some give an empty value a meaning
+// (--docker-host "" asks no dockerd).
 func refuseEmpty(fs *pflag.FlagSet, meaningful ...string) error {
 	var err error
 	fs.VisitAll(func(fl *pflag.Flag) {

@@ -103,7 +103,14 @@ Real containers need Linux and root.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	// The global settings are checked before any command runs, whether it
 	// uses them or not: a mistake is an error, never a silent default.
-	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.validate() }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := g.validate(); err != nil {
+			return err
+		}
+		// Every command's own flags: an empty value never reads as a flag
+		// not given. Only run's --entrypoint gives it a meaning.
+		return refuseEmpty(cmd.LocalFlags(), "entrypoint")
+	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.root, "root", envOr("CAISSON_ROOT", "/var/lib/caisson"), "work dir for checkpoints, images and root filesystems (env CAISSON_ROOT)")
 	pf.StringVar(&g.runRoot, "run-root", envOr("CAISSON_RUN_ROOT", "/run/caisson"), "runtime dir, gone at reboot (env CAISSON_RUN_ROOT)")

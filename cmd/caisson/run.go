@@ -90,9 +90,6 @@ A signal (Ctrl-C) while the container is being made cancels the launch.`,
 // check refuses flags that cannot work together or hold nothing.
 func (f *runFlags) check(cmd *cobra.Command) error {
 	fl := cmd.Flags()
-	if err := refuseEmpty(cmd.LocalFlags(), "entrypoint"); err != nil {
-		return err
-	}
 	f.entrypointGiven = fl.Changed("entrypoint")
 	// Flags of an image: given with another root filesystem, they would
 	// be silently ignored. CAISSON_MAX_IMAGE_SIZE, a setting of the host

@@ -64,8 +64,8 @@ func TestRunFlagsRefused(t *testing.T) {
 	}
 }
 
-// TestRunEmptyFlagsOfOtherCommands: update and sim refuse empty values
-// as run does.
+// TestRunEmptyFlagsOfOtherCommands: every other command refuses empty
+// values of its own flags as run does.
 func TestRunEmptyFlagsOfOtherCommands(t *testing.T) {
 	for _, args := range [][]string{
 		{"update", "--cpus", "", "-m", "512m", "web"},
@@ -73,6 +73,15 @@ func TestRunEmptyFlagsOfOtherCommands(t *testing.T) {
 		{"sim", "../../examples/sim-small.yaml", "--plot", ""},
 		{"sim", "../../examples/sim-small.yaml", "--cpuprofile", ""},
 		{"sim", "--trace", ""},
+		{"network", "create", "--subnet", "", "net1"},
+		{"network", "create", "--subnet", "10.231.7.0/24", "--bridge", "", "net1"},
+		{"network", "create", "--subnet", "10.231.7.0/24", "--dns", "", "net1"},
+		{"volume-plugin", "--name", "v", "--root", ""},
+		{"volume-plugin", "--name", "v", "--bind-allow", ""},
+		{"ps", "--format", ""},
+		{"kill", "-s", "", "web"},
+		{"image", "ls", "--format", ""},
+		{"gpu", "simulate", "0", "--fault", ""},
 	} {
 		root := newRootCmd()
 		root.SetArgs(append([]string{"--root", "/dev/null/x", "--run-root", "/dev/null/y"}, args...))

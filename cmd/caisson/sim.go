@@ -70,9 +70,6 @@ them until the replay is over, so an interrupted one leaves nothing.`,
 				return err
 			}
 			f := cmd.Flags()
-			if err := refuseEmpty(cmd.LocalFlags()); err != nil {
-				return err
-			}
 			synthetic := f.Changed("agents") || f.Changed("sessions") || f.Changed("tasks") || f.Changed("gpu-fraction")
 			sources := 0
 			for _, on := range []bool{len(args) == 1, synthetic, traceName != ""} {
