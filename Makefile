@@ -135,6 +135,8 @@ lint:
 	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) vet ./gpu/nvml/ ./cmd/caisson-nvml/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./gpu/nvml/ ./cmd/caisson-nvml/
+	# Every relative link and #anchor of the docs resolves.
+	$(GO) run ./scripts/doclinks README.md CONTRIBUTING.md docs/*.md examples/*.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./api/
