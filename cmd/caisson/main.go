@@ -378,7 +378,7 @@ func main() {
 	code := exitCode(err)
 	var ee exitError
 	if err != nil && !errors.As(err, &ee) {
-		fmt.Fprintf(os.Stderr, "caisson: %s\n", errorLine(err))
+		fmt.Fprintf(os.Stderr, "caisson: %s\n", errorLine(withFlags(err)))
 	}
 	os.Exit(code)
 }

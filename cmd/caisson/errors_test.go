@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/caisson/caisson/api"
+)
+
+// TestWithFlagsNamesTheFlag: for every field of the spec that a flag
+// sets, the CLI's message about a library's FieldError names the flag in
+// place of the field, and the error still matches what it wraps.
+func TestWithFlagsNamesTheFlag(t *testing.T) {
+	field := func(name string) error {
+		return &api.FieldError{Field: name, Err: fmt.Errorf("refused by test: %w", api.ErrInvalid)}
+	}
+	tests := []struct {
+		flag string
+		err  error // as a library returns it
+	}{
+		{"--name", field("name")},
+		{"--rootfs", field("rootfs")},
+		{"--workdir", field("working_dir")},
+		{"--env", field("env")},
+		{"--network", field("networks")},
+		{"--publish", field("ports")},
+		{"--ingress-rate/--egress-rate", field("bandwidth")},
+		{"--mount", field("volumes")},
+		{"--gpus", field("gpus")},
+		{"--security-opt", field("seccomp")},
+		{"--cpus", field("resources.cpus")},
+		{"--memory", field("resources.memory_bytes")},
+		{"--memory-reservation", field("resources.memory_reservation_bytes")},
+		{"--pids-limit", field("resources.pids_limit")},
+		{"--shm-size", field("shm_size_bytes")},
+	}
+	var covered []string
+	for _, tc := range tests {
+		var fe *api.FieldError
+		if !errors.As(tc.err, &fe) {
+			t.Fatalf("%s: %v is not an api.FieldError", tc.flag, tc.err)
+		}
+		covered = append(covered, fe.Field)
+		t.Run(fe.Field, func(t *testing.T) {
+			// As the containerizer returns it: wrapped in the isolator's name.
+			err := withFlags(fmt.Errorf("launch: isolator: %w", tc.err))
+			if want := "launch: isolator: " + fe.Relabel(tc.flag); err.Error() != want {
+				t.Errorf("message %q, want %q", err, want)
+			}
+			if !errors.Is(err, api.ErrInvalid) {
+				t.Errorf("%v no longer wraps api.ErrInvalid", err)
+			}
+			var got *api.FieldError
+			if !errors.As(err, &got) || got != fe {
+				t.Errorf("%v no longer holds its FieldError", err)
+			}
+		})
+	}
+	slices.Sort(covered)
+	var mapped []string
+	for f := range fieldFlags {
+		mapped = append(mapped, f)
+	}
+	slices.Sort(mapped)
+	if diff := cmp.Diff(mapped, covered); diff != "" {
+		t.Errorf("fields mapped to flags and fields tested differ (-mapped +tested):\n%s", diff)
+	}
+}
+
+// TestWithFlagsLeavesTheRest: an error that names no field, or a field no
+// flag sets, is shown as the library wrote it; each field of a joined
+// error gets its flag.
+func TestWithFlagsLeavesTheRest(t *testing.T) {
+	plain := fmt.Errorf("no runtime: %w", api.ErrUnavailable)
+	if got := withFlags(plain); got != plain {
+		t.Errorf("withFlags(%v) = %v, want it unchanged", plain, got)
+	}
+	unmapped := fmt.Errorf("x: %w", &api.FieldError{Field: "labels", Err: api.ErrInvalid})
+	if got := withFlags(unmapped); got != unmapped {
+		t.Errorf("withFlags(%v) = %v, want it unchanged", unmapped, got)
+	}
+	joined := errors.Join(
+		fmt.Errorf("cgroups: %w", &api.FieldError{Field: "resources.cpus", Value: "99", Err: api.ErrInvalid}),
+		fmt.Errorf("gpu: %w", &api.FieldError{Field: "gpus", Value: "9", Err: api.ErrInvalid}),
+	)
+	want := "cgroups: --cpus 99: invalid argument\ngpu: --gpus 9: invalid argument"
+	if diff := cmp.Diff(want, withFlags(joined).Error()); diff != "" {
+		t.Errorf("joined (-want +got):\n%s", diff)
+	}
+}
+
+// TestFieldFlagsNameSpecFields: each field the CLI maps is a field of
+// api.ContainerSpec by its JSON path, so that renaming one breaks here
+// rather than silently losing its flag.
+func TestFieldFlagsNameSpecFields(t *testing.T) {
+	for f := range fieldFlags {
+		typ := reflect.TypeFor[api.ContainerSpec]()
+		for _, part := range strings.Split(f, ".") {
+			sf, ok := jsonField(typ, part)
+			if !ok {
+				t.Errorf("%s: %s has no JSON field %q", f, typ, part)
+				break
+			}
+			typ = sf.Type
+			for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+				typ = typ.Elem()
+			}
+		}
+	}
+}
+
+func jsonField(typ reflect.Type, name string) (reflect.StructField, bool) {
+	if typ.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := range typ.NumField() {
+		if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); tag == name {
+			return typ.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
