@@ -20,7 +20,7 @@ type GPURequest struct {
 	MIGProfile string `json:"mig_profile,omitempty"`
 }
 
-// String is the request as --gpus takes it.
+// String is the request as ParseGPURequest takes it.
 func (r GPURequest) String() string {
 	switch {
 	case r.All:
@@ -38,15 +38,17 @@ func (r GPURequest) String() string {
 // migPrefix starts a request for MIG devices by profile.
 const migPrefix = "mig-"
 
-// ParseGPURequest parses --gpus: a whole number of GPUs ("2"), "all", a
+// ParseGPURequest parses a GPU request as a user writes it: a whole number of GPUs ("2"), "all", a
 // comma-separated list of GPU and MIG device UUIDs ("GPU-…" and "MIG-…" as
 // nvidia-smi -L prints them), or "mig-PROFILE[:N]": N MIG devices (1 when
 // N is left out) of a MIG profile ("mig-1g.5gb", "mig-3g.20gb:2"). "0" and
-// "" ask for none (nil). Anything else is an error wrapping ErrInvalid.
+// "" ask for none (nil). Anything else is a *FieldError about "gpus" that
+// wraps ErrInvalid.
 func ParseGPURequest(s string) (*GPURequest, error) {
 	s = strings.TrimSpace(s)
 	bad := func(why string) error {
-		return fmt.Errorf("--gpus %q: %s; want a whole number of GPUs, all, GPU or MIG device UUIDs separated by commas, or mig-PROFILE[:N]: %w", s, why, ErrInvalid)
+		return &FieldError{Field: "gpus", Value: strconv.Quote(s),
+			Err: fmt.Errorf("%s; want a whole number of GPUs, all, GPU or MIG device UUIDs separated by commas, or mig-PROFILE[:N]: %w", why, ErrInvalid)}
 	}
 	switch {
 	case s == "" || s == "0":
@@ -207,7 +209,7 @@ func migAttribute(a string) bool {
 	return true
 }
 
-// ParseMIGLayout parses a MIG layout as caisson gpu simulate --mig takes it:
+// ParseMIGLayout parses the MIG layout of a simulated GPU:
 // MIG profiles separated by commas ("1g.5gb,1g.5gb,2g.10gb,3g.20gb"), one
 // GPU instance each, or "off" (nil: MIG mode off). Errors wrap ErrInvalid.
 func ParseMIGLayout(s string) ([]string, error) {
@@ -216,13 +218,13 @@ func ParseMIGLayout(s string) ([]string, error) {
 		return nil, nil
 	}
 	if s == "" {
-		return nil, fmt.Errorf("--mig \"\": want MIG profiles separated by commas (1g.5gb,3g.20gb), or off: %w", ErrInvalid)
+		return nil, fmt.Errorf("MIG layout \"\": want MIG profiles separated by commas (1g.5gb,3g.20gb), or off: %w", ErrInvalid)
 	}
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		p = strings.TrimSpace(p)
 		if err := CheckMIGProfile(p); err != nil {
-			return nil, fmt.Errorf("--mig %q: %w", s, err)
+			return nil, fmt.Errorf("MIG layout %q: %w", s, err)
 		}
 		out = append(out, p)
 	}

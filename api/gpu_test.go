@@ -56,6 +56,10 @@ func TestParseGPURequest(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseGPURequest(%q) = %v, %v; want ErrInvalid", in, r, err)
 		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "gpus" {
+			t.Errorf("ParseGPURequest(%q) = %v; want a FieldError about gpus", in, err)
+		}
 		saysInvalidOnce(t, err)
 	}
 }

@@ -554,7 +554,7 @@ func TestGPUMIG(t *testing.T) {
 	}
 	for _, c := range []struct{ gpus, want string }{
 		{"mig-1g.5gb", "0 of this host's 2 1g.5gb MIG devices are free and healthy (2 held by containers, 0 unhealthy)"},
-		{"8", "--gpus 8: this host has 7 GPUs that are not in MIG mode (GPU 0 is in MIG mode: ask for MIG devices with --gpus mig-PROFILE)"},
+		{"8", "--gpus 8: this host has 7 GPUs that are not in MIG mode (GPU 0 is in MIG mode: ask for MIG devices by profile, mig-PROFILE)"},
 		{g0, "is in MIG mode, so it is not given whole; ask for its MIG devices"},
 		{"mig-7g.40gb", "no MIG device of profile 7g.40gb (it has 1g.5gb ×2, 2g.10gb, 3g.20gb"},
 		{"mig-1g.5gb:0", "is not a whole number of at least 1"},

@@ -20,6 +20,7 @@ func TestWithFlagsNamesTheFlag(t *testing.T) {
 	field := func(name string) error {
 		return &api.FieldError{Field: name, Err: fmt.Errorf("refused by test: %w", api.ErrInvalid)}
 	}
+	_, gpuErr := api.ParseGPURequest("0.5")
 	tests := []struct {
 		flag string
 		err  error // as a library returns it
@@ -32,7 +33,7 @@ func TestWithFlagsNamesTheFlag(t *testing.T) {
 		{"--publish", field("ports")},
 		{"--ingress-rate/--egress-rate", field("bandwidth")},
 		{"--mount", field("volumes")},
-		{"--gpus", field("gpus")},
+		{"--gpus", gpuErr},
 		{"--security-opt", field("seccomp")},
 		{"--cpus", field("resources.cpus")},
 		{"--memory", field("resources.memory_bytes")},

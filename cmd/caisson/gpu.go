@@ -357,7 +357,7 @@ renewed at once.`,
 			if setMIG {
 				var err error
 				if profiles, err = api.ParseMIGLayout(mig); err != nil {
-					return err
+					return fmt.Errorf("--mig: %w", err)
 				}
 			}
 			m, err := g.gpus()

@@ -407,7 +407,7 @@ func checkNodes(nodes []cdi.Node, what string) error {
 		var st unix.Stat_t
 		if err := unix.Stat(n.Path, &st); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%s: its device node %s is missing (driver unloaded or node removed; caisson gpu ls --refresh finds the GPUs again): %w",
+				return fmt.Errorf("%s: its device node %s is missing (driver unloaded or node removed; a refresh of the GPU inventory finds the GPUs again): %w",
 					what, n.Path, api.ErrNotFound)
 			}
 			return fmt.Errorf("%s: %w", what, &os.PathError{Op: "stat", Path: n.Path, Err: err})

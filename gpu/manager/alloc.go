@@ -65,7 +65,8 @@ func (sl slot) uuid(inv *gpu.Inventory) string {
 // GPUs gets the same ones back. Errors: a request this host can never meet
 // (more GPUs or MIG devices of a profile than it has, a profile it does not
 // have, a GPU in MIG mode named whole) wraps api.ErrInvalid, an unknown
-// UUID api.ErrNotFound, GPUs held by others or unhealthy api.ErrUnavailable.
+// UUID api.ErrNotFound, GPUs held by others or unhealthy api.ErrUnavailable;
+// each is an *api.FieldError about "gpus".
 func (m *Manager) Allocate(ctx context.Context, id string, req api.GPURequest) (*Grant, error) {
 	var grant *Grant
 	err := m.update(func(s *state) (bool, error) {
@@ -80,7 +81,7 @@ func (m *Manager) Allocate(ctx context.Context, id string, req api.GPURequest) (
 			if why == "" {
 				why = "none found"
 			}
-			return false, fmt.Errorf("--gpus %s: this host has no GPU (%s): %w", req, why, api.ErrUnavailable)
+			return false, gpusError(req, fmt.Errorf("this host has no GPU (%s): %w", why, api.ErrUnavailable))
 		}
 		if held := holdings(inv, s, id); len(held) > 0 {
 			grant = m.grant(inv, held)
@@ -88,7 +89,7 @@ func (m *Manager) Allocate(ctx context.Context, id string, req api.GPURequest) (
 		}
 		picked, err := m.pick(inv, s, req)
 		if err != nil {
-			return false, err
+			return false, gpusError(req, err)
 		}
 		for _, sl := range picked {
 			s.Allocations[sl.uuid(inv)] = id
@@ -195,6 +196,11 @@ func effectiveMark(inv *gpu.Inventory, s *state, i, j int) (Mark, bool) {
 	return Mark{}, false
 }
 
+// gpusError says that err is about the request, the spec's "gpus".
+func gpusError(req api.GPURequest, err error) error {
+	return &api.FieldError{Field: "gpus", Value: req.String(), Err: err}
+}
+
 // pick chooses the GPUs or MIG devices for req.
 func (m *Manager) pick(inv *gpu.Inventory, s *state, req api.GPURequest) ([]slot, error) {
 	switch {
@@ -223,27 +229,27 @@ func (m *Manager) pick(inv *gpu.Inventory, s *state, req api.GPURequest) ([]slot
 	total := len(whole)
 	migNote := ""
 	if len(inMIG) > 0 {
-		migNote = fmt.Sprintf("; %s in MIG mode: ask for MIG devices with --gpus mig-PROFILE", gpuList(inMIG))
+		migNote = fmt.Sprintf("; %s in MIG mode: ask for MIG devices by profile, mig-PROFILE", gpuList(inMIG))
 	}
 	switch {
 	case req.All && total == 0:
-		return nil, fmt.Errorf("--gpus all: every GPU of this host is in MIG mode; ask for MIG devices with --gpus mig-PROFILE: %w", api.ErrInvalid)
+		return nil, fmt.Errorf("every GPU of this host is in MIG mode; ask for MIG devices by profile, mig-PROFILE: %w", api.ErrInvalid)
 	case req.All:
 		for _, i := range whole {
 			if why := wholeBusy(inv, s, i); why != "" {
-				return nil, fmt.Errorf("--gpus all: GPU %d (%s) is %s: %w", i, inv.Devices[i].UUID, why, api.ErrUnavailable)
+				return nil, fmt.Errorf("GPU %d (%s) is %s: %w", i, inv.Devices[i].UUID, why, api.ErrUnavailable)
 			}
 		}
 		return wholeSlots(whole), nil
 	case req.Count <= 0:
-		return nil, fmt.Errorf("--gpus %d: ask for at least one GPU: %w", req.Count, api.ErrInvalid)
+		return nil, fmt.Errorf("ask for at least one GPU: %w", api.ErrInvalid)
 	case req.Count > total && len(inMIG) > 0:
-		return nil, fmt.Errorf("--gpus %d: this host has %d GPUs that are not in MIG mode (%s): %w", req.Count, total, strings.TrimPrefix(migNote, "; "), api.ErrInvalid)
+		return nil, fmt.Errorf("this host has %d GPUs that are not in MIG mode (%s): %w", total, strings.TrimPrefix(migNote, "; "), api.ErrInvalid)
 	case req.Count > total:
-		return nil, fmt.Errorf("--gpus %d: this host has %d GPUs: %w", req.Count, total, api.ErrInvalid)
+		return nil, fmt.Errorf("this host has %d GPUs: %w", total, api.ErrInvalid)
 	case req.Count > len(free):
-		return nil, fmt.Errorf("--gpus %d: %d of this host's %d GPUs are free and healthy (%d held by containers, %d unhealthy%s): %w",
-			req.Count, len(free), total, held, sick, migNote, api.ErrUnavailable)
+		return nil, fmt.Errorf("%d of this host's %d GPUs are free and healthy (%d held by containers, %d unhealthy%s): %w",
+			len(free), total, held, sick, migNote, api.ErrUnavailable)
 	}
 	if inv.Topology == nil {
 		return wholeSlots(free[:req.Count]), nil
@@ -283,11 +289,11 @@ func pickUUIDs(inv *gpu.Inventory, s *state, uuids []string) ([]slot, error) {
 		if i := slices.IndexFunc(inv.Devices, func(d gpu.Device) bool { return d.UUID == u }); i >= 0 {
 			d := inv.Devices[i]
 			if d.MIG {
-				return nil, fmt.Errorf("--gpus: GPU %d (%s) is in MIG mode, so it is not given whole; ask for its MIG devices (--gpus mig-PROFILE, or their MIG-… UUIDs: caisson gpu ls lists them): %w",
+				return nil, fmt.Errorf("GPU %d (%s) is in MIG mode, so it is not given whole; ask for its MIG devices (mig-PROFILE, or their MIG-… UUIDs: caisson gpu ls lists them): %w",
 					d.Index, u, api.ErrInvalid)
 			}
 			if why := wholeBusy(inv, s, i); why != "" {
-				return nil, fmt.Errorf("--gpus: GPU %d (%s) is %s: %w", d.Index, u, why, api.ErrUnavailable)
+				return nil, fmt.Errorf("GPU %d (%s) is %s: %w", d.Index, u, why, api.ErrUnavailable)
 			}
 			out = append(out, slot{i, -1})
 			continue
@@ -298,10 +304,10 @@ func pickUUIDs(inv *gpu.Inventory, s *state, uuids []string) ([]slot, error) {
 			if api.IsMIGUUID(u) {
 				what = "MIG device"
 			}
-			return nil, fmt.Errorf("--gpus: no %s %s on this host (caisson gpu ls lists them): %w", what, u, api.ErrNotFound)
+			return nil, fmt.Errorf("no %s %s on this host (caisson gpu ls lists them): %w", what, u, api.ErrNotFound)
 		}
 		if why, _ := migBusy(inv, s, i, j); why != "" {
-			return nil, fmt.Errorf("--gpus: MIG device %d:%d (%s) is %s: %w", inv.Devices[i].Index, inv.Devices[i].MIGDevices[j].Index, u, why, api.ErrUnavailable)
+			return nil, fmt.Errorf("MIG device %d:%d (%s) is %s: %w", inv.Devices[i].Index, inv.Devices[i].MIGDevices[j].Index, u, why, api.ErrUnavailable)
 		}
 		out = append(out, slot{i, j})
 	}
@@ -343,7 +349,7 @@ func pickMIG(inv *gpu.Inventory, s *state, req api.GPURequest) ([]slot, error) {
 	}
 	switch {
 	case len(profiles) == 0:
-		return nil, fmt.Errorf("--gpus %s: this host has no MIG device (no GPU is in MIG mode): %w", req, api.ErrInvalid)
+		return nil, fmt.Errorf("this host has no MIG device (no GPU is in MIG mode): %w", api.ErrInvalid)
 	case len(all) == 0:
 		have := make([]string, len(names))
 		for k, n := range names {
@@ -352,13 +358,13 @@ func pickMIG(inv *gpu.Inventory, s *state, req api.GPURequest) ([]slot, error) {
 				have[k] = fmt.Sprintf("%s ×%d", n, c)
 			}
 		}
-		return nil, fmt.Errorf("--gpus %s: this host has no MIG device of profile %s (it has %s; caisson gpu ls lists them): %w",
-			req, req.MIGProfile, strings.Join(have, ", "), api.ErrInvalid)
+		return nil, fmt.Errorf("this host has no MIG device of profile %s (it has %s; caisson gpu ls lists them): %w",
+			req.MIGProfile, strings.Join(have, ", "), api.ErrInvalid)
 	case req.Count > len(all):
-		return nil, fmt.Errorf("--gpus %s: this host has %d MIG devices of profile %s: %w", req, len(all), req.MIGProfile, api.ErrInvalid)
+		return nil, fmt.Errorf("this host has %d MIG devices of profile %s: %w", len(all), req.MIGProfile, api.ErrInvalid)
 	case req.Count > len(free):
-		return nil, fmt.Errorf("--gpus %s: %d of this host's %d %s MIG devices are free and healthy (%d held by containers, %d unhealthy): %w",
-			req, len(free), len(all), req.MIGProfile, held, sick, api.ErrUnavailable)
+		return nil, fmt.Errorf("%d of this host's %d %s MIG devices are free and healthy (%d held by containers, %d unhealthy): %w",
+			len(free), len(all), req.MIGProfile, held, sick, api.ErrUnavailable)
 	}
 	slices.SortStableFunc(free, func(a, b slot) int { return used[b.dev] - used[a.dev] })
 	return free[:req.Count], nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
@@ -42,6 +43,20 @@ func (h *fakeHost) calls(t *testing.T) []string {
 	}
 	must(t, err)
 	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// aboutGPUs fails unless err is a FieldError about the spec's gpus that
+// shows req.
+func aboutGPUs(t *testing.T, req api.GPURequest, err error) {
+	t.Helper()
+	var fe *api.FieldError
+	if !errors.As(err, &fe) {
+		t.Errorf("Allocate(%v) = %v; want an api.FieldError", req, err)
+		return
+	}
+	if diff := cmp.Diff(api.FieldError{Field: "gpus", Value: req.String()}, *fe, cmpopts.IgnoreFields(api.FieldError{}, "Err")); diff != "" {
+		t.Errorf("Allocate(%v): FieldError (-want +got):\n%s", req, diff)
+	}
 }
 
 func must(t *testing.T, err error) {
@@ -102,9 +117,11 @@ func TestAllocate(t *testing.T) {
 	}
 	before := h.state(t)
 	for _, c := range bad {
-		if _, err := m.Allocate(ctx, "bad", c.req); !errors.Is(err, c.want) {
+		_, err := m.Allocate(ctx, "bad", c.req)
+		if !errors.Is(err, c.want) {
 			t.Errorf("Allocate(%v) = %v, want %v", c.req, err, c.want)
 		}
+		aboutGPUs(t, c.req, err)
 	}
 	if diff := cmp.Diff(before, h.state(t)); diff != "" {
 		t.Errorf("failed requests changed the allocations (-before +after):\n%s", diff)

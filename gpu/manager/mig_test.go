@@ -53,13 +53,15 @@ func TestAllocateMIGWhole(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{api.GPURequest{Count: 7}, api.ErrInvalid, "this host has 6 GPUs that are not in MIG mode (GPUs 0, 1 are in MIG mode: ask for MIG devices with --gpus mig-PROFILE)"},
+		{api.GPURequest{Count: 7}, api.ErrInvalid, "this host has 6 GPUs that are not in MIG mode (GPUs 0, 1 are in MIG mode: ask for MIG devices by profile, mig-PROFILE)"},
 		{api.GPURequest{UUIDs: []string{inv.Devices[0].UUID}}, api.ErrInvalid, "GPU 0 (" + inv.Devices[0].UUID + ") is in MIG mode, so it is not given whole; ask for its MIG devices"},
 		{api.GPURequest{UUIDs: []string{inv.Devices[2].UUID, inv.Devices[1].UUID}}, api.ErrInvalid, "GPU 1"},
 	} {
-		if _, err := m.Allocate(ctx, "bad", c.req); !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+		_, err := m.Allocate(ctx, "bad", c.req)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("Allocate(%v) = %v, want %v with %q", c.req, err, c.want, c.msg)
 		}
+		aboutGPUs(t, c.req, err)
 	}
 	if diff := cmp.Diff(before, h.stateOrEmpty(t)); diff != "" {
 		t.Errorf("failed requests changed the allocations (-before +after):\n%s", diff)
@@ -138,9 +140,11 @@ func TestAllocateMIG(t *testing.T) {
 		{api.GPURequest{UUIDs: []string{migUUID(1, 2), migUUID(0, 0)}}, api.ErrUnavailable, "held by container c3"},
 		{api.GPURequest{UUIDs: []string{"MIG-00000000-0000-0000-0000-000000000000"}}, api.ErrNotFound, "no MIG device MIG-00000000-0000-0000-0000-000000000000 on this host"},
 	} {
-		if _, err := m.Allocate(ctx, "bad", c.req); !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+		_, err := m.Allocate(ctx, "bad", c.req)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("Allocate(%v) = %v, want %v with %q", c.req, err, c.want, c.msg)
 		}
+		aboutGPUs(t, c.req, err)
 	}
 	if diff := cmp.Diff(before, h.state(t)); diff != "" {
 		t.Errorf("failed requests changed the allocations (-before +after):\n%s", diff)
