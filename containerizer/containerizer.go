@@ -393,38 +393,49 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 // fills in its defaults. seccompAllow is Config.SeccompAllow.
 func validateSpec(s *api.ContainerSpec, seccompAllow []string) error {
 	if s.Name != "" && !nameRE.MatchString(s.Name) {
-		return fmt.Errorf("container name %q must match %s: %w", s.Name, nameRE, api.ErrInvalid)
+		return &api.FieldError{Field: "name", Err: fmt.Errorf("container name %q must match %s: %w", s.Name, nameRE, api.ErrInvalid)}
 	}
 	if s.Image != "" && s.Rootfs != "" {
-		return fmt.Errorf("an image and --rootfs cannot both be given: %w", api.ErrInvalid)
+		return &api.FieldError{Field: "rootfs", Err: fmt.Errorf("an image and a root filesystem directory cannot both be given: %w", api.ErrInvalid)}
 	}
 	if err := validateNetworks(s); err != nil {
 		return err
 	}
 	if s.WorkingDir != "" && !strings.HasPrefix(s.WorkingDir, "/") {
-		return fmt.Errorf("working directory %q is not absolute: %w", s.WorkingDir, api.ErrInvalid)
+		return &api.FieldError{Field: "working_dir", Err: fmt.Errorf("working directory %q is not absolute: %w", s.WorkingDir, api.ErrInvalid)}
 	}
 	for _, kv := range s.Env {
 		if k, _, _ := strings.Cut(kv, "="); k == "" {
-			return fmt.Errorf("environment variable %q has no name: %w", kv, api.ErrInvalid)
+			return &api.FieldError{Field: "env", Err: fmt.Errorf("environment variable %q has no name: %w", kv, api.ErrInvalid)}
 		}
 	}
 	var err error
 	if s.Seccomp, err = s.Seccomp.Normalize(); err != nil {
-		return err
+		return &api.FieldError{Field: "seccomp", Err: err}
 	}
 	if len(seccompAllow) > 0 && !slices.Contains(seccompAllow, s.Seccomp.Profile) {
-		return fmt.Errorf("seccomp profile %s is not allowed on this host (allowed: %s): %w", s.Seccomp.Profile, strings.Join(seccompAllow, ", "), api.ErrForbidden)
+		return &api.FieldError{Field: "seccomp", Err: fmt.Errorf("seccomp profile %s is not allowed on this host (allowed: %s): %w", s.Seccomp.Profile, strings.Join(seccompAllow, ", "), api.ErrForbidden)}
 	}
 	// A profile that cannot be converted is refused before anything of the
 	// container exists. The filter in force is converted again at the end
 	// of the launch, for the container's final capabilities.
 	if _, err := oci.SeccompFilter(s.Seccomp, runtime.GOARCH, oci.DefaultCapabilities()); err != nil {
-		return err
+		return &api.FieldError{Field: "seccomp", Err: err}
 	}
 	r := s.Resources
-	if r.CPUs < 0 || r.MemoryBytes < 0 || r.MemoryReservationBytes < 0 || r.PidsLimit < 0 || s.ShmSizeBytes < 0 {
-		return fmt.Errorf("resource limits cannot be negative: %w", api.ErrInvalid)
+	for _, l := range []struct {
+		field    string
+		negative bool
+	}{
+		{"resources.cpus", r.CPUs < 0},
+		{"resources.memory_bytes", r.MemoryBytes < 0},
+		{"resources.memory_reservation_bytes", r.MemoryReservationBytes < 0},
+		{"resources.pids_limit", r.PidsLimit < 0},
+		{"shm_size_bytes", s.ShmSizeBytes < 0},
+	} {
+		if l.negative {
+			return &api.FieldError{Field: l.field, Err: fmt.Errorf("a resource limit cannot be negative: %w", api.ErrInvalid)}
+		}
 	}
 	return nil
 }

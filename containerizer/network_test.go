@@ -20,23 +20,31 @@ func TestValidateNetworks(t *testing.T) {
 			t.Errorf("validateNetworks(%+v) = %v", s, err)
 		}
 	}
-	bad := []api.ContainerSpec{
-		{Networks: []string{"host", "a"}},
-		{Networks: []string{"a", "none"}},
-		{Networks: []string{"a", "a"}},
-		{Networks: []string{"bad name"}},
-		{Ports: []api.PortMapping{tcp(80, 80)}},
-		{Networks: []string{"host"}, Ports: []api.PortMapping{tcp(80, 80)}},
-		{Networks: []string{"a"}, Ports: []api.PortMapping{tcp(80, 80), tcp(80, 81)}},
-		{Networks: []string{"a"}, Ports: []api.PortMapping{tcp(0, 80)}},
-		{Networks: []string{"a"}, Ports: []api.PortMapping{{HostPort: 1, ContainerPort: 1, Protocol: "icmp"}}},
-		{Networks: []string{"a"}, Ports: []api.PortMapping{{HostIP: "localhost", HostPort: 1, ContainerPort: 1, Protocol: "tcp"}}},
-		{Networks: []string{"a"}, Bandwidth: &api.Bandwidth{IngressRate: 1}},
-		{Bandwidth: &api.Bandwidth{IngressRate: 1, IngressBurst: 1}},
+	bad := []struct {
+		spec  api.ContainerSpec
+		field string // of the FieldError
+	}{
+		{api.ContainerSpec{Networks: []string{"host", "a"}}, "networks"},
+		{api.ContainerSpec{Networks: []string{"a", "none"}}, "networks"},
+		{api.ContainerSpec{Networks: []string{"a", "a"}}, "networks"},
+		{api.ContainerSpec{Networks: []string{"bad name"}}, "networks"},
+		{api.ContainerSpec{Ports: []api.PortMapping{tcp(80, 80)}}, "ports"},
+		{api.ContainerSpec{Networks: []string{"host"}, Ports: []api.PortMapping{tcp(80, 80)}}, "ports"},
+		{api.ContainerSpec{Networks: []string{"a"}, Ports: []api.PortMapping{tcp(80, 80), tcp(80, 81)}}, "ports"},
+		{api.ContainerSpec{Networks: []string{"a"}, Ports: []api.PortMapping{tcp(0, 80)}}, "ports"},
+		{api.ContainerSpec{Networks: []string{"a"}, Ports: []api.PortMapping{{HostPort: 1, ContainerPort: 1, Protocol: "icmp"}}}, "ports"},
+		{api.ContainerSpec{Networks: []string{"a"}, Ports: []api.PortMapping{{HostIP: "localhost", HostPort: 1, ContainerPort: 1, Protocol: "tcp"}}}, "ports"},
+		{api.ContainerSpec{Networks: []string{"a"}, Bandwidth: &api.Bandwidth{IngressRate: 1}}, "bandwidth"},
+		{api.ContainerSpec{Bandwidth: &api.Bandwidth{IngressRate: 1, IngressBurst: 1}}, "bandwidth"},
 	}
-	for _, s := range bad {
-		if err := validateNetworks(&s); !errors.Is(err, api.ErrInvalid) {
-			t.Errorf("validateNetworks(%+v) = %v, want ErrInvalid", s, err)
+	for _, tc := range bad {
+		err := validateNetworks(&tc.spec)
+		if !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("validateNetworks(%+v) = %v, want ErrInvalid", tc.spec, err)
+		}
+		var fe *api.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("validateNetworks(%+v) = %v, want a FieldError about %s", tc.spec, err, tc.field)
 		}
 	}
 }
