@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/isolators/cgroups"
 )
 
 // TestWithFlagsNamesTheFlag: for every field of the spec that a flag
@@ -35,10 +36,10 @@ func TestWithFlagsNamesTheFlag(t *testing.T) {
 		{"--mount", field("volumes")},
 		{"--gpus", gpuErr},
 		{"--security-opt", field("seccomp")},
-		{"--cpus", field("resources.cpus")},
-		{"--memory", field("resources.memory_bytes")},
-		{"--memory-reservation", field("resources.memory_reservation_bytes")},
-		{"--pids-limit", field("resources.pids_limit")},
+		{"--cpus", cgroups.Validate(api.Resources{CPUs: 99}, 4)},
+		{"--memory", cgroups.Validate(api.Resources{MemoryBytes: 1}, 4)},
+		{"--memory-reservation", cgroups.Validate(api.Resources{MemoryReservationBytes: -1}, 4)},
+		{"--pids-limit", cgroups.Validate(api.Resources{PidsLimit: -1}, 4)},
 		{"--shm-size", field("shm_size_bytes")},
 	}
 	var covered []string

@@ -360,7 +360,7 @@ func (i *Isolator) update(_ context.Context, p string, r api.Resources) error {
 	}
 	if res := r.MemoryReservationBytes; res > 0 && r.MemoryBytes == 0 {
 		if limit := i.memoryLimit(p); limit > 0 && res > limit {
-			return fmt.Errorf("memory reservation of %d bytes is above the memory limit of %d bytes: %w", res, limit, api.ErrInvalid)
+			return errReservationAboveLimit(res, limit)
 		}
 	}
 	vs := Values(i.host, r)

@@ -129,25 +129,39 @@ func Validate(r api.Resources, hostCPUs int) error {
 	}
 	switch c := r.CPUs; {
 	case math.IsNaN(c) || math.IsInf(c, 0) || c < 0:
-		return fmt.Errorf("cpus %v is not a positive number: %w", c, api.ErrInvalid)
+		return &api.FieldError{Field: fieldCPUs, Err: fmt.Errorf("cpus %v is not a positive number: %w", c, api.ErrInvalid)}
 	case c != 0 && (c < MinCPUs || c > float64(hostCPUs)):
-		return fmt.Errorf("range of CPUs is from %.2f to %d.00, as there are only %d CPUs available: %w",
-			MinCPUs, hostCPUs, hostCPUs, api.ErrInvalid)
+		return &api.FieldError{Field: fieldCPUs, Err: fmt.Errorf("range of CPUs is from %.2f to %d.00, as there are only %d CPUs available: %w",
+			MinCPUs, hostCPUs, hostCPUs, api.ErrInvalid)}
 	}
 	if err := checkMemory("memory limit", r.MemoryBytes); err != nil {
-		return err
+		return &api.FieldError{Field: fieldMemory, Err: err}
 	}
 	if err := checkMemory("memory reservation", r.MemoryReservationBytes); err != nil {
-		return err
+		return &api.FieldError{Field: fieldMemoryReservation, Err: err}
 	}
 	if r.MemoryBytes > 0 && r.MemoryReservationBytes > r.MemoryBytes {
-		return fmt.Errorf("memory reservation of %d bytes is above the memory limit of %d bytes: %w",
-			r.MemoryReservationBytes, r.MemoryBytes, api.ErrInvalid)
+		return errReservationAboveLimit(r.MemoryReservationBytes, r.MemoryBytes)
 	}
 	if r.PidsLimit < 0 {
-		return fmt.Errorf("pids limit %d is negative: %w", r.PidsLimit, api.ErrInvalid)
+		return &api.FieldError{Field: fieldPidsLimit, Err: fmt.Errorf("pids limit %d is negative: %w", r.PidsLimit, api.ErrInvalid)}
 	}
 	return nil
+}
+
+// The fields of a container spec that Validate checks, as api.FieldError
+// names them.
+const (
+	fieldCPUs              = "resources.cpus"
+	fieldMemory            = "resources.memory_bytes"
+	fieldMemoryReservation = "resources.memory_reservation_bytes"
+	fieldPidsLimit         = "resources.pids_limit"
+)
+
+// errReservationAboveLimit refuses a memory reservation above the limit.
+func errReservationAboveLimit(res, limit int64) error {
+	return &api.FieldError{Field: fieldMemoryReservation,
+		Err: fmt.Errorf("memory reservation of %d bytes is above the memory limit of %d bytes: %w", res, limit, api.ErrInvalid)}
 }
 
 func checkMemory(what string, v int64) error {

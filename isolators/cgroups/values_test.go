@@ -65,6 +65,7 @@ func TestValidate(t *testing.T) {
 		name    string
 		r       api.Resources
 		invalid bool
+		field   string // the FieldError's, when invalid
 	}{
 		{name: "none", r: api.Resources{}},
 		{name: "all", r: api.Resources{CPUs: 1.5, MemoryBytes: 64 * mib, MemoryReservationBytes: 32 * mib, PidsLimit: 100}},
@@ -73,17 +74,17 @@ func TestValidate(t *testing.T) {
 		{name: "min memory", r: api.Resources{MemoryBytes: 6 * mib}},
 		{name: "reservation equals limit", r: api.Resources{MemoryBytes: 64 * mib, MemoryReservationBytes: 64 * mib}},
 		{name: "reservation alone", r: api.Resources{MemoryReservationBytes: 64 * mib}},
-		{name: "negative cpus", r: api.Resources{CPUs: -1}, invalid: true},
-		{name: "NaN cpus", r: api.Resources{CPUs: math.NaN()}, invalid: true},
-		{name: "infinite cpus", r: api.Resources{CPUs: math.Inf(1)}, invalid: true},
-		{name: "too few cpus", r: api.Resources{CPUs: 0.001}, invalid: true},
-		{name: "more cpus than the host", r: api.Resources{CPUs: 4.5}, invalid: true},
-		{name: "negative memory", r: api.Resources{MemoryBytes: -1}, invalid: true},
-		{name: "memory below 6 MiB", r: api.Resources{MemoryBytes: 6*mib - 1}, invalid: true},
-		{name: "reservation below 6 MiB", r: api.Resources{MemoryReservationBytes: 1 * mib}, invalid: true},
-		{name: "negative reservation", r: api.Resources{MemoryReservationBytes: -5}, invalid: true},
-		{name: "reservation above limit", r: api.Resources{MemoryBytes: 64 * mib, MemoryReservationBytes: 65 * mib}, invalid: true},
-		{name: "negative pids", r: api.Resources{PidsLimit: -1}, invalid: true},
+		{name: "negative cpus", r: api.Resources{CPUs: -1}, invalid: true, field: "resources.cpus"},
+		{name: "NaN cpus", r: api.Resources{CPUs: math.NaN()}, invalid: true, field: "resources.cpus"},
+		{name: "infinite cpus", r: api.Resources{CPUs: math.Inf(1)}, invalid: true, field: "resources.cpus"},
+		{name: "too few cpus", r: api.Resources{CPUs: 0.001}, invalid: true, field: "resources.cpus"},
+		{name: "more cpus than the host", r: api.Resources{CPUs: 4.5}, invalid: true, field: "resources.cpus"},
+		{name: "negative memory", r: api.Resources{MemoryBytes: -1}, invalid: true, field: "resources.memory_bytes"},
+		{name: "memory below 6 MiB", r: api.Resources{MemoryBytes: 6*mib - 1}, invalid: true, field: "resources.memory_bytes"},
+		{name: "reservation below 6 MiB", r: api.Resources{MemoryReservationBytes: 1 * mib}, invalid: true, field: "resources.memory_reservation_bytes"},
+		{name: "negative reservation", r: api.Resources{MemoryReservationBytes: -5}, invalid: true, field: "resources.memory_reservation_bytes"},
+		{name: "reservation above limit", r: api.Resources{MemoryBytes: 64 * mib, MemoryReservationBytes: 65 * mib}, invalid: true, field: "resources.memory_reservation_bytes"},
+		{name: "negative pids", r: api.Resources{PidsLimit: -1}, invalid: true, field: "resources.pids_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +94,10 @@ func TestValidate(t *testing.T) {
 			}
 			if !tt.invalid && err != nil {
 				t.Fatalf("Validate(%+v) = %v", tt.r, err)
+			}
+			var fe *api.FieldError
+			if tt.invalid && (!errors.As(err, &fe) || fe.Field != tt.field) {
+				t.Errorf("Validate(%+v) = %v, want a FieldError about %s", tt.r, err, tt.field)
 			}
 		})
 	}
