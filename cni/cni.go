@@ -681,7 +681,7 @@ func capabilityArgs(nets []*Network, spec api.ContainerSpec) ([]map[string]any, 
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("network %q cannot publish ports: no plugin declares the portMappings capability (add the portmap plugin): %w", nets[0].Name, api.ErrInvalid)
+			return nil, portsError(fmt.Errorf("network %q cannot publish ports: no plugin declares the portMappings capability (add the portmap plugin): %w", nets[0].Name, api.ErrInvalid))
 		}
 	}
 	if b := spec.Bandwidth; b != nil {
@@ -700,7 +700,7 @@ func capabilityArgs(nets []*Network, spec api.ContainerSpec) ([]map[string]any, 
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("network %q cannot limit bandwidth: no plugin declares the bandwidth capability (add the bandwidth plugin): %w", nets[0].Name, api.ErrInvalid)
+			return nil, &api.FieldError{Field: "bandwidth", Err: fmt.Errorf("network %q cannot limit bandwidth: no plugin declares the bandwidth capability (add the bandwidth plugin): %w", nets[0].Name, api.ErrInvalid)}
 		}
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -275,20 +276,25 @@ func TestBadInput(t *testing.T) {
 		spec   api.ContainerSpec
 		target error
 		parts  []string
+		field  string // of the FieldError, if the spec is at fault
 	}{
-		{"unknown network", api.ContainerSpec{Networks: []string{"nosuch"}}, api.ErrNotFound, []string{`network "nosuch" not found`, "60-garbage.conflist is not valid JSON"}},
-		{"malformed conflist", api.ContainerSpec{Networks: []string{"broken"}}, api.ErrInvalid, []string{`network "broken"`, "50-broken.conflist"}},
-		{"missing plugin", api.ContainerSpec{Networks: []string{"missing"}}, api.ErrInvalid, []string{`network "missing"`, `plugin "nosuchplugin" not found`}},
-		{"version too new for the plugins", api.ContainerSpec{Networks: []string{"newer"}}, nil, []string{`network "newer"`, "incompatible CNI versions"}},
-		{"port taken on the host", api.ContainerSpec{Ports: []api.PortMapping{{HostPort: takenPort, ContainerPort: 80, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already in use", takenPort)}},
-		{"port published by another container", api.ContainerSpec{Ports: []api.PortMapping{{HostIP: "127.0.0.1", HostPort: published, ContainerPort: 81, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already published by container", published)}},
-		{"no port mapping plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}}, api.ErrInvalid, []string{`network "noportmap" cannot publish ports`}},
-		{"no bandwidth plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Bandwidth: &api.Bandwidth{IngressRate: 1e6, IngressBurst: 1e6}}, api.ErrInvalid, []string{`network "noportmap" cannot limit bandwidth`}},
+		{"unknown network", api.ContainerSpec{Networks: []string{"nosuch"}}, api.ErrNotFound, []string{`network "nosuch" not found`, "60-garbage.conflist is not valid JSON"}, ""},
+		{"malformed conflist", api.ContainerSpec{Networks: []string{"broken"}}, api.ErrInvalid, []string{`network "broken"`, "50-broken.conflist"}, ""},
+		{"missing plugin", api.ContainerSpec{Networks: []string{"missing"}}, api.ErrInvalid, []string{`network "missing"`, `plugin "nosuchplugin" not found`}, ""},
+		{"version too new for the plugins", api.ContainerSpec{Networks: []string{"newer"}}, nil, []string{`network "newer"`, "incompatible CNI versions"}, ""},
+		{"port taken on the host", api.ContainerSpec{Ports: []api.PortMapping{{HostPort: takenPort, ContainerPort: 80, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already in use", takenPort)}, "ports"},
+		{"port published by another container", api.ContainerSpec{Ports: []api.PortMapping{{HostIP: "127.0.0.1", HostPort: published, ContainerPort: 81, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already published by container", published)}, "ports"},
+		{"no port mapping plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}}, api.ErrInvalid, []string{`network "noportmap" cannot publish ports`}, "ports"},
+		{"no bandwidth plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Bandwidth: &api.Bandwidth{IngressRate: 1e6, IngressBurst: 1e6}}, api.ErrInvalid, []string{`network "noportmap" cannot limit bandwidth`}, "bandwidth"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			veths, _ := exec.Command("ip", "-o", "link", "show", "master", e.bridge).Output()
 			id, _, err := e.prepare(t, tc.spec)
 			mustFail(t, err, tc.target, tc.parts...)
+			var fe *api.FieldError
+			if tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field) {
+				t.Errorf("prepare = %v, want a FieldError about %s", err, tc.field)
+			}
 			if _, err := os.Stat(e.iso.containerDir(id)); !os.IsNotExist(err) {
 				t.Errorf("checkpoint left: %v", err)
 			}

@@ -15,7 +15,7 @@ func (iso *Isolator) checkPorts(id string, ports []api.PortMapping) error {
 	for i, p := range ports {
 		for _, q := range ports[:i] {
 			if samePort(p, q) {
-				return fmt.Errorf("host port %d/%s is published twice: %w", p.HostPort, p.Protocol, api.ErrInvalid)
+				return portsError(fmt.Errorf("host port %d/%s is published twice: %w", p.HostPort, p.Protocol, api.ErrInvalid))
 			}
 		}
 	}
@@ -30,18 +30,21 @@ func (iso *Isolator) checkPorts(id string, ports []api.PortMapping) error {
 		for _, theirs := range st.Ports {
 			for _, p := range ports {
 				if samePort(p, theirs) {
-					return fmt.Errorf("host port %d/%s is already published by container %s: %w", p.HostPort, p.Protocol, short(st.ID), api.ErrConflict)
+					return portsError(fmt.Errorf("host port %d/%s is already published by container %s: %w", p.HostPort, p.Protocol, short(st.ID), api.ErrConflict))
 				}
 			}
 		}
 	}
 	for _, p := range ports {
 		if err := probePort(p); err != nil {
-			return fmt.Errorf("host port %d/%s is already in use on the host: %v: %w", p.HostPort, p.Protocol, err, api.ErrConflict)
+			return portsError(fmt.Errorf("host port %d/%s is already in use on the host: %v: %w", p.HostPort, p.Protocol, err, api.ErrConflict))
 		}
 	}
 	return nil
 }
+
+// portsError says that err is about the spec's ports.
+func portsError(err error) error { return &api.FieldError{Field: "ports", Err: err} }
 
 // samePort reports whether two mappings take the same host port: the same
 // protocol and port on the same host address, or on all of them (no

@@ -32,8 +32,13 @@ func TestCheckPortsTwice(t *testing.T) {
 		{"two protocols", []api.PortMapping{{HostPort: port, ContainerPort: 80, Protocol: "tcp"}, {HostPort: port, ContainerPort: 80, Protocol: "udp"}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := iso.checkPorts("c1", tc.ports); !errors.Is(err, tc.want) {
+			err := iso.checkPorts("c1", tc.ports)
+			if !errors.Is(err, tc.want) {
 				t.Errorf("checkPorts(%+v) = %v, want %v", tc.ports, err, tc.want)
+			}
+			var fe *api.FieldError
+			if tc.want != nil && (!errors.As(err, &fe) || fe.Field != "ports") {
+				t.Errorf("checkPorts(%+v) = %v, want a FieldError about ports", tc.ports, err)
 			}
 		})
 	}

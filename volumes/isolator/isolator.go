@@ -204,7 +204,7 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 		return nil
 	}
 	if err := validate(vs); err != nil {
-		return err
+		return &api.FieldError{Field: "volumes", Err: err}
 	}
 	for i, v := range vs {
 		mp, err := iso.acquire(ctx, req.ContainerID, v)

@@ -326,3 +326,34 @@ func TestOwedUnmount(t *testing.T) {
 		t.Errorf("plugin refs (-want +got):\n%s", diff)
 	}
 }
+
+// TestPrepareRefusesBadRequests: a malformed volume request is refused
+// before any plugin is called, as an api.FieldError about the volumes.
+func TestPrepareRefusesBadRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vs   []api.VolumeMount
+	}{
+		{"no driver", []api.VolumeMount{{Name: "a", Target: "/a"}}},
+		{"no name", []api.VolumeMount{{Driver: "fake", Target: "/a"}}},
+		{"relative target", []api.VolumeMount{{Driver: "fake", Name: "a", Target: "a"}}},
+		{"target /", []api.VolumeMount{{Driver: "fake", Name: "a", Target: "/"}}},
+		{"target twice", []api.VolumeMount{{Driver: "fake", Name: "a", Target: "/a"}, {Driver: "fake", Name: "b", Target: "/a/"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newFake()
+			iso := newIso(t, t.TempDir(), p)
+			_, err := prepare(t, iso, "c1-0123456789", tc.vs...)
+			if !errors.Is(err, api.ErrInvalid) {
+				t.Errorf("Prepare = %v, want ErrInvalid", err)
+			}
+			var fe *api.FieldError
+			if !errors.As(err, &fe) || fe.Field != "volumes" {
+				t.Errorf("Prepare = %v, want a FieldError about volumes", err)
+			}
+			if diff := cmp.Diff([]string(nil), p.takeCalls()); diff != "" {
+				t.Errorf("plugin calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
