@@ -273,5 +273,5 @@ func (d *Driver) usage(v *record) (used, size uint64, ok bool) {
 
 // errUnsupportedSize explains why a dir volume cannot have a size here.
 func errUnsupportedSize(why error) error {
-	return fmt.Errorf("size on a type=dir volume needs the plugin root on XFS mounted with prjquota (%v); use -o type=loop for a size limit on any filesystem: %w", why, api.ErrInvalid)
+	return fmt.Errorf("size on a type=dir volume needs the plugin root on XFS mounted with prjquota (%v); the option type=loop gives a size limit on any filesystem: %w", why, api.ErrInvalid)
 }

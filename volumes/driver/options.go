@@ -120,7 +120,7 @@ func parseOptions(raw map[string]string, binds *bindPolicy) (Options, error) {
 			o.FS = "ext4"
 		}
 		if o.Size == 0 {
-			return o, fmt.Errorf("type=loop needs -o size= (the size of its disk image), e.g. size=1g: %w", api.ErrInvalid)
+			return o, fmt.Errorf("type=loop needs the option size= (the size of its disk image), e.g. size=1g: %w", api.ErrInvalid)
 		}
 		if min := loopFS[o.FS]; o.Size < min {
 			return bad("size", fmt.Sprintf("a loop image formatted %s must be at least %s", o.FS, api.FormatSize(uint64(min))))
@@ -131,7 +131,7 @@ func parseOptions(raw map[string]string, binds *bindPolicy) (Options, error) {
 		}
 	case TypeBind:
 		if o.Path == "" {
-			return o, fmt.Errorf("type=bind needs -o path=/existing/host/dir: %w", api.ErrInvalid)
+			return o, fmt.Errorf("type=bind needs the option path=/existing/host/dir: %w", api.ErrInvalid)
 		}
 		if o.Size > 0 {
 			return bad("size", "a bind volume is an existing directory and cannot be size-limited; use type=loop")
