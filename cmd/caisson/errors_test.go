@@ -3,8 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -127,4 +134,110 @@ func jsonField(typ reflect.Type, name string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
+}
+
+// flagInText finds a command-line flag inside a string: a dash or two and
+// a letter at the start or after a space or punctuation.
+var flagInText = regexp.MustCompile("(^|[\\s\"'`(\\[,;:=])--?[a-zA-Z]")
+
+// argvToken is a string that is one flag and nothing else ("--bundle",
+// "--net="): an argument handed to another program, not a message.
+var argvToken = regexp.MustCompile(`^--?[a-zA-Z][a-zA-Z0-9.-]*=?$`)
+
+// flagsAllowed are the strings outside the CLI that may name a flag, and
+// why; each is the literal as the source writes it.
+var flagsAllowed = map[string]string{
+	`"%s --version: empty output"`: "names the OCI runtime's own flag, in a message about what it printed",
+	`"%s -t %s %s %s: %v: %s"`:     "the iptables command line that failed",
+	`"-A "`:                        "the prefix of a rule in iptables -S output, parsed",
+}
+
+// TestLibrariesNameNoFlags: outside cmd/ (and the end-to-end tests, which
+// drive the CLI, the packages that only tests import, such as managertest
+// with its fake helper script, and other commands), no string names a
+// command-line flag: libraries speak of
+// what they do, and only the CLI knows its flags. A string that is a flag
+// and nothing else is an argument for another program (runc, ip,
+// unshare), allowed unless it is handed to fmt or errors to build a message.
+func TestLibrariesNameNoFlags(t *testing.T) {
+	root := filepath.Join("..", "..")
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if rel != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || rel == "cmd" || rel == "e2e" || testHelpers(d.Name())) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		checked++
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		if f.Name.Name == "main" {
+			return nil // a command of its own, with its own flags (scripts/...)
+		}
+		for lit, inMessage := range stringLiterals(f) {
+			v, err := strconv.Unquote(lit.Value)
+			if err != nil {
+				return fmt.Errorf("%s: %w", fset.Position(lit.Pos()), err)
+			}
+			if !flagInText.MatchString(v) || argvToken.MatchString(v) && !inMessage {
+				continue
+			}
+			if _, ok := flagsAllowed[lit.Value]; ok {
+				continue
+			}
+			pos := fset.Position(lit.Pos())
+			pos.Filename = filepath.ToSlash(rel)
+			t.Errorf("%s: %s names a command-line flag; say it in the library's terms (an api.FieldError names a spec field, which the CLI maps to its flag)", pos, lit.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 50 {
+		t.Fatalf("checked only %d files under %s: is it the module's root?", checked, root)
+	}
+}
+
+// testHelpers reports whether a package directory holds code for tests
+// only (isolatorstest, managertest, testutil).
+func testHelpers(dir string) bool { return strings.HasSuffix(dir, "test") || dir == "testutil" }
+
+// stringLiterals are f's string literals, each with whether it is an
+// argument of a call to package fmt or errors (a message being built).
+func stringLiterals(f *ast.File) map[*ast.BasicLit]bool {
+	out := map[*ast.BasicLit]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
+				if pkg, ok := sel.X.(*ast.Ident); ok && (pkg.Name == "fmt" || pkg.Name == "errors") {
+					for _, a := range n.Args {
+						if lit, ok := a.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							out[lit] = true
+						}
+					}
+				}
+			}
+		case *ast.BasicLit:
+			if n.Kind == token.STRING {
+				if _, seen := out[n]; !seen {
+					out[n] = false
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
