@@ -166,7 +166,7 @@ func statNode(t *testing.T, path string) (nodeStat, uint64) {
 	return nodeStat{
 		Char:  st.Mode&unix.S_IFMT == unix.S_IFCHR,
 		Major: unix.Major(dev), Minor: unix.Minor(dev),
-		Mode: st.Mode & 0o7777,
+		Mode: uint32(st.Mode) & 0o7777, // uint16 on some systems
 	}, st.Ino
 }
 

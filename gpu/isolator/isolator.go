@@ -412,7 +412,8 @@ func checkNodes(nodes []cdi.Node, what string) error {
 			}
 			return fmt.Errorf("%s: %w", what, &os.PathError{Op: "stat", Path: n.Path, Err: err})
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFCHR || int64(unix.Major(st.Rdev)) != n.Major || int64(unix.Minor(st.Rdev)) != n.Minor {
+		dev := uint64(st.Rdev) // int32 on darwin
+		if st.Mode&unix.S_IFMT != unix.S_IFCHR || int64(unix.Major(dev)) != n.Major || int64(unix.Minor(dev)) != n.Minor {
 			return fmt.Errorf("%s: %s is not the character device %d:%d: %w", what, n.Path, n.Major, n.Minor, api.ErrInvalid)
 		}
 	}

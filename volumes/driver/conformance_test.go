@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
 )
 
 // dockerPlugin is the smallest plugingetter.CompatPlugin: a v1 plugin whose
@@ -49,6 +50,7 @@ func (g getter) Handle(string, func(string, *plugins.Client))                 {}
 // serveDriver runs a driver on a temporary socket until the test ends.
 func serveDriver(t *testing.T, root string) (*Driver, string) {
 	t.Helper()
+	testutil.RequiresLinux(t) // the plugin serves on Linux only
 	d, err := New(Config{Root: root, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +180,7 @@ func getStatus(t *testing.T, drv dvolume.Driver, name string) map[string]any {
 // TestListen: the socket is 0660 and owned by the group asked for; a stale
 // socket (a plugin that died) is replaced, a live one or a plain file is not.
 func TestListen(t *testing.T) {
+	testutil.RequiresLinux(t)
 	dir, err := os.MkdirTemp("", "cvl")
 	if err != nil {
 		t.Fatal(err)

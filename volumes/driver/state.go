@@ -137,7 +137,7 @@ func checkRoot(root string) error {
 		} else if err != nil {
 			return fmt.Errorf("plugin root: %w", err)
 		}
-		if st.Mode&unix.S_IFMT != want {
+		if uint32(st.Mode)&unix.S_IFMT != want { // uint16 on some systems
 			return fmt.Errorf("plugin root: %s is not a plain %s (a symlink, device or other file is never written through or replaced): %w",
 				p, map[uint32]string{unix.S_IFDIR: "directory", unix.S_IFREG: "file"}[want], api.ErrInvalid)
 		}

@@ -102,7 +102,7 @@ func (d *Driver) toTrash(v *record) (string, error) {
 	nanos := d.now().UnixNano()
 	for try := 0; ; try++ {
 		dst := filepath.Join(d.trashDir(), trashName(v.Name, nanos, try))
-		err := unix.Renameat2(unix.AT_FDCWD, d.volDir(v.Name), unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		err := renameNoReplace(d.volDir(v.Name), dst)
 		if errors.Is(err, unix.EEXIST) && try < 100 {
 			continue
 		}
@@ -116,7 +116,7 @@ func (d *Driver) toTrash(v *record) (string, error) {
 
 // fromTrash puts back a volume's directory that toTrash moved to trash.
 func (d *Driver) fromTrash(name, trash string) error {
-	if err := unix.Renameat2(unix.AT_FDCWD, trash, unix.AT_FDCWD, d.volDir(name), unix.RENAME_NOREPLACE); err != nil {
+	if err := renameNoReplace(trash, d.volDir(name)); err != nil {
 		return fmt.Errorf("move %s back from the trash: %w", d.volDir(name), err)
 	}
 	return os.Remove(filepath.Join(d.volDir(name), removedMarker))
@@ -185,7 +185,7 @@ func (d *Driver) doomTrash() []string {
 				continue
 			}
 			to := filepath.Join(d.trashDir(), deletingPrefix+e.Name())
-			if err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE); err != nil {
+			if err := renameNoReplace(dir, to); err != nil {
 				d.log.Warn("a removed volume's data stays in the trash", "dir", e.Name(), "err", err)
 				continue
 			}
