@@ -167,9 +167,6 @@ func loadFile(path string) (*Network, error) {
 		if err != nil {
 			return nil, err
 		}
-		if conf.Network.Name == "" {
-			return nil, errors.New("no network name")
-		}
 		wrapped, err := json.Marshal(map[string]any{
 			"cniVersion": conf.Network.CNIVersion, "name": conf.Network.Name,
 			"plugins": []json.RawMessage{conf.Bytes},
@@ -182,6 +179,9 @@ func loadFile(path string) (*Network, error) {
 		}
 	} else if list, err = libcni.NetworkConfFromFile(path); err != nil {
 		return nil, err
+	}
+	if list.Name == "" {
+		return nil, errors.New("no network name")
 	}
 	return parseNetwork(list, path)
 }

@@ -81,6 +81,9 @@ func TestNetworkErrors(t *testing.T) {
 	iso := newConfIsolator(t)
 	writeConf(t, iso, "10-garbage.conflist", `{"name":`)
 	writeConf(t, iso, "20-notype.conflist", `{"cniVersion":"1.0.0","name":"notype","plugins":[{"bridge":"x"}]}`)
+	// A list without a name would take its plugins from the config dir's
+	// own *.conf files (libcni reads <dir>/<name>/ for more plugins).
+	writeConf(t, iso, "30-noname.conflist", `{"cniVersion":"1.0.0","name":"","plugins":[{"type":"ptp"}]}`)
 	_, err := iso.Network("nosuch")
 	if !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "10-garbage.conflist is not valid JSON") {
 		t.Errorf("unknown network: %v", err)
@@ -89,8 +92,11 @@ func TestNetworkErrors(t *testing.T) {
 	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "20-notype.conflist") {
 		t.Errorf("plugin without a type: %v", err)
 	}
-	if _, bad, _ := iso.Networks(); len(bad) != 2 {
-		t.Errorf("bad files = %v, want 2", bad)
+	if _, err := iso.Network(""); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("a network without a name: %v", err)
+	}
+	if _, bad, _ := iso.Networks(); len(bad) != 3 {
+		t.Errorf("bad files = %v, want 3", bad)
 	}
 }
 
