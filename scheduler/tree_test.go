@@ -126,16 +126,7 @@ func TestTreeErrors(t *testing.T) {
 }
 
 func TestEventRoundTrip(t *testing.T) {
-	evs := []Event{
-		Tick{Now: t0}, genConsumers(),
-		AgentAdded{Agent: AgentSpec{ID: "a", Resources: Res(1000, 1<<30), GPUs: []GPUDevice{{ID: "g", Island: 1}}}},
-		AgentUpdated{Agent: AgentSpec{ID: "a"}, Unhealthy: true}, AgentLost{ID: "a"},
-		SessionSubmitted{Session: SessionSpec{ID: "s", Consumer: "t1", Groups: []TaskGroup{{Name: "g", Resources: Res(1, 1), Count: 1}}}},
-		SessionUpdated{Session: "s", Group: "g", Count: 3}, SessionFinished{Session: "s"},
-		OfferAccepted{Offer: "o1", Tasks: []AcceptedTask{{Group: "g", Count: 2}}}, OfferDeclined{Offer: "o1", Refuse: 5},
-		Suppress{Session: "s"}, Revive{Session: "s"}, TaskFinished{Task: "s/g/1", Failed: true},
-	}
-	for _, ev := range evs {
+	for _, ev := range sampleEvents() {
 		b, err := MarshalEvent(ev)
 		if err != nil {
 			t.Fatal(err)

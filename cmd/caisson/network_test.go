@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"net"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,4 +57,52 @@ func TestPublishUsesDefaultNetwork(t *testing.T) {
 	if err != nil || !cmp.Equal(s.Networks, []string{"caisson"}) {
 		t.Errorf("networks = %v, %v; want the default network", s.Networks, err)
 	}
+}
+
+// formatPublish writes a mapping in -p's syntax, an IPv6 address in
+// brackets.
+func formatPublish(pm api.PortMapping) string {
+	s := strconv.Itoa(pm.HostPort) + ":" + strconv.Itoa(pm.ContainerPort) + "/" + pm.Protocol
+	if pm.HostIP != "" {
+		s = net.JoinHostPort(pm.HostIP, s)
+	}
+	return s
+}
+
+// FuzzParsePublish: what -p accepts has ports in 1-65535, a protocol of
+// tcp, udp or sctp and an empty or valid host IP, and reads back the same
+// when written in -p's syntax; what it refuses wraps api.ErrInvalid.
+func FuzzParsePublish(f *testing.F) {
+	for _, s := range []string{"8080:80", "127.0.0.1:53:5353/udp", "[::1]:8443:443/TCP", "::1:80:80", "0.0.0.0:1:65535/sctp",
+		"80", "x:80", "8080:0", "70000:80", "8080:80/icmp", "nohost:8080:80", "", "+80:080", "1:2:3:4/udp", "[]:80:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		pm, err := parsePublish(in)
+		if err != nil {
+			if !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("parsePublish(%q): %v, not api.ErrInvalid", in, err)
+			}
+			return
+		}
+		if pm.HostPort < 1 || pm.HostPort > 65535 || pm.ContainerPort < 1 || pm.ContainerPort > 65535 {
+			t.Fatalf("parsePublish(%q) = %+v: a port out of 1-65535", in, pm)
+		}
+		switch pm.Protocol {
+		case "tcp", "udp", "sctp":
+		default:
+			t.Fatalf("parsePublish(%q) = %+v: protocol %q", in, pm, pm.Protocol)
+		}
+		if pm.HostIP != "" && net.ParseIP(pm.HostIP) == nil {
+			t.Fatalf("parsePublish(%q) = %+v: host IP %q is not an IP address", in, pm, pm.HostIP)
+		}
+		out := formatPublish(pm)
+		again, err := parsePublish(out)
+		if err != nil {
+			t.Fatalf("parsePublish(%q) = %+v, written %q, which it refuses: %v", in, pm, out, err)
+		}
+		if diff := cmp.Diff(pm, again); diff != "" {
+			t.Fatalf("parsePublish(%q), written %q, reads back otherwise (-first +again):\n%s", in, out, diff)
+		}
+	})
 }
