@@ -22,6 +22,7 @@ CNI_PLUGINS         := main/bridge main/loopback ipam/host-local meta/portmap me
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
+FUZZTIME  ?= 15s
 
 .PHONY: all build deps cni-plugins plugin test test-unit test-race cross test-ppc64le test-arm64 test-cgroup2 bench demo lint fuzz clean
 
@@ -61,10 +62,12 @@ test: deps cni-plugins lint test-unit test-race cross test-ppc64le test-arm64 te
 test-unit:
 	$(GO) test -count=1 -timeout 20m -p 1 $(PKGS)
 
-# The packages with goroutines, again under the race detector.
+# The packages with goroutines, again under the race detector
+# (internal/repocheck's test fails when one is missing).
 test-race:
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/ \
-		./volumes/driver/ ./volumes/client/ ./volumes/isolator/ ./internal/loopdev/ ./scheduler/store/
+		./volumes/driver/ ./volumes/client/ ./volumes/isolator/ ./internal/loopdev/ ./scheduler/store/ \
+		./gpu/manager/ ./cni/ ./resources/ ./internal/flock/ ./internal/userfile/ ./cmd/caisson/
 	# gpu/nvml is the one cgo package (go-nvml and its simulated DGX machines).
 	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) test -count=1 -race ./gpu/nvml/
 
@@ -143,30 +146,43 @@ lint:
 	# Every relative link and #anchor of the docs resolves.
 	$(GO) run ./scripts/doclinks README.md CONTRIBUTING.md docs/*.md examples/*.md
 
+# Every native fuzz target for FUZZTIME each (about ten minutes in all;
+# make fuzz FUZZTIME=5m for a longer run). internal/repocheck's test fails
+# when a Fuzz function is missing here.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 20s ./api/
-	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 20s ./volumes/
-	$(GO) test -run '^$$' -fuzz FuzzEvents -fuzztime 30s ./scheduler/
-	$(GO) test -run '^$$' -fuzz FuzzHostPath -fuzztime 20s ./volumes/client/
-	$(GO) test -run '^$$' -fuzz FuzzParseOptions -fuzztime 20s ./volumes/driver/
-	$(GO) test -run '^$$' -fuzz FuzzRemovableName -fuzztime 20s ./volumes/driver/
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./volumes/driver/
-	$(GO) test -run '^$$' -fuzz FuzzParseGPURequest -fuzztime 20s ./api/
-	$(GO) test -run '^$$' -fuzz FuzzReadMajors -fuzztime 20s ./gpu/cdi/
-	$(GO) test -run '^$$' -fuzz FuzzParseLDCache -fuzztime 20s ./gpu/cdi/
-	$(GO) test -run '^$$' -fuzz FuzzAllocate -fuzztime 20s ./gpu/topology/
-	$(GO) test -run '^$$' -fuzz FuzzReadMIGMinors -fuzztime 20s ./gpu/cdi/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./scheduler/scenario/
-	$(GO) test -run '^$$' -fuzz FuzzParseNodes -fuzztime 20s ./scheduler/trace/
-	$(GO) test -run '^$$' -fuzz FuzzParsePods -fuzztime 20s ./scheduler/trace/
-	$(GO) test -run '^$$' -fuzz FuzzParseAmounts -fuzztime 20s ./resources/
-	$(GO) test -run '^$$' -fuzz FuzzParseLogLevel -fuzztime 10s ./cmd/caisson/
-	$(GO) test -run '^$$' -fuzz FuzzParseBase -fuzztime 20s ./gpu/cdi/
-	$(GO) test -run '^$$' -fuzz FuzzLookupUser -fuzztime 20s ./containerizer/
-	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime 20s ./containerizer/image/
-	$(GO) test -run '^$$' -fuzz FuzzDigestFromName -fuzztime 20s ./containerizer/image/
-	$(GO) test -run '^$$' -fuzz FuzzResolveArchive -fuzztime 20s ./containerizer/image/
-	$(GO) test -run '^$$' -fuzz FuzzExtract -fuzztime 20s ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGPURequest$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLogLevel$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMount$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseVolumeFlag$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(FUZZTIME) ./cni/
+	$(GO) test -run '^$$' -fuzz '^FuzzNetworkFromBytes$$' -fuzztime $(FUZZTIME) ./cni/
+	$(GO) test -run '^$$' -fuzz '^FuzzLookupUser$$' -fuzztime $(FUZZTIME) ./containerizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzDigestFromName$$' -fuzztime $(FUZZTIME) ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz '^FuzzResolveArchive$$' -fuzztime $(FUZZTIME) ./containerizer/image/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBase$$' -fuzztime $(FUZZTIME) ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLDCache$$' -fuzztime $(FUZZTIME) ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadMajors$$' -fuzztime $(FUZZTIME) ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadMIGMinors$$' -fuzztime $(FUZZTIME) ./gpu/cdi/
+	$(GO) test -run '^$$' -fuzz '^FuzzAllocate$$' -fuzztime $(FUZZTIME) ./gpu/topology/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDevNum$$' -fuzztime $(FUZZTIME) ./internal/loopdev/
+	$(GO) test -run '^$$' -fuzz '^FuzzContaining$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAmounts$$' -fuzztime $(FUZZTIME) ./resources/
+	$(GO) test -run '^$$' -fuzz '^FuzzEvents$$' -fuzztime 30s ./scheduler/
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalEvent$$' -fuzztime $(FUZZTIME) ./scheduler/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scheduler/scenario/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNodes$$' -fuzztime $(FUZZTIME) ./scheduler/trace/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePods$$' -fuzztime $(FUZZTIME) ./scheduler/trace/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime $(FUZZTIME) ./volumes/
+	$(GO) test -run '^$$' -fuzz '^FuzzHostPath$$' -fuzztime $(FUZZTIME) ./volumes/client/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) ./volumes/client/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./volumes/driver/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOptions$$' -fuzztime $(FUZZTIME) ./volumes/driver/
+	$(GO) test -run '^$$' -fuzz '^FuzzRemovableName$$' -fuzztime $(FUZZTIME) ./volumes/driver/
 
 clean:
 	rm -rf bin
