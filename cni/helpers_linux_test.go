@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -82,7 +81,7 @@ func newEnv(t *testing.T, pluginDir, cniVersion string, prefix int) *env {
 		ConfDir: e.confDir, PluginDirs: []string{pluginDir},
 		StateDir: filepath.Join(e.dir, "state"), RunDir: filepath.Join(e.dir, "run"),
 		HostResolvConf: filepath.Join(e.dir, "resolv.conf"),
-		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:         testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,15 +67,11 @@ func failSh(msg string) string {
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // newFake returns a Runtime that runs a fake with body, whose root holds
 // state for container c1 (so that Kill and Delete of c1 run it).
 func newFake(t *testing.T, body string) *Runtime {
 	t.Helper()
-	return New(Config{Command: fakeRuntime(t, "runc", body), Root: rootWithC1(t), Logger: testLogger(t)})
+	return New(Config{Command: fakeRuntime(t, "runc", body), Root: rootWithC1(t), Logger: testutil.Logger(t)})
 }
 
 // rootWithC1 is a runtime root with a state directory for container c1.
@@ -536,7 +531,7 @@ func TestRuntimeThatCannotRun(t *testing.T) {
 // Undoing needs no more than the runtime needs: a timeout so short that a
 // call fails does not bound Kill and Delete, which undo after it.
 func TestCleanupOutlivesAShortTimeout(t *testing.T) {
-	r := New(Config{Command: fakeRuntime(t, "runc", "sleep 0.2"), Root: rootWithC1(t), Timeout: time.Millisecond, Logger: testLogger(t)})
+	r := New(Config{Command: fakeRuntime(t, "runc", "sleep 0.2"), Root: rootWithC1(t), Timeout: time.Millisecond, Logger: testutil.Logger(t)})
 	ctx := context.Background()
 	if _, err := r.State(ctx, "c1"); !errors.Is(err, api.ErrTimeout) {
 		t.Fatalf("State = %v, want api.ErrTimeout", err)
@@ -556,7 +551,7 @@ func TestTimeout(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	fake := fakeRuntime(t, "runc", `sleep 1000 & echo $! >`+shQuote(pidFile)+`; wait`)
 	const timeout = 300 * time.Millisecond
-	r := New(Config{Command: fake, Root: rootWithC1(t), Timeout: timeout, CreateTimeout: timeout, CleanupTimeout: timeout, Logger: testLogger(t)})
+	r := New(Config{Command: fake, Root: rootWithC1(t), Timeout: timeout, CreateTimeout: timeout, CleanupTimeout: timeout, Logger: testutil.Logger(t)})
 	calls := map[string]func(context.Context) error{
 		"create": func(ctx context.Context) error { _, err := r.Create(ctx, "c1", t.TempDir(), nil); return err },
 		"start":  func(ctx context.Context) error { return r.Start(ctx, "c1") },

@@ -72,7 +72,7 @@ func crunCommand(t *testing.T) string {
 
 func newReal(t *testing.T, rr realRuntime) *Runtime {
 	t.Helper()
-	return New(Config{Command: rr.command, Root: t.TempDir(), Logger: testLogger(t)})
+	return New(Config{Command: rr.command, Root: t.TempDir(), Logger: testutil.Logger(t)})
 }
 
 func randomID(t *testing.T) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu/manager"
 	"github.com/caisson/caisson/gpu/manager/managertest"
+	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/oci"
 	"github.com/caisson/caisson/resources"
 )
@@ -129,7 +129,7 @@ func TestCPUSetHint(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			iso := &Isolator{policy: NUMABestEffort, hostCPUSet: func(context.Context) (*resources.CPUSet, error) { return tc.host, tc.err }}
 			s := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{CPU: tc.base}}}
-			opt, err := iso.cpuset(context.Background(), &tc.grant, slog.New(slog.DiscardHandler))
+			opt, err := iso.cpuset(context.Background(), &tc.grant, testutil.Logger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

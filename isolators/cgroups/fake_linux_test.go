@@ -3,7 +3,6 @@ package cgroups
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/isolators"
 )
 
@@ -31,7 +31,7 @@ func fakeCgroupfs(t *testing.T, h Host, files map[string]string) (*Isolator, str
 			t.Fatal(err)
 		}
 	}
-	return &Isolator{parent: "/caisson", mountpoint: mount, host: h, cpus: 4, log: slog.New(slog.DiscardHandler)}, mount
+	return &Isolator{parent: "/caisson", mountpoint: mount, host: h, cpus: 4, log: testutil.Logger(t)}, mount
 }
 
 func readAll(t *testing.T, mount string, names []string) map[string]string {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -39,7 +38,7 @@ func testParent(t *testing.T) string {
 // cgroup filesystem mounted under /sys/fs/cgroup.
 func removeEverywhere(t *testing.T, p string) {
 	t.Helper()
-	sweeper := &Isolator{mountpoint: DefaultMountpoint, host: Host{Mode: V1}, log: slog.New(slog.DiscardHandler)}
+	sweeper := &Isolator{mountpoint: DefaultMountpoint, host: Host{Mode: V1}, log: testutil.Logger(t)}
 	if fsMagic(DefaultMountpoint) == unix.CGROUP2_SUPER_MAGIC {
 		sweeper.host.Mode = V2
 	}

@@ -3,7 +3,6 @@ package cgroups
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/testutil"
 	"github.com/caisson/caisson/isolators"
 )
 
@@ -304,8 +304,8 @@ func TestSpecResources(t *testing.T) {
 
 // pureIsolator is an isolator that needs no host, for the parts that touch
 // no cgroup.
-func pureIsolator(h Host) *Isolator {
-	return &Isolator{parent: "/caisson", mountpoint: "/nonexistent", host: h, cpus: 4, log: slog.New(slog.DiscardHandler)}
+func pureIsolator(t *testing.T, h Host) *Isolator {
+	return &Isolator{parent: "/caisson", mountpoint: "/nonexistent", host: h, cpus: 4, log: testutil.Logger(t)}
 }
 
 func TestPrepare(t *testing.T) {
@@ -344,7 +344,7 @@ func TestPrepare(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var resp isolators.PrepareResponse
-			err := pureIsolator(tt.host).Prepare(context.Background(), &isolators.PrepareRequest{
+			err := pureIsolator(t, tt.host).Prepare(context.Background(), &isolators.PrepareRequest{
 				ContainerID: tt.id, Spec: api.ContainerSpec{Resources: tt.r},
 			}, &resp)
 			if tt.invalid {
@@ -365,7 +365,7 @@ func TestPrepare(t *testing.T) {
 
 func TestCgroupPath(t *testing.T) {
 	spec := func(p string) *specs.Spec { return &specs.Spec{Linux: &specs.Linux{CgroupsPath: p}} }
-	iso := pureIsolator(Host{Mode: V1})
+	iso := pureIsolator(t, Host{Mode: V1})
 	tests := []struct {
 		name string
 		spec *specs.Spec
@@ -402,7 +402,7 @@ func TestNewRejectsBadParent(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
-	iso := pureIsolator(Host{Mode: V2})
+	iso := pureIsolator(t, Host{Mode: V2})
 	tests := []struct {
 		name string
 		req  isolators.StatusRequest

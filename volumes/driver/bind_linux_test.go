@@ -16,7 +16,7 @@ import (
 
 func openDriver(t *testing.T, root string, allow ...string) *Driver {
 	t.Helper()
-	d, err := New(Config{Root: root, Logger: testLogger(t), BindAllow: allow})
+	d, err := New(Config{Root: root, Logger: testutil.Logger(t), BindAllow: allow})
 	if err != nil {
 		t.Fatal(err)
 	}

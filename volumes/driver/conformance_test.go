@@ -51,7 +51,7 @@ func (g getter) Handle(string, func(string, *plugins.Client))                 {}
 func serveDriver(t *testing.T, root string) (*Driver, string) {
 	t.Helper()
 	testutil.RequiresLinux(t) // the plugin serves on Linux only
-	d, err := New(Config{Root: root, Logger: testLogger(t)})
+	d, err := New(Config{Root: root, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 // left mounted under root, when the test ends.
 func newDriver(t *testing.T, root string) *Driver {
 	t.Helper()
-	d, err := New(Config{Root: root, Logger: testLogger(t), BindAllow: []string{os.TempDir()}})
+	d, err := New(Config{Root: root, Logger: testutil.Logger(t), BindAllow: []string{os.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestBadInput(t *testing.T) {
 
 func newDriverNoRoot(t *testing.T, root string) *Driver {
 	t.Helper()
-	d, err := New(Config{Root: root, Logger: testLogger(t), BindAllow: []string{os.TempDir()}})
+	d, err := New(Config{Root: root, Logger: testutil.Logger(t), BindAllow: []string{os.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,7 +211,7 @@ func TestRootLeavesOthersAlone(t *testing.T) {
 			must0(t, os.MkdirAll(filepath.Join(root, "volumes"), 0o700))
 			tc.prepare(t, root, outside)
 			before, _ := os.ReadDir(outside)
-			d, err := New(Config{Root: root, Logger: testLogger(t)})
+			d, err := New(Config{Root: root, Logger: testutil.Logger(t)})
 			if err == nil {
 				_ = d.Close()
 				t.Fatalf("New accepted a root with a %s", tc.name)
