@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/caisson/caisson/api"
@@ -281,7 +282,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown network", api.ContainerSpec{Networks: []string{"nosuch"}}, api.ErrNotFound, []string{`network "nosuch" not found`, "60-garbage.conflist is not valid JSON"}, ""},
 		{"malformed conflist", api.ContainerSpec{Networks: []string{"broken"}}, api.ErrInvalid, []string{`network "broken"`, "50-broken.conflist"}, ""},
 		{"missing plugin", api.ContainerSpec{Networks: []string{"missing"}}, api.ErrInvalid, []string{`network "missing"`, `plugin "nosuchplugin" not found`}, ""},
-		{"version too new for the plugins", api.ContainerSpec{Networks: []string{"newer"}}, nil, []string{`network "newer"`, "incompatible CNI versions"}, ""},
+		{"version too new for the plugins", api.ContainerSpec{Networks: []string{"newer"}}, api.ErrInvalid, []string{`network "newer"`, `plugin "bridge"`}, ""},
 		{"port taken on the host", api.ContainerSpec{Ports: []api.PortMapping{{HostPort: takenPort, ContainerPort: 80, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already in use", takenPort)}, "ports"},
 		{"port published by another container", api.ContainerSpec{Ports: []api.PortMapping{{HostIP: "127.0.0.1", HostPort: published, ContainerPort: 81, Protocol: "tcp"}}}, api.ErrConflict, []string{fmt.Sprintf("host port %d/tcp is already published by container", published)}, "ports"},
 		{"no port mapping plugin", api.ContainerSpec{Networks: []string{"noportmap"}, Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}}, api.ErrInvalid, []string{`network "noportmap" cannot publish ports`}, "ports"},
@@ -444,7 +445,12 @@ esac
 		e.iso.cni.Path = e.iso.cfg.PluginDirs
 		id, _, err := e.prepare(t, api.ContainerSpec{Networks: []string{"failing"},
 			Ports: []api.PortMapping{{HostPort: cnitest.FreePort(t), ContainerPort: 80, Protocol: "tcp"}}})
-		mustFail(t, err, nil, `network "failing"`, "refused by the test")
+		mustFail(t, err, nil, `network "failing"`)
+		// The plugin's own error, as it printed it.
+		var plugin *types.Error
+		if !errors.As(err, &plugin) || plugin.Code != 999 || plugin.Msg != "refused by the test" {
+			t.Errorf("error %v does not carry the plugin's error", err)
+		}
 		if leaks := cnitest.Leaks(t, []string{id}, e.bridge, filepath.Join(e.iso.cfg.StateDir, "networks", "failing"),
 			filepath.Join(e.iso.cfg.StateDir, "cache"), e.pfx, filepath.Join(e.iso.cfg.RunDir, "netns")); len(leaks) > 0 {
 			t.Fatalf("the undone attachment left:\n%s", strings.Join(leaks, "\n"))

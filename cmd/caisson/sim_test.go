@@ -106,8 +106,8 @@ func TestSimBadInput(t *testing.T) {
 	if _, err := os.Stat(plot); !os.IsNotExist(err) {
 		t.Errorf("a failed run left a plot behind: %v", err)
 	}
-	_, err := runCaisson(t, "sim", bad)
-	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") {
+	var located *scenario.Error
+	if _, err := runCaisson(t, "sim", bad); !errors.As(err, &located) || located.File != bad || located.Line == 0 {
 		t.Errorf("error does not name the file and line: %v", err)
 	}
 	if _, err := runCaisson(t, "sim", filepath.Join(dir, "missing.yaml")); err == nil {

@@ -581,11 +581,9 @@ func TestParseErrors(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("error %q is not an *Error", err)
 			}
-			if loc := fmt.Sprintf("%s:%d: ", name, tc.line); !strings.HasPrefix(err.Error(), loc) {
-				t.Errorf("error %q: want it to start with %q", err, loc)
-			}
-			if tc.field != "" && !strings.Contains(err.Error(), ": "+tc.field+": ") {
-				t.Errorf("error %q does not name the field %s", err, tc.field)
+			want := Error{File: name, Line: tc.line, Field: tc.field}
+			if diff := cmp.Diff(want, *e, cmpopts.IgnoreFields(Error{}, "Err")); diff != "" {
+				t.Errorf("error %q is located otherwise (-want +got):\n%s", err, diff)
 			}
 			t.Log(err)
 		})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/scheduler"
@@ -305,13 +306,11 @@ func checkErr(t *testing.T, name string, line int, column string, got int, err e
 	}
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, api.ErrInvalid) {
-		t.Errorf("error %q is not an *Error wrapping api.ErrInvalid", err)
+		t.Fatalf("error %q is not an *Error wrapping api.ErrInvalid", err)
 	}
-	if loc := fmt.Sprintf("%s:%d: ", name, line); !strings.HasPrefix(err.Error(), loc) {
-		t.Errorf("error %q: want it to start with %q", err, loc)
-	}
-	if column != "" && !strings.Contains(err.Error(), fmt.Sprintf(":%d: %s: ", line, column)) {
-		t.Errorf("error %q does not name the column %s", err, column)
+	want := Error{File: name, Line: line, Column: column}
+	if diff := cmp.Diff(want, *e, cmpopts.IgnoreFields(Error{}, "Err")); diff != "" {
+		t.Errorf("error %q is located otherwise (-want +got):\n%s", err, diff)
 	}
 	t.Log(err)
 }
