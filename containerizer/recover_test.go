@@ -24,7 +24,7 @@ func TestForeignDirectoriesAreNotContainers(t *testing.T) {
 	upper := strings.ToUpper(testID)
 	for _, name := range []string{"x", "0123456789ab", upper, testID + "0", "caisson-" + testID[:12]} {
 		t.Run(name, func(t *testing.T) {
-			e := newFakeEnv(t)
+			e := newFakeEnv(t, fakeScript{})
 			e.plant(t, map[string]string{
 				"containers/" + name + "/lock":           "",
 				"containers/" + name + "/y":              "data",
@@ -115,7 +115,7 @@ func TestBrokenLockNeverCostsData(t *testing.T) {
 			lock: func(t *testing.T, p string) { mustDo(t, os.Symlink("/dev/null", p)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newFakeEnv(t)
+			e := newFakeEnv(t, fakeScript{})
 			mustDo(t, os.MkdirAll(e.c.containerDir(testID), 0o700))
 			e.plant(t, tc.files)
 			mustDo(t, e.c.claim(testID))
@@ -171,14 +171,15 @@ func orphanID(n int) string { return strings.Repeat(string(rune('a'+n)), 64) }
 // orphans or in an isolator's sweep; the others stay in the ledger, and
 // the next pass tries them again.
 func TestRecoverForgetsOrphansOneByOne(t *testing.T) {
-	e := newFakeEnv(t)
+	e := newFakeEnv(t, fakeScript{Rules: []fakeRule{
+		{Call: "runtime delete", ID: orphanID(0), Err: "fake"},
+		{Call: "test/fake cleanup", ID: orphanID(1), Err: "fake"},
+		{Call: "test/fake recover", Err: "fake"}, // an unrelated sweep failure
+	}})
 	ctx := context.Background()
 	for n := range 4 {
 		mustDo(t, e.c.claim(orphanID(n)))
 	}
-	e.rt.failDelete = map[string]bool{orphanID(0): true}
-	e.iso.failCleanup = map[string]bool{orphanID(1): true}
-	e.iso.recoverErr = errFake // an unrelated sweep failure
 	if err := e.c.Recover(ctx, false); !errors.Is(err, errFake) {
 		t.Fatalf("Recover = %v, want the failures", err)
 	}
@@ -187,11 +188,11 @@ func TestRecoverForgetsOrphansOneByOne(t *testing.T) {
 	if diff := cmp.Diff(map[string]bool{orphanID(0): true, orphanID(1): true}, owned); diff != "" {
 		t.Errorf("the ledger after a pass with failures (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{orphanID(0), orphanID(1), orphanID(2), orphanID(3)}, e.iso.cleaned); diff != "" {
+	if diff := cmp.Diff([]string{orphanID(0), orphanID(1), orphanID(2), orphanID(3)}, e.ids("test/fake cleanup")); diff != "" {
 		t.Errorf("isolator cleanups (-want +got):\n%s", diff)
 	}
 
-	e.rt.failDelete, e.iso.failCleanup = nil, nil
+	e.setRules(fakeRule{Call: "test/fake recover", Err: "fake"})
 	if err := e.c.Recover(ctx, false); !errors.Is(err, errFake) {
 		t.Fatalf("Recover = %v, want the sweep's failure", err)
 	}
@@ -223,15 +224,15 @@ func TestFullRecoveryOnlyWhenCalledFor(t *testing.T) {
 			})
 			mustDo(t, e.c.claim(testID))
 		}, 1, api.ErrUnreadable},
-		{"failing sweep", func(_ *testing.T, e *fakeEnv) { e.iso.recoverErr = errFake }, 1, nil},
+		{"failing sweep", func(_ *testing.T, e *fakeEnv) { e.setRules(fakeRule{Call: "test/fake recover", Err: "fake"}) }, 1, nil},
 		{"orphan", func(t *testing.T, e *fakeEnv) { mustDo(t, e.c.claim(orphanID(0))) }, 1, nil},
 		{"orphan that cannot be destroyed", func(t *testing.T, e *fakeEnv) {
 			mustDo(t, e.c.claim(orphanID(0)))
-			e.iso.failCleanup = map[string]bool{orphanID(0): true}
+			e.setRules(fakeRule{Call: "test/fake cleanup", ID: orphanID(0), Err: "fake"})
 		}, 3, errFake},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newFakeEnv(t)
+			e := newFakeEnv(t, fakeScript{})
 			tc.setup(t, e)
 			for i := range 3 {
 				err := e.c.Recover(context.Background(), false)
@@ -239,7 +240,7 @@ func TestFullRecoveryOnlyWhenCalledFor(t *testing.T) {
 					t.Errorf("Recover %d = %v, want an error wrapping %v", i, err, tc.wantErr)
 				}
 			}
-			if got := e.iso.recoveries(); got != tc.want {
+			if got := e.count("test/fake recover"); got != tc.want {
 				t.Errorf("three recoveries ran %d full passes, want %d", got, tc.want)
 			}
 		})

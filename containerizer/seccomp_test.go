@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,101 +16,8 @@ import (
 	"github.com/caisson/caisson/api"
 )
 
-// callLog records which fake was called with what.
-type callLog struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (l *callLog) add(call string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.calls = append(l.calls, call)
-}
-
-func (l *callLog) list() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.calls...)
-}
-
-// failingRuntime fails every call, and logs it.
-type failingRuntime struct{ log *callLog }
-
-func (r failingRuntime) Name() string { return "fake" }
-func (r failingRuntime) Create(context.Context, string, string, *CreateOpts) (int, error) {
-	r.log.add("runtime create")
-	return 0, errFake
-}
-func (r failingRuntime) Start(context.Context, string) error {
-	r.log.add("runtime start")
-	return errFake
-}
-func (r failingRuntime) State(context.Context, string) (*RuntimeState, error) {
-	r.log.add("runtime state")
-	return nil, errFake
-}
-func (r failingRuntime) Kill(context.Context, string, syscall.Signal, bool) error {
-	r.log.add("runtime kill")
-	return nil
-}
-func (r failingRuntime) Delete(context.Context, string, bool) error {
-	r.log.add("runtime delete")
-	return nil
-}
-func (r failingRuntime) Check(context.Context) error { r.log.add("runtime check"); return nil }
-
-// loggingProvisioner fails every Provision, and logs it; when set, provision
-// is called first.
-type loggingProvisioner struct {
-	log       *callLog
-	provision func(*ProvisionRequest)
-}
-
-func (p loggingProvisioner) Provision(_ context.Context, req *ProvisionRequest) (*Rootfs, error) {
-	p.log.add("provision")
-	if p.provision != nil {
-		p.provision(req)
-	}
-	return nil, errFake
-}
-func (p loggingProvisioner) Release(context.Context, string) error { p.log.add("release"); return nil }
-
-// fakeContainerizer is a containerizer whose runtime and provisioner only
-// log what they are asked; every launch fails at its first step.
-func fakeContainerizer(t *testing.T, cfg Config) (*Containerizer, *callLog) {
-	t.Helper()
-	log := &callLog{}
-	dir := t.TempDir()
-	cfg.Root, cfg.RunRoot = filepath.Join(dir, "lib"), filepath.Join(dir, "run")
-	cfg.Runtime = failingRuntime{log}
-	if p, ok := cfg.Provisioner.(loggingProvisioner); ok {
-		p.log = log
-		cfg.Provisioner = p
-	} else {
-		cfg.Provisioner = loggingProvisioner{log: log}
-	}
-	cfg.MonitorCommand = []string{"/bin/false"}
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, log
-}
-
-// entries lists what a directory of the work dir holds.
-func entries(t *testing.T, c *Containerizer, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(filepath.Join(c.cfg.Root, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
-}
+// failProvision makes every launch fail at its root filesystem.
+var failProvision = fakeRule{Call: "provision", Err: "fake"}
 
 // A custom seccomp profile that cannot be used is refused before anything
 // of the container exists: no runtime check, no reservation, no root
@@ -131,13 +35,14 @@ func TestLaunchRefusesBadProfileFirst(t *testing.T) {
 		"unknown action":   `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_MAYBE"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, log := fakeContainerizer(t, Config{})
+			e := newFakeEnv(t, fakeScript{Rules: []fakeRule{failProvision}})
+			c := e.c
 			spec := api.ContainerSpec{Rootfs: "/nonexistent", Command: []string{"true"},
 				Seccomp: api.CustomSeccomp("profile.json", []byte(profile))}
 			if _, err := c.Launch(context.Background(), spec, LaunchOptions{}); !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("launch: %v, want an error wrapping api.ErrInvalid", err)
 			}
-			if diff := cmp.Diff([]string(nil), log.list()); diff != "" {
+			if diff := cmp.Diff([]fakeCall(nil), e.journal()); diff != "" {
 				t.Errorf("calls made (-want +got):\n%s", diff)
 			}
 			for _, dir := range []string{"containers", "owned"} {
@@ -174,22 +79,23 @@ func TestLaunchSeccompPolicy(t *testing.T) {
 	} {
 		for name, sel := range selections {
 			t.Run(fmt.Sprintf("%v/%s", tc.allow, name), func(t *testing.T) {
-				c, log := fakeContainerizer(t, Config{SeccompAllow: tc.allow})
+				e := newFakeEnv(t, fakeScript{Rules: []fakeRule{failProvision}}, Config{SeccompAllow: tc.allow})
+				c := e.c
 				spec := api.ContainerSpec{Rootfs: "/nonexistent", Command: []string{"true"}, Seccomp: sel}
 				_, err := c.Launch(context.Background(), spec, LaunchOptions{})
 				if slices.Contains(tc.allowed, name) {
 					if !errors.Is(err, errFake) {
 						t.Fatalf("launch: %v, want it to reach the fake provisioner", err)
 					}
-					if !slices.Contains(log.list(), "provision") {
-						t.Errorf("calls %v: no provision", log.list())
+					if calls := e.since(0, roleLauncher); !slices.Contains(calls, "provision") {
+						t.Errorf("calls %v: no provision", calls)
 					}
 					return
 				}
 				if !errors.Is(err, api.ErrForbidden) {
 					t.Fatalf("launch: %v, want an error wrapping api.ErrForbidden", err)
 				}
-				if diff := cmp.Diff([]string(nil), log.list()); diff != "" {
+				if diff := cmp.Diff([]fakeCall(nil), e.journal()); diff != "" {
 					t.Errorf("calls made (-want +got):\n%s", diff)
 				}
 				for _, dir := range []string{"containers", "owned"} {
@@ -204,10 +110,9 @@ func TestLaunchSeccompPolicy(t *testing.T) {
 
 func TestNewRefusesUnknownSeccompPolicy(t *testing.T) {
 	for _, allow := range [][]string{{"bogus"}, {api.SeccompDefault, ""}, {"Default"}} {
-		dir := t.TempDir()
-		log := &callLog{}
-		_, err := New(Config{Root: filepath.Join(dir, "lib"), RunRoot: filepath.Join(dir, "run"),
-			Runtime: failingRuntime{log}, Provisioner: loggingProvisioner{log: log}, SeccompAllow: allow})
+		cfg := newFakeEnv(t, fakeScript{}).fx.config()
+		cfg.SeccompAllow = allow
+		_, err := New(cfg)
 		if !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("policy %q: %v, want an error wrapping api.ErrInvalid", allow, err)
 		}
@@ -226,13 +131,16 @@ func TestCheckpointKeepsNoProfile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sel := api.CustomSeccomp("/etc/caisson/profile.json", []byte(profile))
 			var checkpoint []byte
-			var c *Containerizer
-			c, _ = fakeContainerizer(t, Config{Provisioner: loggingProvisioner{provision: func(req *ProvisionRequest) {
-				var err error
-				if checkpoint, err = os.ReadFile(c.recordPath(req.ContainerID)); err != nil {
-					t.Error(err)
+			e := newFakeEnv(t, fakeScript{Rules: []fakeRule{failProvision}})
+			c := e.c
+			e.fx.onCall = func(call fakeCall) {
+				if call.Call == "provision" {
+					var err error
+					if checkpoint, err = os.ReadFile(c.recordPath(call.ID)); err != nil {
+						t.Error(err)
+					}
 				}
-			}}})
+			}
 			spec := api.ContainerSpec{Rootfs: "/nonexistent", Command: []string{"true"}, Seccomp: sel}
 			if _, err := c.Launch(context.Background(), spec, LaunchOptions{}); !errors.Is(err, errFake) {
 				t.Fatalf("launch: %v, want it to reach the fake provisioner", err)
@@ -269,7 +177,7 @@ func TestInspectSeccomp(t *testing.T) {
 		{"custom", custom, custom},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := fakeContainerizer(t, Config{})
+			c := newFakeEnv(t, fakeScript{}).c
 			id := strings.Repeat("ab", 32)
 			rec := &record{Version: recordVersion, ID: id, Name: "old", Phase: phaseExited, Runtime: "runc",
 				CreatedAt:   time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),

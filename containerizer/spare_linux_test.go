@@ -46,7 +46,7 @@ func TestFinalRecordsOnFullDisk(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mnt, fill := fullFS(t)
-			e := newFakeEnv(t)
+			e := newFakeEnv(t, fakeScript{})
 			e.c.cfg.Root = filepath.Join(mnt, "lib")
 			r := testRecord()
 			if tc.env > 0 {
@@ -109,7 +109,7 @@ func TestEnsureSpares(t *testing.T) {
 		{"missing", grown, func(t *testing.T, p []string) { mustDo(t, os.Remove(p[1])) }, 10, []int64{2 * grown, minSpareSize}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newFakeEnv(t)
+			e := newFakeEnv(t, fakeScript{})
 			dir := e.c.containerDir(testID)
 			mustDo(t, os.MkdirAll(dir, 0o700))
 			paths := e.c.sparePaths(testID)

@@ -1,0 +1,49 @@
+//go:build linux
+
+package containerizer
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/caisson/caisson/api"
+)
+
+// awaitFifo reads the byte a fake init writes to its exec.fifo once it
+// runs, or fails when the init, pid, is gone first (killed before its
+// start).
+func awaitFifo(fifo string, pid int) error {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("init %d is gone: %w", pid, api.ErrWrongState)
+	}
+	defer unix.Close(pidfd)
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			n, err := unix.Read(fd, make([]byte, 1))
+			if n == 1 {
+				return nil
+			}
+			if err != nil && !errors.Is(err, unix.EAGAIN) {
+				return err
+			}
+		}
+		if fds[1].Revents != 0 {
+			return fmt.Errorf("init %d is gone: %w", pid, api.ErrWrongState)
+		}
+	}
+}

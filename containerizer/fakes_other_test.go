@@ -1,0 +1,13 @@
+//go:build !linux
+
+package containerizer
+
+import (
+	"fmt"
+
+	"github.com/caisson/caisson/api"
+)
+
+func awaitFifo(string, int) error {
+	return fmt.Errorf("fake containers need linux: %w", api.ErrUnavailable)
+}
