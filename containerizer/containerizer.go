@@ -282,7 +282,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	for _, m := range s.Mounts {
 		userMounts[m.Destination] = true
 	}
-	var contribs []contribution
+	var contribs []isolators.Contribution
 	for _, iso := range c.cfg.Isolators {
 		p, ok := iso.(isolators.Preparer)
 		if !ok {
@@ -293,7 +293,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 		if err := p.Prepare(ctx, req, resp); err != nil {
 			return nil, fmt.Errorf("%s: %w", iso.Name(), err)
 		}
-		contribs = append(contribs, contribution{isolator: iso.Name(), resp: resp})
+		contribs = append(contribs, isolators.Contribution{Isolator: iso.Name(), Response: resp})
 		c.crash("prepared:" + iso.Name())
 	}
 	// The default mounts may be replaced by isolators; only the user's own
@@ -301,7 +301,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	for _, m := range oci.Default().Mounts {
 		delete(userMounts, m.Destination)
 	}
-	if err := merge(s, contribs, userMounts); err != nil {
+	if err := isolators.Merge(s, contribs, userMounts); err != nil {
 		return nil, err
 	}
 	// Last: the default seccomp profile depends on the final capabilities.

@@ -15,8 +15,10 @@
 //
 // Prepare describes; the containerizer applies. A Preparer returns runtime-spec
 // changes in a PrepareResponse and never calls the runtime itself. The
-// containerizer merges the responses of all isolators with the conflict rules
-// documented on PrepareResponse.
+// containerizer merges the responses of all isolators with Merge, by the
+// conflict rules documented on PrepareResponse: it records which isolator set
+// each part of the spec, and a second setter gets a *ConflictError that names
+// both.
 //
 // Cleanup is called at least once after Prepare was called, whether or not
 // Prepare succeeded, and may be called for containers the isolator never saw:

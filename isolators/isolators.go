@@ -49,8 +49,8 @@ type PrepareRequest struct {
 //     isolator's cpuset, set beside another isolator's CPU limits unless
 //     the spec names a cpuset).
 //
-// A conflict fails the launch with an error wrapping api.ErrConflict that
-// names both isolators.
+// A conflict fails the launch with a *ConflictError, which wraps
+// api.ErrConflict and names both isolators (see Merge).
 type PrepareResponse struct {
 	Env         []string
 	Mounts      []specs.Mount
