@@ -329,6 +329,9 @@ wait:
 		}
 	}
 	if rec.Spec.AutoRemove && cleanupErr == nil {
+		// Cleaned up just now: the removal only releases the files. (Not
+		// checkpointed: after a crash here recovery cleans up again.)
+		rec.Cleaned = true
 		if err := c.destroyLocked(context.Background(), rec, true); err != nil {
 			log.Error("auto-remove", "err", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
@@ -91,8 +92,8 @@ func (c *Containerizer) canUpdate(r *record) bool {
 
 // applyUpdate has every isolator apply res. Each applies all of it or
 // nothing; when a later one refuses, the earlier ones get the previous
-// limits back as far as an update can say them (a limit that was not set
-// before stays at its new value).
+// limits back, in reverse order, as far as an update can say them (a limit
+// that was not set before stays at its new value).
 func (c *Containerizer) applyUpdate(ctx context.Context, r *record, res api.Resources) error {
 	spec := c.readSpec(r.ID)
 	var done []isolators.Updater
@@ -104,7 +105,7 @@ func (c *Containerizer) applyUpdate(ctx context.Context, r *record, res api.Reso
 		if err := up.Update(ctx, &isolators.UpdateRequest{ContainerID: r.ID, Resources: res, Spec: spec}); err != nil {
 			if len(done) > 0 {
 				old, lerr := c.loadRecord(r.ID)
-				for _, u := range done {
+				for _, u := range slices.Backward(done) {
 					if lerr == nil {
 						lerr = u.Update(context.WithoutCancel(ctx), &isolators.UpdateRequest{ContainerID: r.ID, Resources: old.Spec.Resources, Spec: spec})
 					}
