@@ -49,7 +49,9 @@
 //
 // Users see the phases as the states creating (reserved, prepared),
 // running and exited; unknown when a running container's monitor is gone;
-// unreadable when its checkpoint cannot be read.
+// unreadable when its checkpoint cannot be read. Each phase of a launch
+// (see Launch), and the monitor's create, watch and cleanup, log one line
+// at debug level with the phase's name, its isolator and its duration.
 //
 // On disk, under the work dir (Config.Root):
 //

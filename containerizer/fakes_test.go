@@ -803,7 +803,7 @@ func fakeMonitorMain(args []string) int {
 	}
 	fx.started(os.Getpid())
 	cfg := fx.config()
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	crashAt := fx.s.MonitorCrashAt
 	cfg.CrashPoint = func(step string) {
 		if step == crashAt {

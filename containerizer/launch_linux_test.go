@@ -4,8 +4,14 @@ package containerizer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -495,4 +501,117 @@ func TestCrashDuringUpdateRecovers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// phaseLog keeps the "phase" records a logger gets: the phase, its
+// isolator, and whether it has a duration and failed.
+type phaseLog struct {
+	mu      sync.Mutex
+	entries []phaseEntry
+}
+
+type phaseEntry struct {
+	Phase, Isolator string
+	Timed, Failed   bool
+}
+
+func (h *phaseLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *phaseLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *phaseLog) WithGroup(string) slog.Handler            { return h }
+
+func (h *phaseLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "phase" || r.Level != slog.LevelDebug {
+		return nil
+	}
+	var e phaseEntry
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "phase":
+			e.Phase = a.Value.String()
+		case "isolator":
+			e.Isolator = a.Value.String()
+		case "duration":
+			e.Timed = a.Value.Kind() == slog.KindDuration
+		case "failed":
+			e.Failed = a.Value.Bool()
+		}
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.entries = append(h.entries, e)
+	return nil
+}
+
+func (h *phaseLog) list() []phaseEntry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]phaseEntry(nil), h.entries...)
+}
+
+// monitorPhases reads the phases a monitor logged (as JSON) in its log.
+func monitorPhases(t *testing.T, c *Containerizer, id string) []phaseEntry {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.containerDir(id), "monitor.log"))
+	mustDo(t, err)
+	var out []phaseEntry
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r struct {
+			Msg, Level, Phase, Isolator string
+			Duration                    *int64
+			Failed                      bool
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("monitor log line %q: %v", line, err)
+		}
+		if r.Msg == "phase" && r.Level == "DEBUG" {
+			out = append(out, phaseEntry{Phase: r.Phase, Isolator: r.Isolator, Timed: r.Duration != nil, Failed: r.Failed})
+		}
+	}
+	return out
+}
+
+// Each phase of a launch logs one line at debug level, with its isolator
+// and its duration; a failed phase says so and is the last. The monitor
+// logs its own phases the same way.
+func TestLaunchLogsPhases(t *testing.T) {
+	ctx := context.Background()
+	ok := func(phase, isolator string) phaseEntry {
+		return phaseEntry{Phase: phase, Isolator: isolator, Timed: true}
+	}
+	full := []phaseEntry{
+		ok("reserve", ""), ok("monitor", ""), ok("provision", ""), ok("spec", ""),
+		ok("prepare", "test/a"), ok("prepare", "test/b"), ok("merge", ""), ok("bundle", ""),
+		ok("create", ""), ok("isolate", "test/b"), ok("start", ""),
+	}
+	t.Run("launched", func(t *testing.T) {
+		log := &phaseLog{}
+		e := newFakeEnv(t, fakeScript{Isolators: twoIsolators()}, Config{Logger: slog.New(log)})
+		l, err := e.c.Launch(ctx, command("exit", "0"), LaunchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(full, log.list()); diff != "" {
+			t.Errorf("the launch's phases (-want +got):\n%s", diff)
+		}
+		want := []phaseEntry{ok("create", ""), ok("watch", ""), ok("cleanup", "")}
+		if diff := cmp.Diff(want, monitorPhases(t, e.c, l.Container.ID)); diff != "" {
+			t.Errorf("the monitor's phases (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		log := &phaseLog{}
+		e := newFakeEnv(t, fakeScript{Isolators: twoIsolators(), Rules: []fakeRule{{Call: "test/b prepare", Err: "fake"}}},
+			Config{Logger: slog.New(log)})
+		if _, err := e.c.Launch(ctx, command("exit", "0"), LaunchOptions{}); !errors.Is(err, errFake) {
+			t.Fatalf("launch = %v, want the isolator's failure", err)
+		}
+		want := append(full[:5:5], phaseEntry{Phase: "prepare", Isolator: "test/b", Timed: true, Failed: true})
+		if diff := cmp.Diff(want, log.list()); diff != "" {
+			t.Errorf("the launch's phases (-want +got):\n%s", diff)
+		}
+	})
 }

@@ -203,6 +203,7 @@ func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe, contro
 	go func() { defer copiers.Done(); lw.copy("stdout", outR) }()
 	go func() { defer copiers.Done(); lw.copy("stderr", errR) }()
 
+	begin := time.Now()
 	pid, err := c.cfg.Runtime.Create(ctx, id, c.bundleDir(id), &CreateOpts{
 		PidFile: filepath.Join(c.containerDir(id), "init.pid"),
 		Stdin:   os.Stdin, // /dev/null unless the launcher passed its own (-i)
@@ -211,6 +212,7 @@ func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe, contro
 	})
 	_ = outW.Close()
 	_ = errW.Close()
+	logPhase(ctx, log, "create", "", begin, err)
 	if err != nil {
 		copiers.Wait()
 		_ = writeMsg(syncPipe, errMsg(err))
@@ -221,6 +223,7 @@ func (c *Containerizer) Monitor(ctx context.Context, id string, syncPipe, contro
 	}
 
 	// Watch for limitations while the container lives.
+	begin = time.Now()
 	spec := c.readSpec(id)
 	wctx, stopWatching := context.WithCancel(context.Background())
 	limits := make(chan *isolators.Limitation, len(rec.Isolators))
@@ -264,6 +267,7 @@ wait:
 	}
 	stopWatching()
 	watchers.Wait()
+	logPhase(ctx, log, "watch", "", begin, nil)
 	close(limits)
 	for lim := range limits {
 		if limitation == nil {
@@ -319,7 +323,9 @@ wait:
 		}
 	}
 	c.crash("recorded")
+	begin = time.Now()
 	cleanupErr := c.destroyLocked(context.Background(), rec, false)
+	logPhase(ctx, log, "cleanup", "", begin, cleanupErr)
 	if cleanupErr != nil {
 		log.Error("clean up after exit", "err", cleanupErr)
 	} else if !rec.Spec.AutoRemove && recorded {
