@@ -145,6 +145,9 @@ type Launched struct {
 	sync      *os.File
 	log       *os.File
 	opts      LaunchOptions
+	// monitorStart is the monitor's start time, which names it with
+	// Container.MonitorPid.
+	monitorStart uint64
 }
 
 // Wait blocks until the container has exited and been cleaned up (and, with
@@ -176,8 +179,10 @@ func (l *Launched) Wait(ctx context.Context) (*api.Termination, error) {
 		msg, err := readMsg(l.sync)
 		if err == nil && msg.Exit != nil {
 			// The monitor exits right after; wait for it so that nothing
-			// of the container outlives this call.
+			// of the container outlives this call: its end of the pipe
+			// closes a little before it is gone.
 			drainUntilClosed(l.sync, 10*time.Second)
+			waitGone(l.Container.MonitorPid, l.monitorStart, 10*time.Second)
 		}
 		_ = l.sync.Close()
 		l.sync = nil

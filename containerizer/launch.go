@@ -331,6 +331,7 @@ func (ln *launch) start(ctx context.Context) error {
 // launched is what a successful Launch returns.
 func (ln *launch) launched() *Launched {
 	ln.l.Container = ln.c.view(ln.rec)
+	ln.l.monitorStart = ln.rec.MonitorID
 	if ln.opts.Attach {
 		ln.l.sync = ln.mon.sync
 		ln.keepSync = true
