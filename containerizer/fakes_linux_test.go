@@ -5,6 +5,10 @@ package containerizer
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -46,4 +50,32 @@ func awaitFifo(fifo string, pid int) error {
 			return fmt.Errorf("init %d is gone: %w", pid, api.ErrWrongState)
 		}
 	}
+}
+
+// fakeProcesses lists the live processes that have an argument under dir.
+func fakeProcesses(dir string) []fakeProcess {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []fakeProcess
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, arg := range strings.Split(string(cmdline), "\x00") {
+			if strings.HasPrefix(arg, dir+"/") {
+				if start := procStartTime(pid); start != 0 {
+					out = append(out, fakeProcess{pid: pid, start: start})
+				}
+				break
+			}
+		}
+	}
+	return out
 }

@@ -11,3 +11,5 @@ import (
 func awaitFifo(string, int) error {
 	return fmt.Errorf("fake containers need linux: %w", api.ErrUnavailable)
 }
+
+func fakeProcesses(string) []fakeProcess { return nil }

@@ -196,20 +196,6 @@ func decodeJournal(r io.Reader) ([]fakeCall, error) {
 	return out, sc.Err()
 }
 
-// started records a process the fakes started, so that the test can see
-// that none is left and kill what is.
-func (f *fakes) started(pid int) {
-	line := fmt.Sprintf("%d %d\n", pid, procStartTime(pid))
-	p, err := os.OpenFile(filepath.Join(f.script().Dir, "processes"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		panic(err)
-	}
-	defer p.Close()
-	if _, err := p.WriteString(line); err != nil {
-		panic(err)
-	}
-}
-
 // config is a containerizer's configuration on these fakes.
 func (f *fakes) config() Config {
 	s := f.script()
@@ -310,7 +296,6 @@ func (r *fakeRuntime) Create(ctx context.Context, id, bundle string, opts *Creat
 	}
 	pid := p.Pid
 	_ = p.Release() // the monitor, its parent, reaps it
-	r.fx.started(pid)
 	if err := r.save(id, fakeState{Pid: pid, Start: procStartTime(pid)}); err != nil {
 		return 0, err
 	}
@@ -668,45 +653,30 @@ func (e *fakeEnv) ids(call string) []string {
 // count is how many calls named call were made.
 func (e *fakeEnv) count(call string) int { return len(e.ids(call)) }
 
+// processes lists the live processes of this test's fakes: its monitors
+// and their containers' inits, whose arguments name the fakes' directory.
+func (e *fakeEnv) processes() []fakeProcess { return fakeProcesses(e.fx.script().Dir) }
+
+// fakeProcess is a process, named across pid reuse.
 type fakeProcess struct {
 	pid   int
 	start uint64
 }
 
-// processes lists the processes the fakes started (monitors and inits)
-// that are still alive.
-func (e *fakeEnv) processes() []int {
-	var out []int
-	for _, p := range e.startedProcesses() {
-		if p.start != 0 && procStartTime(p.pid) == p.start {
-			out = append(out, p.pid)
-		}
-	}
-	return out
-}
-
-func (e *fakeEnv) startedProcesses() []fakeProcess {
-	data, err := os.ReadFile(filepath.Join(e.fx.script().Dir, "processes"))
-	if err != nil {
-		return nil
-	}
-	var out []fakeProcess
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var p fakeProcess
-		if _, err := fmt.Sscan(line, &p.pid, &p.start); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // killAll kills whatever the fakes started and is still alive.
 func (e *fakeEnv) killAll() {
-	for _, p := range e.startedProcesses() {
-		if p.start != 0 && procStartTime(p.pid) == p.start {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
-			waitGone(p.pid, p.start, 10*time.Second)
-		}
+	for _, p := range e.processes() {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		waitGone(p.pid, p.start, 10*time.Second)
+	}
+}
+
+// awaitProcesses waits for the fakes' processes to exit by themselves,
+// for a while: a monitor whose launch crashed before it wrote the bundle
+// exits once it finds its control pipe closed.
+func (e *fakeEnv) awaitProcesses() {
+	for _, p := range e.processes() {
+		waitGone(p.pid, p.start, 10*time.Second)
 	}
 }
 
@@ -726,8 +696,8 @@ func (e *fakeEnv) left() []string {
 			out = append(out, rel)
 		}
 	}
-	for _, pid := range e.processes() {
-		out = append(out, fmt.Sprintf("process %d", pid))
+	for _, p := range e.processes() {
+		out = append(out, fmt.Sprintf("process %d", p.pid))
 	}
 	return out
 }
@@ -801,7 +771,6 @@ func fakeMonitorMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	fx.started(os.Getpid())
 	cfg := fx.config()
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	crashAt := fx.s.MonitorCrashAt
