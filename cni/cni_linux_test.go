@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -40,6 +41,12 @@ func TestConformance(t *testing.T) {
 		return e.iso
 	}, isolatorstest.Options{Request: func(t *testing.T, id string) *isolators.PrepareRequest {
 		return &isolators.PrepareRequest{ContainerID: id, Spec: api.ContainerSpec{Networks: []string{e.net}}}
+	}, Holds: func(t *testing.T, iso isolators.Isolator, id string) bool {
+		_, err := iso.(*Isolator).loadState(id)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return err == nil
 	}})
 }
 

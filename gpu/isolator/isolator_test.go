@@ -181,6 +181,12 @@ func TestConformance(t *testing.T) {
 	isolatorstest.Run(t, func(t *testing.T) isolators.Isolator { iso, _ := newIso(t, dev); return iso },
 		isolatorstest.Options{Request: func(t *testing.T, id string) *isolators.PrepareRequest {
 			return &isolators.PrepareRequest{ContainerID: id, Spec: api.ContainerSpec{GPUs: &api.GPURequest{Count: 1}}}
+		}, Holds: func(t *testing.T, iso isolators.Isolator, id string) bool {
+			held, err := iso.(*Isolator).m.Held(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(held) > 0
 		}})
 }
 

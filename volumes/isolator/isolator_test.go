@@ -121,7 +121,29 @@ func TestConformance(t *testing.T) {
 	isolatorstest.Run(t, func(t *testing.T) isolators.Isolator { return newIso(t, t.TempDir(), newFake()) },
 		isolatorstest.Options{Request: func(t *testing.T, id string) *isolators.PrepareRequest {
 			return &isolators.PrepareRequest{ContainerID: id, Spec: api.ContainerSpec{Volumes: []api.VolumeMount{{Driver: "fake", Name: "v", Target: "/data"}}}}
-		}})
+		}, Holds: holds})
+}
+
+// holds reports whether a record names the container as a holder.
+func holds(t *testing.T, i isolators.Isolator, id string) bool {
+	t.Helper()
+	iso := i.(*Isolator)
+	keys, err := iso.records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		r, err := iso.load(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range r.Holders {
+			if h.Container == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TestSharedVolume: one Mount for the first user, one Unmount after the
