@@ -588,15 +588,6 @@ func (e *fakeEnv) setRules(rules ...fakeRule) {
 	e.writeScript()
 }
 
-// setMonitorCrash makes the monitors started from now on crash at step.
-func (e *fakeEnv) setMonitorCrash(step string) {
-	e.t.Helper()
-	e.fx.mu.Lock()
-	e.fx.s.MonitorCrashAt = step
-	e.fx.mu.Unlock()
-	e.writeScript()
-}
-
 // journal returns every call so far.
 func (e *fakeEnv) journal() []fakeCall {
 	e.t.Helper()
