@@ -65,6 +65,15 @@ type Isolator struct {
 	log        *slog.Logger
 }
 
+// CheckParent refuses a parent cgroup that New would refuse: it must be a
+// clean absolute path below the root. Errors wrap api.ErrInvalid.
+func CheckParent(parent string) error {
+	if !strings.HasPrefix(parent, "/") || path.Clean(parent) != parent || parent == "/" || strings.Contains(parent, ":") {
+		return fmt.Errorf("cgroup parent %q is not a clean absolute path below the root: %w", parent, api.ErrInvalid)
+	}
+	return nil
+}
+
 // New returns an isolator for the host's cgroups. It fails with an error
 // wrapping api.ErrUnavailable where there are none, and api.ErrInvalid for a
 // bad Config.
@@ -72,8 +81,8 @@ func New(cfg Config) (*Isolator, error) {
 	if cfg.Parent == "" {
 		cfg.Parent = DefaultParent
 	}
-	if !strings.HasPrefix(cfg.Parent, "/") || path.Clean(cfg.Parent) != cfg.Parent || cfg.Parent == "/" || strings.Contains(cfg.Parent, ":") {
-		return nil, fmt.Errorf("cgroup parent %q is not a clean absolute path below the root: %w", cfg.Parent, api.ErrInvalid)
+	if err := CheckParent(cfg.Parent); err != nil {
+		return nil, err
 	}
 	if cfg.Mountpoint == "" {
 		cfg.Mountpoint = DefaultMountpoint
