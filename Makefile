@@ -152,12 +152,13 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGPURequest$$' -fuzztime $(FUZZTIME) ./api/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME) ./api/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseLogLevel$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMount$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseVolumeFlag$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(FUZZTIME) ./cni/
 	$(GO) test -run '^$$' -fuzz '^FuzzNetworkFromBytes$$' -fuzztime $(FUZZTIME) ./cni/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLogLevel$$' -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzLookupUser$$' -fuzztime $(FUZZTIME) ./containerizer/
 	$(GO) test -run '^$$' -fuzz '^FuzzDigestFromName$$' -fuzztime $(FUZZTIME) ./containerizer/image/
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./containerizer/image/
