@@ -290,7 +290,7 @@ func TestGPUBadInput(t *testing.T) {
 	e.ok("run", "--rm", "--rootfs", e.rootfs, "--gpus", l.Devices[3].UUID, "true")
 	// Not a backend.
 	r = e.caisson("--gpu-backend", "mock:dgx2", "gpu", "ls")
-	if r.code != 125 || !strings.Contains(r.stderr, `--gpu-backend (env CAISSON_GPU_BACKEND): "mock:dgx2"`) {
+	if r.code != 125 || !strings.Contains(r.stderr, `--gpu-backend (gpu.backend): "mock:dgx2"`) {
 		t.Errorf("unknown backend: %s", r)
 	}
 	// Injection is for simulated GPUs only.

@@ -168,9 +168,11 @@ func (r result) String() string {
 }
 
 func (e *env) cmd(args ...string) *exec.Cmd {
-	full := append([]string{"--root", e.root, "--run-root", e.run, "--cgroup-parent", e.cgroupParent}, args...)
+	full := append([]string{"--root", e.root, "--run-root", e.run}, args...)
 	cmd := exec.Command(caissonBin, full...)
-	cmd.Env = append(append(os.Environ(), "CAISSON_LOG_LEVEL=warn"), e.extraEnv...)
+	// The cgroup parent is not a flag of every command (gpu, node): the
+	// environment gives it to those that use it.
+	cmd.Env = append(append(os.Environ(), "CAISSON_LOG_LEVEL=warn", "CAISSON_CGROUP_PARENT="+e.cgroupParent), e.extraEnv...)
 	return cmd
 }
 

@@ -261,8 +261,8 @@ func TestSeccompPolicy(t *testing.T) {
 	// overrides a bad variable overrides it there too.
 	for _, tc := range []struct{ env, flag, value string }{
 		{"CAISSON_SECCOMP_ALLOW=bogus", "--seccomp-allow", "default"},
-		{"CAISSON_RESOURCES=bogus", "--resources", ""},
-		{"CAISSON_RESERVE=bogus", "--reserve", "cpus:0.5"},
+		{"CAISSON_CGROUP_PARENT=/bogus/../parent", "--cgroup-parent", e.cgroupParent},
+		{"CAISSON_LOG_LEVEL=bogus", "--log-level", "warn"},
 	} {
 		t.Run("flag over a bad "+tc.env, func(t *testing.T) {
 			env := e.extraEnv

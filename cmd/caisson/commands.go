@@ -421,6 +421,9 @@ func newMonitorCmd(g *globals) *cobra.Command {
 		Short:  "Hold a container's exit status (started by caisson itself)",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
+		// Its configuration is the file its container's command wrote
+		// (--config), whatever its environment says.
+		Annotations: map[string]string{configAnnotation: monitorConfig},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fd, err := strconv.Atoi(os.Getenv("CAISSON_MONITOR_SYNC_FD"))
 			if err != nil {

@@ -15,12 +15,12 @@ import (
 // variable). The flags named in meaningful give an empty value a meaning of
 // its own (--entrypoint "" clears the image's entrypoint). fs is a command's
 // own flags (cobra's LocalFlags), checked for every command before it runs;
-// the global ones are not, since some give an empty value a meaning
-// (--docker-host "" asks no dockerd).
+// the settings' flags are not: the configuration's checks say which of
+// them may be empty (--docker-host "" asks no dockerd).
 func refuseEmpty(fs *pflag.FlagSet, meaningful ...string) error {
 	var err error
 	fs.VisitAll(func(fl *pflag.Flag) {
-		if err != nil || !fl.Changed || slices.Contains(meaningful, fl.Name) {
+		if err != nil || !fl.Changed || isSetting(fl) || slices.Contains(meaningful, fl.Name) {
 			return
 		}
 		empty := false

@@ -15,46 +15,18 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/gpu"
-	gpuisolator "github.com/caisson/caisson/gpu/isolator"
 	"github.com/caisson/caisson/gpu/manager"
 )
 
-// gpuFlags say where GPUs come from.
-type gpuFlags struct {
-	gpuBackend, nvmlHelper, cdiBase string
-	numaAffinity                    string
-}
-
-func (f *gpuFlags) register(pf *pflag.FlagSet) {
-	pf.StringVar(&f.gpuBackend, "gpu-backend", envOr("CAISSON_GPU_BACKEND", gpu.BackendNVML),
-		"where GPUs come from: nvml (the driver; /proc/driver/nvidia without it), or a simulated machine: "+
-			strings.Join(gpu.Backends[1:], ", ")+" (env CAISSON_GPU_BACKEND)")
-	pf.StringVar(&f.nvmlHelper, "nvml-helper", envOr("CAISSON_NVML_HELPER", ""),
-		"path of caisson-nvml, the helper that talks to NVML (default: next to caisson, then PATH; env CAISSON_NVML_HELPER)")
-	pf.StringVar(&f.cdiBase, "gpu-cdi-spec", envOr("CAISSON_GPU_CDI_SPEC", ""),
-		"a CDI spec from nvidia-ctk cdi generate whose driver mounts and hooks replace the generated ones (env CAISSON_GPU_CDI_SPEC)")
-	pf.StringVar(&f.numaAffinity, "gpu-numa-affinity", envOr("CAISSON_GPU_NUMA_AFFINITY", gpuisolator.NUMABestEffort),
-		"cpuset of a container with GPUs: best-effort (the CPUs and memory nodes nearest its GPUs that this host can give, else none; it starts either way) or none (env CAISSON_GPU_NUMA_AFFINITY)")
-}
-
-// args are the flags the monitor gets, so its cleanup finds the same state.
-func (f *gpuFlags) args() []string {
-	return []string{"--gpu-backend", f.gpuBackend, "--nvml-helper", f.nvmlHelper, "--gpu-cdi-spec", f.cdiBase, "--gpu-numa-affinity", f.numaAffinity}
-}
-
 // gpus builds the GPU manager.
 func (g *globals) gpus() (*manager.Manager, error) {
-	root, _, err := g.dirs()
-	if err != nil {
-		return nil, err
-	}
+	c := &g.cfg
 	return manager.New(manager.Config{
-		Backend: g.gpuBackend, Dir: filepath.Join(root, "gpu"), Helper: g.nvmlHelper,
-		ProcFS: g.procFS, SysFS: g.sysFS, CDIBase: g.cdiBase,
+		Backend: c.GPU.Backend, Dir: filepath.Join(c.State.Root, "gpu"), Helper: c.GPU.NVMLHelper,
+		ProcFS: c.Host.ProcFS, SysFS: c.Host.SysFS, CDIBase: c.GPU.CDISpec,
 		Logger: g.logger().With("component", "gpu"),
 	})
 }
@@ -340,7 +312,7 @@ renewed at once.`,
   caisson --gpu-backend mock:dgxa100 gpu simulate 0 --mig off`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !gpu.Simulated(g.gpuBackend) {
+			if !gpu.Simulated(g.cfg.GPU.Backend) {
 				return fmt.Errorf("gpu simulate works on simulated GPUs only (--gpu-backend %s): %w", strings.Join(gpu.Backends[1:], ", "), api.ErrInvalid)
 			}
 			setMIG := cmd.Flags().Changed("mig")

@@ -19,7 +19,7 @@ func (f *runFlags) networkSpec(g *globals, s *api.ContainerSpec) error {
 		s.Ports = append(s.Ports, pm)
 	}
 	if len(s.Networks) == 0 && len(s.Ports) > 0 {
-		s.Networks = []string{g.defaultNetwork}
+		s.Networks = []string{g.cfg.CNI.DefaultNetwork}
 	}
 	var b api.Bandwidth
 	var err error

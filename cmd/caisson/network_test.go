@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/config"
 )
 
 func TestParsePublish(t *testing.T) {
@@ -53,7 +54,7 @@ func TestParseRate(t *testing.T) {
 
 func TestPublishUsesDefaultNetwork(t *testing.T) {
 	f := &runFlags{publish: []string{"8080:80"}}
-	s, err := f.spec(&globals{defaultNetwork: "caisson"}, []string{"img"})
+	s, err := f.spec(&globals{cfg: config.Default()}, []string{"img"})
 	if err != nil || !cmp.Equal(s.Networks, []string{"caisson"}) {
 		t.Errorf("networks = %v, %v; want the default network", s.Networks, err)
 	}

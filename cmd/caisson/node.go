@@ -8,35 +8,17 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/resources"
 )
 
-// hostFlags say where the host's procfs and sysfs are and what the admin
-// decided about its resources. They are global: the agent reports the same.
-type hostFlags struct {
-	procFS, sysFS      string
-	overrides, reserve string
-}
-
-func (h *hostFlags) register(pf *pflag.FlagSet) {
-	pf.StringVar(&h.procFS, "path.procfs", envOr("CAISSON_PATH_PROCFS", "/proc"),
-		"procfs mount point, such as the host's /proc mounted in caisson's container (env CAISSON_PATH_PROCFS)")
-	pf.StringVar(&h.sysFS, "path.sysfs", envOr("CAISSON_PATH_SYSFS", "/sys"),
-		"sysfs mount point, such as the host's /sys mounted in caisson's container (env CAISSON_PATH_SYSFS)")
-	pf.StringVar(&h.overrides, "resources", envOr("CAISSON_RESOURCES", ""),
-		`resources offered in place of the detected ones, as Mesos's --resources: "cpus:8;mem:16g;disk:100g;ports:[31000-32000]" (env CAISSON_RESOURCES)`)
-	pf.StringVar(&h.reserve, "reserve", envOr("CAISSON_RESERVE", ""),
-		`resources held back for the system, as the kubelet's --system-reserved: "cpus:1;mem:2g" (env CAISSON_RESERVE)`)
-}
-
 // nodeResources detects what this host offers.
 func (g *globals) nodeResources(ctx context.Context) (*api.NodeResources, error) {
+	c := &g.cfg
 	return resources.Detect(ctx, resources.Config{
-		ProcFS: g.procFS, SysFS: g.sysFS, WorkDir: g.root,
-		Overrides: g.overrides, Reserve: g.reserve,
+		ProcFS: c.Host.ProcFS, SysFS: c.Host.SysFS, WorkDir: c.State.Root,
+		Overrides: c.Host.Resources, Reserve: c.Host.Reserve,
 		GPUs:   gpuSource{g},
 		Logger: g.logger().With("component", "resources"),
 	})

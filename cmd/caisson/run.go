@@ -12,7 +12,6 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/containerizer"
-	"github.com/caisson/caisson/containerizer/image"
 )
 
 type runFlags struct {
@@ -24,7 +23,6 @@ type runFlags struct {
 	gpus                               string
 	ingressBurst, egressBurst          string
 	detach, rm, noImage, interactive   bool
-	maxImageSize                       string
 	entrypointGiven                    bool
 	resources                          resourceFlags
 }
@@ -61,8 +59,6 @@ A signal (Ctrl-C) while the container is being made cancels the launch.`,
 	fl.StringVar(&f.rootfs, "rootfs", "", "use DIR as the root filesystem (read-only lower layer)")
 	fl.BoolVar(&f.noImage, "no-image", false, "run on the host filesystem, read-only, with a writable sandbox")
 	fl.StringVar(&f.platform, "platform", "", "image platform, os/arch[/variant] (default: this host's); only with an IMAGE")
-	fl.StringVar(&f.maxImageSize, "max-image-size", envOr("CAISSON_MAX_IMAGE_SIZE", api.FormatSize(image.DefaultMaxImageSize)),
-		"refuse an image larger than this once unpacked: the sum of its layers' uncompressed sizes, a sparse file counting its full size; 0: no limit; only with an IMAGE (env CAISSON_MAX_IMAGE_SIZE, ignored without one)")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint; an empty one clears it")
 	f.resources.register(fl)
 	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
@@ -80,7 +76,7 @@ A signal (Ctrl-C) while the container is being made cancels the launch.`,
 	fl.StringArrayVar(&f.mounts, "mount", nil, "mount a volume of a Docker volume plugin: type=volume,driver=D,src=NAME,dst=/path[,ro][,volume-opt=k=v] (created when missing)")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "short form of --mount: DRIVER/NAME:/path[:ro]")
 	fl.StringVar(&f.gpus, "gpus", "", "NVIDIA GPUs: a number (the best-linked free ones not in MIG mode), all, UUIDs of GPUs and MIG devices GPU-…,MIG-…, or mig-PROFILE[:N] for N MIG devices of a profile, as mig-1g.5gb:2 (see caisson gpu ls)")
-	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=PROFILE.json (a Docker-format profile), seccomp=unconfined (no filter) or seccomp=builtin (the default: Docker's profile); the global --seccomp-allow says which are allowed")
+	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=PROFILE.json (a Docker-format profile), seccomp=unconfined (no filter) or seccomp=builtin (the default: Docker's profile); --seccomp-allow (security.seccomp_allow) says which are allowed")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container this command's standard input")
@@ -92,8 +88,9 @@ func (f *runFlags) check(cmd *cobra.Command) error {
 	fl := cmd.Flags()
 	f.entrypointGiven = fl.Changed("entrypoint")
 	// Flags of an image: given with another root filesystem, they would
-	// be silently ignored. CAISSON_MAX_IMAGE_SIZE, a setting of the host
-	// rather than of this run, is.
+	// be silently ignored. The config file's images.max_size and
+	// CAISSON_MAX_IMAGE_SIZE, settings of the host rather than of this run,
+	// are.
 	for _, name := range []string{"platform", "max-image-size"} {
 		switch {
 		case !fl.Changed(name):
@@ -104,19 +101,6 @@ func (f *runFlags) check(cmd *cobra.Command) error {
 		}
 	}
 	return nil
-}
-
-// imageSizeLimit parses --max-image-size: 0 means no limit, which the
-// image store writes as a negative limit.
-func (f *runFlags) imageSizeLimit() (int64, error) {
-	n, err := api.ParseSize(f.maxImageSize)
-	if err != nil {
-		return 0, fmt.Errorf("--max-image-size: %w", err)
-	}
-	if n == 0 {
-		return -1, nil
-	}
-	return n, nil
 }
 
 func (f *runFlags) spec(g *globals, args []string) (api.ContainerSpec, error) {
@@ -192,9 +176,6 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
 	}
 	spec, err := f.spec(g, args)
 	if err != nil {
-		return err
-	}
-	if g.maxImageSize, err = f.imageSizeLimit(); err != nil {
 		return err
 	}
 	ctx := cmd.Context()

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/config"
 	"github.com/caisson/caisson/containerizer/image"
 )
 
@@ -134,15 +135,15 @@ func TestRunSpecFromFlags(t *testing.T) {
 	}
 }
 
+// TestMaxImageSize: images.max_size defaults to the image store's limit,
+// and 0, no limit, reaches the store as a negative limit.
 func TestMaxImageSize(t *testing.T) {
-	def := runCmd(&globals{}, &runFlags{}).Flags().Lookup("max-image-size").DefValue
-	if n, err := api.ParseSize(def); err != nil || n != image.DefaultMaxImageSize {
-		t.Errorf("--max-image-size defaults to %q: %d, %v; want the image store's default, %d", def, n, err, image.DefaultMaxImageSize)
+	if got := config.Default().Images.MaxSize; int64(got) != image.DefaultMaxImageSize {
+		t.Errorf("images.max_size defaults to %s, want the image store's default, %d", got, image.DefaultMaxImageSize)
 	}
-	for in, want := range map[string]int64{"32g": 32 << 30, "0": -1, "512m": 512 << 20, "1": 1} {
-		f := &runFlags{maxImageSize: in}
-		if got, err := f.imageSizeLimit(); err != nil || got != want {
-			t.Errorf("--max-image-size %s: %d, %v; want %d", in, got, err, want)
+	for in, want := range map[config.Size]int64{32 << 30: 32 << 30, 0: -1, 512 << 20: 512 << 20, 1: 1} {
+		if got := imageSizeLimit(in); got != want {
+			t.Errorf("images.max_size %s: %d, want %d", in, got, want)
 		}
 	}
 }

@@ -127,13 +127,9 @@ func parseVolumeFlag(m string) (api.VolumeMount, error) {
 
 // volumes builds the docker/volume isolator.
 func (g *globals) volumes(log *slog.Logger) (*isolator.Isolator, error) {
-	root, _, err := g.dirs()
-	if err != nil {
-		return nil, err
-	}
-	d := &client.Discovery{DockerHost: g.dockerHost, Logger: log.With("isolator", isolator.Name)}
+	d := &client.Discovery{DockerHost: g.cfg.Volumes.DockerHost, Logger: log.With("isolator", isolator.Name)}
 	return isolator.New(isolator.Config{
-		StateDir: filepath.Join(root, "volumes"),
+		StateDir: filepath.Join(g.cfg.State.Root, "volumes"),
 		Find: func(ctx context.Context, driver string) (isolator.Plugin, error) {
 			return d.Find(ctx, driver)
 		},
