@@ -574,3 +574,30 @@ func TestHelpGroupsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsConfiguration: docs/configuration.md shows the default file as
+// config default prints it, and names every key, flag and variable.
+func TestDocsConfiguration(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := defaultFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, append(append([]byte("```toml\n"), def...), "```\n"...)) {
+		t.Error("docs/configuration.md does not show the default file as caisson config default prints it")
+	}
+	for _, s := range settings {
+		row := fmt.Sprintf("| `%s` | `--%s` |", s.key, s.flag)
+		if !bytes.Contains(doc, []byte(row)) {
+			t.Errorf("docs/configuration.md has no row %q", row)
+		}
+		for _, e := range s.env {
+			if !bytes.Contains(doc, []byte("`"+e+"`")) {
+				t.Errorf("docs/configuration.md does not name %s", e)
+			}
+		}
+	}
+}
