@@ -536,6 +536,7 @@ var defaultIsolators = []fakeIsolatorSpec{{Name: "test/fake"}}
 // fakes start is killed when the test ends.
 func newFakeEnv(t *testing.T, s fakeScript, cfg ...Config) *fakeEnv {
 	t.Helper()
+	requireSelfExec(t)
 	dir := t.TempDir()
 	s.Dir = filepath.Join(dir, "fakes")
 	s.Root, s.RunRoot = filepath.Join(dir, "lib"), filepath.Join(dir, "run")
