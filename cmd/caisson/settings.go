@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -264,19 +265,21 @@ func (g *globals) resolve(cmd *cobra.Command) error {
 	default:
 		return fmt.Errorf("config file: %w", err)
 	}
+	var given []*setting // the settings whose flags cmd was given
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		if isSetting(fl) {
+			given = append(given, settingFor(fl.Annotations[settingAnnotation][0]))
+		}
+	})
 	if cmd.Annotations[configAnnotation] != monitorConfig {
-		if err := applyEnv(&c, from); err != nil {
+		if err := applyEnv(&c, from, given); err != nil {
 			return err
 		}
 	}
-	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		if !isSetting(fl) {
-			return
-		}
-		s := settingFor(fl.Annotations[settingAnnotation][0])
+	for _, s := range given {
 		reflect.ValueOf(s.field(&c)).Elem().Set(reflect.ValueOf(s.field(&g.flags)).Elem())
 		from[s.key] = "--" + s.flag
-	})
+	}
 	if err := c.Validate(); err != nil {
 		return sourced(err, from, path, lines)
 	}
@@ -292,11 +295,16 @@ func (g *globals) resolve(cmd *cobra.Command) error {
 }
 
 // applyEnv sets the keys whose variables are set (not empty), and
-// returns every value it could not read.
-func applyEnv(c *config.Config, from map[string]string) error {
+// returns every value it could not read. The variables of the settings
+// whose flags were given are not read: the flag wins, even over a value
+// that is not the setting's type.
+func applyEnv(c *config.Config, from map[string]string, given []*setting) error {
 	var errs []error
 	for i := range settings {
 		s := &settings[i]
+		if slices.Contains(given, s) {
+			continue
+		}
 		for _, name := range s.env {
 			v := os.Getenv(name)
 			if v == "" {

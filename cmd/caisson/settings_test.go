@@ -290,6 +290,39 @@ func TestSettingsPrecedence(t *testing.T) {
 			}
 		})
 	}
+
+	// A flag given wins over its variable even where the variable could
+	// not be read as the setting's type (a duration, a size): the variable
+	// is not read at all. Seen through what the command resolved.
+	for _, tc := range []struct {
+		key, env, flag string
+		cmd            []string
+		want           func(c *config.Config) any
+		wantValue      any
+	}{
+		{"cni.timeout", "soon", "5s", []string{"ps"}, func(c *config.Config) any { return c.CNI.Timeout.Duration }, 5 * time.Second},
+		{"runtime.timeout", "later", "7s", []string{"ps"}, func(c *config.Config) any { return c.Runtime.Timeout.Duration }, 7 * time.Second},
+		{"images.max_size", "lots", "1g", []string{"run", "--rootfs", "/x", "true"}, func(c *config.Config) any { return c.Images.MaxSize }, config.Size(1 << 30)},
+	} {
+		t.Run("flag over unreadable env/"+tc.key, func(t *testing.T) {
+			s := settingFor(tc.key)
+			t.Setenv(s.env[0], tc.env)
+			g := &globals{}
+			root := newRoot(g)
+			// The command fails after the settings are resolved (its
+			// work dir cannot be made): only the settings count here.
+			root.SetArgs(append([]string{"--root", "/dev/null/x", "--run-root", "/dev/null/y", tc.cmd[0], "--" + s.flag, tc.flag}, tc.cmd[1:]...))
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			var se *settingError
+			if err := root.ExecuteContext(context.Background()); errors.As(err, &se) {
+				t.Fatalf("--%s %s with %s=%s: %v, want the flag to win", s.flag, tc.flag, s.env[0], tc.env, err)
+			}
+			if diff := cmp.Diff(tc.wantValue, tc.want(&g.cfg)); diff != "" {
+				t.Errorf("%s resolved (-want +got):\n%s", tc.key, diff)
+			}
+		})
+	}
 }
 
 // TestConfigFileNamed: a file named by --config or CAISSON_CONFIG must
