@@ -48,6 +48,11 @@ type Config struct {
 	// container ID is appended. cmd/caisson points it at its own hidden
 	// "monitor" subcommand, which calls Monitor.
 	MonitorCommand []string
+	// PrepareMonitor, when set, is called before each monitor starts, to
+	// make what MonitorCommand needs and what a process that starts no
+	// monitor (a listing, a removal) must not make: cmd/caisson writes
+	// there the configuration file its monitor command names.
+	PrepareMonitor func() error
 	// SeccompAllow is the admin's policy on the seccomp profiles a
 	// container's spec may select (api.SeccompDefault, api.SeccompCustom,
 	// api.SeccompUnconfined); a launch that selects another is refused
@@ -890,6 +895,11 @@ type monitorConn struct {
 func (c *Containerizer) startMonitor(rec *record, stdin *os.File) (*monitorConn, error) {
 	if len(c.cfg.MonitorCommand) == 0 {
 		return nil, fmt.Errorf("no monitor command configured: %w", api.ErrInvalid)
+	}
+	if c.cfg.PrepareMonitor != nil {
+		if err := c.cfg.PrepareMonitor(); err != nil {
+			return nil, fmt.Errorf("prepare the monitor: %w", err)
+		}
 	}
 	syncR, syncW, err := os.Pipe()
 	if err != nil {

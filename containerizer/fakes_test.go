@@ -564,6 +564,7 @@ func (e *fakeEnv) open(tune Config) *Containerizer {
 	if tune.MonitorCommand != nil {
 		cfg.MonitorCommand = tune.MonitorCommand
 	}
+	cfg.PrepareMonitor = tune.PrepareMonitor
 	c, err := New(cfg)
 	if err != nil {
 		e.t.Fatal(err)

@@ -159,6 +159,47 @@ func TestLaunchFailureUndoes(t *testing.T) {
 	}
 }
 
+// PrepareMonitor is called once before each monitor starts, and by
+// nothing else (a listing, a recovery, a removal); when it fails, the
+// launch fails before the monitor starts and is undone.
+func TestPrepareMonitor(t *testing.T) {
+	ctx := context.Background()
+	t.Run("once per launch", func(t *testing.T) {
+		calls := 0
+		e := newFakeEnv(t, fakeScript{Isolators: twoIsolators()}, Config{PrepareMonitor: func() error { calls++; return nil }})
+		if _, err := e.c.List(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustDo(t, e.c.Recover(ctx, true))
+		if calls != 0 {
+			t.Fatalf("prepared %d monitors before any launch", calls)
+		}
+		l, err := e.c.Launch(ctx, command("exit", "0"), LaunchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustDo(t, e.c.Remove(ctx, l.Container.ID, false))
+		if calls != 1 {
+			t.Errorf("prepared %d monitors for one launch", calls)
+		}
+	})
+	t.Run("fails", func(t *testing.T) {
+		e := newFakeEnv(t, fakeScript{Isolators: twoIsolators()}, Config{PrepareMonitor: func() error { return errFake }})
+		if _, err := e.c.Launch(ctx, command("exit", "0"), LaunchOptions{}); !errors.Is(err, errFake) {
+			t.Fatalf("launch = %v, want the failure to prepare the monitor", err)
+		}
+		if got := e.since(0, roleMonitor); len(got) > 0 {
+			t.Errorf("a monitor ran: %v", got)
+		}
+		if left := e.left(); len(left) > 0 {
+			t.Errorf("left after the failed launch: %v", left)
+		}
+	})
+}
+
 // Two isolators that set one part of the spec fail the launch with a
 // conflict that names both, in their order.
 func TestLaunchConflictNamesBothIsolators(t *testing.T) {

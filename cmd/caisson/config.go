@@ -20,45 +20,46 @@ import (
 )
 
 // monitorCommand is the command line of a container's monitor: this
-// binary, reading the resolved configuration from a file written for it
-// (see writeMonitorConfig), and nothing from its environment. The dirs,
-// the same as the file's, are given as flags too, so that a process list
+// binary, reading the resolved configuration from a file written for it,
+// and nothing from its environment; and prepare, which writes that file
+// (see writeMonitorConfig), for the containerizer to call when it starts
+// a monitor: a command that starts none writes nothing. The dirs, the
+// same as the file's, are given as flags too, so that a process list
 // shows which work dir a monitor serves.
-func (g *globals) monitorCommand() ([]string, error) {
+func (g *globals) monitorCommand() (cmdline []string, prepare func() error, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	path, err := writeMonitorConfig(g.cfg)
+	data, err := config.Encode(g.cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return []string{self, "--config", path, "--root", g.cfg.State.Root, "--run-root", g.cfg.State.RunRoot, "monitor"}, nil
+	path := monitorConfigPath(g.cfg.State.RunRoot, data)
+	cmdline = []string{self, "--config", path, "--root", g.cfg.State.Root, "--run-root", g.cfg.State.RunRoot, "monitor"}
+	return cmdline, func() error { return writeMonitorConfig(path, data) }, nil
 }
 
-// writeMonitorConfig writes c, complete, where a monitor reads it: under
-// the run root, named by its contents, so that every container started
-// with the same settings shares one file and no command can change the
-// file another's monitor reads. The run root is gone at reboot, with the
-// monitors. Written atomically, mode 0600.
-func writeMonitorConfig(c config.Config) (string, error) {
-	data, err := config.Encode(c)
-	if err != nil {
-		return "", err
-	}
+// monitorConfigPath is where a monitor reads data, the configuration as
+// config.Encode writes it: under the run root, named by its contents, so
+// that every container started with the same settings shares one file and
+// no command can change the file another's monitor reads. The run root is
+// gone at reboot, with the monitors.
+func monitorConfigPath(runRoot string, data []byte) string {
 	sum := sha256.Sum256(data)
-	dir := filepath.Join(c.State.RunRoot, "config")
-	path := filepath.Join(dir, hex.EncodeToString(sum[:])+".toml")
+	return filepath.Join(runRoot, "config", hex.EncodeToString(sum[:])+".toml")
+}
+
+// writeMonitorConfig writes data at path (monitorConfigPath), atomically,
+// mode 0600, unless it is there already.
+func writeMonitorConfig(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return path, nil
+		return nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
 	}
-	if err := atomicfile.Write(path, data, 0o600, false); err != nil {
-		return "", err
-	}
-	return path, nil
+	return atomicfile.Write(path, data, 0o600, false)
 }
 
 func newConfigCmd(g *globals) *cobra.Command {

@@ -191,8 +191,8 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		return nil, err
 	}
 	// The monitor cleans up, so it reads every setting the isolators use:
-	// the whole configuration, from a file written for it.
-	monitor, err := g.monitorCommand()
+	// the whole configuration, from a file written for it when it starts.
+	monitor, prepare, err := g.monitorCommand()
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +200,7 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 		Root: c.State.Root, RunRoot: c.State.RunRoot, Runtime: rt, Provisioner: store,
 		Isolators:      []isolators.Isolator{cg, network, vols, gpus},
 		MonitorCommand: monitor,
+		PrepareMonitor: prepare,
 		SeccompAllow:   c.Security.SeccompAllow,
 		Logger:         log,
 		CrashPoint:     crashPoint(),

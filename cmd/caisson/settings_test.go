@@ -395,8 +395,14 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 		t.Fatalf("the test's values are refused: %v", err)
 	}
 
-	cmdline, err := (&globals{cfg: want}).monitorCommand()
+	cmdline, prepare, err := (&globals{cfg: want}).monitorCommand()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(want.State.RunRoot, 0o711); err != nil { // as containerizer.New does
+		t.Fatal(err)
+	}
+	if err := prepare(); err != nil {
 		t.Fatal(err)
 	}
 	self, err := os.Executable()
@@ -439,14 +445,31 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 	}
 
 	// The same settings share a file; others get their own.
-	again, err := (&globals{cfg: want}).monitorCommand()
+	again, _, err := (&globals{cfg: want}).monitorCommand()
 	if err != nil || again[2] != path {
 		t.Errorf("same settings: file %v, %v; want %s", again, err, path)
 	}
 	other := want
 	other.Log.Level = "error"
-	if o, err := (&globals{cfg: other}).monitorCommand(); err != nil || o[2] == path {
+	if o, _, err := (&globals{cfg: other}).monitorCommand(); err != nil || o[2] == path {
 		t.Errorf("other settings: file %v, %v; want another than %s", o, err, path)
+	}
+}
+
+// TestOpenWritesNoMonitorConfig: a command that opens the containerizer
+// but starts no monitor (ps) writes no monitor configuration, and leaves
+// a fresh run root as the containerizer makes it, mode 0711.
+func TestOpenWritesNoMonitorConfig(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	if _, err := runCaisson(t, "--root", filepath.Join(dir, "lib"), "--run-root", run, "ps"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(run, "config")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ps made the monitor's config dir: %v", err)
+	}
+	if fi, err := os.Stat(run); err != nil || fi.Mode() != 0o711|fs.ModeDir {
+		t.Errorf("run root: %v, %v; want mode %v", fi.Mode(), err, 0o711|fs.ModeDir)
 	}
 }
 
