@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/config"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/safefile"
 )
 
 // monitorCommand is the command line of a container's monitor: this
@@ -51,15 +54,113 @@ func monitorConfigPath(runRoot string, data []byte) string {
 }
 
 // writeMonitorConfig writes data at path (monitorConfigPath), atomically,
-// mode 0600, unless it is there already.
+// mode 0600, unless it is there already. The file names the programs a
+// monitor runs as root (the runtime, the NVML helper, the CNI plugins),
+// so nobody else may have a hand in it: the dir (made 0700 in the run
+// root, which must exist) must be a dir, not a link to one, this user's,
+// and writable by nobody else, or nothing is written; a file already
+// there is kept only if it is a regular file of this user's, mode 0600,
+// with the same contents, and replaced otherwise (a link is replaced, not
+// followed).
 func writeMonitorConfig(path string, data []byte) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
+	if err := checkPrivateDir(dir); err != nil {
+		return err
+	}
+	if old, err := readPrivateFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
 	return atomicfile.Write(path, data, 0o600, false)
+}
+
+// readMonitorConfig reads the file a monitor was given (writeMonitorConfig)
+// with the checks the writer made, and refuses contents that are not what
+// the file's name says: their SHA-256 must be its name. The monitor runs
+// what the file names, as root: nothing but the file its container's
+// command wrote will do.
+func readMonitorConfig(path string) ([]byte, error) {
+	if err := checkPrivateDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	data, err := readPrivateFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	if name := filepath.Base(path); name != hex.EncodeToString(sum[:])+".toml" {
+		return nil, fmt.Errorf("monitor config %s: contents whose SHA-256 is not its name: %w", path, api.ErrCorrupt)
+	}
+	return data, nil
+}
+
+// loadMonitorConfig reads the monitor's file (readMonitorConfig) onto c,
+// as config.Load reads another.
+func loadMonitorConfig(path string, c *config.Config) (config.Lines, error) {
+	data, err := readMonitorConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := config.Decode(data, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lines, nil
+}
+
+// checkPrivateDir refuses a dir that others could change: a symbolic link,
+// not a dir, owned by another user than this process's, or writable by its
+// group or others.
+func checkPrivateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is %s, not a directory: %w", dir, safefile.Kind(fi.Mode()), api.ErrInvalid)
+	}
+	if err := checkOwner(dir, fi); err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by its group or others (mode %04o): %w", dir, fi.Mode().Perm(), api.ErrInvalid)
+	}
+	return nil
+}
+
+// readPrivateFile reads path, at most config.MaxFileSize bytes, if it is a
+// regular file (a symbolic link is not followed), this user's, mode 0600.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := safefile.OpenNoFollow(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(path, fi); err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm() != 0o600 {
+		return nil, fmt.Errorf("%s: mode %04o, want 0600: %w", path, fi.Mode().Perm(), api.ErrInvalid)
+	}
+	return safefile.ReadAll(f, config.MaxFileSize)
+}
+
+// checkOwner refuses a file that another user than this process's owns.
+func checkOwner(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: no owner known: %w", path, api.ErrInvalid)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d, not %d: %w", path, st.Uid, os.Geteuid(), api.ErrInvalid)
+	}
+	return nil
 }
 
 func newConfigCmd(g *globals) *cobra.Command {

@@ -255,7 +255,14 @@ func (g *globals) resolve(cmd *cobra.Command) error {
 	c := config.Default()
 	from := map[string]string{} // the flag or variable that set each key
 	path, named := g.configPath(cmd)
-	lines, err := config.Load(path, &c)
+	monitor := cmd.Annotations[configAnnotation] == monitorConfig
+	var lines config.Lines
+	var err error
+	if monitor {
+		lines, err = loadMonitorConfig(path, &c)
+	} else {
+		lines, err = config.Load(path, &c)
+	}
 	switch {
 	case err == nil:
 	case !named && errors.Is(err, fs.ErrNotExist):
@@ -271,7 +278,7 @@ func (g *globals) resolve(cmd *cobra.Command) error {
 			given = append(given, settingFor(fl.Annotations[settingAnnotation][0]))
 		}
 	})
-	if cmd.Annotations[configAnnotation] != monitorConfig {
+	if !monitor {
 		if err := applyEnv(&c, from, given); err != nil {
 			return err
 		}
