@@ -106,22 +106,12 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // KeyErrors lists the *KeyError in err, a joined error or one alone.
 func KeyErrors(err error) []*KeyError {
 	var out []*KeyError
-	var walk func(error)
-	walk = func(err error) {
+	for _, e := range leafErrors(err) {
 		var ke *KeyError
-		switch e := err.(type) {
-		case nil:
-		case interface{ Unwrap() []error }:
-			for _, x := range e.Unwrap() {
-				walk(x)
-			}
-		default:
-			if errors.As(err, &ke) {
-				out = append(out, ke)
-			}
+		if errors.As(e, &ke) {
+			out = append(out, ke)
 		}
 	}
-	walk(err)
 	return out
 }
 
@@ -135,18 +125,55 @@ func (c Config) Validate() error {
 	if c.Version != Version {
 		errs = append(errs, &KeyError{Key: "version", Err: fmt.Errorf("%d: want %d: %w", c.Version, Version, api.ErrInvalid)})
 	}
-	v := reflect.ValueOf(c)
+	return errors.Join(append(errs, validateSections(c)...)...)
+}
+
+// validateSections validates each field of the struct s that has a
+// Validate, a section, and keys its errors by the section's name: a
+// *KeyError's key within the section gets the name before it; any other
+// error is the section's as a whole, keyed by its name alone, and made to
+// match api.ErrInvalid if it did not.
+func validateSections(s any) []error {
+	var errs []error
+	v := reflect.ValueOf(s)
 	for i := range v.NumField() {
-		s, ok := v.Field(i).Interface().(validator)
+		sec, ok := v.Field(i).Interface().(validator)
 		if !ok {
 			continue
 		}
 		name := tomlKey(v.Type().Field(i))
-		for _, ke := range KeyErrors(s.Validate()) {
-			errs = append(errs, &KeyError{Key: name + "." + ke.Key, Err: ke.Err})
+		for _, err := range leafErrors(sec.Validate()) {
+			var ke *KeyError
+			switch {
+			case errors.As(err, &ke) && ke.Key != "":
+				errs = append(errs, &KeyError{Key: name + "." + ke.Key, Err: ke.Err})
+			case errors.As(err, &ke):
+				errs = append(errs, &KeyError{Key: name, Err: ke.Err})
+			case errors.Is(err, api.ErrInvalid):
+				errs = append(errs, &KeyError{Key: name, Err: err})
+			default:
+				errs = append(errs, &KeyError{Key: name, Err: fmt.Errorf("%w: %w", err, api.ErrInvalid)})
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// leafErrors are the errors joined in err (errors.Join, nested or not),
+// or err alone; none for nil.
+func leafErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leafErrors(e)...)
+	}
+	return out
 }
 
 // tomlKey is a field's key in the file.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -167,6 +168,49 @@ func TestValidate(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%v", err)
 		}
+	}
+}
+
+// A fake section for TestValidateSectionErrors, whose Validate returns
+// what it is told.
+type fakeSection struct{ err error }
+
+func (f fakeSection) Validate() error { return f.err }
+
+// TestValidateSectionErrors: every error a section returns is kept and
+// keyed by the section: a *KeyError's key within it after its name, any
+// other error (plain, wrapped, joined, not matching api.ErrInvalid) by the
+// name alone, and every one matches api.ErrInvalid.
+func TestValidateSectionErrors(t *testing.T) {
+	plain := errors.New("plain")
+	var s struct {
+		Fake  fakeSection `toml:"fake"`
+		Other fakeSection `toml:"other"`
+	}
+	s.Fake.err = errors.Join(
+		&KeyError{Key: "a", Err: api.ErrInvalid},
+		plain,
+		errors.Join(fmt.Errorf("wrapped: %w", api.ErrInvalid), &KeyError{Err: api.ErrInvalid}),
+	)
+	s.Other.err = fmt.Errorf("one alone: %w", api.ErrUnavailable)
+	errs := validateSections(s)
+	var got []string
+	for _, err := range errs {
+		var ke *KeyError
+		if !errors.As(err, &ke) {
+			t.Errorf("%v is no *KeyError", err)
+			continue
+		}
+		got = append(got, ke.Key)
+		if !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("%v does not match api.ErrInvalid", err)
+		}
+	}
+	if diff := cmp.Diff([]string{"fake.a", "fake", "fake", "fake", "other"}, got); diff != "" {
+		t.Fatalf("keys (-want +got):\n%s", diff)
+	}
+	if !errors.Is(errs[1], plain) || !errors.Is(errs[4], api.ErrUnavailable) {
+		t.Errorf("%v, %v: want them to match what the sections returned", errs[1], errs[4])
 	}
 }
 

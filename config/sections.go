@@ -19,7 +19,8 @@ import (
 // The sections, one per component. Each field's comment tag is written
 // above its key in the default file (caisson config default); keep them
 // true. Every section has a Validate whose errors are *KeyError, keyed
-// within the section ("timeout"); Config.Validate prefixes the section.
+// within the section ("timeout"); Config.Validate prefixes the section,
+// and keys any other error by the section's name alone.
 
 // State says where caisson keeps its state.
 type State struct {
