@@ -18,7 +18,7 @@ var fieldFlags = map[string]string{
 	"networks":                           "--network",
 	"ports":                              "--publish",
 	"bandwidth":                          "--ingress-rate/--egress-rate",
-	"volumes":                            "--mount",
+	"volumes":                            "--mount/-v",
 	"gpus":                               "--gpus",
 	"seccomp":                            "--security-opt",
 	"resources.cpus":                     "--cpus",
@@ -42,27 +42,41 @@ func (e *flagError) Unwrap() error { return e.err }
 // withFlags returns err with each field a library named in it replaced
 // by the flag that sets the field: "gpu: gpus 9: this host has 8 GPUs"
 // becomes "gpu: --gpus 9: this host has 8 GPUs". A field that no flag sets
-// is left as the library named it.
+// is left as the library named it. The message is built from err's own:
+// each field error's text is found after the one before it, so that two
+// alike are each replaced once, where they are.
 func withFlags(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg, changed := err.Error(), false
+	orig := err.Error()
+	var b strings.Builder
+	var prefixes []string
+	pos, changed := 0, false
 	for _, fe := range fieldErrors(err) {
 		flag, ok := fieldFlags[fe.Field]
 		if !ok {
 			continue
 		}
-		if lib := fe.Error(); strings.Contains(msg, lib) {
-			msg = strings.Replace(msg, lib, fe.Relabel(flag), 1)
-		} else {
-			// An error type that does not repeat its cause's text.
-			msg = flag + ": " + msg
-		}
 		changed = true
+		lib := fe.Error()
+		i := strings.Index(orig[pos:], lib)
+		if i < 0 {
+			// An error type that does not repeat its cause's text.
+			prefixes = append(prefixes, flag)
+			continue
+		}
+		b.WriteString(orig[pos : pos+i])
+		b.WriteString(fe.Relabel(flag))
+		pos += i + len(lib)
 	}
 	if !changed {
 		return err
+	}
+	b.WriteString(orig[pos:])
+	msg := b.String()
+	for _, flag := range prefixes {
+		msg = flag + ": " + msg
 	}
 	return &flagError{msg: msg, err: err}
 }

@@ -40,7 +40,7 @@ func TestWithFlagsNamesTheFlag(t *testing.T) {
 		{"--network", field("networks")},
 		{"--publish", field("ports")},
 		{"--ingress-rate/--egress-rate", field("bandwidth")},
-		{"--mount", field("volumes")},
+		{"--mount/-v", field("volumes")},
 		{"--gpus", gpuErr},
 		{"--security-opt", field("seccomp")},
 		{"--cpus", cgroups.Validate(api.Resources{CPUs: 99}, 4)},
@@ -101,6 +101,32 @@ func TestWithFlagsLeavesTheRest(t *testing.T) {
 	want := "cgroups: --cpus 99: invalid argument\ngpu: --gpus 9: invalid argument"
 	if diff := cmp.Diff(want, withFlags(joined).Error()); diff != "" {
 		t.Errorf("joined (-want +got):\n%s", diff)
+	}
+}
+
+// TestWithFlagsAlikeErrors: field errors with the same text, joined or
+// wrapped one in another's message, are each relabelled once, where each
+// is; the text around them is kept.
+func TestWithFlagsAlikeErrors(t *testing.T) {
+	gpus := func() error { return &api.FieldError{Field: "gpus", Value: "9", Err: api.ErrInvalid} }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"joined twice", errors.Join(fmt.Errorf("gpu: %w", gpus()), fmt.Errorf("gpu: %w", gpus())),
+			"gpu: --gpus 9: invalid argument\ngpu: --gpus 9: invalid argument"},
+		{"twice in one line", fmt.Errorf("a: %w; b: %w", gpus(), gpus()),
+			"a: --gpus 9: invalid argument; b: --gpus 9: invalid argument"},
+		{"three, between others", errors.Join(gpus(),
+			fmt.Errorf("cgroups: %w", &api.FieldError{Field: "resources.cpus", Value: "gpus 9", Err: api.ErrInvalid}), gpus()),
+			"--gpus 9: invalid argument\ncgroups: --cpus gpus 9: invalid argument\n--gpus 9: invalid argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, withFlags(tc.err).Error()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
