@@ -220,22 +220,28 @@ func (e *env) inspect(ref string) api.Container {
 // what the container says rather than on time.
 func (e *env) waitForLine(ref, want string) {
 	e.t.Helper()
-	cmd := e.cmd("logs", "-f", ref)
-	out, err := cmd.StdoutPipe()
+	followUntil(e.t, e.cmd("logs", "-f", ref), want)
+}
+
+// followUntil runs follow, a caisson logs -f, until it prints a line equal
+// to want, and stops it there.
+func followUntil(t *testing.T, follow *exec.Cmd, want string) {
+	t.Helper()
+	out, err := follow.StdoutPipe()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer func() { _ = follow.Process.Kill(); _ = follow.Wait() }()
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if sc.Text() == want {
 			return
 		}
 	}
-	e.t.Fatalf("container %s ended without printing %q", ref, want)
+	t.Fatalf("%s ended without printing %q", strings.Join(follow.Args, " "), want)
 }
 
 // cgroupMounts lists the v1 hierarchies and the v2 mount on this host.
