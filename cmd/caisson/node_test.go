@@ -32,6 +32,7 @@ func runCaisson(t *testing.T, args ...string) (string, error) {
 // every resources fixture and compares with its expected.json; only the
 // disk, which is this machine's here, differs.
 func TestNodeResourcesFixtures(t *testing.T) {
+	clearSettingsEnv(t)
 	goldens, err := filepath.Glob("../../resources/testdata/*/expected.json")
 	if err != nil || len(goldens) == 0 {
 		t.Fatalf("no fixtures: %v", err)
@@ -70,6 +71,7 @@ func TestNodeResourcesFixtures(t *testing.T) {
 }
 
 func TestNodeResourcesTable(t *testing.T) {
+	clearSettingsEnv(t)
 	dir := "../../resources/testdata/power9-ac922"
 	t.Setenv("CAISSON_PATH_PROCFS", filepath.Join(dir, "proc"))
 	t.Setenv("CAISSON_PATH_SYSFS", filepath.Join(dir, "sys"))
@@ -95,6 +97,7 @@ func TestNodeResourcesTable(t *testing.T) {
 }
 
 func TestNodeResourcesBadInput(t *testing.T) {
+	clearSettingsEnv(t)
 	dir := "../../resources/testdata/x86-xeon-2s"
 	fixture := []string{"--path.procfs", filepath.Join(dir, "proc"), "--path.sysfs", filepath.Join(dir, "sys"), "--root", t.TempDir()}
 	for _, args := range [][]string{

@@ -14,6 +14,7 @@ import (
 // TestRunFlagsRefused checks that run refuses flags that hold nothing or do
 // not go together, before it does anything.
 func TestRunFlagsRefused(t *testing.T) {
+	clearSettingsEnv(t)
 	tests := []struct {
 		name string
 		args []string
@@ -68,6 +69,7 @@ func TestRunFlagsRefused(t *testing.T) {
 // TestRunEmptyFlagsOfOtherCommands: every other command refuses empty
 // values of its own flags as run does.
 func TestRunEmptyFlagsOfOtherCommands(t *testing.T) {
+	clearSettingsEnv(t)
 	for _, args := range [][]string{
 		{"update", "--cpus", "", "-m", "512m", "web"},
 		{"update", "--memory-reservation=", "--pids-limit", "5", "web"},

@@ -29,6 +29,21 @@ import (
 // The tests never read this machine's config file.
 func init() { defaultConfigPath = "/nonexistent/caisson-test/config.toml" }
 
+// clearSettingsEnv sets every variable a setting reads, and the one that
+// names the config file, to the empty string for the duration of t, which
+// counts as unset (applyEnv, configPath): a test that resolves settings
+// does not depend on what its caller exported (scripts/demo.sh exports
+// some). A test sets what it needs after.
+func clearSettingsEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv(configEnv, "")
+	for _, s := range settings {
+		for _, name := range s.env {
+			t.Setenv(name, "")
+		}
+	}
+}
+
 // leaves calls fn with the key and value of every setting of c, found by
 // reflection: the fields of the sections, the file's keys.
 func leaves(c *config.Config, fn func(key string, v reflect.Value)) {
@@ -120,6 +135,7 @@ func culprits(err error) []culprit {
 // does not use it (sim), and the error names the key and where the value
 // came from.
 func TestSettingsRefused(t *testing.T) {
+	clearSettingsEnv(t)
 	sim := []string{"sim", "../../examples/sim-small.yaml", "--format", "json"}
 	dir := t.TempDir()
 	file := func(name, content string) string {
@@ -234,6 +250,7 @@ func TestSettingsRefused(t *testing.T) {
 // overrides nothing, and a variable set empty counts as unset. Seen
 // through what node resources offers: host.resources, cpus.
 func TestSettingsPrecedence(t *testing.T) {
+	clearSettingsEnv(t)
 	dir := t.TempDir()
 	withResources := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(withResources, []byte("version = 1\n[host]\nresources = \"cpus:1\"\n"), 0o600); err != nil {
@@ -328,6 +345,7 @@ func TestSettingsPrecedence(t *testing.T) {
 // TestConfigFileNamed: a file named by --config or CAISSON_CONFIG must
 // exist; the default one may not (init points it at nothing).
 func TestConfigFileNamed(t *testing.T) {
+	clearSettingsEnv(t)
 	sim := []string{"sim", "../../examples/sim-small.yaml", "--format", "json"}
 	missing := filepath.Join(t.TempDir(), "missing.toml")
 	if _, err := runCaisson(t, append([]string{"--config", missing}, sim...)...); !errors.Is(err, fs.ErrNotExist) {
@@ -460,6 +478,7 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 // but starts no monitor (ps) writes no monitor configuration, and leaves
 // a fresh run root as the containerizer makes it, mode 0711.
 func TestOpenWritesNoMonitorConfig(t *testing.T) {
+	clearSettingsEnv(t)
 	dir := t.TempDir()
 	run := filepath.Join(dir, "run")
 	if _, err := runCaisson(t, "--root", filepath.Join(dir, "lib"), "--run-root", run, "ps"); err != nil {
@@ -477,6 +496,7 @@ func TestOpenWritesNoMonitorConfig(t *testing.T) {
 // check accepts, that sets every key (read onto nothing it gives the
 // defaults), and names each key's flag and variables.
 func TestConfigDefault(t *testing.T) {
+	clearSettingsEnv(t)
 	out, err := runCaisson(t, "config", "default")
 	if err != nil {
 		t.Fatal(err)
@@ -516,6 +536,7 @@ func TestConfigDefault(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
+	clearSettingsEnv(t)
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	if err := os.WriteFile(bad, []byte("version = 1\n[cni]\ntimeout = \"1ms\"\nplugins = []\n"), 0o600); err != nil {
@@ -544,6 +565,7 @@ func TestConfigCheck(t *testing.T) {
 // global; each command takes as flags the settings it uses, and keeps
 // taking them before its name (caisson --cni-timeout 5s run ...).
 func TestSettingFlagsWhereUsed(t *testing.T) {
+	clearSettingsEnv(t)
 	root := newRootCmd()
 	var global []string
 	root.PersistentFlags().VisitAll(func(fl *pflag.Flag) { global = append(global, fl.Name) })

@@ -24,6 +24,7 @@ import (
 )
 
 func TestSimScenario(t *testing.T) {
+	clearSettingsEnv(t)
 	plot := filepath.Join(t.TempDir(), "shares.svg")
 	out, err := runCaisson(t, "sim", "../../examples/sim-small.yaml", "--format", "json", "--plot", plot)
 	if err != nil {
@@ -53,6 +54,7 @@ func TestSimScenario(t *testing.T) {
 }
 
 func TestSimTableAndSources(t *testing.T) {
+	clearSettingsEnv(t)
 	prof := filepath.Join(t.TempDir(), "cpu.prof")
 	out, err := runCaisson(t, "sim", "--agents", "10", "--sessions", "5", "--tasks", "200", "--offer-fanout", "2", "--duration", "2m", "--cpuprofile", prof)
 	if err != nil {
@@ -76,6 +78,7 @@ func TestSimTableAndSources(t *testing.T) {
 }
 
 func TestSimBadInput(t *testing.T) {
+	clearSettingsEnv(t)
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("version: 1\nagents: []\nconsumers: []\nsessions:\n  - id: x\n    consumer: nobody\n"), 0o644); err != nil {
@@ -123,6 +126,7 @@ func TestSimBadInput(t *testing.T) {
 // kept), a device or FIFO written through (and kept), a directory or
 // socket refused before the run and left as it was.
 func TestSimOutputPaths(t *testing.T) {
+	clearSettingsEnv(t)
 	for _, flag := range []string{"--plot", "--cpuprofile"} {
 		for _, tc := range []struct {
 			name   string
@@ -231,6 +235,7 @@ func readBack(path string) func() []byte {
 // Ctrl-C would leave behind) until the replay is over, and a replay that
 // ends in an error leaves the directory as it was.
 func TestSimOutputsMadeOnlyWhenWritten(t *testing.T) {
+	clearSettingsEnv(t)
 	t.Cleanup(func() { replay = sim.Run })
 	for _, flag := range []string{"--plot", "--cpuprofile"} {
 		for _, tc := range []struct {
