@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // raceExempt are the packages with goroutines that make test-race leaves
@@ -131,30 +133,42 @@ func isFuzz(fn *ast.FuncDecl) bool {
 	return ok && sel.Sel.Name == "F" && fmt.Sprint(sel.X) == "testing"
 }
 
-// recipe returns the commands of a Makefile target, one per command with
-// continued lines joined, comments left out.
+// recipe returns the commands of a Makefile target (see recipeOf), and
+// fails the test when it has none.
 func recipe(t *testing.T, makefile, target string) []string {
 	t.Helper()
+	cmds, err := recipeOf(makefile, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmds
+}
+
+// recipeOf returns the commands of a Makefile target, one per command with
+// continued lines joined, comments left out. As make does, it reads on
+// over blank lines and make's own comment lines (a "#" not after a tab)
+// among the recipe's lines; any other line not starting with a tab ends
+// the recipe.
+func recipeOf(makefile, target string) ([]string, error) {
 	var cmds []string
 	in := false
 	cont := false
 	for _, line := range strings.Split(makefile, "\n") {
 		switch {
-		case strings.HasPrefix(line, target+":"):
+		case !in && strings.HasPrefix(line, target+":"):
 			in = true
 			continue
 		case !in:
 			continue
+		case cont:
+			// A continued command goes on whatever the line starts with.
+		case strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#"):
+			// Blank, or a comment: make's (no tab) or the shell's (a tab).
+			continue
 		case !strings.HasPrefix(line, "\t"):
-			if len(cmds) == 0 {
-				t.Fatalf("the Makefile's target %s has no commands", target)
-			}
-			return cmds
+			return nonEmpty(cmds, target)
 		}
 		line = strings.TrimSpace(line)
-		if !cont && strings.HasPrefix(line, "#") {
-			continue
-		}
 		text := strings.TrimSuffix(line, "\\")
 		if cont {
 			cmds[len(cmds)-1] += " " + text
@@ -164,9 +178,16 @@ func recipe(t *testing.T, makefile, target string) []string {
 		cont = strings.HasSuffix(line, "\\")
 	}
 	if !in {
-		t.Fatalf("the Makefile has no target %s", target)
+		return nil, fmt.Errorf("the Makefile has no target %s", target)
 	}
-	return cmds
+	return nonEmpty(cmds, target)
+}
+
+func nonEmpty(cmds []string, target string) ([]string, error) {
+	if len(cmds) == 0 {
+		return nil, fmt.Errorf("the Makefile's target %s has no commands", target)
+	}
+	return cmds, nil
 }
 
 // pkgArgs are the package directories a command names ("./x/" → "x").
@@ -182,10 +203,11 @@ func pkgArgs(cmd string) []string {
 
 // flagArg returns the value of -name in a command, unquoted, with make's
 // $$ read as $.
+// A flag without a value (the last word) is not found.
 func flagArg(cmd, name string) (string, bool) {
 	fields := strings.Fields(cmd)
-	for i, f := range fields[:len(fields)-1] {
-		if f == "-"+name {
+	for i := 0; i+1 < len(fields); i++ {
+		if fields[i] == "-"+name {
 			return strings.ReplaceAll(strings.Trim(fields[i+1], `'"`), "$$", "$"), true
 		}
 	}
@@ -199,6 +221,61 @@ func readMakefile(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestRecipeOf: a recipe is read as make reads it, over blank lines and
+// comments among its lines, to the first other line without a tab.
+func TestRecipeOf(t *testing.T) {
+	for _, tc := range []struct {
+		name, makefile string
+		want           []string
+		wantErr        bool
+	}{
+		{"plain", "fuzz:\n\ta\n\tb\nnext:\n\tc\n", []string{"a", "b"}, false},
+		{"blank lines inside", "fuzz: deps\n\ta\n\n   \n\tb\n\nnext:\n\tc\n", []string{"a", "b"}, false},
+		{"make comment inside", "fuzz:\n\ta\n# about b\n  # indented\n\tb\n", []string{"a", "b"}, false},
+		{"shell comment and empty line", "fuzz:\n\t# about a\n\ta\n\t\n\tb\n", []string{"a", "b"}, false},
+		{"continued", "fuzz:\n\ta \\\n\t  -x \\\n  -y\n\tb\n", []string{"a  -x  -y", "b"}, false},
+		{"ends at a variable", "fuzz:\n\ta\nX = 1\n\tb\n", []string{"a"}, false},
+		{"ends at the end", "x:\n\tz\nfuzz:\n\ta\n\n", []string{"a"}, false},
+		{"no such target", "fuzzy:\n\ta\n", nil, true},
+		{"no commands", "fuzz:\n\nnext:\n\tc\n", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := recipeOf(tc.makefile, "fuzz")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("recipeOf: %v, want an error: %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("commands (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestFlagArg: a flag's value, unquoted, $$ read as $; a flag with no
+// value, or no command at all, gives none.
+func TestFlagArg(t *testing.T) {
+	type result struct {
+		Value string
+		OK    bool
+	}
+	for _, tc := range []struct {
+		cmd  string
+		want result
+	}{
+		{"$(GO) test -run '^$$' -fuzz '^FuzzX$$' -fuzztime $(FUZZTIME) ./x/", result{"^FuzzX$", true}},
+		{`go test -fuzz "FuzzY" ./y/`, result{"FuzzY", true}},
+		{"go test ./x/ -fuzz", result{}},
+		{"go test ./x/", result{}},
+		{"", result{}},
+		{"   ", result{}},
+	} {
+		v, ok := flagArg(tc.cmd, "fuzz")
+		if diff := cmp.Diff(tc.want, result{v, ok}); diff != "" {
+			t.Errorf("flagArg(%q) (-want +got):\n%s", tc.cmd, diff)
+		}
+	}
 }
 
 // TestFuzzRunsEveryTarget: each command of make fuzz fuzzes exactly one
