@@ -184,7 +184,14 @@ var flagsAllowed = map[string]string{
 // command-line flag: libraries speak of
 // what they do, and only the CLI knows its flags. A string that is a flag
 // and nothing else is an argument for another program (runc, ip,
-// unshare), allowed unless it is handed to fmt or errors to build a message.
+// unshare), allowed unless it is handed to fmt, errors or a logger to
+// build a message (see stringLiterals).
+//
+// The check reads string literals one by one, as written: it misses a
+// flag built from parts ("--"+name, fmt.Sprintf("--%s", name)), a literal
+// that reaches a message through a variable or a constant, and a flag
+// alone handed to a logger that is not called as one (a method value, a
+// wrapper of the package's own).
 func TestLibrariesNameNoFlags(t *testing.T) {
 	root := filepath.Join("..", "..")
 	checked := 0
@@ -236,23 +243,82 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 	}
 }
 
+// TestStringLiteralsInMessages: the strings handed to fmt, errors, slog
+// or a logger's method are messages; those handed to anything else are
+// not.
+func TestStringLiteralsInMessages(t *testing.T) {
+	src := `package p
+
+func f() {
+	_ = fmt.Errorf("--a")
+	_ = errors.New("--b")
+	log.Warn("--c")
+	c.log.Info("msg", "hint", "--d")
+	logger.With("flag", "--e").Debug("x")
+	slog.String("flag", "--f")
+	l.ErrorContext(ctx, "--g")
+	exec.Command("runc", "--h")
+	args := []string{"--i"}
+	strings.Contains(s, "--j")
+}
+`
+	f, err := parser.ParseFile(token.NewFileSet(), "p.go", src, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for lit, inMessage := range stringLiterals(f) {
+		v, _ := strconv.Unquote(lit.Value)
+		if strings.HasPrefix(v, "--") {
+			got[v] = inMessage
+		}
+	}
+	want := map[string]bool{
+		"--a": true, "--b": true, "--c": true, "--d": true, "--e": true, "--f": true, "--g": true,
+		"--h": false, "--i": false, "--j": false,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("in a message (-want +got):\n%s", diff)
+	}
+}
+
 // testHelpers reports whether a package directory holds code for tests
 // only (isolatorstest, managertest, testutil).
 func testHelpers(dir string) bool { return strings.HasSuffix(dir, "test") || dir == "testutil" }
 
+// logMethods are the methods of a *slog.Logger whose arguments make a log
+// record: a call of one of them, on any value, is taken for a logger's.
+var logMethods = map[string]bool{
+	"Debug": true, "Info": true, "Warn": true, "Error": true,
+	"DebugContext": true, "InfoContext": true, "WarnContext": true, "ErrorContext": true,
+	"Log": true, "LogAttrs": true, "With": true,
+}
+
+// buildsMessage reports whether a call's string arguments make a message:
+// a call of package fmt, errors or slog, or of a logger's method
+// (logMethods), whatever its receiver is named (log, logger, l.log).
+func buildsMessage(call *ast.CallExpr) bool {
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	if pkg, ok := sel.X.(*ast.Ident); ok && (pkg.Name == "fmt" || pkg.Name == "errors" || pkg.Name == "slog") {
+		return true
+	}
+	return logMethods[sel.Sel.Name]
+}
+
 // stringLiterals are f's string literals, each with whether it is an
-// argument of a call to package fmt or errors (a message being built).
+// argument of a call that builds a message (buildsMessage).
 func stringLiterals(f *ast.File) map[*ast.BasicLit]bool {
 	out := map[*ast.BasicLit]bool{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.CallExpr:
-			if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
-				if pkg, ok := sel.X.(*ast.Ident); ok && (pkg.Name == "fmt" || pkg.Name == "errors") {
-					for _, a := range n.Args {
-						if lit, ok := a.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-							out[lit] = true
-						}
+			if buildsMessage(n) {
+				for _, a := range n.Args {
+					if lit, ok := a.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						out[lit] = true
 					}
 				}
 			}
