@@ -23,8 +23,10 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 FUZZTIME  ?= 15s
+# The scheduler's event stream fuzzer finds more with longer runs.
+FUZZTIME_EVENTS ?= 30s
 
-.PHONY: all build deps cni-plugins plugin test test-unit test-race cross test-ppc64le test-arm64 test-cgroup2 bench demo lint fuzz clean
+.PHONY: all build deps cni-plugins plugin test test-unit test-race test-fuzz cross test-ppc64le test-arm64 test-cgroup2 bench demo lint fuzz clean
 
 all: build
 
@@ -57,7 +59,7 @@ $(CNI_PLUGINS_DIR)/bridge:
 	GOBIN=$(CURDIR)/$(CNI_PLUGINS_DIR) CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) install \
 		$(foreach p,$(CNI_PLUGINS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VERSION))
 
-test: deps cni-plugins lint test-unit test-race cross test-ppc64le test-arm64 test-cgroup2
+test: deps cni-plugins lint test-unit test-race test-fuzz cross test-ppc64le test-arm64 test-cgroup2
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m -p 1 $(PKGS)
@@ -146,6 +148,11 @@ lint:
 	# Every relative link and #anchor of the docs resolves.
 	$(GO) run ./scripts/doclinks README.md CONTRIBUTING.md docs/*.md examples/*.md
 
+# Every fuzz target for a moment, as part of make test: each runs its seed
+# corpus and a couple of seconds of new inputs.
+test-fuzz:
+	$(MAKE) fuzz FUZZTIME=2s FUZZTIME_EVENTS=2s
+
 # Every native fuzz target for FUZZTIME each (about ten minutes in all;
 # make fuzz FUZZTIME=5m for a longer run). internal/repocheck's test fails
 # when a Fuzz function is missing here.
@@ -173,7 +180,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzContaining$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAmounts$$' -fuzztime $(FUZZTIME) ./resources/
-	$(GO) test -run '^$$' -fuzz '^FuzzEvents$$' -fuzztime 30s ./scheduler/
+	$(GO) test -run '^$$' -fuzz '^FuzzEvents$$' -fuzztime $(FUZZTIME_EVENTS) ./scheduler/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalEvent$$' -fuzztime $(FUZZTIME) ./scheduler/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scheduler/scenario/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNodes$$' -fuzztime $(FUZZTIME) ./scheduler/trace/
