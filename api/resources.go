@@ -88,6 +88,9 @@ type GPU struct {
 	// CPUAffinity are the CPUs nearest the GPU (NVML's CPU affinity, or the
 	// PCI device's local_cpulist); empty when unknown.
 	CPUAffinity []int `json:"cpu_affinity,omitempty"`
+	// Island numbers the host's NVLink islands: GPUs with the same number
+	// reach each other over NVLink (package gpu/topology finds them).
+	Island int `json:"island"`
 	// Simulated is true for a GPU of a simulated machine (a mock backend).
 	Simulated bool `json:"simulated,omitempty"`
 	// Unhealthy says why the GPU is out of service (an XID, an ECC error);
