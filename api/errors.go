@@ -41,4 +41,8 @@ var (
 	// admin's policy does not allow, such as a seccomp profile containers
 	// on this host may not choose.
 	ErrForbidden = errors.New("forbidden by policy")
+	// ErrUnauthorized marks a request without valid credentials: no
+	// token, an unknown, revoked or expired one, or a missing client
+	// certificate where one is required.
+	ErrUnauthorized = errors.New("unauthorized")
 )
