@@ -69,16 +69,27 @@ func FuzzRemovableName(f *testing.F) {
 	for _, s := range []string{"a", "v.1", nameOf(235, "n"), nameOf(236, "n"), nameOf(volumes.MaxNameLen, "n"), "..", "a/b"} {
 		f.Add(s)
 	}
-	d, err := New(Config{Root: f.TempDir()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = d.Close() })
 	f.Fuzz(func(t *testing.T, name string) {
+		// A driver of its own for each input: what one input leaves
+		// behind is blamed on it, not on the next.
+		d, err := New(Config{Root: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		empty := func(after string) {
+			t.Helper()
+			for _, dir := range []string{filepath.Join(d.root, "volumes"), d.trashDir()} {
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Fatalf("after %s, %s holds %v", after, dir, entries)
+				}
+			}
+		}
 		if err := d.Create(&volume.CreateRequest{Name: name}); err != nil {
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("Create(%q) = %v, want success or api.ErrInvalid", name, err)
 			}
+			empty(fmt.Sprintf("the refused Create(%q)", name)) // a refused name leaves nothing either
 			return
 		}
 		if _, err := d.Mount(&volume.MountRequest{Name: name, ID: "c"}); err != nil {
@@ -90,10 +101,6 @@ func FuzzRemovableName(f *testing.F) {
 		if err := d.Remove(&volume.RemoveRequest{Name: name}); err != nil {
 			t.Fatalf("Remove(%q): %v", name, err)
 		}
-		for _, dir := range []string{filepath.Join(d.root, "volumes"), d.trashDir()} {
-			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-				t.Fatalf("after Remove(%q), %s holds %v", name, dir, entries)
-			}
-		}
+		empty(fmt.Sprintf("Remove(%q)", name))
 	})
 }
