@@ -66,18 +66,18 @@ func FuzzLoadFile(f *testing.F) {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
 	}
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte, list bool) {
 		name := "10-fuzz.conf"
 		if list {
 			name += "list"
 		}
-		path := filepath.Join(dir, name)
+		// Alone in a dir of its own each time: a list may take plugins
+		// from the dir, and an input the fuzzing engine interrupts must
+		// not leave its file to the next.
+		path := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		// Alone in the dir each time: a list may take plugins from it.
-		t.Cleanup(func() { _ = os.Remove(path) })
 		n, err := loadFile(path)
 		if err != nil {
 			return
