@@ -43,10 +43,22 @@ func (s gpuSource) GPUs(ctx context.Context) ([]api.GPU, error) {
 	if err != nil {
 		return nil, err
 	}
+	// NVLink islands, numbered in the order the topology lists them.
+	island := map[string]int{}
+	if inv.Topology != nil {
+		for n, members := range inv.Topology.Islands() {
+			for _, i := range members {
+				if i < len(inv.Devices) {
+					island[inv.Devices[i].UUID] = n
+				}
+			}
+		}
+	}
 	out := []api.GPU{}
 	for _, st := range list {
 		g := st.GPU
 		g.Simulated = inv.Simulated
+		g.Island = island[g.UUID]
 		if st.Unhealthy != nil {
 			g.Unhealthy = st.Unhealthy.Reason
 		}
