@@ -46,8 +46,9 @@ type Config struct {
 	Security Security `toml:"security" comment:"What a launch may ask for."`
 	GPU      GPU      `toml:"gpu" comment:"NVIDIA GPUs."`
 	Host     Host     `toml:"host" comment:"This host: where its /proc and /sys are, what it offers."`
-	Agent    Agent    `toml:"agent" comment:"Reserved for the node daemon (caisson agent)."`
-	Master   Master   `toml:"master" comment:"Reserved for the scheduler's server (caisson master)."`
+	Master   Master   `toml:"master" comment:"The scheduler's server (caisson master, caisson up)."`
+	Agent    Agent    `toml:"agent" comment:"The node daemon (caisson agent, caisson up); it offers what [host] says."`
+	Client   Client   `toml:"client" comment:"How caisson submit, session, task, logs, consumer, token and agents reach the master."`
 	Hooks    Hooks    `toml:"hooks" comment:"Reserved for the admin's hooks around each launch."`
 }
 
@@ -69,6 +70,9 @@ func Default() Config {
 		Security: Security{SeccompAllow: slices.Clone(api.SeccompProfiles)},
 		GPU:      GPU{Backend: gpu.BackendNVML, NUMAAffinity: gpuisolator.NUMABestEffort},
 		Host:     Host{ProcFS: "/proc", SysFS: "/sys"},
+		Master:   DefaultMaster(),
+		Agent:    DefaultAgent(),
+		Client:   DefaultClient(),
 	}
 }
 

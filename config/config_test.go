@@ -87,7 +87,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"unknown key", "version = 1\n[cni]\ntimeout = \"1m\"\nbogus = 1\n", []where{{"cni.bogus", 4}}},
 		{"unknown keys", "version = 1\nroot = \"/x\"\n[bogus]\nx = 1\n", []where{{"root", 2}, {"bogus", 3}}},
 		{"unknown nested table", "version = 1\n[cni.extra]\nx = 1\n", []where{{"cni.extra", 2}}},
-		{"a reserved section is empty", "version = 1\n[agent]\nlisten = \":8080\"\n", []where{{"agent.listen", 3}}},
+		{"a reserved section is empty", "version = 1\n[hooks]\nlisten = \":8080\"\n", []where{{"hooks.listen", 3}}},
+		{"a cluster key misspelt", "version = 1\n[master]\nlisten = \":8080\"\nlisen = \":8081\"\n", []where{{"master.lisen", 4}}},
+		{"a count as a string", "version = 1\n[master]\noffer_fanout = \"2\"\n", []where{{"master.offer_fanout", 3}}},
 		{"syntax", "version = 1\n[cni\n", []where{{"", 2}}},
 		{"key twice", "version = 1\n[log]\nlevel = \"info\"\nlevel = \"debug\"\n", []where{{"log.level", 4}}},
 		{"string for a list", "version = 1\n[cni]\nplugin_dirs = \"/opt/cni/bin\"\n", []where{{"cni.plugin_dirs", 3}}},
@@ -138,6 +140,31 @@ func TestValidate(t *testing.T) {
 		{"host empty", func(c *Config) { c.Host = Host{} }, []string{"host.procfs", "host.sysfs"}},
 		{"host amounts", func(c *Config) { c.Host.Resources, c.Host.Reserve = "cpus:8;", "gpus:0" }, []string{"host.resources", "host.reserve"}},
 		{"host overlapping ports", func(c *Config) { c.Host.Resources = "ports:[31000-32000,31500]" }, []string{"host.resources"}},
+		{"master empty", func(c *Config) { c.Master = Master{} }, []string{
+			"master.listen", "master.state_dir", "master.tick_interval", "master.heartbeat_interval", "master.heartbeat_timeout",
+			"master.agent_lost_timeout", "master.snapshot_every", "master.offer_fanout", "master.offer_timeout"}},
+		{"master negative", func(c *Config) {
+			c.Master.KillGrace, c.Master.Refuse, c.Master.ReclaimGrace = Duration{-1}, Duration{-1}, Duration{-1}
+		}, []string{"master.kill_grace", "master.refuse", "master.reclaim_grace"}},
+		{"master timeouts out of order", func(c *Config) {
+			c.Master.HeartbeatInterval, c.Master.HeartbeatTimeout, c.Master.AgentLostTimeout = Duration{10 * time.Second}, Duration{5 * time.Second}, Duration{4 * time.Second}
+		}, []string{"master.heartbeat_timeout", "master.agent_lost_timeout"}},
+		{"master listen", func(c *Config) { c.Master.Listen = "7050" }, []string{"master.listen"}},
+		{"master listen port", func(c *Config) { c.Master.Listen = ":70500" }, []string{"master.listen"}},
+		{"agent empty", func(c *Config) { c.Agent = Agent{} }, []string{"agent.master", "agent.listen", "agent.state_dir"}},
+		{"agent master http", func(c *Config) { c.Agent.Master = "http://m:7050" }, []string{"agent.master"}},
+		{"agent master no host", func(c *Config) { c.Agent.Master = "https://:7050" }, []string{"agent.master"}},
+		{"agent master credentials", func(c *Config) { c.Agent.Master = "https://u:secret@m:7050" }, []string{"agent.master"}},
+		{"agent master path", func(c *Config) { c.Agent.Master = "https://m:7050/v1" }, []string{"agent.master"}},
+		{"agent master port", func(c *Config) { c.Agent.Master = "https://m:0" }, []string{"agent.master"}},
+		{"agent advertise no host", func(c *Config) { c.Agent.Advertise = ":7051" }, []string{"agent.advertise"}},
+		{"agent advertise no port", func(c *Config) { c.Agent.Advertise = "node-1" }, []string{"agent.advertise"}},
+		{"agent label no value", func(c *Config) { c.Agent.Labels = []string{"zone"} }, []string{"agent.labels"}},
+		{"agent label no key", func(c *Config) { c.Agent.Labels = []string{"=a"} }, []string{"agent.labels"}},
+		{"agent label twice", func(c *Config) { c.Agent.Labels = []string{"zone=a", "zone=b"} }, []string{"agent.labels"}},
+		{"agent kill grace", func(c *Config) { c.Agent.KillGrace = Duration{-time.Second} }, []string{"agent.kill_grace"}},
+		{"client master", func(c *Config) { c.Client.Master = "127.0.0.1:7050" }, []string{"client.master"}},
+		{"client master empty", func(c *Config) { c.Client.Master = "" }, []string{"client.master"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -162,6 +189,17 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Log.Level = " DEBUG " },
 		func(c *Config) { c.Security.SeccompAllow = []string{"default"} },
 		func(c *Config) { c.Host.Resources, c.Host.Reserve = "cpus:8;mem:16g;ports:[80-89,90]", "cpus:1" },
+		func(c *Config) { c.Master.Listen, c.Agent.Listen = "[::1]:0", "10.0.0.1:7051" }, // port 0: any free one
+		func(c *Config) {
+			c.Agent.Advertise, c.Agent.Labels = "node-1.example:7051", []string{"zone=a", "empty="}
+		},
+		func(c *Config) { c.Agent.Master, c.Client.Master = "https://master.example", "https://[::1]:7050/" },
+		func(c *Config) {
+			c.Master.KillGrace, c.Master.Refuse, c.Master.ReclaimGrace, c.Agent.KillGrace = Duration{}, Duration{}, Duration{}, Duration{}
+		},
+		func(c *Config) {
+			c.Master.HeartbeatTimeout, c.Master.AgentLostTimeout = c.Master.HeartbeatInterval, c.Master.HeartbeatInterval
+		},
 	} {
 		c := Default()
 		set(&c)
@@ -237,6 +275,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 	c.CNI.Timeout = Duration{1500 * time.Millisecond}
 	c.Host.Resources = `cpus:8;mem:16g;ports:[31000-32000]`
 	c.GPU.CDISpec = "/etc/cdi/it's \"quoted\".yaml"
+	c.Master.OfferFanout = 4
+	c.Agent.Labels = []string{"zone=a", "rack=12"}
+	c.Client.TLSCA = "/etc/caisson/ca.pem"
 	b, err := Encode(c)
 	if err != nil {
 		t.Fatal(err)

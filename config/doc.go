@@ -12,8 +12,9 @@
 // rules (cni, gpu/isolator, resources, containerizer, isolators/cgroups), so a
 // value the component would refuse at use is refused before any work.
 //
-// The sections agent, master and hooks are reserved: the daemons and the
-// hooks fill them in as they come.
+// The sections master, agent and client are the cluster's: the scheduler's
+// server, the node daemon, and the commands that call the master's API.
+// The section hooks is reserved for the admin's hooks.
 //
 // Only cmd/caisson imports this package: libraries take their own Config
 // structs, which the CLI fills from the resolved configuration.

@@ -184,18 +184,6 @@ func (h Host) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Agent is reserved for the node daemon (caisson agent).
-type Agent struct{}
-
-// Validate accepts the empty section.
-func (Agent) Validate() error { return nil }
-
-// Master is reserved for the scheduler's server (caisson master).
-type Master struct{}
-
-// Validate accepts the empty section.
-func (Master) Validate() error { return nil }
-
 // Hooks is reserved for the admin's hooks run around each launch.
 type Hooks struct{}
 

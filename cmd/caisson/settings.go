@@ -30,8 +30,8 @@ type setting struct {
 	// usage is the flag's help; the key and the variables are added.
 	usage string
 	// field points at the value in c: a *string, *[]string (a list of
-	// comma-separated values, the flag repeatable), *config.Duration or
-	// *config.Size.
+	// comma-separated values, the flag repeatable), *int,
+	// *config.Duration or *config.Size.
 	field func(c *config.Config) any
 	// pathList makes a *[]string one colon-separated value, as PATH.
 	pathList bool
@@ -121,6 +121,90 @@ var settings = []setting{
 	{key: "host.reserve", flag: "reserve", env: []string{"CAISSON_RESERVE"},
 		usage: `resources held back for the system, as the kubelet's --system-reserved: "cpus:1;mem:2g"`,
 		field: func(c *config.Config) any { return &c.Host.Reserve }},
+	{key: "master.listen", flag: "listen", env: []string{"CAISSON_MASTER_LISTEN"},
+		usage: "address of the master's API (HTTPS), host:port",
+		field: func(c *config.Config) any { return &c.Master.Listen }},
+	{key: "master.state_dir", flag: "state-dir", env: []string{"CAISSON_MASTER_STATE_DIR"},
+		usage: "where the master keeps its store, its TLS material and the admin token",
+		field: func(c *config.Config) any { return &c.Master.StateDir }},
+	{key: "master.tls_ca", flag: "tls-ca", env: []string{"CAISSON_MASTER_TLS_CA"},
+		usage: "the cluster's CA certificate (default: pki/ca.pem under the state dir)",
+		field: func(c *config.Config) any { return &c.Master.TLSCA }},
+	{key: "master.tls_cert", flag: "tls-cert", env: []string{"CAISSON_MASTER_TLS_CERT"},
+		usage: "the master's certificate (default: pki/master.pem under the state dir)",
+		field: func(c *config.Config) any { return &c.Master.TLSCert }},
+	{key: "master.tls_key", flag: "tls-key", env: []string{"CAISSON_MASTER_TLS_KEY"},
+		usage: "the master's key (default: pki/master-key.pem under the state dir)",
+		field: func(c *config.Config) any { return &c.Master.TLSKey }},
+	{key: "master.tick_interval", flag: "tick-interval", env: []string{"CAISSON_MASTER_TICK_INTERVAL"},
+		usage: "how often the scheduler's clock ticks",
+		field: func(c *config.Config) any { return &c.Master.TickInterval }},
+	{key: "master.heartbeat_interval", flag: "heartbeat-interval", env: []string{"CAISSON_MASTER_HEARTBEAT_INTERVAL"},
+		usage: "how often an agent must say it is alive",
+		field: func(c *config.Config) any { return &c.Master.HeartbeatInterval }},
+	{key: "master.heartbeat_timeout", flag: "heartbeat-timeout", env: []string{"CAISSON_MASTER_HEARTBEAT_TIMEOUT"},
+		usage: "an agent silent this long is offered no more",
+		field: func(c *config.Config) any { return &c.Master.HeartbeatTimeout }},
+	{key: "master.agent_lost_timeout", flag: "agent-lost-timeout", env: []string{"CAISSON_MASTER_AGENT_LOST_TIMEOUT"},
+		usage: "an agent silent this long is lost: its tasks are reported lost and placed again",
+		field: func(c *config.Config) any { return &c.Master.AgentLostTimeout }},
+	{key: "master.kill_grace", flag: "kill-grace", env: []string{"CAISSON_MASTER_KILL_GRACE"},
+		usage: "time between SIGTERM and SIGKILL when a task is killed and its group sets none",
+		field: func(c *config.Config) any { return &c.Master.KillGrace }},
+	{key: "master.snapshot_every", flag: "snapshot-every", env: []string{"CAISSON_MASTER_SNAPSHOT_EVERY"},
+		usage: "events stored between two snapshots of the scheduler's state",
+		field: func(c *config.Config) any { return &c.Master.SnapshotEvery }},
+	{key: "master.offer_fanout", flag: "offer-fanout", env: []string{"CAISSON_MASTER_OFFER_FANOUT"},
+		usage: "how many framework sessions may hold offers for the same free resources at once",
+		field: func(c *config.Config) any { return &c.Master.OfferFanout }},
+	{key: "master.offer_timeout", flag: "offer-timeout", env: []string{"CAISSON_MASTER_OFFER_TIMEOUT"},
+		usage: "offers not answered in time are rescinded",
+		field: func(c *config.Config) any { return &c.Master.OfferTimeout }},
+	{key: "master.refuse", flag: "refuse", env: []string{"CAISSON_MASTER_REFUSE"},
+		usage: "how long a declined agent is not offered again to the session, when the decline says no time",
+		field: func(c *config.Config) any { return &c.Master.Refuse }},
+	{key: "master.reclaim_grace", flag: "reclaim-grace", env: []string{"CAISSON_MASTER_RECLAIM_GRACE"},
+		usage: "how long a borrowing task runs after its reclaim notice, for consumers that set no grace",
+		field: func(c *config.Config) any { return &c.Master.ReclaimGrace }},
+	{key: "agent.master", flag: "master", env: []string{"CAISSON_AGENT_MASTER"},
+		usage: "the master's API, https://host:port",
+		field: func(c *config.Config) any { return &c.Agent.Master }},
+	{key: "agent.listen", flag: "listen", env: []string{"CAISSON_AGENT_LISTEN"},
+		usage: "address of the agent's own API (HTTPS, for the master), host:port",
+		field: func(c *config.Config) any { return &c.Agent.Listen }},
+	{key: "agent.advertise", flag: "advertise", env: []string{"CAISSON_AGENT_ADVERTISE"},
+		usage: "address the master reaches the agent's API at, host:port (default: the listen address, with this host's name when it names no host)",
+		field: func(c *config.Config) any { return &c.Agent.Advertise }},
+	{key: "agent.state_dir", flag: "state-dir", env: []string{"CAISSON_AGENT_STATE_DIR"},
+		usage: "where the agent keeps its ID, its queue of status updates and its TLS material",
+		field: func(c *config.Config) any { return &c.Agent.StateDir }},
+	{key: "agent.tls_ca", flag: "tls-ca", env: []string{"CAISSON_AGENT_TLS_CA"},
+		usage: "the cluster's CA certificate (default: pki/ca.pem under the state dir)",
+		field: func(c *config.Config) any { return &c.Agent.TLSCA }},
+	{key: "agent.tls_cert", flag: "tls-cert", env: []string{"CAISSON_AGENT_TLS_CERT"},
+		usage: "the agent's certificate (default: pki/agent.pem under the state dir)",
+		field: func(c *config.Config) any { return &c.Agent.TLSCert }},
+	{key: "agent.tls_key", flag: "tls-key", env: []string{"CAISSON_AGENT_TLS_KEY"},
+		usage: "the agent's key (default: pki/agent-key.pem under the state dir)",
+		field: func(c *config.Config) any { return &c.Agent.TLSKey }},
+	{key: "agent.token_file", flag: "token-file", env: []string{"CAISSON_AGENT_TOKEN_FILE"},
+		usage: "file holding the agent's token (default: token under the state dir)",
+		field: func(c *config.Config) any { return &c.Agent.TokenFile }},
+	{key: "agent.labels", flag: "label", env: []string{"CAISSON_AGENT_LABELS"},
+		usage: "attribute KEY=VALUE that tasks may be constrained by (repeatable)",
+		field: func(c *config.Config) any { return &c.Agent.Labels }},
+	{key: "agent.kill_grace", flag: "kill-grace", env: []string{"CAISSON_AGENT_KILL_GRACE"},
+		usage: "time between SIGTERM and SIGKILL when a kill says none",
+		field: func(c *config.Config) any { return &c.Agent.KillGrace }},
+	{key: "client.master", flag: "master", env: []string{"CAISSON_MASTER"},
+		usage: "the master's API, https://host:port",
+		field: func(c *config.Config) any { return &c.Client.Master }},
+	{key: "client.token_file", flag: "token-file", env: []string{"CAISSON_TOKEN_FILE"},
+		usage: "file holding the token to send (--token and CAISSON_TOKEN give it directly)",
+		field: func(c *config.Config) any { return &c.Client.TokenFile }},
+	{key: "client.tls_ca", flag: "tls-ca", env: []string{"CAISSON_TLS_CA"},
+		usage: "the cluster's CA certificate, which the master's must be signed by (default: the system's roots)",
+		field: func(c *config.Config) any { return &c.Client.TLSCA }},
 }
 
 // The settings each kind of command takes as flags, by key prefix. The
@@ -133,6 +217,8 @@ var (
 	runSettings       = append([]string{"images."}, containerSettings...)
 	gpuSettings       = []string{"gpu.", "host.procfs", "host.sysfs"}
 	nodeSettings      = []string{"gpu.", "host."}
+	// clientSettings are those of every command that calls the master.
+	clientSettings = []string{"client."}
 )
 
 func settingFor(key string) *setting {
@@ -164,6 +250,8 @@ func (s *setting) bind(fs *pflag.FlagSet, c *config.Config) {
 		fs.DurationVar(&p.Duration, s.flag, p.Duration, usage)
 	case *config.Size:
 		fs.Var(p, s.flag, usage)
+	case *int:
+		fs.IntVar(p, s.flag, *p, usage)
 	default:
 		panic(fmt.Sprintf("setting %s: no flag for %T", s.key, p))
 	}

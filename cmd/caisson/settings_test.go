@@ -73,7 +73,15 @@ func TestSettingsTable(t *testing.T) {
 			fields[key] = v.Addr().Interface()
 		}
 	})
-	flags, envs := map[string]bool{"config": true}, map[string]bool{configEnv: true}
+	// A flag may serve settings of several sections (--master sets
+	// agent.master for the agent and client.master for the commands that
+	// call the master): no command takes two sections that share a flag,
+	// or newRoot would panic. Within a section, and against the global
+	// flags, a flag is unique.
+	global := map[string]bool{"config": true} // the flags of every command
+	inSection := map[string]bool{}            // "section/flag"
+	anySection := map[string]bool{}
+	envs := map[string]bool{configEnv: true}
 	for _, s := range settings {
 		if fields[s.key] == nil {
 			t.Errorf("setting %s: no such key in the file", s.key)
@@ -83,10 +91,16 @@ func TestSettingsTable(t *testing.T) {
 			t.Errorf("setting %s: its field is not the key's", s.key)
 		}
 		delete(fields, s.key)
-		if flags[s.flag] || s.flag == "" {
+		section, _, _ := strings.Cut(s.key, ".")
+		isGlobal := slices.ContainsFunc(globalSettings, func(p string) bool { return strings.HasPrefix(s.key, p) })
+		if s.flag == "" || global[s.flag] || inSection[section+"/"+s.flag] || (isGlobal && anySection[s.flag]) {
 			t.Errorf("setting %s: flag %q empty or taken", s.key, s.flag)
 		}
-		flags[s.flag] = true
+		if isGlobal {
+			global[s.flag] = true
+		} else {
+			inSection[section+"/"+s.flag], anySection[s.flag] = true, true
+		}
 		for _, e := range s.env {
 			if envs[e] {
 				t.Errorf("setting %s: variable %s taken", s.key, e)
@@ -373,6 +387,8 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 		"log.level": "debug", "gpu.backend": "mock:dgxh100", "gpu.numa_affinity": "none",
 		"host.resources": "cpus:3", "host.reserve": "mem:1g", "security.seccomp_allow": []string{"unconfined"},
 		"state.root": filepath.Join(t.TempDir(), "lib"), "state.run_root": filepath.Join(t.TempDir(), "run"),
+		"master.listen": "127.0.0.1:7", "agent.listen": "127.0.0.1:8", "agent.advertise": "node-1:9",
+		"agent.master": "https://master-1:10", "client.master": "https://master-2:11", "agent.labels": []string{"zone=a", "rack=12"},
 	}
 	want := config.Default()
 	def := config.Default()
@@ -384,8 +400,11 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 			return
 		}
 		switch p := v.Addr().Interface().(type) {
-		case *int: // the version
-			return
+		case *int:
+			if key == "version" {
+				return
+			}
+			*p = 100 + n
 		case *string:
 			*p = "/set/" + key
 		case *[]string:
