@@ -162,6 +162,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMount$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePublish$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseVolumeFlag$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSessionFile$$' -fuzztime $(FUZZTIME) ./cmd/caisson/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(FUZZTIME) ./cni/
 	$(GO) test -run '^$$' -fuzz '^FuzzNetworkFromBytes$$' -fuzztime $(FUZZTIME) ./cni/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./config/

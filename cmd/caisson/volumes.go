@@ -95,9 +95,19 @@ func parseMount(m string) (api.VolumeMount, error) {
 // parseVolumeFlag parses -v DRIVER/NAME:/path[:ro|rw]. DRIVER may itself
 // hold a slash and a tag (a managed plugin, "vendor/plugin:tag").
 func parseVolumeFlag(m string) (api.VolumeMount, error) {
+	v, err := parseVolumeShort(m)
+	if err != nil {
+		return v, fmt.Errorf("-v %w", err)
+	}
+	return v, nil
+}
+
+// parseVolumeShort parses DRIVER/NAME:/path[:ro|rw], -v's form, which a
+// session file's volumes take too.
+func parseVolumeShort(m string) (api.VolumeMount, error) {
 	var v api.VolumeMount
 	bad := func(why string) (api.VolumeMount, error) {
-		return v, fmt.Errorf("-v %q: %s (want DRIVER/NAME:/path[:ro]): %w", m, why, api.ErrInvalid)
+		return v, fmt.Errorf("%q: %s (want DRIVER/NAME:/path[:ro]): %w", m, why, api.ErrInvalid)
 	}
 	src, dst, ok := strings.Cut(m, ":/")
 	if !ok {

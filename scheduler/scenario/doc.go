@@ -9,7 +9,7 @@
 // (parent:), sizes as Kubernetes quantities (16Gi), cores as numbers or
 // millicores (0.5, 500m), durations as Go durations (30s) or
 // distributions ({dist: lognormal, median: 2s, sigma: 1}). The format is
-// described field by field in examples/README.md; examples/*.yaml are
+// described field by field in examples/README.md; examples/sim-*.yaml are
 // working scenarios.
 //
 //	file ──Parse──▶ YAML nodes ──walk──▶ Scenario ──Validate──▶ simulator

@@ -15,7 +15,7 @@ import (
 // accepts validates again, with and without its positions, and the core
 // takes its consumers, agents and sessions.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("../../examples/*.yaml")
+	files, _ := filepath.Glob("../../examples/sim-*.yaml")
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
