@@ -170,7 +170,7 @@ func (a Agent) LabelMap() map[string]string {
 // token_file names a file holding it.
 type Client struct {
 	Master    string `toml:"master" comment:"The master's API: https://host:port."`
-	TokenFile string `toml:"token_file" comment:"File holding the token the commands send; empty: --token or CAISSON_TOKEN."`
+	TokenFile string `toml:"token_file" comment:"File holding the token the commands send; empty: the token is given in the\nenvironment (CAISSON_TOKEN) or on the command line."`
 	TLSCA     string `toml:"tls_ca" comment:"The cluster's CA certificate, which the master's must be signed by; empty: the\nsystem's roots."`
 }
 

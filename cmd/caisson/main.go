@@ -128,7 +128,7 @@ Real containers need Linux and root.`,
 		local(newPsCmd(g), containerSettings...),
 		local(newInspectCmd(g), containerSettings...),
 		local(newStatsCmd(g), containerSettings...),
-		local(newLogsCmd(g), containerSettings...),
+		local(g.withTaskLogs(newLogsCmd(g)), containerSettings...),
 		local(newUpdateCmd(g), containerSettings...),
 		local(newKillCmd(g), containerSettings...),
 		local(newRmCmd(g), containerSettings...),
@@ -139,6 +139,8 @@ Real containers need Linux and root.`,
 		inherited(newGPUCmd(g), gpuSettings...),
 		inherited(newNodeCmd(g), nodeSettings...),
 		newMonitorCmd(g), newVolumePluginCmd(g), newSimCmd(), newConfigCmd(g),
+		// The cluster's commands, which call the master's API.
+		newSubmitCmd(g), newSessionCmd(g), newTaskCmd(g), newConsumerCmd(g), newTokenCmd(g), newAgentsCmd(g),
 	)
 	return root
 }
