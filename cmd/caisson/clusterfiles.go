@@ -199,7 +199,7 @@ func (v *volumeValue) decodeNode(d *yamlDecoder, n *yaml.Node, p string) error {
 			return d.errf(n, join(p, r.key), "missing: a volume needs a driver, a name and a target")
 		}
 	}
-	*v = volumeValue{Driver: f.Driver, Name: f.Name, Target: f.Target, ReadOnly: f.ReadOnly, Options: f.Options}
+	*v = volumeValue(f)
 	return nil
 }
 
