@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/yamlnode"
 	"github.com/caisson/caisson/scheduler"
 )
 
@@ -104,7 +105,7 @@ func (s *sizeValue) decodeNode(d *yamlDecoder, n *yaml.Node, p string) error {
 		return err
 	}
 	if v.ShortTag() != "!!str" && v.ShortTag() != "!!int" {
-		return d.errf(n, p, "%s is not a size such as 512m or 2g", describe(v))
+		return d.errf(n, p, "%s is not a size such as 512m or 2g", yamlnode.Describe(v))
 	}
 	size, err := api.ParseSize(v.Value)
 	if err != nil {
@@ -125,7 +126,7 @@ func (t *durationValue) decodeNode(d *yamlDecoder, n *yaml.Node, p string) error
 	dur, err := time.ParseDuration(v.Value)
 	switch {
 	case err != nil:
-		return d.errf(n, p, "%s is not a duration: write it with a unit, as 30s or 1m30s", describe(v))
+		return d.errf(n, p, "%s is not a duration: write it with a unit, as 30s or 1m30s", yamlnode.Describe(v))
 	case dur < 0:
 		return d.errf(n, p, "%s is negative", v.Value)
 	}
@@ -220,7 +221,7 @@ func (v *portValue) decodeNode(d *yamlDecoder, n *yaml.Node, p string) error {
 		port, proto, _ := strings.Cut(n.Value, "/")
 		var err error
 		if f.ContainerPort, err = strconv.Atoi(port); err != nil || n.ShortTag() == "!!null" {
-			return d.errf(n, p, "%s: want a container port, as 8080 or \"53/udp\"", describe(n))
+			return d.errf(n, p, "%s: want a container port, as 8080 or \"53/udp\"", yamlnode.Describe(n))
 		}
 		f.Protocol = proto
 	} else if err := d.mapping(n, p, reflectValue(&f)); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/yamlnode"
 )
 
 // The cluster's files (a session file for submit, a consumer tree for
@@ -93,14 +93,8 @@ func decodeFile(name string, data []byte, v any) (*yamlDecoder, error) {
 	return d, d.decode(doc.Content[0], "", reflect.ValueOf(v).Elem())
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
-
 func (d *yamlDecoder) syntaxError(err error) error {
-	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
+	line, msg := yamlnode.SyntaxError(err)
 	return &fileError{File: d.file, Line: line, Err: fmt.Errorf("not valid YAML: %s: %w", msg, api.ErrInvalid)}
 }
 
@@ -119,23 +113,7 @@ func (d *yamlDecoder) errAt(path string, err error) error {
 	if !errors.Is(err, api.ErrInvalid) {
 		err = fmt.Errorf("%w: %w", err, api.ErrInvalid)
 	}
-	return &fileError{File: d.file, Line: d.lineOf(path), Field: path, Err: err}
-}
-
-// lineOf is the line of the field at path, or of its nearest parent the
-// file has.
-func (d *yamlDecoder) lineOf(path string) int {
-	for p := path; p != ""; {
-		if l, ok := d.lines[p]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
+	return &fileError{File: d.file, Line: yamlnode.LineOf(d.lines, path), Field: path, Err: err}
 }
 
 // deref follows an alias to what it names, counting every node against
@@ -163,25 +141,6 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// describe names what a node is, for errors: "a list", "the string \"x\"".
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing"
-		case "!!str":
-			return strconv.Quote(n.Value)
-		}
-		return n.Value
-	}
-	return "a value"
-}
-
 func (d *yamlDecoder) decode(n *yaml.Node, path string, v reflect.Value) error {
 	n, err := d.deref(n, path)
 	if err != nil {
@@ -198,7 +157,7 @@ func (d *yamlDecoder) decode(n *yaml.Node, path string, v reflect.Value) error {
 		return d.decode(n, path, v.Elem())
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return d.errf(n, path, "want a list, not %s", describe(n))
+			return d.errf(n, path, "want a list, not %s", yamlnode.Describe(n))
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, it := range n.Content {
@@ -223,13 +182,13 @@ func (d *yamlDecoder) decode(n *yaml.Node, path string, v reflect.Value) error {
 	case reflect.Bool:
 		var b bool
 		if s.ShortTag() != "!!bool" || s.Decode(&b) != nil {
-			return d.errf(n, path, "%s is not true or false", describe(s))
+			return d.errf(n, path, "%s is not true or false", yamlnode.Describe(s))
 		}
 		v.SetBool(b)
 	case reflect.Int:
 		i, err := strconv.ParseInt(s.Value, 0, 32)
 		if s.ShortTag() != "!!int" || err != nil {
-			return d.errf(n, path, "%s is not a whole number (at most %d)", describe(s), math.MaxInt32)
+			return d.errf(n, path, "%s is not a whole number (at most %d)", yamlnode.Describe(s), math.MaxInt32)
 		}
 		v.SetInt(i)
 	case reflect.Float64:
@@ -248,7 +207,7 @@ func (d *yamlDecoder) decode(n *yaml.Node, path string, v reflect.Value) error {
 func (d *yamlDecoder) scalar(n *yaml.Node, path string) (*yaml.Node, error) {
 	switch {
 	case n.Kind != yaml.ScalarNode:
-		return nil, d.errf(n, path, "want a value, not %s", describe(n))
+		return nil, d.errf(n, path, "want a value, not %s", yamlnode.Describe(n))
 	case n.ShortTag() == "!!null":
 		return nil, d.errf(n, path, "no value")
 	}
@@ -259,7 +218,7 @@ func (d *yamlDecoder) scalar(n *yaml.Node, path string) (*yaml.Node, error) {
 func (d *yamlDecoder) number(s *yaml.Node, path string) (float64, error) {
 	f, err := strconv.ParseFloat(s.Value, 64)
 	if (s.ShortTag() != "!!int" && s.ShortTag() != "!!float") || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, d.errf(s, path, "%s is not a number", describe(s))
+		return 0, d.errf(s, path, "%s is not a number", yamlnode.Describe(s))
 	}
 	return f, nil
 }
@@ -284,7 +243,7 @@ func fields(t reflect.Type) (map[string]int, []string) {
 // fields', and appear once.
 func (d *yamlDecoder) mapping(n *yaml.Node, path string, v reflect.Value) error {
 	if n.Kind != yaml.MappingNode {
-		return d.errf(n, path, "want a mapping of fields, not %s", describe(n))
+		return d.errf(n, path, "want a mapping of fields, not %s", yamlnode.Describe(n))
 	}
 	idx, names := fields(v.Type())
 	seen := map[string]bool{}
@@ -294,7 +253,7 @@ func (d *yamlDecoder) mapping(n *yaml.Node, path string, v reflect.Value) error 
 			return err
 		}
 		if k.Kind != yaml.ScalarNode {
-			return d.errf(n.Content[i], path, "a key is %s, not a name", describe(k))
+			return d.errf(n.Content[i], path, "a key is %s, not a name", yamlnode.Describe(k))
 		}
 		p := join(path, k.Value)
 		f, ok := idx[k.Value]
@@ -318,7 +277,7 @@ func (d *yamlDecoder) mapping(n *yaml.Node, path string, v reflect.Value) error 
 // stringMap decodes a mapping of names to values (labels, env).
 func (d *yamlDecoder) stringMap(n *yaml.Node, path string, v reflect.Value) error {
 	if n.Kind != yaml.MappingNode {
-		return d.errf(n, path, "want a mapping of names to values, not %s", describe(n))
+		return d.errf(n, path, "want a mapping of names to values, not %s", yamlnode.Describe(n))
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -327,7 +286,7 @@ func (d *yamlDecoder) stringMap(n *yaml.Node, path string, v reflect.Value) erro
 			return err
 		}
 		if k.Kind != yaml.ScalarNode || k.Value == "" || k.ShortTag() == "!!null" {
-			return d.errf(n.Content[i], path, "a key is %s, not a name", describe(k))
+			return d.errf(n.Content[i], path, "a key is %s, not a name", yamlnode.Describe(k))
 		}
 		p := join(path, k.Value)
 		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {

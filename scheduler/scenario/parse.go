@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/userfile"
+	"github.com/caisson/caisson/internal/yamlnode"
 	"github.com/caisson/caisson/scheduler"
 )
 
@@ -61,8 +60,6 @@ func Parse(name string, data []byte) (*Scenario, error) {
 	return s, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
-
 // document parses data as one YAML document and returns its top node.
 func document(name string, data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -87,12 +84,7 @@ func document(name string, data []byte) (*yaml.Node, error) {
 }
 
 func syntaxError(name string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
+	line, msg := yamlnode.SyntaxError(err)
 	return &Error{File: name, Line: line, Err: fmt.Errorf("not valid YAML: %s: %w", msg, api.ErrInvalid)}
 }
 

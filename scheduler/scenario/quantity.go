@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/caisson/caisson/internal/yamlnode"
 )
 
 // maxQuantity bounds every resource amount (millicores, bytes, ports,
@@ -163,17 +165,4 @@ func checked(r *big.Rat, mult int64, ceil bool, n *yaml.Node, inexact string) (i
 
 // describe names a node's value for an error: "abc" quoted, or what kind
 // of thing stands where a value should be.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.ShortTag() == "!!null" {
-			return "nothing"
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "nothing"
-}
+func describe(n *yaml.Node) string { return yamlnode.Describe(n) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/yamlnode"
 	"github.com/caisson/caisson/scheduler"
 )
 
@@ -66,17 +67,7 @@ func (v *validator) line(path string) int {
 	if v.s.src == nil {
 		return 0
 	}
-	for p := path; p != ""; {
-		if l, ok := v.s.src.lines[p]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
+	return yamlnode.LineOf(v.s.src.lines, path)
 }
 
 func (v *validator) errf(path, format string, args ...any) error {
