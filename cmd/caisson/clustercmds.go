@@ -49,6 +49,98 @@ func formatFlag(cmd *cobra.Command, format *string) {
 	cmd.Flags().StringVar(format, "format", "table", "table or json")
 }
 
+// idsCmd is a command that calls op for each ID it is given and prints
+// each ID op succeeded on (kill, revoke), going on after errors. op, as
+// inspectCmd's get and lsCmd's list, is a method expression of the
+// client's, (*client.Client).KillTask, whose receiver comes first.
+func (g *globals) idsCmd(use, short string, op func(c *client.Client, ctx context.Context, id string) error) *cobra.Command {
+	return g.clientFlags(&cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
+				return eachID(args, func(id string) error {
+					if err := op(c, ctx, id); err != nil {
+						return err
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), id)
+					return nil
+				})
+			})
+		},
+	})
+}
+
+// inspectCmd prints what get finds for each ID as JSON, then the errors
+// of those not found.
+func inspectCmd[T any](g *globals, short string, get func(c *client.Client, ctx context.Context, id string) (T, error)) *cobra.Command {
+	return g.clientFlags(&cobra.Command{
+		Use:   "inspect ID...",
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
+				found := []T{}
+				err := eachID(args, func(id string) error {
+					v, err := get(c, ctx, id)
+					if err == nil {
+						found = append(found, v)
+					}
+					return err
+				})
+				if len(found) > 0 {
+					if perr := printJSON(cmd.OutOrStdout(), found); perr != nil {
+						return perr
+					}
+				}
+				return err
+			})
+		},
+	})
+}
+
+// lsFlags are the flags of a list command: --format, and -q where the
+// list has IDs.
+type lsFlags struct {
+	format string
+	quiet  bool
+}
+
+func (f *lsFlags) register(cmd *cobra.Command, quiet bool) {
+	formatFlag(cmd, &f.format)
+	if quiet {
+		cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only IDs")
+	}
+}
+
+// lsCmd is a list command: it checks its flags, lists, and prints the
+// list as a table, as JSON, or (-q) its IDs.
+func lsCmd[T any](g *globals, cmd *cobra.Command, f *lsFlags, id func(T) string, header string, row func(T) []string,
+	list func(c *client.Client, ctx context.Context) ([]T, error)) *cobra.Command {
+	f.register(cmd, id != nil)
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkFormat(f.format); err != nil {
+			return err
+		}
+		return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
+			l, err := list(c, ctx)
+			if err != nil {
+				return err
+			}
+			if f.quiet {
+				for _, v := range l {
+					fmt.Fprintln(cmd.OutOrStdout(), id(v))
+				}
+				return nil
+			}
+			return listOutput(cmd.OutOrStdout(), f.format, l, header, row)
+		})
+	}
+	return g.clientFlags(cmd)
+}
+
 func newConsumerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "consumer",
@@ -89,41 +181,28 @@ sessions must stay.`,
 	}
 	apply.Flags().StringVarP(&file, "file", "f", "", `the tree's file, YAML or JSON ("-": standard input)`)
 
-	var format string
-	ls := &cobra.Command{
+	ls := lsCmd(g, &cobra.Command{
 		Use:   "ls [--format table|json]",
 		Short: "List the consumers with what they own, hold and deserve (a tenant: its own subtree)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
-				return err
-			}
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				list, err := c.Consumers(ctx)
-				if err != nil {
-					return err
-				}
-				return listOutput(cmd.OutOrStdout(), format, list, "PATH\tWEIGHT\tOWNED\tLIMIT\tHELD\tDESERVED\tPENDING\tSESSIONS\tLEND\tGRACE",
-					func(s api.ConsumerStatus) []string {
-						weight, lend, grace := s.Weight, "yes", "default"
-						if weight == 0 {
-							weight = 1
-						}
-						if s.NoLend {
-							lend = "no"
-						}
-						if s.Grace != 0 {
-							grace = s.Grace.String()
-						}
-						return []string{s.Path, fmt.Sprintf("%g", weight), formatResources(s.Owned), formatResources(s.Limit), formatResources(s.Held),
-							formatResources(s.Deserved), formatResources(s.Pending), strconv.Itoa(s.Sessions), lend, grace}
-					})
-			})
-		},
-	}
-	formatFlag(ls, &format)
-	cmd.AddCommand(g.clientFlags(apply), g.clientFlags(ls))
+	}, &lsFlags{}, nil, "PATH\tWEIGHT\tOWNED\tLIMIT\tHELD\tDESERVED\tPENDING\tSESSIONS\tLEND\tGRACE", consumerRow,
+		(*client.Client).Consumers)
+	cmd.AddCommand(g.clientFlags(apply), ls)
 	return cmd
+}
+
+func consumerRow(s api.ConsumerStatus) []string {
+	weight, lend, grace := s.Weight, "yes", "default"
+	if weight == 0 {
+		weight = 1
+	}
+	if s.NoLend {
+		lend = "no"
+	}
+	if s.Grace != 0 {
+		grace = s.Grace.String()
+	}
+	return []string{s.Path, fmt.Sprintf("%g", weight), formatResources(s.Owned), formatResources(s.Limit), formatResources(s.Held),
+		formatResources(s.Deserved), formatResources(s.Pending), strconv.Itoa(s.Sessions), lend, grace}
 }
 
 // tokenFlags maps the fields of a token request to token create's flags.
@@ -181,49 +260,18 @@ subtree only. An admin token does everything; an agent token is an agent's.`,
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token is valid, as 720h (default: until revoked)")
 	formatFlag(create, &format)
 
-	var lsFormat string
-	ls := &cobra.Command{
+	ls := lsCmd(g, &cobra.Command{
 		Use:   "ls [--format table|json]",
 		Short: "List the tokens, without their secrets (admin)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(lsFormat); err != nil {
-				return err
-			}
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				list, err := c.Tokens(ctx)
-				if err != nil {
-					return err
-				}
-				return listOutput(cmd.OutOrStdout(), lsFormat, list, "ID\tROLE\tCONSUMER\tNAME\tCREATED\tEXPIRES", func(t api.Token) []string {
-					expires := "never"
-					if !t.Expires.IsZero() {
-						expires = t.Expires.UTC().Format(time.RFC3339)
-					}
-					return []string{t.ID, t.Role, orDash(t.Consumer), orDash(t.Name), t.Created.UTC().Format(time.RFC3339), expires}
-				})
-			})
-		},
-	}
-	formatFlag(ls, &lsFormat)
-
-	revoke := &cobra.Command{
-		Use:   "revoke ID...",
-		Short: "Revoke tokens: the master refuses them from now on (admin)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				return eachID(args, func(id string) error {
-					if err := c.RevokeToken(ctx, id); err != nil {
-						return err
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), id)
-					return nil
-				})
-			})
-		},
-	}
-	cmd.AddCommand(g.clientFlags(create), g.clientFlags(ls), g.clientFlags(revoke))
+	}, &lsFlags{}, nil, "ID\tROLE\tCONSUMER\tNAME\tCREATED\tEXPIRES", func(t api.Token) []string {
+		expires := "never"
+		if !t.Expires.IsZero() {
+			expires = t.Expires.UTC().Format(time.RFC3339)
+		}
+		return []string{t.ID, t.Role, orDash(t.Consumer), orDash(t.Name), t.Created.UTC().Format(time.RFC3339), expires}
+	}, (*client.Client).Tokens)
+	revoke := g.idsCmd("revoke ID...", "Revoke tokens: the master refuses them from now on (admin)", (*client.Client).RevokeToken)
+	cmd.AddCommand(g.clientFlags(create), ls, revoke)
 	return cmd
 }
 
@@ -284,77 +332,19 @@ and field. The session's ID is printed; --format json prints the session.`,
 	return g.clientFlags(cmd)
 }
 
-// sessionTasks sums a session's groups: tasks running, wanted, pending.
-func sessionTasks(s api.Session) (running, count, pending int) {
-	for _, gs := range s.Groups {
-		running += gs.Running
-		count += gs.Count
-		pending += gs.Pending
-	}
-	return running, count, pending
-}
-
 func newSessionCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "session",
 		Short: "List, inspect, scale and kill sessions",
 		Args:  cobra.NoArgs,
 	}
-	var all, quiet bool
-	var format string
-	ls := &cobra.Command{
+	var all bool
+	ls := lsCmd(g, &cobra.Command{
 		Use:   "ls [--all] [-q] [--format table|json]",
 		Short: "List the sessions this token may see (running ones, or all with --all)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
-				return err
-			}
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				list, err := c.Sessions(ctx, all)
-				if err != nil {
-					return err
-				}
-				if quiet {
-					for _, s := range list {
-						fmt.Fprintln(cmd.OutOrStdout(), s.ID)
-					}
-					return nil
-				}
-				return listOutput(cmd.OutOrStdout(), format, list, "ID\tNAME\tCONSUMER\tKIND\tPRIORITY\tSTATE\tTASKS\tPENDING\tSUBMITTED", func(s api.Session) []string {
-					running, count, pending := sessionTasks(s)
-					kind := s.Spec.Kind
-					if kind == "" {
-						kind = api.SessionBatch
-					}
-					return []string{s.ID, s.Spec.Name, orDash(s.Spec.Consumer), kind, strconv.Itoa(s.Spec.Priority), s.State,
-						fmt.Sprintf("%d/%d", running, count), strconv.Itoa(pending), ago(s.Submitted)}
-				})
-			})
-		},
-	}
+	}, &lsFlags{}, func(s api.Session) string { return s.ID }, "ID\tNAME\tCONSUMER\tKIND\tPRIORITY\tSTATE\tTASKS\tPENDING\tSUBMITTED", sessionRow,
+		func(c *client.Client, ctx context.Context) ([]api.Session, error) { return c.Sessions(ctx, all) })
 	ls.Flags().BoolVarP(&all, "all", "a", false, "finished sessions too")
-	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
-	formatFlag(ls, &format)
-
-	inspect := &cobra.Command{
-		Use:   "inspect ID...",
-		Short: "Show sessions as JSON: their spec, state and groups' progress",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				out := []api.Session{}
-				err := eachID(args, func(id string) error {
-					s, err := c.Session(ctx, id)
-					if err == nil {
-						out = append(out, s)
-					}
-					return err
-				})
-				return printThen(cmd.OutOrStdout(), out, err)
-			})
-		},
-	}
 
 	scale := &cobra.Command{
 		Use:     "scale ID GROUP COUNT",
@@ -375,44 +365,28 @@ func newSessionCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-
-	kill := &cobra.Command{
-		Use:   "kill ID...",
-		Short: "Kill sessions: their tasks are killed, their offers rescinded",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				return eachID(args, func(id string) error {
-					if err := c.KillSession(ctx, id); err != nil {
-						return err
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), id)
-					return nil
-				})
-			})
-		},
-	}
-	cmd.AddCommand(g.clientFlags(ls), g.clientFlags(inspect), g.clientFlags(scale), g.clientFlags(kill))
+	cmd.AddCommand(ls,
+		inspectCmd(g, "Show sessions as JSON: their spec, state and groups' progress", (*client.Client).Session),
+		g.clientFlags(scale),
+		g.idsCmd("kill ID...", "Kill sessions: their tasks are killed, their offers rescinded", (*client.Client).KillSession))
 	return cmd
 }
 
-// printThen prints what was found as JSON, if anything was, then returns
-// err: inspect's way with IDs some of which were not found.
-func printThen[T any](out io.Writer, found []T, err error) error {
-	if len(found) > 0 {
-		if perr := printJSON(out, found); perr != nil {
-			return perr
-		}
+// sessionRow is a session in session ls: its tasks running of those
+// wanted, summed over its groups, and those pending.
+func sessionRow(s api.Session) []string {
+	var running, count, pending int
+	for _, gs := range s.Groups {
+		running += gs.Running
+		count += gs.Count
+		pending += gs.Pending
 	}
-	return err
-}
-
-// taskState is a task's state, with its exit code when it has one.
-func taskState(t api.Task) string {
-	if t.ExitCode != nil {
-		return fmt.Sprintf("%s (%d)", t.State, *t.ExitCode)
+	kind := s.Spec.Kind
+	if kind == "" {
+		kind = api.SessionBatch
 	}
-	return t.State
+	return []string{s.ID, s.Spec.Name, orDash(s.Spec.Consumer), kind, strconv.Itoa(s.Spec.Priority), s.State,
+		fmt.Sprintf("%d/%d", running, count), strconv.Itoa(pending), ago(s.Submitted)}
 }
 
 func newTaskCmd(g *globals) *cobra.Command {
@@ -421,110 +395,47 @@ func newTaskCmd(g *globals) *cobra.Command {
 		Short: "List, inspect and kill the tasks of sessions",
 		Args:  cobra.NoArgs,
 	}
-	var session, format string
-	var quiet bool
-	ls := &cobra.Command{
+	var session string
+	ls := lsCmd(g, &cobra.Command{
 		Use:   "ls [--session ID] [-q] [--format table|json]",
 		Short: "List the tasks this token may see, of one session with --session",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
-				return err
-			}
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				list, err := c.Tasks(ctx, session)
-				if err != nil {
-					return err
-				}
-				if quiet {
-					for _, t := range list {
-						fmt.Fprintln(cmd.OutOrStdout(), t.ID)
-					}
-					return nil
-				}
-				return listOutput(cmd.OutOrStdout(), format, list, "ID\tSTATE\tAGENT\tRESOURCES\tPORTS\tGPUS\tREASON", func(t api.Task) []string {
-					ports := make([]string, 0, len(t.Ports))
-					for _, p := range t.Ports {
-						ports = append(ports, strconv.Itoa(p))
-					}
-					reason := t.Reason
-					if t.Revocable && !api.TaskTerminal(t.State) {
-						reason = strings.TrimPrefix(reason+", revocable", ", ")
-					}
-					return []string{t.ID, taskState(t), orDash(t.Agent), formatResources(t.Resources), orDash(strings.Join(ports, ",")),
-						orDash(strings.Join(t.GPUs, ",")), orDash(reason)}
-				})
-			})
-		},
-	}
+	}, &lsFlags{}, func(t api.Task) string { return t.ID }, "ID\tSTATE\tAGENT\tRESOURCES\tPORTS\tGPUS\tREASON", taskRow,
+		func(c *client.Client, ctx context.Context) ([]api.Task, error) { return c.Tasks(ctx, session) })
 	ls.Flags().StringVar(&session, "session", "", "only this session's tasks")
-	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
-	formatFlag(ls, &format)
-
-	inspect := &cobra.Command{
-		Use:   "inspect ID...",
-		Short: "Show tasks as JSON: state, agent, grant, container, exit code, reason",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				out := []api.Task{}
-				err := eachID(args, func(id string) error {
-					t, err := c.Task(ctx, id)
-					if err == nil {
-						out = append(out, t)
-					}
-					return err
-				})
-				return printThen(cmd.OutOrStdout(), out, err)
-			})
-		},
-	}
-
-	kill := &cobra.Command{
-		Use:   "kill ID...",
-		Short: "Kill tasks (SIGTERM, then SIGKILL after their group's kill_grace); they are not started again",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				return eachID(args, func(id string) error {
-					if err := c.KillTask(ctx, id); err != nil {
-						return err
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), id)
-					return nil
-				})
-			})
-		},
-	}
-	cmd.AddCommand(g.clientFlags(ls), g.clientFlags(inspect), g.clientFlags(kill))
+	cmd.AddCommand(ls,
+		inspectCmd(g, "Show tasks as JSON: state, agent, grant, container, exit code, reason", (*client.Client).Task),
+		g.idsCmd("kill ID...", "Kill tasks (SIGTERM, then SIGKILL after their group's kill_grace); they are not started again", (*client.Client).KillTask))
 	return cmd
 }
 
+// taskRow is a task in task ls: its state with its exit code, and
+// whether it runs on borrowed resources (revocable).
+func taskRow(t api.Task) []string {
+	state := t.State
+	if t.ExitCode != nil {
+		state = fmt.Sprintf("%s (%d)", t.State, *t.ExitCode)
+	}
+	ports := make([]string, 0, len(t.Ports))
+	for _, p := range t.Ports {
+		ports = append(ports, strconv.Itoa(p))
+	}
+	reason := t.Reason
+	if t.Revocable && !api.TaskTerminal(t.State) {
+		reason = strings.TrimPrefix(reason+", revocable", ", ")
+	}
+	return []string{t.ID, state, orDash(t.Agent), formatResources(t.Resources), orDash(strings.Join(ports, ",")),
+		orDash(strings.Join(t.GPUs, ",")), orDash(reason)}
+}
+
 func newAgentsCmd(g *globals) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
+	return lsCmd(g, &cobra.Command{
 		Use:   "agents [--format table|json]",
 		Short: "List the cluster's agents: their state, resources and tasks (admin)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
-				return err
-			}
-			return g.withClient(cmd, nil, func(ctx context.Context, c *client.Client) error {
-				list, err := c.Agents(ctx)
-				if err != nil {
-					return err
-				}
-				return listOutput(cmd.OutOrStdout(), format, list, "ID\tHOSTNAME\tADDRESS\tSTATE\tCPUS\tMEMORY\tDISK\tGPUS\tTASKS\tLAST SEEN", func(a api.Agent) []string {
-					r := a.Resources
-					return []string{a.ID, a.Hostname, orDash(a.Address), a.State, fmt.Sprintf("%g", r.CPUs), api.FormatSize(uint64(r.MemoryBytes)),
-						api.FormatSize(uint64(r.DiskBytes)), strconv.Itoa(len(r.GPUs)), strconv.Itoa(a.Tasks), ago(a.LastSeen)}
-				})
-			})
-		},
-	}
-	formatFlag(cmd, &format)
-	return g.clientFlags(cmd)
+	}, &lsFlags{}, nil, "ID\tHOSTNAME\tADDRESS\tSTATE\tCPUS\tMEMORY\tDISK\tGPUS\tTASKS\tLAST SEEN", func(a api.Agent) []string {
+		r := a.Resources
+		return []string{a.ID, a.Hostname, orDash(a.Address), a.State, fmt.Sprintf("%g", r.CPUs), api.FormatSize(uint64(r.MemoryBytes)),
+			api.FormatSize(uint64(r.DiskBytes)), strconv.Itoa(len(r.GPUs)), strconv.Itoa(a.Tasks), ago(a.LastSeen)}
+	}, (*client.Client).Agents)
 }
 
 // isTaskID reports whether a name given to logs is a task's: task IDs
