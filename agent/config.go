@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/caisson/caisson/api"
+)
+
+// DefaultKillGrace is how long a task has between SIGTERM and SIGKILL when
+// neither its kill nor its group says.
+const DefaultKillGrace = 10 * time.Second
+
+// Config is what an agent needs. cmd/caisson fills it from the agent's
+// section of the config file and its flags.
+type Config struct {
+	// StateDir holds the agent's ID, its task records and its queue of
+	// status updates (see the package doc). It must survive a restart of
+	// the agent; it is made 0700 if missing.
+	StateDir string
+	// MasterURL is the master's API, "https://host:port".
+	MasterURL string
+	// TLS is the client configuration towards the master: the cluster's
+	// CA and this agent's certificate (pki.Files.ClientConfig).
+	TLS *tls.Config
+	// Token is the agent's token (role agent), sent with every call.
+	Token string
+	// ListenAddr is where the agent's own API listens ("host:port";
+	// port 0 picks one), with ServerTLS (pki.Files.ServerConfig): the
+	// master reads task logs there.
+	ListenAddr string
+	ServerTLS  *tls.Config
+	// Address is where the master reaches that API, "host:port"; empty
+	// derives it from the listener: its port, and its host unless that is
+	// a wildcard address, in which case Hostname.
+	Address string
+	// Hostname is the host's name as the master shows it; empty is
+	// os.Hostname.
+	Hostname string
+	// Resources says what the host offers. It is called at each
+	// registration and each heartbeat; a heartbeat carries the resources
+	// only when they differ from those last sent (a GPU's health).
+	Resources func(ctx context.Context) (api.NodeResources, error)
+	// Labels are the admin's attributes (zone, rack) for constraints.
+	Labels map[string]string
+	// Containers runs the tasks (NewContainers over the containerizer).
+	Containers Containers
+	// DefaultKillGrace is the time between SIGTERM and SIGKILL when a
+	// kill gives none and the task's group neither; zero is
+	// DefaultKillGrace.
+	DefaultKillGrace time.Duration
+	// Version is reported by the health endpoint.
+	Version string
+	// Logger receives the agent's log; nil discards it.
+	Logger *slog.Logger
+	// Clock tells the time and makes timers; nil is the real clock. Tests
+	// give a fake one.
+	Clock Clock
+}
+
+// Validate says what is missing or wrong, naming the field. Errors wrap
+// api.ErrInvalid.
+func (c *Config) Validate() error {
+	invalid := func(field, msg string) error {
+		return &api.FieldError{Field: field, Err: fmt.Errorf("agent: %s: %w", msg, api.ErrInvalid)}
+	}
+	switch {
+	case c.StateDir == "":
+		return invalid("state_dir", "a state directory is required")
+	case c.MasterURL == "":
+		return invalid("master", "the master's URL is required")
+	case c.TLS == nil:
+		return invalid("tls", "a TLS configuration towards the master is required")
+	case c.Token == "":
+		return invalid("token", "a token is required")
+	case c.ListenAddr == "":
+		return invalid("listen", "a listen address for the agent's API is required")
+	case c.ServerTLS == nil:
+		return invalid("tls", "a TLS configuration for the agent's API is required")
+	case c.Resources == nil:
+		return invalid("resources", "a source of the host's resources is required")
+	case c.Containers == nil:
+		return invalid("containers", "a containerizer is required")
+	case c.DefaultKillGrace < 0:
+		return invalid("kill_grace", "the kill grace period cannot be negative")
+	}
+	u, err := url.Parse(c.MasterURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return invalid("master", fmt.Sprintf("master URL %q: want https://HOST:PORT", c.MasterURL))
+	}
+	return nil
+}
+
+// withDefaults fills in what may be left out.
+func (c Config) withDefaults() Config {
+	if c.DefaultKillGrace == 0 {
+		c.DefaultKillGrace = DefaultKillGrace
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	return c
+}
+
+// Clock is the agent's time: kill deadlines, heartbeats and retries.
+type Clock interface {
+	Now() time.Time
+	// NewTimer fires once, d from now; at once when d <= 0.
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a Clock's timer.
+type Timer interface {
+	C() <-chan time.Time
+	// Stop stops it; it reports whether it had not fired yet.
+	Stop() bool
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.t.C }
+func (t realTimer) Stop() bool          { return t.t.Stop() }
