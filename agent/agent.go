@@ -54,6 +54,10 @@ type Agent struct {
 	listening chan struct{}
 
 	wg sync.WaitGroup // the goroutines of Run
+
+	// forgotten, when set (by tests), is called when a task's record is
+	// deleted.
+	forgotten func(task string)
 }
 
 // New checks cfg and makes an agent; it reads its ID from the state dir.

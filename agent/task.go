@@ -338,6 +338,9 @@ func (a *Agent) forget(ctx context.Context, t *task, cid string) {
 	a.mu.Lock()
 	delete(a.tasks, t.id)
 	a.mu.Unlock()
+	if a.forgotten != nil {
+		a.forgotten(t.id)
+	}
 }
 
 // kill asks t's goroutine to kill it, or stops its launch. A kill from
