@@ -200,7 +200,7 @@ func TestFailedLaunchLeavesNothing(t *testing.T) {
 			if u.Message == "" {
 				t.Error("the failure has no message")
 			}
-			recv(t, e.forgotten, "task forgotten")
+			e.waitForgotten(t, l.Task)
 			if list, _ := e.containers.List(context.Background()); len(list) > 0 {
 				t.Errorf("containers left: %+v", list)
 			}
@@ -280,7 +280,7 @@ func TestKill(t *testing.T) {
 			u := e.master.nextOf(t, l.Task)
 			want.Message = u.Message
 			e.checkUpdate(t, u, want)
-			recv(t, e.forgotten, "task forgotten")
+			e.waitForgotten(t, l.Task)
 			if tc.onTerm != nil {
 				if n := e.containers.count("kill"); n != 1 {
 					t.Errorf("%d signals, want SIGTERM only", n)
@@ -331,7 +331,7 @@ func TestTerminations(t *testing.T) {
 			want := tc.want
 			want.Task, want.Container = l.Task, cid
 			e.checkUpdate(t, e.master.nextOf(t, l.Task), want)
-			recv(t, e.forgotten, "task forgotten")
+			e.waitForgotten(t, l.Task)
 		})
 	}
 }

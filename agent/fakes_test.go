@@ -628,6 +628,13 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// waitForgotten waits until an agent deletes the record of task.
+func (e *env) waitForgotten(t *testing.T, task string) {
+	t.Helper()
+	for recv(t, e.forgotten, "task forgotten") != task {
+	}
+}
+
 // runningAgent is an agent whose Run is under way.
 type runningAgent struct {
 	*Agent
