@@ -160,6 +160,58 @@ func TestLaunchIsIdempotent(t *testing.T) {
 	}
 }
 
+func TestCrashDuringLaunch(t *testing.T) {
+	e := newEnv(t)
+	e.containers.gate = make(chan struct{}) // launches never end
+	ra := e.start(t)
+	_, st := e.connected(t)
+	l := launchOf("s1/web/0")
+	st.send(api.AgentMessage{Launch: l})
+	recv(t, e.containers.launching, "launch")
+	// The record and the staging update are on disk before the launch
+	// (the update, or delivered from there already).
+	if files := taskFiles(t, e.stateDir); len(files) != 1 {
+		t.Errorf("task records during the launch: %v, want the task's", files)
+	}
+	q := queuedUpdates(t, e.stateDir)
+	if !e.master.received(l.Task, api.TaskStaging) && (len(q) == 0 || q[0].State != api.TaskStaging) {
+		t.Errorf("queue during the launch: %+v, want the staging update", q)
+	}
+	ra.stop(t) // the agent dies during the launch
+
+	e.start(t)
+	reg, _ := e.connected(t)
+	if d := cmp.Diff([]api.AgentTask{{ID: l.Task, State: api.TaskFailed}}, reg.Tasks); d != "" {
+		t.Errorf("registered tasks (-want +got):\n%s", d)
+	}
+	e.checkUpdate(t, e.master.nextOf(t, l.Task), api.StatusUpdate{Task: l.Task, State: api.TaskStaging})
+	e.checkUpdate(t, e.master.nextOf(t, l.Task), api.StatusUpdate{
+		Task: l.Task, State: api.TaskFailed, Reason: ReasonLaunchFailed, Message: "agent restarted during launch",
+	})
+	if files := taskFiles(t, e.stateDir); len(files) > 0 {
+		t.Errorf("task records left: %v", files)
+	}
+}
+
+func TestKillDuringLaunch(t *testing.T) {
+	e := newEnv(t)
+	e.containers.gate = make(chan struct{})
+	e.start(t)
+	_, st := e.connected(t)
+	l := launchOf("s1/web/0")
+	st.send(api.AgentMessage{Launch: l})
+	recv(t, e.containers.launching, "launch")
+	st.send(api.AgentMessage{Kill: &api.TaskKill{Task: l.Task, Reason: "session killed"}})
+	e.checkUpdate(t, e.master.nextOf(t, l.Task), api.StatusUpdate{Task: l.Task, State: api.TaskStaging})
+	e.checkUpdate(t, e.master.nextOf(t, l.Task), api.StatusUpdate{
+		Task: l.Task, State: api.TaskKilled, Reason: "session killed", Message: "killed before it started",
+	})
+	e.waitForgotten(t, l.Task)
+	if n := e.containers.count("launch"); n > 0 {
+		t.Errorf("%d containers launched", n)
+	}
+}
+
 func TestFailedLaunchLeavesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name string

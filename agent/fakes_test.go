@@ -147,6 +147,10 @@ type fakeContainers struct {
 	termExit *api.Termination
 	// onRemove runs at each removal, before it.
 	onRemove func(id string)
+	// gate, when set, holds each launch until it is closed or the
+	// launch's context is done; launching says a launch is held.
+	gate      chan struct{}
+	launching chan string
 }
 
 type fakeContainer struct {
@@ -157,7 +161,7 @@ type fakeContainer struct {
 func newFakeContainers() *fakeContainers {
 	return &fakeContainers{
 		byID: map[string]*fakeContainer{}, calls: make(chan call, 1000), launched: make(chan string, 100),
-		failLaunch: map[string]error{},
+		failLaunch: map[string]error{}, launching: make(chan string, 100),
 	}
 }
 
@@ -186,6 +190,17 @@ func (f *fakeContainers) addLocked(spec api.ContainerSpec, state api.State) stri
 }
 
 func (f *fakeContainers) Launch(ctx context.Context, spec api.ContainerSpec) (string, error) {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		f.launching <- spec.Labels[LabelTask]
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return "", fmt.Errorf("launch: %w", ctx.Err())
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record(call{op: "launch", spec: spec})
