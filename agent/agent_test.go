@@ -514,7 +514,7 @@ func TestRestartRecovery(t *testing.T) {
 	cidF := e.containers.add(api.ContainerSpec{Labels: labels(f.Task)}, api.StateRunning)
 	launches := e.containers.count("launch")
 
-	ra = e.start(t)
+	e.start(t)
 	reg, st := e.connected(t)
 	if reg.ID != id {
 		t.Errorf("registered as %q, want %q", reg.ID, id)
@@ -750,7 +750,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no TLS", edit: func(c *Config) { c.TLS = nil }, field: "tls"},
 		{name: "no token", edit: func(c *Config) { c.Token = "" }, field: "token"},
 		{name: "no listen address", edit: func(c *Config) { c.ListenAddr = "" }, field: "listen"},
-		{name: "no server TLS", edit: func(c *Config) { c.ServerTLS = nil }, field: "tls"},
+		{name: "no server TLS", edit: func(c *Config) { c.ServerTLS = nil }, field: "server_tls"},
 		{name: "no resources", edit: func(c *Config) { c.Resources = nil }, field: "resources"},
 		{name: "no containers", edit: func(c *Config) { c.Containers = nil }, field: "containers"},
 		{name: "negative grace", edit: func(c *Config) { c.DefaultKillGrace = -time.Second }, field: "kill_grace"},

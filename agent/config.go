@@ -81,7 +81,7 @@ func (c *Config) Validate() error {
 	case c.ListenAddr == "":
 		return invalid("listen", "a listen address for the agent's API is required")
 	case c.ServerTLS == nil:
-		return invalid("tls", "a TLS configuration for the agent's API is required")
+		return invalid("server_tls", "a TLS configuration for the agent's API is required")
 	case c.Resources == nil:
 		return invalid("resources", "a source of the host's resources is required")
 	case c.Containers == nil:

@@ -204,7 +204,7 @@ func TestAgentWithRunc(t *testing.T) {
 		t.Fatalf("the task's container after the agent stopped: %v, %v; want running", ct, err)
 	}
 
-	ra = e.startWith(t, cfg)
+	e.startWith(t, cfg)
 	reg, st := e.connected(t)
 	if d := cmp.Diff([]api.AgentTask{{ID: long.Task, Container: cid, State: api.TaskRunning}}, reg.Tasks); d != "" {
 		t.Errorf("registered tasks (-want +got):\n%s", d)
