@@ -46,10 +46,11 @@ func (c *Client) Events(ctx context.Context, session string, fn func(api.Session
 		}
 		switch {
 		case err == nil:
+		case ctx.Err() != nil:
+			// Before EOF: a cancelled request's body may end either way.
+			return ctx.Err()
 		case errors.Is(err, io.EOF):
 			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
 		case errors.Is(err, api.ErrTooLarge):
 			return fmt.Errorf("GET %s: line %d: %w", p, n, err)
 		default:
