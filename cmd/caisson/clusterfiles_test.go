@@ -366,6 +366,14 @@ func TestExamples(t *testing.T) {
 	if !paths[s.Consumer] {
 		t.Errorf("examples/job.yaml runs under %s, which examples/cluster-tree.yaml does not have", s.Consumer)
 	}
+	// The scheduler takes the tree as it is, and the session under it.
+	core := scheduler.New(scheduler.Config{})
+	if _, err := core.Step(scheduler.ConsumersSet{Consumers: scheduler.ConsumersFrom(tree)}); err != nil {
+		t.Errorf("the scheduler refuses examples/cluster-tree.yaml: %v", err)
+	}
+	if _, err := core.Step(scheduler.SessionSubmitted{Session: scheduler.SessionFrom("s", s.Consumer, "", s)}); err != nil {
+		t.Errorf("the scheduler refuses examples/job.yaml: %v", err)
+	}
 }
 
 // FuzzParseSessionFile: whatever the file, the parser does not panic; it
