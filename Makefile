@@ -132,6 +132,7 @@ bench: deps build
 	# throughput (goal: 50,000 placements/s); bytes per agent and per
 	# pending and running task; the store's appends.
 	$(GO) test -run '^$$' -bench 'AllocationCycle|Placement' -benchtime 5x ./scheduler/
+	$(GO) test -run '^$$' -bench 'OneTaskSessions' -benchtime 3x ./scheduler/
 	$(GO) test -run '^$$' -bench 'Memory' -benchtime 1x ./scheduler/
 	$(GO) test -run '^$$' -bench 'Append' -benchtime 2000x ./scheduler/store/
 	./scripts/bench-sim.sh
