@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 )
@@ -153,40 +154,45 @@ func (c *Core) serve(s *session) {
 	// After a search that found no room for the shape, only agents
 	// whose free resources grew since can have it: a spread session that
 	// took one task in a fill is served again on every fill, mostly to
-	// find nothing.
+	// find nothing. The free index tells that at little cost; the busy
+	// order is brought up to date only when some agent has room.
 	var since uint64
 	if s.unfit.epoch > 0 && s.unfit.shape == shape {
 		since = s.unfit.epoch
 	}
-	var cand []*agent
-	fits := false
-	c.freeIdx.each(shape, since, func(i int) bool {
-		fits = true
-		a := c.agents[i]
-		if a.dirty || c.cfg.OfferFanout > 1 && len(a.offers) >= c.cfg.OfferFanout {
-			return true
-		}
-		if until, ok := s.filters[a.idx]; ok && until.After(c.now) {
-			return true
-		}
-		cand = append(cand, a)
-		return true
-	})
 	s.unfit.shape, s.unfit.epoch = shape, 0
+	fits := false
+	c.freeIdx.each(shape, since, func(int) bool {
+		fits = true
+		return false
+	})
 	if !fits {
 		s.unfit.epoch = c.freeIdx.epoch
+		c.requeue(s)
+		return
 	}
-	c.byBusy(cand, s.spec.Policy == Spread)
+	c.order.sync(&c.freeIdx, len(c.agents), c.total)
+	cand := candidates{c: c, s: s, shape: shape, since: since, spread: s.spec.Policy == Spread, list: c.candBuf[:0]}
+	if s.gangWaits() {
+		// A gang launches on agents ahead in the order: take them as
+		// they are now.
+		cand.all()
+	}
 	switch {
 	case s.framework:
-		for _, a := range cand {
+		for i := 0; ; i++ {
+			a := cand.at(i)
+			if a == nil {
+				break
+			}
 			c.offerTo(s, a)
 		}
-	case s.spec.Policy == Spread:
+	case cand.spread:
 		for placed := true; placed && s.pending(); {
 			placed = false
-			for _, a := range cand {
-				if !s.pending() {
+			for i := 0; s.pending(); i++ {
+				a := cand.at(i)
+				if a == nil {
 					break
 				}
 				if c.place(s, a) > 0 {
@@ -197,13 +203,100 @@ func (c *Core) serve(s *session) {
 			}
 		}
 	default:
-		for _, a := range cand {
-			if !s.pending() || c.place(s, a) == 0 && c.servedUp(s) {
+		for i := 0; s.pending(); i++ {
+			a := cand.at(i)
+			if a == nil || c.place(s, a) == 0 && c.servedUp(s) {
 				break
 			}
 		}
 	}
+	clear(cand.list)
+	c.candBuf = cand.list[:0]
 	c.requeue(s)
+}
+
+// candidates are the agents serve tries for a session, in its order: the
+// ones whose free resources hold the session's smallest task (and grew
+// since, see unfit) and that it may use, busiest first for binpack and
+// emptiest first for spread, by index among equals, as byBusy sorts them.
+// They are found in the busy order as serve asks for them, a few more
+// each time, and kept, for spread goes round them again. An agent's place
+// and room are the order's, from when serve began; whether the session may
+// use it is read when it is found, which gives the same for every agent
+// but the ones serve already placed on, unless a gang launched on others:
+// then serve finds them all first.
+type candidates struct {
+	c      *Core
+	s      *session
+	shape  Resources
+	since  uint64
+	spread bool
+	list   []*agent
+	done   bool
+	begun  bool
+	last   orderKey // the last agent found
+	batch  int      // how many agents the next search finds at most
+}
+
+// at returns the i-th candidate, or nil when there are fewer.
+func (x *candidates) at(i int) *agent {
+	for len(x.list) <= i && !x.done {
+		x.batch = max(1, 2*x.batch)
+		x.more(x.batch)
+	}
+	if i < len(x.list) {
+		return x.list[i]
+	}
+	return nil
+}
+
+// all finds every candidate.
+func (x *candidates) all() {
+	for !x.done {
+		x.more(math.MaxInt)
+	}
+}
+
+// more finds up to n more agents that hold the shape and keeps those the
+// session may use.
+func (x *candidates) more(n int) {
+	var after *orderKey
+	if x.begun {
+		last := x.last
+		after = &last
+	}
+	found := 0
+	o := &x.c.order
+	o.each(after, x.spread, x.shape, x.since, func(i int32) bool {
+		x.begun, x.last = true, o.key(i)
+		found++
+		if a := x.c.agents[i]; x.usable(a) {
+			x.list = append(x.list, a)
+		}
+		return found < n
+	})
+	x.done = found < n
+}
+
+// usable reports whether serve may use agent a for the session: it is not
+// about to be filled, has room for another offer, and is not filtered.
+func (x *candidates) usable(a *agent) bool {
+	if a.dirty || x.c.cfg.OfferFanout > 1 && len(a.offers) >= x.c.cfg.OfferFanout {
+		return false
+	}
+	until, ok := x.s.filters[a.idx]
+	return !ok || !until.After(x.c.now)
+}
+
+// gangWaits reports whether a group of the session waits for its gang to
+// start.
+func (s *session) gangWaits() bool {
+	for _, g := range s.groups {
+		if !g.started && g.pending() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // servedUp reports whether serve can stop: the session waits for nothing

@@ -112,7 +112,11 @@ type Core struct {
 	// freeIdx finds agents by what they have free, roomIdx by what they
 	// would have free without their revocable tasks (see reindex).
 	freeIdx, roomIdx agentIndex
-	rescan           bool
+	// order keeps the agents busiest first for serve; candBuf is its
+	// list of candidates, kept between serves.
+	order   busyOrder
+	candBuf []*agent
+	rescan  bool
 
 	counters Counters
 	ready    Ready

@@ -39,6 +39,7 @@ func (c *Core) reindex(a *agent, changed bool) {
 	}
 	c.freeIdx.set(int(a.idx), free, false)
 	c.roomIdx.set(int(a.idx), room, changed)
+	c.order.touch(a.idx)
 }
 
 // checkIndex checks that the indexes hold what agent a can give, and that

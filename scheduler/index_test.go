@@ -15,16 +15,7 @@ func TestAgentIndex(t *testing.T) {
 	var x agentIndex
 	vecs := []Resources{}
 	grew := []uint64{}
-	random := func() Resources {
-		var r Resources
-		for k := range r {
-			r[k] = rng.Int64N(8)
-		}
-		if rng.IntN(10) == 0 {
-			return none
-		}
-		return r
-	}
+	random := func() Resources { return randomVector(rng, 8) }
 	for step := range 3000 {
 		i := rng.IntN(len(vecs) + 1)
 		v := random()
@@ -62,4 +53,16 @@ func TestAgentIndex(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomVector is a vector of values below n, or one time in ten none.
+func randomVector(rng *rand.Rand, n int64) Resources {
+	var r Resources
+	for k := range r {
+		r[k] = rng.Int64N(n)
+	}
+	if rng.IntN(10) == 0 {
+		return none
+	}
+	return r
 }

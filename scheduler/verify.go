@@ -86,6 +86,9 @@ func (c *Core) Verify() error {
 	if total != c.total {
 		return bad("cluster total %v, agents have %v", c.total, total)
 	}
+	if err := c.order.check(&c.freeIdx, c.total); err != nil {
+		return bad("%v", err)
+	}
 	if len(seen) != len(c.tasks) {
 		return bad("%d tasks on agents, %d known", len(seen), len(c.tasks))
 	}
