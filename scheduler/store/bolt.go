@@ -133,20 +133,33 @@ func readState(tx *bolt.Tx) (state, error) {
 
 // Append implements Store.
 func (b *Bolt) Append(seq uint64, event []byte) error {
+	return b.AppendBatch(seq, [][]byte{event})
+}
+
+// AppendBatch implements Store.
+func (b *Bolt) AppendBatch(first uint64, events [][]byte) error {
+	if len(events) == 0 {
+		return nil
+	}
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		s, err := readState(tx)
 		if err != nil {
 			return err
 		}
-		if err := checkAppend(seq, s.last()); err != nil {
+		if err := checkAppend(first, s.last()); err != nil {
 			return err
 		}
 		log := tx.Bucket(bucketLog)
 		// Keys only ever grow: fill pages instead of splitting them in half.
 		log.FillPercent = 0.9
-		return log.Put(encode(seq), event)
+		for i, ev := range events {
+			if err := log.Put(encode(first+uint64(i)), ev); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	return b.wrap(err, "append event %d", seq)
+	return b.wrap(err, "%s", eventsText(first, len(events)))
 }
 
 // SaveSnapshot implements Store.

@@ -64,6 +64,8 @@ var conformance = []struct {
 	{"empty", testEmpty},
 	{"append and load in order", testAppendLoad},
 	{"gaps and repeats rejected", testSeqRejected},
+	{"batch append", testAppendBatch},
+	{"batch gaps and repeats rejected", testBatchRejected},
 	{"snapshot compacts the log", testSnapshotCompaction},
 	{"snapshot sequence rules", testSnapshotRules},
 	{"empty values", testEmptyValues},
@@ -147,6 +149,77 @@ func testSeqRejected(t *testing.T, s store.Store, _ func(*testing.T) store.Store
 		}
 	}
 	checkLoad(t, s, store.Loaded{Events: records(1, 3)})
+}
+
+func batch(from, to uint64) [][]byte {
+	var evs [][]byte
+	for seq := from; seq <= to; seq++ {
+		evs = append(evs, event(seq))
+	}
+	return evs
+}
+
+func testAppendBatch(t *testing.T, s store.Store, reopen func(*testing.T) store.Store) {
+	// An empty batch writes nothing, wherever it says it starts.
+	for _, first := range []uint64{0, 1, 7} {
+		if err := s.AppendBatch(first, nil); err != nil {
+			t.Errorf("AppendBatch(%d, nil): %v", first, err)
+		}
+	}
+	checkLoad(t, s, store.Loaded{})
+	if err := s.AppendBatch(1, batch(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Batches and single appends follow each other; a batch spans many
+	// bbolt pages.
+	appendRange(t, s, 2, 2)
+	if err := s.AppendBatch(3, batch(3, 400)); err != nil {
+		t.Fatal(err)
+	}
+	appendRange(t, s, 401, 401)
+	checkLoad(t, s, store.Loaded{Events: records(1, 401)})
+	// After a snapshot at S, a batch starts at S+1.
+	if err := s.SaveSnapshot(401, []byte("state@401")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendBatch(402, batch(402, 410)); err != nil {
+		t.Fatal(err)
+	}
+	// The store keeps copies, not the caller's buffers.
+	evs := [][]byte{event(411), event(412)}
+	if err := s.AppendBatch(411, evs); err != nil {
+		t.Fatal(err)
+	}
+	clear(evs[0])
+	clear(evs[1])
+	want := store.Loaded{SnapshotSeq: 401, Snapshot: []byte("state@401"), Events: records(402, 412)}
+	checkLoad(t, s, want)
+	if reopen == nil {
+		return
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkLoad(t, reopen(t), want)
+}
+
+func testBatchRejected(t *testing.T, s store.Store, _ func(*testing.T) store.Store) {
+	if err := s.AppendBatch(2, batch(2, 3)); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("AppendBatch(2, ...) to an empty store: error %v, want one wrapping api.ErrConflict", err)
+	}
+	if err := s.AppendBatch(1, batch(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// A batch that repeats or skips is refused whole: none of its events
+	// is written, the next sequence number stays.
+	for _, first := range []uint64{0, 1, 3, 5} {
+		if err := s.AppendBatch(first, batch(first, first+2)); !errors.Is(err, api.ErrConflict) {
+			t.Errorf("AppendBatch(%d, 3 events) after 3: error %v, want one wrapping api.ErrConflict", first, err)
+		}
+	}
+	checkLoad(t, s, store.Loaded{Events: records(1, 3)})
+	appendRange(t, s, 4, 4)
+	checkLoad(t, s, store.Loaded{Events: records(1, 4)})
 }
 
 func testSnapshotCompaction(t *testing.T, s store.Store, _ func(*testing.T) store.Store) {
@@ -330,6 +403,9 @@ func testUseAfterClose(t *testing.T, s store.Store, _ func(*testing.T) store.Sto
 	}
 	if err := s.SaveSnapshot(2, []byte("state@2")); !errors.Is(err, api.ErrUnavailable) {
 		t.Errorf("SaveSnapshot after Close: error %v, want one wrapping api.ErrUnavailable", err)
+	}
+	if err := s.AppendBatch(3, [][]byte{event(3), event(4)}); !errors.Is(err, api.ErrUnavailable) {
+		t.Errorf("AppendBatch after Close: error %v, want one wrapping api.ErrUnavailable", err)
 	}
 	if _, err := s.Load(); !errors.Is(err, api.ErrUnavailable) {
 		t.Errorf("Load after Close: error %v, want one wrapping api.ErrUnavailable", err)

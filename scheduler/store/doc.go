@@ -27,6 +27,9 @@
 //	}
 //	next := loaded.Next()          // the sequence number of the next Append
 //
+// AppendBatch writes many events in one write, for a server that commits
+// a group of events at once: what one sync costs is shared by the group.
+//
 // Bolt, from Open, is the default: one go.etcd.io/bbolt file with three
 // buckets, all keys big-endian uint64 so that byte order is numeric order.
 //
@@ -34,7 +37,7 @@
 //	snapshot  seq → snapshot bytes (at most one entry)
 //	log       seq → event bytes (seq > the snapshot's, contiguous)
 //
-// Every Append and SaveSnapshot is one bbolt transaction, fsynced unless
+// Every Append, AppendBatch and SaveSnapshot is one bbolt transaction, fsynced unless
 // Options.NoSync is set; an event that Append returned nil for survives a
 // crash of the process (and, with sync, of the machine). The file is
 // locked while open: a second process that opens it gets an error wrapping

@@ -26,15 +26,25 @@ func (m *Memory) last() uint64 { return m.snapSeq + uint64(len(m.events)) }
 
 // Append implements Store.
 func (m *Memory) Append(seq uint64, event []byte) error {
+	return m.AppendBatch(seq, [][]byte{event})
+}
+
+// AppendBatch implements Store.
+func (m *Memory) AppendBatch(first uint64, events [][]byte) error {
+	if len(events) == 0 {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return fmt.Errorf("append event %d: %w", seq, errClosed)
+		return fmt.Errorf("%s: %w", eventsText(first, len(events)), errClosed)
 	}
-	if err := checkAppend(seq, m.last()); err != nil {
+	if err := checkAppend(first, m.last()); err != nil {
 		return err
 	}
-	m.events = append(m.events, Record{Seq: seq, Data: clone(event)})
+	for i, ev := range events {
+		m.events = append(m.events, Record{Seq: first + uint64(i), Data: clone(ev)})
+	}
 	return nil
 }
 

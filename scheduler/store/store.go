@@ -13,6 +13,11 @@ type Store interface {
 	// snapshot, 1 in an empty store); anything else is an error wrapping
 	// api.ErrConflict and changes nothing. The event is copied.
 	Append(seq uint64, event []byte) error
+	// AppendBatch adds events with sequence numbers first, first+1, ...
+	// in one write (one transaction and one sync for Bolt): all of them
+	// or, on error, none. first follows Append's rule; an empty batch
+	// writes nothing and returns nil. The events are copied.
+	AppendBatch(first uint64, events [][]byte) error
 	// SaveSnapshot replaces the snapshot with one taken after the event seq
 	// and, in the same write, drops the events up to seq. seq must lie
 	// between the current snapshot's and the last event's (both included);
@@ -63,9 +68,17 @@ var errClosed = fmt.Errorf("store is closed: %w", api.ErrUnavailable)
 // (or snapshot, when the log is empty) is last.
 func checkAppend(seq, last uint64) error {
 	if seq != last+1 {
-		return fmt.Errorf("append event %d: the next sequence number is %d: %w", seq, last+1, api.ErrConflict)
+		return fmt.Errorf("append at %d: the next sequence number is %d: %w", seq, last+1, api.ErrConflict)
 	}
 	return nil
+}
+
+// eventsText names an append of n events from first, for errors.
+func eventsText(first uint64, n int) string {
+	if n == 1 {
+		return fmt.Sprintf("append event %d", first)
+	}
+	return fmt.Sprintf("append events %d to %d", first, first+uint64(n)-1)
 }
 
 // checkSnapshot says why a snapshot at seq cannot be saved in a store with
