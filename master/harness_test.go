@@ -482,6 +482,13 @@ func (f *fakeAgent) disconnect() {
 	}
 }
 
+// waitGone waits until the agent's stream, if it had one, has ended.
+func (f *fakeAgent) waitGone() {
+	if f.done != nil {
+		<-f.done
+	}
+}
+
 // nextLaunch waits for a launch.
 func (f *fakeAgent) nextLaunch() api.TaskLaunch {
 	f.c.tb.Helper()
