@@ -69,7 +69,8 @@ test-unit:
 test-race:
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/ \
 		./volumes/driver/ ./volumes/client/ ./volumes/isolator/ ./internal/loopdev/ ./scheduler/store/ \
-		./gpu/manager/ ./cni/ ./resources/ ./internal/flock/ ./internal/userfile/ ./internal/testutil/ ./cmd/caisson/ ./agent/
+		./gpu/manager/ ./cni/ ./resources/ ./internal/flock/ ./internal/userfile/ ./internal/testutil/ ./cmd/caisson/ ./agent/ \
+		./master/
 	# gpu/nvml is the one cgo package (go-nvml and its simulated DGX machines).
 	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) test -count=1 -race ./gpu/nvml/
 
@@ -181,6 +182,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDevNum$$' -fuzztime $(FUZZTIME) ./internal/loopdev/
 	$(GO) test -run '^$$' -fuzz '^FuzzContaining$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/mountinfo/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./master/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAmounts$$' -fuzztime $(FUZZTIME) ./resources/
 	$(GO) test -run '^$$' -fuzz '^FuzzEvents$$' -fuzztime $(FUZZTIME_EVENTS) ./scheduler/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalEvent$$' -fuzztime $(FUZZTIME) ./scheduler/

@@ -48,7 +48,9 @@ type Config struct {
 	// task whose group sets no kill_grace.
 	DefaultKillGrace time.Duration
 	// SnapshotEvery is how many log records are written between two
-	// snapshots.
+	// snapshots, at least: never fewer than the master's tables hold
+	// rows (tasks, sessions, agents), so that snapshots cost a bounded
+	// amount per record.
 	SnapshotEvery int
 	// AgentTLS is the client configuration the master dials agents' own
 	// API with (task logs): the cluster's CA and the master's certificate.

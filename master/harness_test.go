@@ -345,7 +345,7 @@ func openStream[T any](cl *client, ctx context.Context, path string) (<-chan T, 
 		b, _ := io.ReadAll(resp.Body)
 		return nil, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
-	out := make(chan T, 1<<16)
+	out := make(chan T, 256)
 	go func() {
 		defer close(out)
 		defer resp.Body.Close()
@@ -397,7 +397,7 @@ type fakeAgent struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// onLaunch, when set, is called for every launch received (in the
-	// stream's goroutine).
+	// stream's goroutine), instead of passing it on msgs.
 	onLaunch func(api.TaskLaunch)
 }
 
@@ -405,7 +405,7 @@ func (c *cluster) newAgent(token, hostname string, res api.NodeResources, labels
 	return &fakeAgent{
 		c: c, cl: c.client(token, true),
 		reg:      api.AgentRegistration{Hostname: hostname, Address: "127.0.0.1:1", Resources: res, Labels: labels},
-		launches: map[string]int{}, runs: map[string]string{}, msgs: make(chan api.AgentMessage, 1<<16),
+		launches: map[string]int{}, runs: map[string]string{}, msgs: make(chan api.AgentMessage, 1024),
 	}
 }
 
@@ -459,6 +459,7 @@ func (f *fakeAgent) connect() {
 			f.mu.Unlock()
 			if msg.Launch != nil && f.onLaunch != nil {
 				f.onLaunch(*msg.Launch)
+				continue
 			}
 			f.msgs <- msg
 		}

@@ -362,10 +362,18 @@ func (m *Master) process(batch []*op, tick bool) error {
 		close(o.done)
 	}
 	m.publishCounters()
-	if m.seq-m.snapSeq >= uint64(m.cfg.SnapshotEvery) {
+	if m.seq-m.snapSeq >= m.snapshotEvery() {
 		m.snapshot()
 	}
 	return nil
+}
+
+// snapshotEvery is how many records to write between snapshots:
+// Config.SnapshotEvery, or as many as the tables hold rows when that is
+// more, so that what snapshots cost stays in proportion to what is
+// logged.
+func (m *Master) snapshotEvery() uint64 {
+	return uint64(max(m.cfg.SnapshotEvery, len(m.tasks)+len(m.sessions)+len(m.agents)))
 }
 
 // timerTick is the loop's periodic work: the core's clock (unless the

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/caisson/caisson/api"
 	"github.com/google/go-cmp/cmp"
@@ -268,4 +269,56 @@ func agentStates(c *cluster) map[string]string {
 		out[a.ID] = a.State
 	}
 	return out
+}
+
+// TestIdleTicks: ticks that would decide nothing are not logged; an event
+// after a long idle time is preceded by a tick that brings the core's
+// clock up to date.
+func TestIdleTicks(t *testing.T) {
+	s := newSetup(t, clusterOptions{})
+	s.newAgent(s.agentTok, "node", nodeResources(2, 1<<30), nil).start()
+	s.advance(time.Second)
+	s.advance(time.Second)
+	seq := s.seq()
+	for range 10 {
+		s.advance(time.Second)
+	}
+	if got := s.seq(); got != seq {
+		t.Errorf("idle ticks wrote %d records", got-seq)
+	}
+	s.clock.Advance(time.Hour)
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("late", 1, 1), http.StatusCreated, nil)
+	if got, want := inLoop(s.cluster, func(m *Master) time.Time { return m.core.Now() }), s.clock.Now(); !got.Equal(want) {
+		t.Errorf("the core's time after an idle hour and a submit: %s, want %s", got, want)
+	}
+}
+
+// TestHeartbeatResources: a heartbeat with changed resources updates the
+// agent in the core; one without changes writes nothing.
+func TestHeartbeatResources(t *testing.T) {
+	s := newSetup(t, clusterOptions{})
+	a := s.newAgent(s.agentTok, "node", nodeResources(4, 8<<30), nil).start()
+	hb := func(res *api.NodeResources) {
+		a.cl.must(http.MethodPost, "/v1/agent/heartbeat", api.Heartbeat{Agent: a.ID, Resources: res}, http.StatusNoContent, nil)
+	}
+	seq := s.seq()
+	same := nodeResources(4, 8<<30)
+	hb(nil)
+	hb(&same)
+	if got := s.seq(); got != seq {
+		t.Errorf("heartbeats without changes wrote %d records", got-seq)
+	}
+	smaller := nodeResources(1, 8<<30)
+	hb(&smaller)
+	var sess api.Session
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("two", 1, 2), http.StatusCreated, &sess)
+	s.ml.must(http.MethodGet, "/v1/sessions/"+sess.ID, nil, http.StatusOK, &sess)
+	if diff := cmp.Diff([]api.GroupStatus{{Name: "work", Count: 1, Pending: 1}}, sess.Groups); diff != "" {
+		t.Errorf("a 2-CPU task on an agent down to 1 CPU (-want +got):\n%s", diff)
+	}
+	var agents []api.Agent
+	s.adminClient().must(http.MethodGet, "/v1/agents", nil, http.StatusOK, &agents)
+	if len(agents) != 1 || agents[0].Resources.CPUs != 1 {
+		t.Errorf("agents after the heartbeat: %+v", agents)
+	}
 }
