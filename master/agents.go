@@ -250,7 +250,7 @@ func (m *Master) applyUpdates(tx *txn, req api.StatusUpdates) (api.Acks, error) 
 		switch {
 		case t == nil || t.Agent != req.Agent || t.ended():
 			if !api.TaskTerminal(u.State) {
-				m.toAgent(req.Agent, api.AgentMessage{Kill: &api.TaskKill{Task: u.Task, Reason: "unknown"}}, tx)
+				m.toAgent(req.Agent, api.AgentMessage{Kill: &api.TaskKill{Task: u.Task, Reason: "unknown-task"}}, tx)
 			}
 			continue
 		case !forward(t, u.State):

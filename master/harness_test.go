@@ -18,6 +18,7 @@ import (
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/pki"
 	"github.com/caisson/caisson/scheduler/store"
+	"github.com/google/go-cmp/cmp"
 )
 
 // The test harness: a master served over HTTPS with the cluster's TLS
@@ -211,11 +212,33 @@ func (c *cluster) stop() {
 	c.m = nil
 }
 
-// restart stops the master and starts a new one from the same store.
+// restart stops the master and starts a new one from the same store,
+// and checks that the new one's state is the old one's.
 func (c *cluster) restart() {
 	c.tb.Helper()
+	before := c.state()
 	c.stop()
 	c.start()
+	if diff := cmp.Diff(before, c.state()); diff != "" {
+		c.tb.Errorf("the restored master's state (-stopped +restored):\n%s", diff)
+	}
+}
+
+// state is the master's tables and core, as its snapshot encodes them.
+func (c *cluster) state() map[string]any {
+	c.tb.Helper()
+	data := inLoop(c, func(m *Master) []byte {
+		b, err := m.encodeSnapshot()
+		if err != nil {
+			c.tb.Fatal(err)
+		}
+		return b
+	})
+	var v map[string]any
+	if err := json.Unmarshal(data, &v); err != nil {
+		c.tb.Fatal(err)
+	}
+	return v
 }
 
 // advance moves the fake clock and has the master tick at the new time.
@@ -517,14 +540,6 @@ func (f *fakeAgent) report(updates ...api.StatusUpdate) api.Acks {
 	var acks api.Acks
 	f.cl.must(http.MethodPost, "/v1/agent/updates", api.StatusUpdates{Agent: f.ID, Updates: updates}, http.StatusOK, &acks)
 	return acks
-}
-
-// forget drops a task from what the agent runs (as a restart that lost
-// it would).
-func (f *fakeAgent) forget(task string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.runs, task)
 }
 
 func (f *fakeAgent) launchCount(task string) int {

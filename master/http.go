@@ -94,7 +94,7 @@ func (m *Master) Handler() http.Handler {
 		mux.Handle(rt.pattern, m.guard(rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fmt.Errorf("no endpoint %s %s: %w", r.Method, r.URL.Path, api.ErrNotFound))
+		m.writeError(w, r, fmt.Errorf("no endpoint %s %s: %w", r.Method, r.URL.Path, api.ErrNotFound))
 	})
 	return mux
 }
@@ -104,20 +104,20 @@ func (m *Master) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt.roles == nil {
 			if err := rt.h(w, r, caller{}); err != nil {
-				writeError(w, err)
+				m.writeError(w, r, err)
 			}
 			return
 		}
 		agentRoute := strings.HasPrefix(rt.pattern, "GET /v1/agent/") || strings.HasPrefix(rt.pattern, "POST /v1/agent/")
 		if agentRoute {
 			if role, err := pki.PeerRole(r.TLS); err != nil || role != pki.RoleAgent {
-				writeError(w, fmt.Errorf("agent endpoints need the client certificate of a cluster agent: %w", api.ErrUnauthorized))
+				m.writeError(w, r, fmt.Errorf("agent endpoints need the client certificate of a cluster agent: %w", api.ErrUnauthorized))
 				return
 			}
 		}
 		tok, err := m.authenticate(r)
 		if err != nil {
-			writeError(w, err)
+			m.writeError(w, r, err)
 			return
 		}
 		allowed := false
@@ -125,11 +125,11 @@ func (m *Master) guard(rt route) http.Handler {
 			allowed = allowed || tok.Role == role
 		}
 		if !allowed {
-			writeError(w, fmt.Errorf("a %s token may not %s %s: %w", tok.Role, r.Method, r.URL.Path, api.ErrForbidden))
+			m.writeError(w, r, fmt.Errorf("a %s token may not %s %s: %w", tok.Role, r.Method, r.URL.Path, api.ErrForbidden))
 			return
 		}
 		if err := rt.h(w, r, caller{tok: tok}); err != nil {
-			writeError(w, err)
+			m.writeError(w, r, err)
 		}
 	})
 }
@@ -237,7 +237,9 @@ func errorStatus(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
-func writeError(w http.ResponseWriter, err error) {
+// writeError answers with an api.Error; a 5xx is logged, and its
+// message kept from the caller.
+func (m *Master) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := errorStatus(err)
 	body := api.Error{Code: code, Message: err.Error()}
 	var fe *api.FieldError
@@ -245,6 +247,7 @@ func writeError(w http.ResponseWriter, err error) {
 		body.Field = fe.Field
 	}
 	if status == http.StatusInternalServerError {
+		m.log.Error("request", "method", r.Method, "path", r.URL.Path, "err", err)
 		body.Message = "internal error"
 	}
 	_ = writeJSON(w, status, body)

@@ -334,7 +334,9 @@ func (tx *txn) after(f func()) {
 // actions, the answers. An error is the store's: nothing was acted on
 // and the master must stop.
 func (m *Master) process(batch []*op, tick bool) error {
-	tx := &txn{m: m, now: m.clock.Now()}
+	// Without its monotonic reading: the time goes into records, and
+	// replay must compare times as the live master did.
+	tx := &txn{m: m, now: m.clock.Now().Round(0)}
 	if tick {
 		m.timerTick(tx)
 	}

@@ -197,6 +197,23 @@ func TestMasterRestartFromSnapshot(t *testing.T) {
 	if diff := cmp.Diff(beforeTasks, tasksOf(s.cluster, sess.ID)); diff != "" {
 		t.Errorf("tasks after a restart (-want +got):\n%s", diff)
 	}
+	// The restored master goes on: the agent comes back, the tasks end,
+	// and so does the session.
+	a.waitGone()
+	a.register()
+	a.connect()
+	for _, tk := range beforeTasks {
+		if got := s.task(tk.ID); got.State != api.TaskRunning {
+			t.Errorf("task %s after the restart: %s", tk.ID, got.State)
+		}
+		u := update(tk.ID, api.TaskFinished)
+		u.ExitCode = exit(0)
+		a.report(u)
+	}
+	s.ml.must(http.MethodGet, "/v1/sessions/"+sess.ID, nil, http.StatusOK, &sess)
+	if sess.State != "finished" {
+		t.Errorf("session after its tasks ended on the restored master: %s", sess.State)
+	}
 }
 
 func tasksOf(c *cluster, session string) []api.Task {

@@ -86,6 +86,7 @@ func TestReclaim(t *testing.T) {
 			t.Errorf("launch of %s after the reclaim, want the owner's", l.Task)
 		}
 	}
+	c.restart() // and the restored state is the same
 }
 
 // TestFrameworkSession: offers on the stream, accept launches, decline
@@ -171,6 +172,16 @@ func TestFrameworkSession(t *testing.T) {
 	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("b", 1, 1), http.StatusCreated, &batch)
 	if got, _ := s.ml.call(http.MethodPost, "/v1/sessions/"+batch.ID+"/accept", api.Accept{Offer: o.ID}, nil); got != http.StatusConflict {
 		t.Errorf("accept for a batch session: %d, want 409", got)
+	}
+	// Restored with its outstanding offers: a new stream gets them.
+	offers := outstanding(s.cluster, sess.ID)
+	if len(offers) != 1 {
+		t.Fatalf("outstanding offers before the restart: %v, want one", offers)
+	}
+	s.restart()
+	events, _ = s.ml.events(t, sess.ID)
+	if got := next(t, events, "an outstanding offer", isOffer).Offer; got.ID != offers[0] {
+		t.Errorf("offer %s after the restart, want %v", got.ID, offers)
 	}
 }
 
