@@ -82,7 +82,7 @@ func (m *Master) registerAgent(tx *txn, reg api.AgentRegistration) (api.Register
 	if err := tx.log(&record{Agent: rec}); err != nil {
 		return api.Registered{}, &api.FieldError{Field: "resources", Err: err}
 	}
-	m.agents[id].lastSeen = tx.now
+	m.agents[id].lastSeen, m.agents[id].registered = tx.now, true
 	m.log.Info("agent registered", "agent", id, "hostname", reg.Hostname, "tasks", len(reg.Tasks), "kill", len(kill))
 	return api.Registered{ID: id, Heartbeat: api.Duration(m.cfg.HeartbeatInterval), Kill: kill}, nil
 }
@@ -95,9 +95,7 @@ func newUUID() string {
 
 // checkRegistration says which field of a registration is wrong.
 func checkRegistration(reg api.AgentRegistration) error {
-	bad := func(field, format string, args ...any) error {
-		return &api.FieldError{Field: field, Err: fmt.Errorf(format+": %w", append(args, api.ErrInvalid)...)}
-	}
+	bad := func(field, format string, args ...any) error { return invalid(field, "", format, args...) }
 	switch {
 	case reg.ID != "" && !api.ValidName(reg.ID):
 		return bad("id", "%q: want a letter or digit, then letters, digits, '_', '.' and '-'", reg.ID)
@@ -121,9 +119,7 @@ func checkRegistration(reg api.AgentRegistration) error {
 
 // checkNode says what is wrong with an agent's resources.
 func checkNode(n api.NodeResources, field string) error {
-	bad := func(sub, format string, args ...any) error {
-		return &api.FieldError{Field: field + sub, Err: fmt.Errorf(format+": %w", append(args, api.ErrInvalid)...)}
-	}
+	bad := func(sub, format string, args ...any) error { return invalid(field+sub, "", format, args...) }
 	switch {
 	case n.CPUs < 0 || math.IsNaN(n.CPUs) || math.IsInf(n.CPUs, 0) || n.CPUs > 1<<20:
 		return bad(".cpus", "%v is not a number of CPUs", n.CPUs)
@@ -158,11 +154,12 @@ func checkNode(n api.NodeResources, field string) error {
 	return nil
 }
 
-// liveAgent is a registered agent that is not lost, or ErrNotFound: the
-// agent must register again.
+// liveAgent is an agent that registered with this master (since it
+// started) and is not lost, or ErrNotFound: the agent must register
+// again, and be reconciled, before anything else.
 func (m *Master) liveAgent(id string) (*agent, error) {
 	a := m.agents[id]
-	if a == nil || a.lost {
+	if a == nil || a.lost || !a.registered {
 		return nil, &api.FieldError{Field: "agent", Value: fmt.Sprintf("%q", id), Err: fmt.Errorf("not registered: register again: %w", api.ErrNotFound)}
 	}
 	return a, nil
@@ -215,7 +212,7 @@ func (m *Master) agentUpdates(w http.ResponseWriter, r *http.Request, _ caller) 
 	}
 	for _, u := range req.Updates {
 		bad := func(field, format string, args ...any) error {
-			return &api.FieldError{Field: "updates." + field, Err: fmt.Errorf("task %q: "+format+": %w", append(append([]any{u.Task}, args...), api.ErrInvalid)...)}
+			return invalid("updates."+field, "", "task %q: "+format, append([]any{u.Task}, args...)...)
 		}
 		switch {
 		case u.UUID == "":

@@ -114,11 +114,13 @@ func BenchmarkClusterThroughput(b *testing.B) {
 	b.ReportMetric(rate/coreRate, "master/core")
 	b.ReportMetric(submitted.Seconds(), "submit-s")
 	for _, f := range agents {
+		f.mu.Lock()
 		for task, n := range f.launches {
 			if n != 1 {
 				b.Fatalf("agent %s got %d launches of %s", f.ID, n, task)
 			}
 		}
+		f.mu.Unlock()
 	}
 }
 

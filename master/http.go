@@ -183,7 +183,7 @@ func decodeBytes(body []byte, v any) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		return &api.FieldError{Field: typeErr.Field, Err: fmt.Errorf("want a JSON %s, got %s: %w", typeErr.Type, typeErr.Value, api.ErrInvalid)}
+		return invalid(typeErr.Field, "", "want a JSON %s, got %s", typeErr.Type, typeErr.Value)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("the body is not JSON: %s at byte %d: %w", syntaxErr, syntaxErr.Offset, api.ErrInvalid)
 	case errors.Is(err, io.EOF):
@@ -192,12 +192,19 @@ func decodeBytes(body []byte, v any) error {
 		return fmt.Errorf("the body ends in the middle of a JSON value: %w", api.ErrInvalid)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return &api.FieldError{Field: strings.Trim(name, `"`), Err: fmt.Errorf("unknown field: %w", api.ErrInvalid)}
+		return invalid(strings.Trim(name, `"`), "", "unknown field")
 	}
 	if errors.Is(err, api.ErrInvalid) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", strings.TrimPrefix(err.Error(), "json: "), api.ErrInvalid)
+}
+
+// invalid is a bad value of one field of a request: an *api.FieldError
+// wrapping api.ErrInvalid. value is as the message shows it (quoted for
+// a string), or empty.
+func invalid(field, value, format string, args ...any) error {
+	return &api.FieldError{Field: field, Value: value, Err: fmt.Errorf(format+": %w", append(args, api.ErrInvalid)...)}
 }
 
 // noBody refuses a body on an endpoint that takes none.

@@ -107,7 +107,11 @@ func TestMasterRestart(t *testing.T) {
 		t.Errorf("sessions after a restart (-want +got):\n%s", diff)
 	}
 	// The agents' streams broke with the old master: they register again
-	// with what they run, and connect.
+	// with what they run, and connect. Until they register, the master
+	// takes nothing from them.
+	if got, e := a.cl.call(http.MethodPost, "/v1/agent/heartbeat", api.Heartbeat{Agent: a.ID}, nil); got != http.StatusNotFound || e.Field != "agent" {
+		t.Errorf("heartbeat before registering with the restarted master: %d %+v, want 404 naming the agent", got, e)
+	}
 	for _, ag := range []*fakeAgent{a, b, c} {
 		ag.waitGone()
 		if kill := ag.register().Kill; len(kill) != 0 {

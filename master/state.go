@@ -66,9 +66,11 @@ type agent struct {
 	// tasks are the tasks on the agent that have not ended.
 	tasks map[string]*task
 
-	// Not persisted.
-	lastSeen time.Time
-	stream   *stream
+	// Not persisted. registered: the agent registered with this master
+	// (after a restart, each must again, to be reconciled).
+	lastSeen   time.Time
+	stream     *stream
+	registered bool
 }
 
 type offer struct {

@@ -46,8 +46,7 @@ func checkTree(tree api.ConsumerTree) error {
 	paths := map[string]bool{}
 	for i, c := range tree.Consumers {
 		bad := func(format string, args ...any) error {
-			return &api.FieldError{Field: "consumers.path", Value: fmt.Sprintf("%q", c.Path),
-				Err: fmt.Errorf("consumer %d: "+format+": %w", append(append([]any{i + 1}, args...), api.ErrInvalid)...)}
+			return invalid("consumers.path", fmt.Sprintf("%q", c.Path), "consumer %d: "+format, append([]any{i + 1}, args...)...)
 		}
 		names, ok := strings.CutPrefix(c.Path, "/")
 		if !ok || names == "" {
@@ -65,8 +64,7 @@ func checkTree(tree api.ConsumerTree) error {
 	}
 	for _, c := range tree.Consumers {
 		if p := parentPath(c.Path); p != "" && !paths[p] {
-			return &api.FieldError{Field: "consumers.path", Value: fmt.Sprintf("%q", c.Path),
-				Err: fmt.Errorf("its parent %s is not in the tree: %w", p, api.ErrInvalid)}
+			return invalid("consumers.path", fmt.Sprintf("%q", c.Path), "its parent %s is not in the tree", p)
 		}
 	}
 	return nil
@@ -126,18 +124,17 @@ func (m *Master) createToken(ctx context.Context, req api.TokenRequest) (api.Tok
 	switch req.Role {
 	case api.RoleTenant:
 		if req.Consumer == "" {
-			return api.Token{}, &api.FieldError{Field: "consumer", Err: fmt.Errorf("a tenant token is bound to a consumer: %w", api.ErrInvalid)}
+			return api.Token{}, invalid("consumer", "", "a tenant token is bound to a consumer")
 		}
 	case api.RoleAdmin, api.RoleAgent:
 		if req.Consumer != "" {
-			return api.Token{}, &api.FieldError{Field: "consumer", Err: fmt.Errorf("only tenant tokens are bound to a consumer: %w", api.ErrInvalid)}
+			return api.Token{}, invalid("consumer", "", "only tenant tokens are bound to a consumer")
 		}
 	default:
-		return api.Token{}, &api.FieldError{Field: "role", Value: fmt.Sprintf("%q", req.Role),
-			Err: fmt.Errorf("want %s, %s or %s: %w", api.RoleTenant, api.RoleAdmin, api.RoleAgent, api.ErrInvalid)}
+		return api.Token{}, invalid("role", fmt.Sprintf("%q", req.Role), "want %s, %s or %s", api.RoleTenant, api.RoleAdmin, api.RoleAgent)
 	}
 	if len(req.Name) > 256 {
-		return api.Token{}, &api.FieldError{Field: "name", Err: fmt.Errorf("longer than 256 bytes: %w", api.ErrInvalid)}
+		return api.Token{}, invalid("name", "", "longer than 256 bytes")
 	}
 	res, err := m.do(ctx, func(tx *txn) (any, error) {
 		if req.Role == api.RoleTenant && !m.hasConsumer(req.Consumer) {
@@ -156,7 +153,7 @@ func (m *Master) hasConsumer(path string) bool {
 }
 
 func unknownConsumer(path string) error {
-	return &api.FieldError{Field: "consumer", Value: fmt.Sprintf("%q", path), Err: fmt.Errorf("no such consumer: %w", api.ErrInvalid)}
+	return invalid("consumer", fmt.Sprintf("%q", path), "no such consumer")
 }
 
 // newToken logs a new token and returns it with its secret.
@@ -243,7 +240,7 @@ func (m *Master) postSession(w http.ResponseWriter, r *http.Request, c caller) e
 	}
 	if spec.Consumer == "" {
 		if c.admin() {
-			return &api.FieldError{Field: "consumer", Err: fmt.Errorf("an admin names the consumer the session runs under: %w", api.ErrInvalid)}
+			return invalid("consumer", "", "an admin names the consumer the session runs under")
 		}
 		spec.Consumer = c.tok.Consumer
 	}
@@ -252,8 +249,7 @@ func (m *Master) postSession(w http.ResponseWriter, r *http.Request, c caller) e
 			return nil, unknownConsumer(spec.Consumer)
 		}
 		if !m.leaves[spec.Consumer] {
-			return nil, &api.FieldError{Field: "consumer", Value: fmt.Sprintf("%q", spec.Consumer),
-				Err: fmt.Errorf("sessions run under leaf consumers, and this one has children: %w", api.ErrInvalid)}
+			return nil, invalid("consumer", fmt.Sprintf("%q", spec.Consumer), "sessions run under leaf consumers, and this one has children")
 		}
 		id := newID(func(id string) bool { return m.sessions[id] != nil })
 		if err := tx.log(&record{Session: &sessionRecord{ID: id, User: c.tok.Name, Spec: spec, Submitted: tx.now}}); err != nil {
@@ -274,11 +270,11 @@ func checkSpec(spec api.SessionSpec) error {
 		return err
 	}
 	if len(spec.Name) > 256 {
-		return &api.FieldError{Field: "name", Err: fmt.Errorf("longer than 256 bytes: %w", api.ErrInvalid)}
+		return invalid("name", "", "longer than 256 bytes")
 	}
 	for _, g := range spec.Groups {
 		if g.Max > 0 && g.Min > g.Max {
-			return &api.FieldError{Field: "groups.min", Value: fmt.Sprint(g.Min), Err: fmt.Errorf("group %s: above its max %d: %w", g.Name, g.Max, api.ErrInvalid)}
+			return invalid("groups.min", fmt.Sprint(g.Min), "group %s: above its max %d", g.Name, g.Max)
 		}
 	}
 	return nil
@@ -381,11 +377,11 @@ func (m *Master) scaleSession(w http.ResponseWriter, r *http.Request, c caller) 
 		g := s.group(req.Group)
 		switch {
 		case g == nil:
-			return nil, &api.FieldError{Field: "group", Value: fmt.Sprintf("%q", req.Group), Err: fmt.Errorf("the session has no such group: %w", api.ErrInvalid)}
+			return nil, invalid("group", fmt.Sprintf("%q", req.Group), "the session has no such group")
 		case req.Count < 0:
-			return nil, &api.FieldError{Field: "count", Value: fmt.Sprint(req.Count), Err: fmt.Errorf("negative: %w", api.ErrInvalid)}
+			return nil, invalid("count", fmt.Sprint(req.Count), "negative")
 		case g.Max > 0 && req.Count > g.Max:
-			return nil, &api.FieldError{Field: "count", Value: fmt.Sprint(req.Count), Err: fmt.Errorf("above the group's max %d: %w", g.Max, api.ErrInvalid)}
+			return nil, invalid("count", fmt.Sprint(req.Count), "above the group's max %d", g.Max)
 		}
 		if err := tx.log(eventRecord(scheduler.SessionUpdated{Session: s.rec.ID, Group: req.Group, Count: req.Count})); err != nil {
 			return nil, err
@@ -479,10 +475,10 @@ func (m *Master) accept(w http.ResponseWriter, r *http.Request, c caller) error 
 		ev := scheduler.OfferAccepted{Offer: req.Offer}
 		for _, t := range req.Tasks {
 			if s.group(t.Group) == nil {
-				return nil, &api.FieldError{Field: "tasks.group", Value: fmt.Sprintf("%q", t.Group), Err: fmt.Errorf("the session has no such group: %w", api.ErrInvalid)}
+				return nil, invalid("tasks.group", fmt.Sprintf("%q", t.Group), "the session has no such group")
 			}
 			if t.Count <= 0 {
-				return nil, &api.FieldError{Field: "tasks.count", Value: fmt.Sprint(t.Count), Err: fmt.Errorf("group %s: want a positive count: %w", t.Group, api.ErrInvalid)}
+				return nil, invalid("tasks.count", fmt.Sprint(t.Count), "group %s: want a positive count", t.Group)
 			}
 			ev.Tasks = append(ev.Tasks, scheduler.AcceptedTask{Group: t.Group, Count: t.Count})
 		}
