@@ -173,6 +173,9 @@ func (m *Master) agentStream(w http.ResponseWriter, r *http.Request, _ caller) e
 		if err != nil {
 			return nil, err
 		}
+		if err := m.reachable(tx, a); err != nil {
+			return nil, err
+		}
 		first := m.resend(a)
 		a.lastSeen = tx.now
 		tx.after(func() {
@@ -240,6 +243,9 @@ func (m *Master) applyUpdates(tx *txn, req api.StatusUpdates) (api.Acks, error) 
 		return api.Acks{}, err
 	}
 	a.lastSeen = tx.now
+	if err := m.reachable(tx, a); err != nil {
+		return api.Acks{}, err
+	}
 	acks := api.Acks{UUIDs: make([]string, 0, len(req.Updates))}
 	for _, u := range req.Updates {
 		acks.UUIDs = append(acks.UUIDs, u.UUID)
@@ -285,7 +291,7 @@ func (m *Master) heartbeat(w http.ResponseWriter, r *http.Request, _ caller) err
 		}
 		a.lastSeen = tx.now
 		if hb.Resources == nil || reflect.DeepEqual(*hb.Resources, a.reg.Resources) {
-			return nil, nil
+			return nil, m.reachable(tx, a)
 		}
 		rec := a.reg
 		rec.Resources, rec.Time = *hb.Resources, tx.now
@@ -309,7 +315,7 @@ func (m *Master) agentState(a *agent) string {
 	switch {
 	case a.lost:
 		return agentLost
-	case a.stream != nil || m.clock.Now().Sub(a.lastSeen) < m.cfg.HeartbeatTimeout:
+	case !a.unreachable && (a.stream != nil || m.clock.Now().Sub(a.lastSeen) < m.cfg.HeartbeatTimeout):
 		return agentConnected
 	}
 	return agentDisconnected

@@ -60,10 +60,13 @@
 // stream that (re)connects starts with every launch the agent has not
 // reported and every kill it has not confirmed (agents dedup launches by
 // task ID). An agent that neither heartbeats nor holds its stream for
-// HeartbeatTimeout is disconnected; for AgentLostTimeout more it is lost
-// (AgentLost: its tasks end "lost", reason "agent-lost", and are placed
-// again); when it comes back it registers again and its old tasks are
-// killed.
+// HeartbeatTimeout is disconnected: the core places nothing new on it
+// (AgentUpdated, unhealthy) until it is heard from again. For
+// AgentLostTimeout more it is lost (AgentLost: its tasks end "lost",
+// reason "agent-lost", and are placed again); when it comes back it
+// registers again and its old tasks are killed. A restarted master takes
+// nothing from an agent (stream, updates, heartbeats: 404 naming the
+// agent) until it has registered again and been reconciled.
 //
 // Status updates are applied once: an update that does not move a task
 // forward (staging, running, then an end) is acknowledged and changes

@@ -401,6 +401,11 @@ func (m *Master) timerTick(tx *txn) {
 			if err := tx.log(eventRecord(scheduler.AgentLost{ID: a.reg.ID})); err != nil {
 				m.log.Error("agent lost refused", "agent", a.reg.ID, "err", err)
 			}
+		case now.Sub(a.lastSeen) >= m.cfg.HeartbeatTimeout && !a.unreachable:
+			m.log.Warn("agent unreachable", "agent", a.reg.ID, "last_seen", a.lastSeen)
+			if err := tx.log(eventRecord(scheduler.AgentUpdated{Agent: a.spec(), Unhealthy: true})); err != nil {
+				m.log.Error("agent unreachable refused", "agent", a.reg.ID, "err", err)
+			}
 		}
 	}
 	m.metrics.refresh()

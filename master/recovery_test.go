@@ -234,23 +234,30 @@ func sessionsOf(c *cluster) []api.Session {
 	return out
 }
 
-// TestLostAgent: an agent silent past the lost-agent timeout is lost: its
-// tasks are lost and placed again on another agent; when it comes back,
-// it is told to kill the tasks that were replaced.
+// TestLostAgent: an agent silent past the heartbeat timeout is
+// unreachable: nothing new is placed on it; past the lost-agent timeout it
+// is lost: its tasks are lost and placed again on another agent; when it
+// comes back, it is told to kill the tasks that were replaced.
 func TestLostAgent(t *testing.T) {
 	s := newSetup(t, clusterOptions{})
-	a := s.newAgent(s.agentTok, "node-a", nodeResources(2, 8<<30), nil).start()
+	a := s.newAgent(s.agentTok, "node-a", nodeResources(4, 8<<30), nil).start()
 	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("job", 1, 2), http.StatusCreated, nil)
 	old := a.nextLaunch().Task
 	a.report(update(old, api.TaskRunning))
-	b := s.newAgent(s.agentTok, "node-b", nodeResources(2, 8<<30), nil).start()
+	b := s.newAgent(s.agentTok, "node-b", nodeResources(4, 8<<30), nil).start()
 
 	a.disconnect()
 	s.waitDetached(a.ID)
-	// Disconnected, not yet lost: nothing moves.
+	// Unreachable, not yet lost: its task stays; a new one goes to the
+	// other agent, although binpack would fill the busier one first.
 	s.advance(DefaultHeartbeatTimeout + DefaultAgentLostTimeout/2)
 	if got := agentStates(s.cluster); got[a.ID] != agentDisconnected || got[b.ID] != agentConnected {
 		t.Errorf("agent states half way: %v", got)
+	}
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("later", 1, 2), http.StatusCreated, nil)
+	b.report(update(b.nextLaunch().Task, api.TaskRunning))
+	if got := s.task(old); got.State != api.TaskRunning {
+		t.Errorf("the unreachable agent's task: %s", got.State)
 	}
 	s.advance(DefaultAgentLostTimeout / 2)
 	if got := agentStates(s.cluster); got[a.ID] != agentLost {
@@ -280,6 +287,29 @@ func TestLostAgent(t *testing.T) {
 	if got := a.launchCount(replacement) + b.launchCount(old); got != 0 {
 		t.Errorf("%d launches crossed agents", got)
 	}
+	// Back in service: it takes new work again.
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("again", 1, 4), http.StatusCreated, nil)
+	a.nextLaunch()
+	s.restart()
+}
+
+// TestUnreachableAgentReturns: an agent that is heard from again before
+// it is lost (a heartbeat) takes new work again.
+func TestUnreachableAgentReturns(t *testing.T) {
+	s := newSetup(t, clusterOptions{})
+	a := s.newAgent(s.agentTok, "node-a", nodeResources(4, 8<<30), nil).start()
+	a.disconnect()
+	s.waitDetached(a.ID)
+	s.advance(DefaultHeartbeatTimeout)
+	var sess api.Session
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("job", 1, 1), http.StatusCreated, &sess)
+	s.ml.must(http.MethodGet, "/v1/sessions/"+sess.ID, nil, http.StatusOK, &sess)
+	if diff := cmp.Diff([]api.GroupStatus{{Name: "work", Count: 1, Pending: 1}}, sess.Groups); diff != "" {
+		t.Errorf("a session with its only agent unreachable (-want +got):\n%s", diff)
+	}
+	a.cl.must(http.MethodPost, "/v1/agent/heartbeat", api.Heartbeat{Agent: a.ID}, http.StatusNoContent, nil)
+	a.connect()
+	a.nextLaunch()
 }
 
 func agentStates(c *cluster) map[string]string {

@@ -48,8 +48,9 @@ type snapTask struct {
 }
 
 type snapAgent struct {
-	Record agentRecord `json:"record"`
-	Lost   bool        `json:"lost,omitempty"`
+	Record      agentRecord `json:"record"`
+	Lost        bool        `json:"lost,omitempty"`
+	Unreachable bool        `json:"unreachable,omitempty"`
 }
 
 type snapOffer struct {
@@ -71,7 +72,7 @@ func (m *Master) encodeSnapshot() ([]byte, error) {
 		s.Tasks = append(s.Tasks, snapTask{Task: t.Task, Seq: t.seq, InCore: t.inCore, Heard: t.heard, Kill: t.kill, Notice: t.notice, Preempt: t.preempt})
 	}
 	for _, a := range sortedAgents(m.agents) {
-		s.Agents = append(s.Agents, snapAgent{Record: a.reg, Lost: a.lost})
+		s.Agents = append(s.Agents, snapAgent{Record: a.reg, Lost: a.lost, Unreachable: a.unreachable})
 	}
 	for _, t := range m.tokens {
 		s.Tokens = append(s.Tokens, t)
@@ -104,8 +105,9 @@ func (m *Master) restore(data []byte) error {
 		m.sessions[x.Record.ID] = &session{rec: x.Record, finished: x.Finished, groups: x.Groups, unacked: x.Unacked, streams: map[*stream]struct{}{}}
 	}
 	for _, x := range s.Agents {
-		attrs := scheduler.AgentFromNode(x.Record.ID, x.Record.Hostname, x.Record.Resources, x.Record.Labels).Attributes
-		m.agents[x.Record.ID] = &agent{reg: x.Record, attrs: attrs, lost: x.Lost, tasks: map[string]*task{}}
+		a := &agent{reg: x.Record, lost: x.Lost, unreachable: x.Unreachable, tasks: map[string]*task{}}
+		a.attrs = a.spec().Attributes
+		m.agents[x.Record.ID] = a
 	}
 	for _, x := range s.Tasks {
 		t := &task{Task: x.Task, seq: x.Seq, inCore: x.InCore, heard: x.Heard, kill: x.Kill, notice: x.Notice, preempt: x.Preempt}

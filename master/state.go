@@ -63,6 +63,9 @@ type agent struct {
 	reg   agentRecord
 	attrs map[string]string
 	lost  bool
+	// unreachable: disconnected past the heartbeat timeout, so the core
+	// places nothing new on it (AgentUpdated, unhealthy).
+	unreachable bool
 	// tasks are the tasks on the agent that have not ended.
 	tasks map[string]*task
 
@@ -184,6 +187,10 @@ func (m *Master) applyEvent(ev scheduler.Event, tx *txn) error {
 				a.stream = nil
 			}
 		})
+	case scheduler.AgentUpdated:
+		if a := m.agents[e.Agent.ID]; a != nil {
+			a.unreachable = e.Unhealthy
+		}
 	case scheduler.OfferAccepted:
 		delete(m.offers, e.Offer)
 	case scheduler.OfferDeclined:
@@ -240,7 +247,7 @@ func (m *Master) applySession(r *sessionRecord, tx *txn) error {
 }
 
 func (m *Master) applyAgent(r *agentRecord, tx *txn) error {
-	spec := scheduler.AgentFromNode(r.ID, r.Hostname, r.Resources, r.Labels)
+	spec := (&agent{reg: *r}).spec()
 	a := m.agents[r.ID]
 	var ev scheduler.Event = scheduler.AgentUpdated{Agent: spec}
 	if a == nil || a.lost {
@@ -255,7 +262,7 @@ func (m *Master) applyAgent(r *agentRecord, tx *txn) error {
 	}
 	// The agent's new entry is in the table while the core places tasks
 	// on it; the old one comes back if the core refuses.
-	a.reg, a.attrs, a.lost = *r, spec.Attributes, false
+	a.reg, a.attrs, a.lost, a.unreachable = *r, spec.Attributes, false, false
 	m.agents[r.ID] = a
 	if err := m.step(ev, tx); err != nil {
 		if existed {
@@ -266,6 +273,21 @@ func (m *Master) applyAgent(r *agentRecord, tx *txn) error {
 		return err
 	}
 	return nil
+}
+
+// spec is the agent as the core knows it.
+func (a *agent) spec() scheduler.AgentSpec {
+	return scheduler.AgentFromNode(a.reg.ID, a.reg.Hostname, a.reg.Resources, a.reg.Labels)
+}
+
+// reachable says the agent is heard from again: the core may place tasks
+// on it again.
+func (m *Master) reachable(tx *txn, a *agent) error {
+	if !a.unreachable {
+		return nil
+	}
+	m.log.Info("agent reachable again", "agent", a.reg.ID)
+	return tx.log(eventRecord(scheduler.AgentUpdated{Agent: a.spec()}))
 }
 
 // forward reports whether a task in state from may go to state to: on
