@@ -11,7 +11,7 @@ PKGS      := ./...
 PURE_PKGS := ./api/... ./oci/... ./isolators/ ./isolators/isolatorstest/ ./isolators/cgroups/ ./internal/atomicfile/ ./internal/userfile/ ./internal/iptables/ ./cni/ \
              ./containerizer/ ./containerizer/image/ ./containerizer/runc/ ./cmd/caisson/ \
              ./internal/mountinfo/ ./internal/loopdev/ ./internal/xfsquota/ ./volumes/ ./volumes/client/ ./volumes/driver/ ./volumes/isolator/ \
-             ./resources/ ./gpu/topology/ ./gpu/procfs/ ./gpu/cdi/ ./gpu/manager/ ./gpu/isolator/ ./scheduler/...
+             ./resources/ ./gpu/topology/ ./gpu/procfs/ ./gpu/cdi/ ./gpu/manager/ ./gpu/isolator/ ./scheduler/... ./master/
 APT_PKGS  := runc crun busybox-static qemu-user-static iptables nftables iproute2 containernetworking-plugins \
              docker.io containerd e2fsprogs xfsprogs util-linux gcc gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
 # CNI plugins newer than Debian's (spec 1.1.0: GC, STATUS), built from the Go
