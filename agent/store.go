@@ -89,16 +89,19 @@ func (s *store) saveID(id string) error {
 	return nil
 }
 
-// fileName is a file name for an ID that may hold slashes ("S/G/0"):
-// escaped, and shortened with a hash when it would be too long.
-func fileName(id string) string {
+// escapeID is an ID that may hold slashes ("S/G/0") as a part of a file
+// name: escaped, and shortened with a hash when it would be too long.
+func escapeID(id string) string {
 	esc := url.PathEscape(id)
 	if len(esc) > 160 {
 		sum := sha256.Sum256([]byte(id))
 		esc = esc[:100] + "-" + hex.EncodeToString(sum[:16])
 	}
-	return "t-" + esc + ".json"
+	return esc
 }
+
+// fileName is the name of a task's record.
+func fileName(id string) string { return "t-" + escapeID(id) + ".json" }
 
 func (s *store) taskPath(id string) string {
 	return filepath.Join(s.dir, tasksDir, fileName(id))
