@@ -664,24 +664,8 @@ func TestAgentAPI(t *testing.T) {
 	_, st := e.connected(t)
 	l := launchOf("s1/web/0")
 	cid := e.run(t, st, l)
-	<-ra.listening
-	base := "https://" + ra.apiAddr
-	client := func(role string) *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: e.tls.client(t, role)}}
-	}
-	get := func(c *http.Client, path string) (int, string) {
-		t.Helper()
-		resp, err := c.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
-	}
+	base := ra.apiURL()
+	client := func(role string) *http.Client { return e.apiClient(t, role) }
 	master := client(pki.RoleMaster)
 	for _, tc := range []struct {
 		name     string
@@ -699,7 +683,7 @@ func TestAgentAPI(t *testing.T) {
 		{name: "bad follow", client: master, path: "/v1/containers/s1%2Fweb%2F0/logs?follow=maybe", status: http.StatusBadRequest, want: "invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := get(tc.client, tc.path)
+			status, body := ra.get(t, tc.client, tc.path)
 			if status != tc.status {
 				t.Errorf("status %d, want %d (%s)", status, tc.status, body)
 			}
@@ -733,6 +717,7 @@ func TestAgentAPI(t *testing.T) {
 		if line, err := br.ReadString('\n'); err != nil || line != "output of "+cid+"\n" {
 			t.Fatalf("first line %q, %v", line, err)
 		}
+		e.containers.print(cid, "end of "+cid+"\n")
 		e.containers.exit(cid, api.Termination{Reason: api.ReasonExited})
 		rest, err := io.ReadAll(br)
 		if err != nil || string(rest) != "end of "+cid+"\n" {

@@ -53,6 +53,33 @@ func realContainerizer(root, runRoot string) (*containerizer.Containerizer, erro
 	})
 }
 
+// runcContainerizer is a real containerizer for a test, with runc; what
+// it holds at the test's end is removed.
+func runcContainerizer(t *testing.T) *containerizer.Containerizer {
+	t.Helper()
+	testutil.RequiresLinux(t)
+	testutil.RequiresRoot(t)
+	testutil.LookPath(t, "runc")
+	dir := t.TempDir()
+	cz, err := realContainerizer(filepath.Join(dir, "root"), filepath.Join(dir, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		list, err := cz.List(ctx)
+		if err != nil {
+			t.Errorf("list: %v", err)
+		}
+		for _, ct := range list {
+			if err := cz.Remove(ctx, ct.ID, true); err != nil {
+				t.Errorf("remove %s: %v", ct.ID, err)
+			}
+		}
+	})
+	return cz
+}
+
 func monitorMain(root, runRoot, id string) int {
 	cz, err := realContainerizer(root, runRoot)
 	if err != nil {
@@ -78,27 +105,10 @@ func monitorMain(root, runRoot, id string) int {
 // TestNewContainersWithRunc runs a task's container through the adapter
 // over the real containerizer and runc: launch, wait, logs, remove.
 func TestNewContainersWithRunc(t *testing.T) {
-	testutil.RequiresLinux(t)
-	testutil.RequiresRoot(t)
-	testutil.LookPath(t, "runc")
+	cz := runcContainerizer(t)
 	dir := t.TempDir()
-	cz, err := realContainerizer(filepath.Join(dir, "root"), filepath.Join(dir, "run"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := NewContainers(cz)
 	ctx := context.Background()
-	t.Cleanup(func() {
-		list, err := c.List(ctx)
-		if err != nil {
-			t.Errorf("list: %v", err)
-		}
-		for _, ct := range list {
-			if err := c.Remove(ctx, ct.ID, true); err != nil {
-				t.Errorf("remove %s: %v", ct.ID, err)
-			}
-		}
-	})
 	rootfs := testutil.BusyboxRootfs(t)
 
 	l := launchOf("s1/web/0")
@@ -167,23 +177,8 @@ func TestNewContainersWithRunc(t *testing.T) {
 // containerizer: one to its end, one across a restart of the agent (its
 // container runs on), then killed.
 func TestAgentWithRunc(t *testing.T) {
-	testutil.RequiresLinux(t)
-	testutil.RequiresRoot(t)
-	testutil.LookPath(t, "runc")
-	dir := t.TempDir()
-	cz, err := realContainerizer(filepath.Join(dir, "root"), filepath.Join(dir, "run"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cz := runcContainerizer(t)
 	ctx := context.Background()
-	t.Cleanup(func() {
-		list, _ := cz.List(ctx)
-		for _, ct := range list {
-			if err := cz.Remove(ctx, ct.ID, true); err != nil {
-				t.Errorf("remove %s: %v", ct.ID, err)
-			}
-		}
-	})
 	rootfs := testutil.BusyboxRootfs(t)
 	e := newEnv(t)
 	cfg := e.config(t)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -145,8 +146,10 @@ type fakeContainers struct {
 	leave      bool
 	// termExit, when set, is the termination SIGTERM gives.
 	termExit *api.Termination
-	// onRemove runs at each removal, before it.
-	onRemove func(id string)
+	// onRemove runs at each removal, before it; removeErr, when set, is
+	// the error of each removal, which then leaves the container.
+	onRemove  func(id string)
+	removeErr error
 	// gate, when set, holds each launch until it is closed or the
 	// launch's context is done; launching says a launch is held.
 	gate      chan struct{}
@@ -156,6 +159,7 @@ type fakeContainers struct {
 type fakeContainer struct {
 	c    api.Container
 	done chan struct{}
+	out  []byte // its log: "output of ID", then what print adds
 }
 
 func newFakeContainers() *fakeContainers {
@@ -180,7 +184,10 @@ func (f *fakeContainers) add(spec api.ContainerSpec, state api.State) string {
 func (f *fakeContainers) addLocked(spec api.ContainerSpec, state api.State) string {
 	f.n++
 	id := fmt.Sprintf("c%02d", f.n)
-	fc := &fakeContainer{c: api.Container{ID: id, Name: spec.Name, Spec: spec, State: state}, done: make(chan struct{})}
+	fc := &fakeContainer{
+		c: api.Container{ID: id, Name: spec.Name, Spec: spec, State: state}, done: make(chan struct{}),
+		out: []byte("output of " + id + "\n"),
+	}
 	if state == api.StateExited {
 		fc.c.Termination = &api.Termination{Reason: api.ReasonExited}
 		close(fc.done)
@@ -229,6 +236,15 @@ func (f *fakeContainers) exitLocked(id string, term api.Termination) {
 	}
 	fc.c.State, fc.c.Termination = api.StateExited, &term
 	close(fc.done)
+}
+
+// print adds s to a container's log.
+func (f *fakeContainers) print(id, s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fc := f.byID[id]; fc != nil {
+		fc.out = append(fc.out, s...)
+	}
 }
 
 // vanish removes a container behind the agent's back.
@@ -289,6 +305,9 @@ func (f *fakeContainers) Remove(ctx context.Context, id string, force bool) erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record(call{op: "remove", id: id})
+	if f.removeErr != nil {
+		return f.removeErr
+	}
 	fc := f.byID[id]
 	if fc == nil {
 		return fmt.Errorf("no such container: %s: %w", id, api.ErrNotFound)
@@ -334,25 +353,41 @@ func (f *fakeContainers) Usage(ctx context.Context, id string) (*api.Usage, erro
 	return &api.Usage{CPUUsageNanos: 42, MemoryUsageBytes: 1 << 20}, nil
 }
 
-// Logs writes one line, "output of ID"; with follow, a second once the
-// container has ended.
+// Logs writes the container's log a line at a time, as the
+// containerizer writes its records; with follow, what is added until the
+// container has ended too.
 func (f *fakeContainers) Logs(ctx context.Context, id string, follow bool, w io.Writer) error {
 	f.mu.Lock()
 	fc := f.byID[id]
+	var out []byte
+	if fc != nil {
+		out = slices.Clone(fc.out)
+	}
 	f.mu.Unlock()
 	if fc == nil {
 		return fmt.Errorf("no such container: %s: %w", id, api.ErrNotFound)
 	}
-	fmt.Fprintf(w, "output of %s\n", id)
+	writeLines(w, out)
 	if !follow {
 		return nil
 	}
 	select {
 	case <-fc.done:
-		fmt.Fprintf(w, "end of %s\n", id)
+		f.mu.Lock()
+		rest := slices.Clone(fc.out[len(out):])
+		f.mu.Unlock()
+		writeLines(w, rest)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func writeLines(w io.Writer, b []byte) {
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if len(line) > 0 {
+			_, _ = w.Write(line)
+		}
 	}
 }
 
@@ -687,6 +722,44 @@ func (ra *runningAgent) stop(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// apiURL is the base URL of the agent's API, once it listens.
+func (ra *runningAgent) apiURL() string {
+	<-ra.listening
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	return "https://" + ra.apiAddr
+}
+
+// apiClient is a client of an agent's API with role's certificate; ""
+// for none.
+func (e *env) apiClient(t *testing.T, role string) *http.Client {
+	tr := &http.Transport{TLSClientConfig: e.tls.client(t, role)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// get asks the agent's API for path with c, within the guard; it returns
+// the status and the whole body.
+func (ra *runningAgent) get(t *testing.T, c *http.Client, path string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ra.apiURL()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // connected waits for the agent's registration and stream.
