@@ -35,6 +35,7 @@ type Agent struct {
 	log   *slog.Logger
 	clock Clock
 	store *store
+	kept  *keptLogs
 	mc    *masterClient
 
 	running atomic.Bool
@@ -75,8 +76,15 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	kept, bad, err := openKeptLogs(filepath.Join(cfg.StateDir, logsDir), cfg.KeptLogs, cfg.MaxKeptLog)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range bad {
+		cfg.Logger.Warn("a kept log cannot be deleted", "err", e)
+	}
 	return &Agent{
-		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: st, id: id,
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: st, kept: kept, id: id,
 		mc:         newMasterClient(cfg.MasterURL, cfg.Token, cfg.TLS),
 		tasks:      map[string]*task{},
 		registered: make(chan struct{}, 1),

@@ -19,8 +19,8 @@ const DefaultKillGrace = 10 * time.Second
 // Config is what an agent needs. cmd/caisson fills it from the agent's
 // section of the config file and its flags.
 type Config struct {
-	// StateDir holds the agent's ID, its task records and its queue of
-	// status updates (see the package doc). It must survive a restart of
+	// StateDir holds the agent's ID, its task records, its queue of
+	// status updates and the logs of ended tasks (see the package doc). It must survive a restart of
 	// the agent; it is made 0700 if missing.
 	StateDir string
 	// MasterURL is the master's API, "https://host:port".
@@ -54,6 +54,14 @@ type Config struct {
 	// kill gives none and the task's group neither; zero is
 	// DefaultKillGrace.
 	DefaultKillGrace time.Duration
+	// KeptLogs is how many ended tasks' logs the agent keeps after it
+	// removes their containers, under StateDir, for its API to serve;
+	// beyond it the oldest go. Zero is DefaultKeptLogs.
+	KeptLogs int
+	// MaxKeptLog is the most bytes of an ended task's output kept: a
+	// longer log keeps its tail, after a first line saying how much was
+	// dropped. Zero is DefaultMaxKeptLog.
+	MaxKeptLog int
 	// Version is reported by the health endpoint.
 	Version string
 	// Logger receives the agent's log; nil discards it.
@@ -88,6 +96,10 @@ func (c *Config) Validate() error {
 		return invalid("containers", "a containerizer is required")
 	case c.DefaultKillGrace < 0:
 		return invalid("kill_grace", "the kill grace period cannot be negative")
+	case c.KeptLogs < 0:
+		return invalid("kept_logs", "the number of kept logs cannot be negative")
+	case c.MaxKeptLog < 0:
+		return invalid("max_kept_log", "the size of a kept log cannot be negative")
 	}
 	u, err := url.Parse(c.MasterURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -100,6 +112,12 @@ func (c *Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.DefaultKillGrace == 0 {
 		c.DefaultKillGrace = DefaultKillGrace
+	}
+	if c.KeptLogs == 0 {
+		c.KeptLogs = DefaultKeptLogs
+	}
+	if c.MaxKeptLog == 0 {
+		c.MaxKeptLog = DefaultMaxKeptLog
 	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -85,8 +86,9 @@ func (a *Agent) health(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Version: a.cfg.Version, Role: "agent"})
 }
 
-// logs writes a task's container output; with follow=true until the
-// container ends.
+// logs writes a task's output: its container's while the agent has it,
+// with follow=true until the container ends; the kept log of a task that
+// ended.
 func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("task")
 	follow := false
@@ -103,18 +105,37 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 		cid = t.rec.Container
 	}
 	a.mu.Unlock()
-	if cid == "" {
-		writeError(w, fmt.Errorf("task %s: no container on this agent: %w", id, api.ErrNotFound))
-		return
-	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
 	fw := &flushWriter{w: w}
-	if f, ok := w.(http.Flusher); ok && follow {
-		fw.f = f
+	if cid != "" {
+		if f, ok := w.(http.Flusher); ok && follow {
+			w.WriteHeader(http.StatusOK) // the status now, the output as it comes
+			fw.f = f
+			f.Flush()
+		}
+		err := a.cfg.Containers.Logs(r.Context(), cid, follow, fw)
+		if err == nil || fw.n > 0 || !errors.Is(err, api.ErrNotFound) {
+			if err != nil && r.Context().Err() == nil {
+				a.log.Warn("logs", "task", id, "err", err)
+			}
+			return
+		}
+		// The task ended meanwhile: its log was kept before its container
+		// was removed.
 	}
-	if err := a.cfg.Containers.Logs(r.Context(), cid, follow, fw); err != nil && r.Context().Err() == nil {
+	f, err := a.kept.open(id)
+	if err != nil {
+		if errors.Is(err, api.ErrNotFound) {
+			err = fmt.Errorf("task %s: no container or kept log on this agent: %w", id, api.ErrNotFound)
+		}
+		if fw.f == nil { // nothing was answered yet
+			writeError(w, err)
+		}
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(fw, f); err != nil && r.Context().Err() == nil {
 		a.log.Warn("logs", "task", id, "err", err)
 	}
 }
@@ -124,10 +145,12 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 type flushWriter struct {
 	w http.ResponseWriter
 	f http.Flusher
+	n int64 // bytes written
 }
 
 func (fw *flushWriter) Write(p []byte) (int, error) {
 	n, err := fw.w.Write(p)
+	fw.n += int64(n)
 	if fw.f != nil {
 		fw.f.Flush()
 	}

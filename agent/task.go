@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
 	"syscall"
 	"time"
 
@@ -167,6 +168,27 @@ func (a *Agent) removeContainer(ctx context.Context, id string) bool {
 	return true
 }
 
+// keepLog keeps the log of an ended task's container, for the agent's
+// API to serve once the container is gone. It returns false when the
+// agent is stopping (ctx is done) before the log is kept: the container
+// stays for recovery. A log that cannot be kept otherwise is logged, and
+// the container goes all the same.
+func (a *Agent) keepLog(ctx context.Context, task, cid string) bool {
+	err := a.kept.keep(task, func(w io.Writer) error {
+		return a.cfg.Containers.Logs(ctx, cid, false, w)
+	})
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, api.ErrNotFound):
+		a.log.Debug("no log to keep: the container is gone", "task", task, "container", cid)
+	default:
+		a.log.Warn("keeping the task's log", "task", task, "container", cid, "err", err)
+	}
+	return true
+}
+
 type waitResult struct {
 	term *api.Termination
 	err  error
@@ -325,11 +347,11 @@ func (a *Agent) end(ctx context.Context, t *task, u api.StatusUpdate, cid string
 	a.forget(ctx, t, cid)
 }
 
-// forget removes the container of a task whose end is queued, then its
-// record.
+// forget keeps the log of a task whose end is queued, removes its
+// container, then its record.
 func (a *Agent) forget(ctx context.Context, t *task, cid string) {
-	if cid != "" && !a.removeContainer(ctx, cid) {
-		return // the record stays: recovery removes the container
+	if cid != "" && (!a.keepLog(ctx, t.id, cid) || !a.removeContainer(ctx, cid)) {
+		return // the record stays: recovery keeps the log and removes the container
 	}
 	if err := a.store.deleteTask(t.id); err != nil {
 		a.log.Warn("task record", "task", t.id, "err", err)
