@@ -10,6 +10,7 @@
 //
 //	serve its own API (ListenAddr, ServerTLS; the master's certificate only):
 //	  GET /v1/health, GET /v1/containers/{task}/logs[?follow=true]
+//	  (the container's log while it runs, the kept log once it ended)
 //	recover: task records + update queue + the containers labelled with its ID
 //	  ─▶ running containers are watched again (never restarted)
 //	  ─▶ those that exited while it was down get their terminal update
@@ -36,7 +37,8 @@
 //	     grace, the group's, Config.DefaultKillGrace)
 //	  ─▶ the end: killed (the kill's reason) | failed, oom-killed |
 //	     finished (exit 0) | failed (the exit code, the termination's reason)
-//	     written to the record, queued ─▶ container removed ─▶ record deleted
+//	     written to the record, queued ─▶ the container's log kept
+//	     ─▶ container removed ─▶ record deleted
 //
 // Under Config.StateDir, every file written atomically:
 //
@@ -45,6 +47,16 @@
 //	                         its end is queued and its container removed
 //	updates/<seq>.json       the queue of status updates, in order; each is
 //	                         deleted once the master acknowledges its UUID
+//	logs/<seq>-<escaped ID>.log  an ended task's log (stdout and stderr, as
+//	                         the API serves them), kept before its
+//	                         container is removed; at most Config.KeptLogs
+//	                         (the oldest go first), each at most
+//	                         Config.MaxKeptLog bytes of output (the tail,
+//	                         after a first line saying how much was dropped)
+//
+// A crash between keeping a log and removing the container keeps the log
+// again at recovery; the newer file replaces the older, and a start
+// deletes the temporary files of a keep cut short.
 //
 // A file that cannot be read is renamed with the suffix .unreadable and
 // logged; the agent goes on without it.
