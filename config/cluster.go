@@ -92,26 +92,30 @@ func (m Master) TLSFiles() pki.Files {
 // Agent is the node daemon (caisson agent, caisson up). What it offers
 // is the host section's resources, less its reserve.
 type Agent struct {
-	Master    string   `toml:"master" comment:"The master's API: https://host:port."`
-	Listen    string   `toml:"listen" comment:"Address of the agent's own API (HTTPS, for the master: logs): host:port."`
-	Advertise string   `toml:"advertise" comment:"Address the master reaches the agent's API at: host:port; empty: the listen\naddress, with this host's name when it names no host."`
-	StateDir  string   `toml:"state_dir" comment:"Where the agent keeps its ID, its queue of status updates and its TLS material."`
-	TLSCA     string   `toml:"tls_ca" comment:"The cluster's CA certificate; empty: pki/ca.pem under state_dir."`
-	TLSCert   string   `toml:"tls_cert" comment:"The agent's certificate; empty: pki/agent.pem under state_dir."`
-	TLSKey    string   `toml:"tls_key" comment:"The agent's key; empty: pki/agent-key.pem under state_dir."`
-	TokenFile string   `toml:"token_file" comment:"File holding the agent's token (role agent); empty: token under state_dir."`
-	Labels    []string `toml:"labels" comment:"Attributes the agent's tasks may be constrained by, KEY=VALUE (zone=a, rack=12);\nthey win over the detected ones (arch, os, hostname, gpu_model)."`
-	KillGrace Duration `toml:"kill_grace" comment:"Time between SIGTERM and SIGKILL when a kill says none."`
+	Master     string   `toml:"master" comment:"The master's API: https://host:port."`
+	Listen     string   `toml:"listen" comment:"Address of the agent's own API (HTTPS, for the master: logs): host:port."`
+	Advertise  string   `toml:"advertise" comment:"Address the master reaches the agent's API at: host:port; empty: the listen\naddress, with this host's name when it names no host."`
+	StateDir   string   `toml:"state_dir" comment:"Where the agent keeps its ID, its queue of status updates and its TLS material."`
+	TLSCA      string   `toml:"tls_ca" comment:"The cluster's CA certificate; empty: pki/ca.pem under state_dir."`
+	TLSCert    string   `toml:"tls_cert" comment:"The agent's certificate; empty: pki/agent.pem under state_dir."`
+	TLSKey     string   `toml:"tls_key" comment:"The agent's key; empty: pki/agent-key.pem under state_dir."`
+	TokenFile  string   `toml:"token_file" comment:"File holding the agent's token (role agent); empty: token under state_dir."`
+	Labels     []string `toml:"labels" comment:"Attributes the agent's tasks may be constrained by, KEY=VALUE (zone=a, rack=12);\nthey win over the detected ones (arch, os, hostname, gpu_model)."`
+	KillGrace  Duration `toml:"kill_grace" comment:"Time between SIGTERM and SIGKILL when a kill says none."`
+	KeptLogs   int      `toml:"kept_logs" comment:"How many ended tasks' logs the agent keeps for caisson logs; the oldest go first."`
+	MaxKeptLog Size     `toml:"max_kept_log" comment:"The most of one ended task's output kept: its tail, from a line's start."`
 }
 
 // DefaultAgent is the agent section's defaults.
 func DefaultAgent() Agent {
 	return Agent{
-		Master:    "https://127.0.0.1:" + strconv.Itoa(DefaultPort),
-		Listen:    ":" + strconv.Itoa(DefaultAgentPort),
-		StateDir:  "/var/lib/caisson/agent",
-		Labels:    []string{},
-		KillGrace: Duration{10 * time.Second},
+		Master:     "https://127.0.0.1:" + strconv.Itoa(DefaultPort),
+		Listen:     ":" + strconv.Itoa(DefaultAgentPort),
+		StateDir:   "/var/lib/caisson/agent",
+		Labels:     []string{},
+		KillGrace:  Duration{10 * time.Second},
+		KeptLogs:   1000,
+		MaxKeptLog: 1 << 20,
 	}
 }
 
@@ -123,6 +127,10 @@ func (a Agent) Validate() error {
 		checkListen("listen", a.Listen),
 		required("state_dir", a.StateDir),
 		checkNotNegative("kill_grace", a.KillGrace.Duration),
+		checkCount("kept_logs", a.KeptLogs),
+	}
+	if a.MaxKeptLog < 1 {
+		errs = append(errs, &KeyError{Key: "max_kept_log", Err: fmt.Errorf("%d: want at least one byte: %w", a.MaxKeptLog, api.ErrInvalid)})
 	}
 	if a.Advertise != "" {
 		host, port, err := net.SplitHostPort(a.Advertise)

@@ -151,7 +151,7 @@ func TestValidate(t *testing.T) {
 		}, []string{"master.heartbeat_timeout", "master.agent_lost_timeout"}},
 		{"master listen", func(c *Config) { c.Master.Listen = "7050" }, []string{"master.listen"}},
 		{"master listen port", func(c *Config) { c.Master.Listen = ":70500" }, []string{"master.listen"}},
-		{"agent empty", func(c *Config) { c.Agent = Agent{} }, []string{"agent.master", "agent.listen", "agent.state_dir"}},
+		{"agent empty", func(c *Config) { c.Agent = Agent{} }, []string{"agent.master", "agent.listen", "agent.state_dir", "agent.kept_logs", "agent.max_kept_log"}},
 		{"agent master http", func(c *Config) { c.Agent.Master = "http://m:7050" }, []string{"agent.master"}},
 		{"agent master no host", func(c *Config) { c.Agent.Master = "https://:7050" }, []string{"agent.master"}},
 		{"agent master credentials", func(c *Config) { c.Agent.Master = "https://u:secret@m:7050" }, []string{"agent.master"}},

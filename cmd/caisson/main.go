@@ -141,6 +141,11 @@ Real containers need Linux and root.`,
 		newMonitorCmd(g), newVolumePluginCmd(g), newSimCmd(), newConfigCmd(g),
 		// The cluster's commands, which call the master's API.
 		newSubmitCmd(g), newSessionCmd(g), newTaskCmd(g), newConsumerCmd(g), newTokenCmd(g), newAgentsCmd(g),
+		// The cluster's daemons.
+		local(newAgentCmd(g), agentSettings...),
+		local(newMasterCmd(g), masterSettings...),
+		local(newUpCmd(g), upSettings...),
+		local(newCertsCmd(g), "master.state_dir", "master.tls_ca"),
 	)
 	return root
 }
