@@ -88,7 +88,7 @@ func runTests(m *testing.M) int {
 // env is one test's private caisson installation, with its own CNI config
 // dir, and a default network on a subnet and bridge of its own.
 type env struct {
-	t            *testing.T
+	t            testing.TB
 	root, run    string
 	cgroupParent string
 	rootfs       string
@@ -126,7 +126,7 @@ func requiresCNI(t *testing.T) {
 	}
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	testutil.LookPath(t, "runc")
@@ -225,7 +225,7 @@ func (e *env) waitForLine(ref, want string) {
 
 // followUntil runs follow, a caisson logs -f, until it prints a line equal
 // to want, and stops it there.
-func followUntil(t *testing.T, follow *exec.Cmd, want string) {
+func followUntil(t testing.TB, follow *exec.Cmd, want string) {
 	t.Helper()
 	out, err := follow.StdoutPipe()
 	if err != nil {
@@ -451,7 +451,7 @@ var v2Files = map[string]struct {
 // controller's hierarchy. On a unified (cgroup v2) host it reads the v2 file
 // that holds the same value instead (v2Files), as v1 would write it: a CPU
 // quota of "max" is -1.
-func readCgroupFile(t *testing.T, cgroupPath, controller, file string) string {
+func readCgroupFile(t testing.TB, cgroupPath, controller, file string) string {
 	t.Helper()
 	const root = "/sys/fs/cgroup"
 	var st unix.Statfs_t

@@ -24,14 +24,14 @@ import (
 )
 
 // killAndWait kills pid with SIGKILL and returns once it is gone.
-func killAndWait(t *testing.T, pid int) {
+func killAndWait(t testing.TB, pid int) {
 	t.Helper()
 	waitGone(t, pid, func(fd int) error { return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) })
 }
 
 // waitGone returns once pid has exited (reaped or a zombie), whoever its
 // parent is, after calling signal, when given, on its pidfd.
-func waitGone(t *testing.T, pid int, signal func(fd int) error) {
+func waitGone(t testing.TB, pid int, signal func(fd int) error) {
 	t.Helper()
 	fd, err := unix.PidfdOpen(pid, 0)
 	if errors.Is(err, unix.ESRCH) {
