@@ -130,7 +130,6 @@ type clusterAgent struct {
 	e         *env
 	dir       string
 	resources string
-	extraEnv  []string
 	d         *daemon
 }
 
