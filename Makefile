@@ -145,6 +145,7 @@ bench: deps build
 
 demo: deps build
 	./scripts/demo.sh
+	./scripts/demo-cluster.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
