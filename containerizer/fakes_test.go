@@ -93,6 +93,9 @@ type fakeIsolatorSpec struct {
 	// Isolates makes it a PidIsolator: the launch then creates and starts
 	// the container in two runtime calls, with Isolate in between.
 	Isolates bool `json:"isolates,omitempty"`
+	// Selective makes it a SelectivePidIsolator that acts on the containers
+	// whose spec has the annotation selectiveAnnotation set to its name.
+	Selective bool `json:"selective,omitempty"`
 	// Prepare is what its Prepare answers; it runs in the launcher only.
 	Prepare *isolators.PrepareResponse `json:"-"`
 }
@@ -202,9 +205,12 @@ func (f *fakes) config() Config {
 	var isos []isolators.Isolator
 	for _, spec := range s.Isolators {
 		iso := &fakeIsolator{fx: f, name: spec.Name, resp: spec.Prepare}
-		if spec.Isolates {
+		switch {
+		case spec.Selective:
+			isos = append(isos, &fakeSelectiveIsolator{fakePidIsolator{iso}})
+		case spec.Isolates:
 			isos = append(isos, &fakePidIsolator{iso})
-		} else {
+		default:
 			isos = append(isos, iso)
 		}
 	}
@@ -305,9 +311,29 @@ func (r *fakeRuntime) Create(ctx context.Context, id, bundle string, opts *Creat
 		}
 	}
 	if opts.Start {
+		if err := os.WriteFile(r.fx.startedByCreatePath(id), nil, 0o600); err != nil {
+			return 0, err
+		}
 		return pid, r.release(id)
 	}
 	return pid, nil
+}
+
+// startedByCreatePath marks a container that the runtime's create also
+// started (one call, no isolation between create and start).
+func (f *fakes) startedByCreatePath(id string) string {
+	return filepath.Join(f.script().Dir, "started-by-create-"+id)
+}
+
+// startedByCreate reports whether the runtime's create of container id also
+// started it.
+func (f *fakes) startedByCreate(t *testing.T, id string) bool {
+	t.Helper()
+	_, err := os.Stat(f.startedByCreatePath(id))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
 }
 
 func (r *fakeRuntime) save(id string, st fakeState) error {
@@ -458,6 +484,8 @@ var (
 	_ isolators.Cleaner        = (*fakeIsolator)(nil)
 	_ isolators.Recoverer      = (*fakeIsolator)(nil)
 	_ isolators.PidIsolator    = (*fakePidIsolator)(nil)
+
+	_ isolators.SelectivePidIsolator = (*fakeSelectiveIsolator)(nil)
 )
 
 func (f *fakeIsolator) Name() string { return f.name }
@@ -519,6 +547,18 @@ type fakePidIsolator struct{ *fakeIsolator }
 
 func (f *fakePidIsolator) Isolate(_ context.Context, req *isolators.IsolateRequest) error {
 	return f.do("isolate", req.ContainerID).err(f.name + " isolate")
+}
+
+// selectiveAnnotation names the fakeSelectiveIsolator that acts on a
+// container.
+const selectiveAnnotation = "test/isolated-by"
+
+// fakeSelectiveIsolator is a fakePidIsolator that acts only on the
+// containers whose spec names it in selectiveAnnotation.
+type fakeSelectiveIsolator struct{ fakePidIsolator }
+
+func (f *fakeSelectiveIsolator) Isolates(spec *oci.Spec) bool {
+	return spec != nil && spec.Annotations[selectiveAnnotation] == f.name
 }
 
 // fakeEnv is a containerizer on the fakes, in temporary directories.

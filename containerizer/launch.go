@@ -24,7 +24,8 @@ import (
 //	merge      apply them (isolators.Merge) and the seccomp filter
 //	bundle     write the bundle and the prepared checkpoint
 //	create     the monitor has the runtime create the container
-//	isolate    each PidIsolator, in order, acts on the created process
+//	isolate    each PidIsolator, in order, acts on the created process (a
+//	           SelectivePidIsolator only on the containers it says it does)
 //	start      the runtime starts it; the running checkpoint
 //
 // Each phase logs, at debug level, its name, its isolator and how long it
@@ -47,7 +48,7 @@ func (c *Containerizer) Launch(ctx context.Context, spec api.ContainerSpec, opts
 	defer func() { ln.finish(ctx, retErr != nil) }()
 	c.crash("reserved")
 	for _, st := range ln.steps() {
-		if st.run != nil {
+		if st.run != nil && (st.skip == nil || !st.skip()) {
 			if err := ln.phase(ctx, st); err != nil {
 				return nil, err
 			}
@@ -82,7 +83,9 @@ type launchStep struct {
 	phase    string // logged; empty for a bare crash point
 	isolator string
 	run      func(context.Context) error
-	crash    string // the crash point after it
+	// skip, when set, says at run time that the phase has nothing to do.
+	skip  func() bool
+	crash string // the crash point after it
 }
 
 // steps are the phases after the reservation, in order, with the crash
@@ -107,7 +110,8 @@ func (ln *launch) steps() []launchStep {
 	for _, iso := range ln.c.cfg.Isolators {
 		if pi, ok := iso.(isolators.PidIsolator); ok {
 			steps = append(steps, launchStep{phase: "isolate", isolator: iso.Name(),
-				run: func(ctx context.Context) error { return ln.isolate(ctx, pi) }})
+				run:  func(ctx context.Context) error { return ln.isolate(ctx, pi) },
+				skip: func() bool { return !ln.isolatesWith(pi) }})
 		}
 	}
 	return append(steps,
@@ -274,11 +278,20 @@ func (ln *launch) writeBundle(context.Context) error {
 // and start.
 func (ln *launch) isolates() bool {
 	for _, iso := range ln.c.cfg.Isolators {
-		if _, ok := iso.(isolators.PidIsolator); ok {
+		if pi, ok := iso.(isolators.PidIsolator); ok && ln.isolatesWith(pi) {
 			return true
 		}
 	}
 	return false
+}
+
+// isolatesWith reports whether pi acts on this container: a
+// SelectivePidIsolator decides from the merged spec, any other always does.
+func (ln *launch) isolatesWith(pi isolators.PidIsolator) bool {
+	if sel, ok := pi.(isolators.SelectivePidIsolator); ok {
+		return sel.Isolates(ln.s)
+	}
+	return true
 }
 
 // create has the monitor create the container and report its pid. When no

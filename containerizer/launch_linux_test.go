@@ -618,6 +618,58 @@ func monitorPhases(t *testing.T, c *Containerizer, id string) []phaseEntry {
 	return out
 }
 
+// A SelectivePidIsolator's Isolate runs only for the containers it says it
+// acts on: then the runtime creates, the isolator acts, the runtime starts;
+// otherwise the runtime creates and starts the container in one call, with
+// no isolate phase.
+func TestLaunchSelectiveIsolator(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name        string
+		annotation  string
+		wantLaunch  []string
+		wantPhases  []string
+		wantStarted bool // by the create itself
+	}{
+		{name: "acts", annotation: "test/b",
+			wantLaunch: []string{"runtime check", "provision", "test/a prepare", "test/b prepare", "test/b isolate", "runtime start"},
+			wantPhases: []string{"create", "isolate", "start"}},
+		{name: "passes", annotation: "test/other",
+			wantLaunch: []string{"runtime check", "provision", "test/a prepare", "test/b prepare"},
+			wantPhases: []string{"create", "start"}, wantStarted: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &phaseLog{}
+			e := newFakeEnv(t, fakeScript{Isolators: []fakeIsolatorSpec{
+				{Name: "test/a", Prepare: &isolators.PrepareResponse{Annotations: map[string]string{selectiveAnnotation: tc.annotation}}},
+				{Name: "test/b", Selective: true},
+			}}, Config{Logger: slog.New(log)})
+			l, err := e.c.Launch(ctx, command("exit", "0"), LaunchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantLaunch, e.since(0, roleLauncher)); diff != "" {
+				t.Errorf("the launcher's calls (-want +got):\n%s", diff)
+			}
+			var phases []string
+			for _, p := range log.list() {
+				if p.Phase == "create" || p.Phase == "isolate" || p.Phase == "start" {
+					phases = append(phases, p.Phase)
+				}
+			}
+			if diff := cmp.Diff(tc.wantPhases, phases); diff != "" {
+				t.Errorf("the launch's phases (-want +got):\n%s", diff)
+			}
+			if got := e.fx.startedByCreate(t, l.Container.ID); got != tc.wantStarted {
+				t.Errorf("the runtime's create started the container: %v, want %v", got, tc.wantStarted)
+			}
+		})
+	}
+}
+
 // Each phase of a launch logs one line at debug level, with its isolator
 // and its duration; a failed phase says so and is the last. The monitor
 // logs its own phases the same way.

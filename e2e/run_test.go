@@ -13,7 +13,10 @@ import (
 	"syscall"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/isolators/cgroups"
 )
 
 func TestRunOutputAndExitCodes(t *testing.T) {
@@ -166,6 +169,37 @@ func TestOOMKill(t *testing.T) {
 	if st := e.ok("ps", "-a"); !strings.Contains(st, "oom-killed") {
 		t.Errorf("ps -a does not show the OOM:\n%s", st)
 	}
+}
+
+// A CPU limit under half a CPU is set between the runtime's create and
+// start, so that the runtime's own init is not throttled by it: the
+// container still runs under it, and its bundle says where it came from.
+func TestSmallCPUQuota(t *testing.T) {
+	e := newEnv(t)
+	e.ok("run", "-d", "--name", "small", "--cpus", "0.1", "--rootfs", e.rootfs, "sh", "-c", "echo ready && exec sleep 1000")
+	e.waitForLine("small", "ready")
+	c := e.inspect("small")
+	if c.State != api.StateRunning || c.Spec.Resources.CPUs != 0.1 {
+		t.Fatalf("inspect: state %s, resources %+v", c.State, c.Spec.Resources)
+	}
+	if got := readCgroupFile(t, c.CgroupPath, "cpu", "cpu.cfs_quota_us"); got != "10000" {
+		t.Errorf("cpu.cfs_quota_us = %s, want 10000 (10%% of a 100ms period)", got)
+	}
+	if got := readCgroupFile(t, c.CgroupPath, "cpu", "cpu.cfs_period_us"); got != "100000" {
+		t.Errorf("cpu.cfs_period_us = %s, want 100000", got)
+	}
+	data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if q := s.Linux.Resources.CPU; q == nil || q.Quota != nil || s.Annotations[cgroups.AnnotationCPUQuota] != "10000" {
+		t.Errorf("the runtime's spec: cpu %+v, annotations %v; want no quota, and %s=10000", q, s.Annotations, cgroups.AnnotationCPUQuota)
+	}
+	e.ok("rm", "-f", "small")
 }
 
 func TestLimitsAndUsage(t *testing.T) {

@@ -85,6 +85,16 @@ type PidIsolator interface {
 	Isolate(ctx context.Context, req *IsolateRequest) error
 }
 
+// SelectivePidIsolator is a PidIsolator that acts on some containers only.
+// Isolates says, from the final runtime spec (the one Prepare's response
+// went into), whether it acts on that container. When no isolator acts on a
+// container, the runtime creates and starts it in one call; otherwise the
+// container is created, isolated, then started.
+type SelectivePidIsolator interface {
+	PidIsolator
+	Isolates(spec *specs.Spec) bool
+}
+
 // WatchRequest names a running container.
 type WatchRequest struct {
 	ContainerID string

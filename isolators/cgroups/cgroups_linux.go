@@ -416,6 +416,20 @@ func (i *Isolator) restore(p string, values []FileValue) {
 	}
 }
 
+// setQuota writes a CFS quota into cgroup p.
+func (i *Isolator) setQuota(p string, quota int64) error {
+	if !i.exists(p) {
+		return notFound(p)
+	}
+	for _, v := range quotaValues(i.host, quota) {
+		if err := i.write(p, v); err != nil {
+			return err
+		}
+	}
+	i.log.Debug("set the deferred CPU quota", "cgroup", p, "quota", quota)
+	return nil
+}
+
 // write writes one value without creating the file: a missing file is a
 // missing cgroup or controller, never something to make.
 func (i *Isolator) write(p string, v FileValue) error {

@@ -22,6 +22,8 @@ func (i *Isolator) oomKilled(context.Context, string) (bool, error) { return fal
 
 func (i *Isolator) update(context.Context, string, api.Resources) error { return errNoCgroups }
 
+func (i *Isolator) setQuota(string, int64) error { return errNoCgroups }
+
 func (i *Isolator) usage(context.Context, string, *api.Usage) error { return errNoCgroups }
 
 func (i *Isolator) destroy(context.Context, string) error { return errNoCgroups }

@@ -369,3 +369,70 @@ func TestFakeV2Watch(t *testing.T) {
 func specWithPath(p string) *specs.Spec {
 	return &specs.Spec{Linux: &specs.Linux{CgroupsPath: p, Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{}}}}
 }
+
+// A quota below DeferQuotaBelow is not in the runtime's spec: Isolate
+// writes it into the created container's cgroup, on v1 and v2, from the
+// annotation Prepare left.
+func TestFakeDeferredQuota(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		host    Host
+		initial map[string]string
+		want    map[string]string
+	}{
+		{Host{Mode: V1},
+			map[string]string{"cpu/caisson/c/cpu.cfs_period_us": "100000", "cpu/caisson/c/cpu.cfs_quota_us": "-1"},
+			map[string]string{"cpu/caisson/c/cpu.cfs_period_us": "100000", "cpu/caisson/c/cpu.cfs_quota_us": "10000"}},
+		{Host{Mode: V2},
+			map[string]string{"caisson/c/cpu.max": "max 100000"},
+			map[string]string{"caisson/c/cpu.max": "10000 100000"}},
+	} {
+		t.Run(tc.host.Mode.String(), func(t *testing.T) {
+			iso, mount := fakeCgroupfs(t, tc.host, tc.initial)
+			var resp isolators.PrepareResponse
+			err := iso.Prepare(ctx, &isolators.PrepareRequest{ContainerID: "c", Spec: api.ContainerSpec{Resources: api.Resources{CPUs: 0.1}}}, &resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec := &specs.Spec{Annotations: resp.Annotations, Linux: &specs.Linux{CgroupsPath: resp.CgroupsPath, Resources: resp.Resources}}
+			if !iso.Isolates(spec) {
+				t.Fatalf("Isolates = false for a spec with a deferred quota: %+v", spec.Annotations)
+			}
+			var names []string
+			for n := range tc.want {
+				names = append(names, n)
+			}
+			if diff := cmp.Diff(tc.initial, readAll(t, mount, names)); diff != "" {
+				t.Errorf("files before Isolate (-want +got):\n%s", diff)
+			}
+			if err := iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, readAll(t, mount, names)); diff != "" {
+				t.Errorf("files after Isolate (-want +got):\n%s", diff)
+			}
+
+			// Another container's cgroup is not there: not found.
+			err = iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "gone", Spec: &specs.Spec{Annotations: resp.Annotations}})
+			if !errors.Is(err, api.ErrNotFound) {
+				t.Errorf("Isolate(no cgroup) = %v, want an error wrapping api.ErrNotFound", err)
+			}
+		})
+	}
+	iso, _ := fakeCgroupfs(t, Host{Mode: V1}, nil)
+	for _, a := range []map[string]string{nil, {"other": "x"}} {
+		spec := &specs.Spec{Annotations: a}
+		if iso.Isolates(spec) {
+			t.Errorf("Isolates(%v) = true, want false", a)
+		}
+		if err := iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); err != nil {
+			t.Errorf("Isolate without a deferred quota = %v, want nil", err)
+		}
+	}
+	for _, bad := range []string{"x", "0", "999", "100001", "-5"} {
+		spec := &specs.Spec{Annotations: map[string]string{AnnotationCPUQuota: bad}}
+		if err := iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("Isolate(quota %q) = %v, want an error wrapping api.ErrInvalid", bad, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/isolators"
@@ -29,6 +30,13 @@ func prepareV1(t *testing.T, iso *Isolator, id string, r api.Resources) (string,
 		t.Fatalf("Prepare: %v", err)
 	}
 	cg := newV1Cgroup(t, resp.CgroupsPath, resp.Resources)
+	// What the containerizer does between the runtime's create and start.
+	spec := &specs.Spec{Annotations: resp.Annotations, Linux: &specs.Linux{CgroupsPath: resp.CgroupsPath}}
+	if iso.Isolates(spec) {
+		if err := iso.Isolate(context.Background(), &isolators.IsolateRequest{ContainerID: id, Spec: spec}); err != nil {
+			t.Fatalf("Isolate: %v", err)
+		}
+	}
 	return resp.CgroupsPath, joinV1(t, cg, resp.CgroupsPath)
 }
 

@@ -336,6 +336,22 @@ func TestPrepare(t *testing.T) {
 				Namespaces:  []specs.LinuxNamespace{{Type: specs.CgroupNamespace}},
 			},
 		},
+		{
+			// Below DeferQuotaBelow the quota waits for Isolate, in an annotation.
+			name: "small cpu quota deferred", host: Host{Mode: V1}, id: "c5", r: api.Resources{CPUs: 0.1},
+			want: isolators.PrepareResponse{
+				CgroupsPath: "/caisson/c5",
+				Resources:   &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr(Shares(0.1))}},
+				Annotations: map[string]string{AnnotationCPUQuota: "10000"},
+			},
+		},
+		{
+			name: "half a cpu set by the runtime", host: Host{Mode: V1}, id: "c6", r: api.Resources{CPUs: 0.5},
+			want: isolators.PrepareResponse{
+				CgroupsPath: "/caisson/c6",
+				Resources:   &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr(Shares(0.5)), Quota: ptr[int64](50000), Period: ptr[uint64](CFSPeriod)}},
+			},
+		},
 		{name: "too many cpus", host: Host{Mode: V1}, id: "c4", r: api.Resources{CPUs: 5}, invalid: true},
 		{name: "id with slash", host: Host{Mode: V1}, id: "a/b", invalid: true},
 		{name: "id dot-dot", host: Host{Mode: V1}, id: "..", invalid: true},
