@@ -238,7 +238,7 @@ func (c *Core) tick(now time.Time) error {
 func (c *Core) setConsumers(specs []ConsumerSpec) error {
 	t, err := newTree(specs)
 	if err != nil {
-		return errorf(api.ErrInvalid, "consumers: %v", err)
+		return errorf(api.ErrInvalid, "%v", err) // it names the consumer
 	}
 	for _, s := range c.sessions {
 		n := t.byName[s.spec.Consumer]

@@ -154,10 +154,37 @@ func newTree(specs []ConsumerSpec) (*tree, error) {
 			sum = sum.Add(ch.spec.Owned)
 		}
 		if !sum.Fits(c.spec.Owned) {
-			return nil, fmt.Errorf("consumer %q: its children own %v, more than its own %v", c.spec.Name, sum, c.spec.Owned)
+			return nil, fmt.Errorf("consumer %q: its children own more than it does: %s (the children %v, its own %v)",
+				c.spec.Name, exceeding(sum, c.spec.Owned), sum, c.spec.Owned)
 		}
 	}
 	return t, nil
+}
+
+// exceeding names the dimensions in which r is above o: "gpu 2 > 1".
+func exceeding(r, o Resources) string {
+	var parts []string
+	for k := range r {
+		if r[k] > o[k] {
+			var a Resources
+			a[k] = r[k]
+			name, v, _ := strings.Cut(a.String(), "=")
+			parts = append(parts, name+" "+v+" > "+valueOf(o, Kind(k)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// valueOf is dimension k of r as Resources.String writes it, without the
+// name: "1", "2GiB", "0".
+func valueOf(r Resources, k Kind) string {
+	var only Resources
+	only[k] = r[k]
+	if only[k] == 0 {
+		return "0"
+	}
+	_, v, _ := strings.Cut(only.String(), "=")
+	return v
 }
 
 // computeDeserved sets every node's deserved share of total: at each level

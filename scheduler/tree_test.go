@@ -1,9 +1,13 @@
 package scheduler
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/caisson/caisson/api"
 )
 
 func TestDeserved(t *testing.T) {
@@ -122,6 +126,27 @@ func TestTreeErrors(t *testing.T) {
 				t.Fatalf("Step accepted it: %v", err)
 			}
 		})
+	}
+}
+
+// A parent whose children own more than it does is refused with the
+// dimensions at fault, and only those.
+func TestTreeErrorNamesTheDimension(t *testing.T) {
+	parent := Res(4000, 8<<30)
+	parent[GPU] = 1000
+	child := Res(1000, 16<<30)
+	child[GPU] = 2000
+	_, err := newTree([]ConsumerSpec{{Name: "/eng", Owned: parent}, {Name: "/eng/ml", Parent: "/eng", Owned: child}})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	const want = `consumer "/eng": its children own more than it does: mem 16GiB > 8GiB, gpu 2 > 1 (the children cpu=1 mem=16GiB gpu=2, its own cpu=4 mem=8GiB gpu=1)`
+	if err.Error() != want {
+		t.Errorf("error:\n %s\nwant\n %s", err, want)
+	}
+	c := New(Config{})
+	if _, err := c.Step(ConsumersSet{Consumers: []ConsumerSpec{{Name: "/eng", Owned: parent}, {Name: "/eng/ml", Parent: "/eng", Owned: child}}}); !errors.Is(err, api.ErrInvalid) || !strings.HasPrefix(err.Error(), `consumer "/eng": `) {
+		t.Errorf("Step = %v, want the tree's error wrapping api.ErrInvalid, with no prefix", err)
 	}
 }
 
