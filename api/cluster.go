@@ -228,6 +228,10 @@ type Task struct {
 	Deadline time.Time `json:"deadline,omitzero"` // of a reclaim notice
 	Launched time.Time `json:"launched"`
 	Ended    time.Time `json:"ended,omitzero"`
+	// Usage is what the task's container used at its agent's last
+	// heartbeat while it ran (CPU time, memory, pids, network, GPUs); its
+	// Timestamp says when. Nil before the first.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // Agent is an agent as the master reports it.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -364,6 +365,22 @@ groups:
 		want := fmt.Sprintf("task %s port %d", tk.ID, tk.Ports[0])
 		followUntil(t, c.e.cmd("logs", "-f", tk.ID), want)
 	}
+	// The agents' heartbeats bring each task's usage to the master: its
+	// memory, within the limit, and its processes.
+	c.eventually("every task shows its usage", func() bool {
+		for _, tk := range c.tasks(id) {
+			if u := tk.Usage; u == nil || u.MemoryUsageBytes == 0 || u.MemoryUsageBytes > 96<<20 || u.Pids == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// A CPU time, then the memory used, on each of the four rows.
+	used := regexp.MustCompile(`(?m)^\S+\s+running\s.*\s[0-9.]+(ns|µs|ms|s|m[0-9.]*s)\s+[0-9.]+[KMG]?i?B\s`)
+	if out := c.e.ok("task", "ls", "--session", id); len(used.FindAllString(out, -1)) != 4 {
+		t.Errorf("task ls does not show the usage of the four tasks:\n%s", out)
+	}
+
 	// Two agents of one CPU each, tasks of half a CPU: two on each, never
 	// more than an agent registered.
 	for agentID, n := range perAgent {

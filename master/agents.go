@@ -290,6 +290,7 @@ func (m *Master) heartbeat(w http.ResponseWriter, r *http.Request, _ caller) err
 			return nil, err
 		}
 		a.lastSeen = tx.now
+		m.takeUsage(a.reg.ID, hb.Usage)
 		if hb.Resources == nil || reflect.DeepEqual(*hb.Resources, a.reg.Resources) {
 			return nil, m.reachable(tx, a)
 		}
@@ -302,6 +303,18 @@ func (m *Master) heartbeat(w http.ResponseWriter, r *http.Request, _ caller) err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// takeUsage keeps the usage an agent reported for the tasks it runs; what
+// it says of other tasks, or of ended ones, is ignored. Usage is a sample,
+// not a record: it is not logged, and a restarted master has none until
+// the next heartbeat.
+func (m *Master) takeUsage(agent string, usage map[string]api.Usage) {
+	for id, u := range usage {
+		if t := m.tasks[id]; t != nil && t.Agent == agent && !t.ended() {
+			t.Usage = &u
+		}
+	}
 }
 
 // Agent states as the API reports them.

@@ -126,3 +126,44 @@ func ids(ss []api.Session) []string {
 }
 
 var _ = cmpopts.EquateEmpty
+
+// TestTaskUsage: the usage an agent reports in its heartbeats shows on its
+// running tasks; another agent's claim on them is ignored, an ended task
+// keeps its last sample, and a restarted master has none until the next
+// heartbeat (usage is a sample, never logged).
+func TestTaskUsage(t *testing.T) {
+	s := newSetup(t, clusterOptions{})
+	a := s.newAgent(s.agentTok, "node-a", nodeResources(4, 8<<30), nil).start()
+	b := s.newAgent(s.agentTok, "node-b", nodeResources(4, 8<<30), nil).start()
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("job", 1, 4), http.StatusCreated, nil)
+	l := a.nextLaunch()
+	a.report(update(l.Task, api.TaskRunning))
+	taskUsage := func() *api.Usage {
+		t.Helper()
+		var task api.Task
+		s.ml.must(http.MethodGet, taskPath(l.Task), nil, http.StatusOK, &task)
+		return task.Usage
+	}
+	if u := taskUsage(); u != nil {
+		t.Fatalf("usage before any heartbeat: %+v", u)
+	}
+	sample := api.Usage{Timestamp: t0, CPUUsageNanos: 2e9, MemoryUsageBytes: 5 << 20, Pids: 3}
+	a.cl.must(http.MethodPost, "/v1/agent/heartbeat", api.Heartbeat{Agent: a.ID, Usage: map[string]api.Usage{l.Task: sample, "no-such-task": {Pids: 9}}},
+		http.StatusNoContent, nil)
+	b.cl.must(http.MethodPost, "/v1/agent/heartbeat", api.Heartbeat{Agent: b.ID, Usage: map[string]api.Usage{l.Task: {Pids: 99}}},
+		http.StatusNoContent, nil)
+	if diff := cmp.Diff(&sample, taskUsage()); diff != "" {
+		t.Errorf("usage after the heartbeats (-want +got):\n%s", diff)
+	}
+
+	a.report(update(l.Task, api.TaskFinished))
+	a.cl.must(http.MethodPost, "/v1/agent/heartbeat", api.Heartbeat{Agent: a.ID, Usage: map[string]api.Usage{l.Task: {Pids: 1}}},
+		http.StatusNoContent, nil)
+	if diff := cmp.Diff(&sample, taskUsage()); diff != "" {
+		t.Errorf("usage of the ended task (-want +got):\n%s", diff)
+	}
+	s.restart()
+	if u := taskUsage(); u != nil {
+		t.Errorf("usage after a restart: %+v, want none", u)
+	}
+}

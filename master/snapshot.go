@@ -69,7 +69,9 @@ func (m *Master) encodeSnapshot() ([]byte, error) {
 	}
 	slices.SortFunc(s.Sessions, func(a, b snapSession) int { return cmp.Compare(a.Record.ID, b.Record.ID) })
 	for _, t := range sortedTasks(m.tasks) {
-		s.Tasks = append(s.Tasks, snapTask{Task: t.Task, Seq: t.seq, InCore: t.inCore, Heard: t.heard, Kill: t.kill, Notice: t.notice, Preempt: t.preempt})
+		tk := t.Task
+		tk.Usage = nil // a sample, not state: see takeUsage
+		s.Tasks = append(s.Tasks, snapTask{Task: tk, Seq: t.seq, InCore: t.inCore, Heard: t.heard, Kill: t.kill, Notice: t.notice, Preempt: t.preempt})
 	}
 	for _, a := range sortedAgents(m.agents) {
 		s.Agents = append(s.Agents, snapAgent{Record: a.reg, Lost: a.lost, Unreachable: a.unreachable})

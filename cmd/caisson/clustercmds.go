@@ -399,17 +399,18 @@ func newTaskCmd(g *globals) *cobra.Command {
 	ls := lsCmd(g, &cobra.Command{
 		Use:   "ls [--session ID] [-q] [--format table|json]",
 		Short: "List the tasks this token may see, of one session with --session",
-	}, &lsFlags{}, func(t api.Task) string { return t.ID }, "ID\tSTATE\tAGENT\tRESOURCES\tPORTS\tGPUS\tREASON", taskRow,
+	}, &lsFlags{}, func(t api.Task) string { return t.ID }, "ID\tSTATE\tAGENT\tRESOURCES\tCPU TIME\tMEM USED\tPORTS\tGPUS\tREASON", taskRow,
 		func(c *client.Client, ctx context.Context) ([]api.Task, error) { return c.Tasks(ctx, session) })
 	ls.Flags().StringVar(&session, "session", "", "only this session's tasks")
 	cmd.AddCommand(ls,
-		inspectCmd(g, "Show tasks as JSON: state, agent, grant, container, exit code, reason", (*client.Client).Task),
+		inspectCmd(g, "Show tasks as JSON: state, agent, grant, container, exit code, reason, usage", (*client.Client).Task),
 		g.idsCmd("kill ID...", "Kill tasks (SIGTERM, then SIGKILL after their group's kill_grace); they are not started again", (*client.Client).KillTask))
 	return cmd
 }
 
-// taskRow is a task in task ls: its state with its exit code, and
-// whether it runs on borrowed resources (revocable).
+// taskRow is a task in task ls: its state with its exit code, the CPU
+// time and memory it used at its agent's last heartbeat, and whether it
+// runs on borrowed resources (revocable).
 func taskRow(t api.Task) []string {
 	state := t.State
 	if t.ExitCode != nil {
@@ -423,7 +424,12 @@ func taskRow(t api.Task) []string {
 	if t.Revocable && !api.TaskTerminal(t.State) {
 		reason = strings.TrimPrefix(reason+", revocable", ", ")
 	}
-	return []string{t.ID, state, orDash(t.Agent), formatResources(t.Resources), orDash(strings.Join(ports, ",")),
+	cpuTime, memUsed := "-", "-"
+	if u := t.Usage; u != nil {
+		cpuTime = time.Duration(u.CPUUsageNanos).Round(10 * time.Millisecond).String()
+		memUsed = api.FormatSize(u.MemoryUsageBytes)
+	}
+	return []string{t.ID, state, orDash(t.Agent), formatResources(t.Resources), cpuTime, memUsed, orDash(strings.Join(ports, ",")),
 		orDash(strings.Join(t.GPUs, ",")), orDash(reason)}
 }
 

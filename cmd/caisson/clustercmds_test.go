@@ -147,7 +147,7 @@ func TestClusterCommands(t *testing.T) {
 		Groups: []api.GroupStatus{{Name: "ps", Count: 1, Running: 1}, {Name: "w", Count: 4, Running: 2, Pending: 2}}}
 	tasks := []api.Task{
 		{ID: "s-1/w/0", Session: "s-1", Group: "w", Agent: "a-1", State: api.TaskRunning, Resources: api.TaskResources{CPUs: 2, MemoryBytes: 8 << 30, GPUs: 1},
-			GPUs: []string{"GPU-1"}, Ports: []int{31000, 31001}, Revocable: true},
+			GPUs: []string{"GPU-1"}, Ports: []int{31000, 31001}, Revocable: true, Usage: &api.Usage{CPUUsageNanos: 1_254_000_000, MemoryUsageBytes: 5 << 20}},
 		{ID: "s-1/w/1", Session: "s-1", Group: "w", State: api.TaskKilled, ExitCode: &exit, Reason: "reclaimed", Resources: api.TaskResources{CPUs: 2}},
 	}
 	jobFile := writeFile(t, "job.yaml", "name: train\ngroups:\n  - name: w\n    count: 2\n    resources: {cpus: 0.5, memory: 64m}\n    image: busybox\n")
@@ -214,9 +214,9 @@ func TestClusterCommands(t *testing.T) {
 		{"task ls", []string{"task", "ls", "--session", "s-1"},
 			map[string]cannedAnswer{"GET /v1/tasks": {200, jsonString(t, tasks)}},
 			[]seen{{Method: "GET", Path: "/v1/tasks", Query: "session=s-1", Auth: bearer}},
-			"ID        STATE          AGENT   RESOURCES                PORTS         GPUS    REASON\n" +
-				"s-1/w/0   running        a-1     cpus:2 mem:8GiB gpus:1   31000,31001   GPU-1   revocable\n" +
-				"s-1/w/1   killed (137)   -       cpus:2                   -             -       reclaimed\n"},
+			"ID        STATE          AGENT   RESOURCES                CPU TIME   MEM USED   PORTS         GPUS    REASON\n" +
+				"s-1/w/0   running        a-1     cpus:2 mem:8GiB gpus:1   1.25s      5MiB       31000,31001   GPU-1   revocable\n" +
+				"s-1/w/1   killed (137)   -       cpus:2                   -          -          -             -       reclaimed\n"},
 		{"task kill", []string{"task", "kill", "s-1/w/0"},
 			map[string]cannedAnswer{"POST /v1/tasks/s-1%2Fw%2F0/kill": {200, `{}`}},
 			[]seen{{Method: "POST", Path: "/v1/tasks/s-1%2Fw%2F0/kill", Auth: bearer}},
