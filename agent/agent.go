@@ -49,8 +49,11 @@ type Agent struct {
 	// registered has a value when a registration succeeded since the
 	// update sender last looked.
 	registered chan struct{}
-	// apiAddr is the address the agent's API listens on, once it does.
-	apiAddr string
+	// apiAddr is the address the agent's API listens on, once it does;
+	// metricsAddr the metrics listener's.
+	apiAddr     string
+	metricsAddr string
+	metrics     *metrics
 	// listening is closed once the agent's API listens.
 	listening chan struct{}
 
@@ -83,13 +86,15 @@ func New(cfg Config) (*Agent, error) {
 	for _, e := range bad {
 		cfg.Logger.Warn("a kept log cannot be deleted", "err", e)
 	}
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: st, kept: kept, id: id,
 		mc:         newMasterClient(cfg.MasterURL, cfg.Token, cfg.TLS),
 		tasks:      map[string]*task{},
 		registered: make(chan struct{}, 1),
 		listening:  make(chan struct{}),
-	}, nil
+	}
+	a.metrics = newMetrics(a)
+	return a, nil
 }
 
 // ID is the agent's ID, empty until the master first gave one.
@@ -111,6 +116,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: already run: %w", api.ErrWrongState)
 	}
 	defer a.mc.close()
+	// The metrics first: once the API listens, both do.
+	stopMetrics, err := a.serveMetrics()
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	stopAPI, err := a.serve()
 	if err != nil {
 		return err
@@ -233,6 +244,7 @@ func (a *Agent) register(ctx context.Context) (*api.Registered, error) {
 	case a.registered <- struct{}{}:
 	default:
 	}
+	a.metrics.registrations.Inc()
 	return &out, nil
 }
 
@@ -402,6 +414,7 @@ func (a *Agent) sendUpdates(ctx context.Context) {
 			if err == nil {
 				var n int
 				n, err = a.queue.ack(acks.UUIDs)
+				a.metrics.delivered.Add(float64(n))
 				if n > 0 {
 					failures = 0
 					continue

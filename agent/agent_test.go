@@ -753,6 +753,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no resources", edit: func(c *Config) { c.Resources = nil }, field: "resources"},
 		{name: "no containers", edit: func(c *Config) { c.Containers = nil }, field: "containers"},
 		{name: "negative grace", edit: func(c *Config) { c.DefaultKillGrace = -time.Second }, field: "kill_grace"},
+		{name: "metrics address without a port", edit: func(c *Config) { c.MetricsAddr = "localhost" }, field: "metrics_listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

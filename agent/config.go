@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"time"
@@ -62,6 +63,11 @@ type Config struct {
 	// longer log keeps its tail, after a first line saying how much was
 	// dropped. Zero is DefaultMaxKeptLog.
 	MaxKeptLog int
+	// MetricsAddr, when set, is where GET /metrics serves the agent's
+	// Prometheus metrics ("host:port"; port 0 picks one), in plain HTTP
+	// without authentication, as exporters do: bind it to loopback or a
+	// monitoring network.
+	MetricsAddr string
 	// Version is reported by the health endpoint.
 	Version string
 	// Logger receives the agent's log; nil discards it.
@@ -104,6 +110,11 @@ func (c *Config) Validate() error {
 	u, err := url.Parse(c.MasterURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return invalid("master", fmt.Sprintf("master URL %q: want https://HOST:PORT", c.MasterURL))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return invalid("metrics_listen", fmt.Sprintf("metrics address %q: want HOST:PORT", c.MetricsAddr))
+		}
 	}
 	return nil
 }

@@ -288,6 +288,13 @@ func (q *queue) pending(n int) []api.StatusUpdate {
 	return out
 }
 
+// len is how many updates are queued.
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
 // all returns every queued update, oldest first.
 func (q *queue) all() []api.StatusUpdate {
 	q.mu.Lock()

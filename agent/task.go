@@ -63,6 +63,7 @@ func (a *Agent) launch(ctx context.Context, l *api.TaskLaunch) {
 	t := newTask(&taskRecord{Launch: *l, State: api.TaskStaging})
 	a.tasks[t.id] = t
 	a.mu.Unlock()
+	a.metrics.launches.Inc()
 	if err := a.store.saveTask(t.rec); err != nil {
 		u := a.newUpdate(t.id, api.TaskFailed)
 		u.Reason, u.Message = ReasonLaunchFailed, err.Error()
@@ -93,6 +94,7 @@ func (a *Agent) push(u api.StatusUpdate) bool {
 // killed, and leaves nothing behind. When ctx ends first, the task is left
 // for recovery.
 func (a *Agent) start(ctx context.Context, t *task) bool {
+	begin := a.clock.Now()
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.mu.Lock()
@@ -140,6 +142,7 @@ func (a *Agent) start(ctx context.Context, t *task) bool {
 	u := a.newUpdate(t.id, api.TaskRunning)
 	u.Container = cid
 	a.push(u)
+	a.metrics.launchSeconds.Observe(a.clock.Now().Sub(begin).Seconds())
 	a.log.Info("task running", "task", t.id, "container", cid)
 	return true
 }
@@ -343,6 +346,7 @@ func (a *Agent) end(ctx context.Context, t *task, u api.StatusUpdate, cid string
 	if !a.push(u) {
 		return // the record keeps it for a restart
 	}
+	a.metrics.ended(u)
 	a.log.Info("task ended", "task", t.id, "state", u.State, "reason", u.Reason)
 	a.forget(ctx, t, cid)
 }

@@ -92,18 +92,19 @@ func (m Master) TLSFiles() pki.Files {
 // Agent is the node daemon (caisson agent, caisson up). What it offers
 // is the host section's resources, less its reserve.
 type Agent struct {
-	Master     string   `toml:"master" comment:"The master's API: https://host:port."`
-	Listen     string   `toml:"listen" comment:"Address of the agent's own API (HTTPS, for the master: logs): host:port."`
-	Advertise  string   `toml:"advertise" comment:"Address the master reaches the agent's API at: host:port; empty: the listen\naddress, with this host's name when it names no host."`
-	StateDir   string   `toml:"state_dir" comment:"Where the agent keeps its ID, its queue of status updates and its TLS material."`
-	TLSCA      string   `toml:"tls_ca" comment:"The cluster's CA certificate; empty: pki/ca.pem under state_dir."`
-	TLSCert    string   `toml:"tls_cert" comment:"The agent's certificate; empty: pki/agent.pem under state_dir."`
-	TLSKey     string   `toml:"tls_key" comment:"The agent's key; empty: pki/agent-key.pem under state_dir."`
-	TokenFile  string   `toml:"token_file" comment:"File holding the agent's token (role agent); empty: token under state_dir."`
-	Labels     []string `toml:"labels" comment:"Attributes the agent's tasks may be constrained by, KEY=VALUE (zone=a, rack=12);\nthey win over the detected ones (arch, os, hostname, gpu_model)."`
-	KillGrace  Duration `toml:"kill_grace" comment:"Time between SIGTERM and SIGKILL when a kill says none."`
-	KeptLogs   int      `toml:"kept_logs" comment:"How many ended tasks' logs the agent keeps for caisson logs; the oldest go first."`
-	MaxKeptLog Size     `toml:"max_kept_log" comment:"The most of one ended task's output kept: its tail, from a line's start."`
+	Master        string   `toml:"master" comment:"The master's API: https://host:port."`
+	Listen        string   `toml:"listen" comment:"Address of the agent's own API (HTTPS, for the master: logs): host:port."`
+	Advertise     string   `toml:"advertise" comment:"Address the master reaches the agent's API at: host:port; empty: the listen\naddress, with this host's name when it names no host."`
+	StateDir      string   `toml:"state_dir" comment:"Where the agent keeps its ID, its queue of status updates and its TLS material."`
+	TLSCA         string   `toml:"tls_ca" comment:"The cluster's CA certificate; empty: pki/ca.pem under state_dir."`
+	TLSCert       string   `toml:"tls_cert" comment:"The agent's certificate; empty: pki/agent.pem under state_dir."`
+	TLSKey        string   `toml:"tls_key" comment:"The agent's key; empty: pki/agent-key.pem under state_dir."`
+	TokenFile     string   `toml:"token_file" comment:"File holding the agent's token (role agent); empty: token under state_dir."`
+	Labels        []string `toml:"labels" comment:"Attributes the agent's tasks may be constrained by, KEY=VALUE (zone=a, rack=12);\nthey win over the detected ones (arch, os, hostname, gpu_model)."`
+	KillGrace     Duration `toml:"kill_grace" comment:"Time between SIGTERM and SIGKILL when a kill says none."`
+	KeptLogs      int      `toml:"kept_logs" comment:"How many ended tasks' logs the agent keeps for caisson logs; the oldest go first."`
+	MaxKeptLog    Size     `toml:"max_kept_log" comment:"The most of one ended task's output kept: its tail, from a line's start."`
+	MetricsListen string   `toml:"metrics_listen" comment:"Address of the agent's Prometheus metrics (GET /metrics, plain HTTP, no authentication:\nloopback or a monitoring network): host:port; empty: none."`
 }
 
 // DefaultAgent is the agent section's defaults.
@@ -128,6 +129,9 @@ func (a Agent) Validate() error {
 		required("state_dir", a.StateDir),
 		checkNotNegative("kill_grace", a.KillGrace.Duration),
 		checkCount("kept_logs", a.KeptLogs),
+	}
+	if a.MetricsListen != "" {
+		errs = append(errs, checkListen("metrics_listen", a.MetricsListen))
 	}
 	if a.MaxKeptLog < 1 {
 		errs = append(errs, &KeyError{Key: "max_kept_log", Err: fmt.Errorf("%d: want at least one byte: %w", a.MaxKeptLog, api.ErrInvalid)})

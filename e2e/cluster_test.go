@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +135,8 @@ type clusterAgent struct {
 	dir       string
 	resources string
 	d         *daemon
+	// metricsURL is where the agent serves its Prometheus metrics.
+	metricsURL string
 }
 
 // newCluster starts a master with an admin token and no agent.
@@ -192,8 +195,32 @@ func (c *cluster) addAgent(resources string, extraEnv ...string) *clusterAgent {
 func (c *cluster) startAgent(a *clusterAgent) {
 	c.t.Helper()
 	args := []string{"agent", "--master", c.url, "--state-dir", a.dir, "--listen", "127.0.0.1:0",
-		"--resources", a.resources, "--kill-grace", "2s"}
-	a.d, _ = startDaemon(c.t, a.e.cmd(args...), "")
+		"--resources", a.resources, "--kill-grace", "2s", "--metrics-listen", "127.0.0.1:0"}
+	var line string
+	a.d, line = startDaemon(c.t, a.e.cmd(args...), "metrics: ")
+	a.metricsURL = strings.TrimPrefix(line, "metrics: ")
+}
+
+// metric is the value of one series of the agent's metrics, as its line
+// in the text format names it ("caisson_agent_tasks{state=\"running\"}");
+// "" when there is none.
+func (a *clusterAgent) metric(t testing.TB, series string) string {
+	t.Helper()
+	resp, err := http.Get(a.metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", a.metricsURL, resp.StatusCode, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // id is the agent's ID, as it keeps it.
@@ -375,6 +402,12 @@ groups:
 		}
 		return true
 	})
+	// Each agent's metrics count its two running tasks.
+	for _, a := range c.agents {
+		if got := a.metric(t, `caisson_agent_tasks{state="running"}`); got != "2" {
+			t.Errorf("agent %s: caisson_agent_tasks{state=\"running\"} = %q, want 2", a.id(t), got)
+		}
+	}
 	// A CPU time, then the memory used, on each of the four rows.
 	used := regexp.MustCompile(`(?m)^\S+\s+running\s.*\s[0-9.]+(ns|µs|ms|s|m[0-9.]*s)\s+[0-9.]+[KMG]?i?B\s`)
 	if out := c.e.ok("task", "ls", "--session", id); len(used.FindAllString(out, -1)) != 4 {

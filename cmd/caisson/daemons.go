@@ -64,10 +64,20 @@ agent recovers them and comes back under the same ID. See docs/agent.md.`,
 				return err
 			}
 			g.logger().Info("agent started", "master", g.cfg.Agent.Master, "state_dir", g.cfg.Agent.StateDir)
+			go printMetricsURL(cmd.OutOrStdout(), a)
 			return a.Run(ctx)
 		},
 	}
 	return cmd
+}
+
+// printMetricsURL prints where the agent serves its metrics, once it does,
+// when it does.
+func printMetricsURL(out io.Writer, a *agent.Agent) {
+	<-a.Listening()
+	if addr := a.MetricsAddr(); addr != "" {
+		fmt.Fprintf(out, "metrics: http://%s/metrics\n", addr)
+	}
 }
 
 // newAgent builds an agent from its settings, over this host's
@@ -114,6 +124,7 @@ func (g *globals) newAgent(ctx context.Context, c config.Agent, token string) (*
 		DefaultKillGrace: c.KillGrace.Duration,
 		KeptLogs:         c.KeptLogs,
 		MaxKeptLog:       int(c.MaxKeptLog),
+		MetricsAddr:      c.MetricsListen,
 		Version:          version,
 		Logger:           g.logger().With("component", "agent"),
 	})
@@ -354,6 +365,7 @@ recovers them.`,
 			agentErr := make(chan error, 1)
 			go func() { agentErr <- a.Run(ctx) }()
 			srv.printWelcome(cmd.OutOrStdout())
+			go printMetricsURL(cmd.OutOrStdout(), a)
 			var runErr error
 			select {
 			case runErr = <-agentErr:

@@ -387,7 +387,7 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 		"log.level": "debug", "gpu.backend": "mock:dgxh100", "gpu.numa_affinity": "none",
 		"host.resources": "cpus:3", "host.reserve": "mem:1g", "security.seccomp_allow": []string{"unconfined"},
 		"state.root": filepath.Join(t.TempDir(), "lib"), "state.run_root": filepath.Join(t.TempDir(), "run"),
-		"master.listen": "127.0.0.1:7", "agent.listen": "127.0.0.1:8", "agent.advertise": "node-1:9",
+		"master.listen": "127.0.0.1:7", "agent.listen": "127.0.0.1:8", "agent.advertise": "node-1:9", "agent.metrics_listen": "127.0.0.1:12",
 		"agent.master": "https://master-1:10", "client.master": "https://master-2:11", "agent.labels": []string{"zone=a", "rack=12"},
 	}
 	want := config.Default()
