@@ -43,6 +43,7 @@ type Master struct {
 	OfferTimeout      Duration `toml:"offer_timeout" comment:"Offers not answered in time are rescinded."`
 	Refuse            Duration `toml:"refuse" comment:"How long a declined agent is not offered again to the session, when the decline\nsays no time."`
 	ReclaimGrace      Duration `toml:"reclaim_grace" comment:"How long a borrowing task runs after its reclaim notice, for consumers that set\nno grace."`
+	Retention         Duration `toml:"retention" comment:"How long a finished session stays, with its tasks, for session ls and task ls;\nthen the master forgets it."`
 }
 
 // DefaultMaster is the master section's defaults.
@@ -60,6 +61,7 @@ func DefaultMaster() Master {
 		OfferTimeout:      Duration{10 * time.Second},
 		Refuse:            Duration{5 * time.Second},
 		ReclaimGrace:      Duration{30 * time.Second},
+		Retention:         Duration{24 * time.Hour},
 	}
 }
 
@@ -79,6 +81,7 @@ func (m Master) Validate() error {
 		checkPositive("offer_timeout", m.OfferTimeout.Duration),
 		checkNotNegative("refuse", m.Refuse.Duration),
 		checkNotNegative("reclaim_grace", m.ReclaimGrace.Duration),
+		checkPositive("retention", m.Retention.Duration),
 	}
 	return errors.Join(errs...)
 }

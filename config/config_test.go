@@ -142,7 +142,7 @@ func TestValidate(t *testing.T) {
 		{"host overlapping ports", func(c *Config) { c.Host.Resources = "ports:[31000-32000,31500]" }, []string{"host.resources"}},
 		{"master empty", func(c *Config) { c.Master = Master{} }, []string{
 			"master.listen", "master.state_dir", "master.tick_interval", "master.heartbeat_interval", "master.heartbeat_timeout",
-			"master.agent_lost_timeout", "master.snapshot_every", "master.offer_fanout", "master.offer_timeout"}},
+			"master.agent_lost_timeout", "master.snapshot_every", "master.offer_fanout", "master.offer_timeout", "master.retention"}},
 		{"master negative", func(c *Config) {
 			c.Master.KillGrace, c.Master.Refuse, c.Master.ReclaimGrace = Duration{-1}, Duration{-1}, Duration{-1}
 		}, []string{"master.kill_grace", "master.refuse", "master.reclaim_grace"}},

@@ -19,6 +19,7 @@ const (
 	DefaultHeartbeatInterval = 5 * time.Second
 	DefaultKillGrace         = 10 * time.Second
 	DefaultSnapshotEvery     = 10000
+	DefaultRetention         = 24 * time.Hour
 )
 
 // Config configures a Master. Zero durations and counts take the defaults
@@ -52,6 +53,10 @@ type Config struct {
 	// rows (tasks, sessions, agents), so that snapshots cost a bounded
 	// amount per record.
 	SnapshotEvery int
+	// Retention is how long a finished session stays, with its tasks,
+	// their states, exit codes and reasons, for session and task ls; then
+	// the master forgets it.
+	Retention time.Duration
 	// AgentTLS is the client configuration the master dials agents' own
 	// API with (task logs): the cluster's CA and the master's certificate.
 	AgentTLS *tls.Config
@@ -74,7 +79,7 @@ func (c Config) Validate() error {
 	}{
 		{"tick interval", c.TickInterval}, {"heartbeat timeout", c.HeartbeatTimeout},
 		{"agent lost timeout", c.AgentLostTimeout}, {"heartbeat interval", c.HeartbeatInterval},
-		{"default kill grace", c.DefaultKillGrace},
+		{"default kill grace", c.DefaultKillGrace}, {"retention", c.Retention},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("master: %s %s is negative: %w", f.name, f.v, api.ErrInvalid)
@@ -110,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -370,6 +371,38 @@ func (m *Master) process(batch []*op, tick bool) error {
 	return nil
 }
 
+// maxForget bounds the sessions one tick forgets, so that a long-stopped
+// master's first ticks stay small groups.
+const maxForget = 1000
+
+// forgetFinished logs the forgetting of the sessions that finished at
+// least Config.Retention ago and whose tasks have all ended.
+func (m *Master) forgetFinished(tx *txn) {
+	var ids []string
+	for id, s := range m.sessions {
+		if !s.running() && tx.now.Sub(s.finished) >= m.cfg.Retention && allEnded(s.tasks) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	ids = ids[:min(len(ids), maxForget)]
+	if err := tx.log(&record{Forget: &forgetRecord{Sessions: ids}}); err != nil {
+		m.log.Error("forget finished sessions refused", "err", err)
+	}
+}
+
+func allEnded(tasks []*task) bool {
+	for _, t := range tasks {
+		if !t.ended() {
+			return false
+		}
+	}
+	return true
+}
+
 // snapshotEvery is how many records to write between snapshots:
 // Config.SnapshotEvery, or as many as the tables hold rows when that is
 // more, so that what snapshots cost stays in proportion to what is
@@ -379,7 +412,8 @@ func (m *Master) snapshotEvery() uint64 {
 }
 
 // timerTick is the loop's periodic work: the core's clock (unless the
-// tick would decide nothing), and agents' liveness.
+// tick would decide nothing), agents' liveness, and forgetting the
+// sessions whose retention is over.
 func (m *Master) timerTick(tx *txn) {
 	now := tx.now
 	m.lastWake = now
@@ -409,6 +443,7 @@ func (m *Master) timerTick(tx *txn) {
 		}
 	}
 	m.metrics.refresh()
+	m.forgetFinished(tx)
 }
 
 func (m *Master) publishCounters() {

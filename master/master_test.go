@@ -167,3 +167,62 @@ func TestTaskUsage(t *testing.T) {
 		t.Errorf("usage after a restart: %+v, want none", u)
 	}
 }
+
+// TestRetention: a finished session, with its tasks, is forgotten once it
+// has been finished for Config.Retention, not before, and not while one
+// of its tasks has not ended (a kill its agent has not confirmed); the
+// forgetting is logged, so a restarted master does not bring it back.
+func TestRetention(t *testing.T) {
+	s := newSetup(t, clusterOptions{config: func(c *Config) { c.Retention = time.Hour }})
+	a := s.newAgent(s.agentTok, "node", nodeResources(4, 8<<30), nil).start()
+	var done, killed api.Session
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("done", 1, 1), http.StatusCreated, &done)
+	l := a.nextLaunch()
+	fin := update(l.Task, api.TaskFinished)
+	fin.ExitCode = exit(0)
+	a.report(update(l.Task, api.TaskRunning), fin)
+	s.ml.must(http.MethodPost, "/v1/sessions", batchSpec("killed", 1, 1), http.StatusCreated, &killed)
+	k := a.nextLaunch()
+	a.report(update(k.Task, api.TaskRunning))
+	s.ml.must(http.MethodDelete, "/v1/sessions/"+killed.ID, nil, http.StatusOK, nil)
+	a.nextKill()
+	status := func(path string) int {
+		t.Helper()
+		code, _ := s.ml.call(http.MethodGet, path, nil, nil)
+		return code
+	}
+
+	s.advance(time.Hour - time.Second)
+	if got := status("/v1/sessions/" + done.ID); got != http.StatusOK {
+		t.Fatalf("a session finished less than the retention ago: %d, want 200", got)
+	}
+	s.advance(time.Second)
+	for _, path := range []string{"/v1/sessions/" + done.ID, taskPath(l.Task)} {
+		if got := status(path); got != http.StatusNotFound {
+			t.Errorf("GET %s after the retention: %d, want 404", path, got)
+		}
+	}
+	// The killed session's task still runs on its agent: it stays.
+	if got := status(taskPath(k.Task)); got != http.StatusOK {
+		t.Fatalf("a task whose kill is not confirmed: %d, want 200", got)
+	}
+	u := update(k.Task, api.TaskKilled)
+	a.report(u)
+	s.advance(time.Second)
+	for _, path := range []string{"/v1/sessions/" + killed.ID, taskPath(k.Task)} {
+		if got := status(path); got != http.StatusNotFound {
+			t.Errorf("GET %s once its task ended: %d, want 404", path, got)
+		}
+	}
+	var list []api.Session
+	s.ml.must(http.MethodGet, "/v1/sessions?all=true", nil, http.StatusOK, &list)
+	if len(list) != 0 {
+		t.Errorf("sessions after the retention: %+v", list)
+	}
+	s.restart()
+	for _, path := range []string{"/v1/sessions/" + done.ID, "/v1/sessions/" + killed.ID, taskPath(l.Task), taskPath(k.Task)} {
+		if got := status(path); got != http.StatusNotFound {
+			t.Errorf("GET %s after a restart: %d, want 404", path, got)
+		}
+	}
+}

@@ -27,6 +27,7 @@ type record struct {
 	Token     *tokenRecord      `json:"token,omitempty"`
 	Revoke    *revokeRecord     `json:"revoke,omitempty"`
 	Acked     *ackRecord        `json:"acked,omitempty"`
+	Forget    *forgetRecord     `json:"forget,omitempty"`
 
 	// ev is Event decoded (or not yet encoded).
 	ev scheduler.Event
@@ -79,6 +80,12 @@ type tokenRecord struct {
 
 type revokeRecord struct {
 	ID string `json:"id"`
+}
+
+// forgetRecord drops finished sessions, with their tasks, from the
+// master's tables once their retention is over.
+type forgetRecord struct {
+	Sessions []string `json:"sessions"`
 }
 
 // ackRecord is a framework session's acknowledgement of status updates.

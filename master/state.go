@@ -122,6 +122,8 @@ func (m *Master) apply(r *record, tx *txn) error {
 		}
 		s.unacked = slices.DeleteFunc(s.unacked, func(u api.StatusUpdate) bool { return acked[u.UUID] })
 		return nil
+	case r.Forget != nil:
+		return m.applyForget(r.Forget, tx)
 	}
 	return fmt.Errorf("empty record: %w", api.ErrInvalid)
 }
@@ -195,6 +197,35 @@ func (m *Master) applyEvent(ev scheduler.Event, tx *txn) error {
 		delete(m.offers, e.Offer)
 	case scheduler.OfferDeclined:
 		delete(m.offers, e.Offer)
+	}
+	return nil
+}
+
+// applyForget drops finished sessions and their tasks. A session that
+// runs, or has a task that has not ended, is refused: forgetting it would
+// lose what an agent or a program may still report.
+func (m *Master) applyForget(r *forgetRecord, tx *txn) error {
+	for _, id := range r.Sessions {
+		s := m.sessions[id]
+		switch {
+		case s == nil:
+			return fmt.Errorf("forget session %s: %w", id, api.ErrNotFound)
+		case s.running() || !allEnded(s.tasks):
+			return fmt.Errorf("forget session %s: it has not finished: %w", id, api.ErrWrongState)
+		}
+	}
+	for _, id := range r.Sessions {
+		s := m.sessions[id]
+		for _, t := range s.tasks {
+			delete(m.tasks, t.ID)
+		}
+		delete(m.sessions, id)
+		streams := slices.Collect(maps.Keys(s.streams))
+		tx.after(func() {
+			for _, st := range streams {
+				st.close()
+			}
+		})
 	}
 	return nil
 }

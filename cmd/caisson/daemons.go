@@ -237,6 +237,7 @@ func (g *globals) startMaster(ctx context.Context, c config.Master) (_ *masterSe
 		AgentLostTimeout:  c.AgentLostTimeout.Duration,
 		DefaultKillGrace:  c.KillGrace.Duration,
 		SnapshotEvery:     c.SnapshotEvery,
+		Retention:         c.Retention.Duration,
 		AgentTLS:          agentTLS,
 		Version:           version,
 	})
