@@ -25,6 +25,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/client"
+	"github.com/caisson/caisson/internal/cnitest"
 	"github.com/caisson/caisson/internal/pki"
 )
 
@@ -574,8 +575,9 @@ func TestClusterLaunchFailure(t *testing.T) {
 	a := c.addAgent("cpus:2;mem:1g")
 	tok := c.tenants(twoTenants, "/a")
 	for name, container := range map[string]string{
-		"image":   "image: oci-layout:/nonexistent/layout",
-		"network": fmt.Sprintf("rootfs: %s\n    networks: [no-such-network]", c.e.rootfs),
+		"image":         "image: oci-layout:/nonexistent/layout",
+		"network":       fmt.Sprintf("rootfs: %s\n    networks: [no-such-network]", c.e.rootfs),
+		"volume plugin": fmt.Sprintf("rootfs: %s\n    volumes: [{driver: caisson-e2e-no-such-plugin, name: x, target: /x}]", c.e.rootfs),
 	} {
 		id := c.submit(tok["/a"], fmt.Sprintf(`
 name: %s
@@ -600,6 +602,64 @@ groups:
 		c.e.ok("session", "kill", id)
 	}
 	a.eventuallyEmpty(c)
+}
+
+// TestClusterNetworkAndVolume: a task on a CNI network with a published
+// port and a Docker volume from a volume plugin: the page it writes into
+// the volume is served on the agent's granted host port; once the session
+// is killed, the port is closed, the volume released, and the agent keeps
+// nothing of the task (container, namespace, veth, cgroup, mount).
+func TestClusterNetworkAndVolume(t *testing.T) {
+	c := newCluster(t)
+	cnitest.RequirePlugins(t)
+	a := c.addAgent("cpus:2;mem:1g;ports:[31100-31109]")
+	a.e.createNetwork("tnet", 0, 24)
+	t.Cleanup(func() { a.e.caisson("network", "rm", "tnet") })
+	plugin := randName("caisson-e2e-")
+	p := startVolPlugin(t, plugin, filepath.Join(t.TempDir(), "plugin"))
+	tok := c.tenants(twoTenants, "/a")
+	id := c.submit(tok["/a"], fmt.Sprintf(`
+name: web
+groups:
+  - name: srv
+    count: 1
+    resources: {cpus: 0.5, memory: 64m, ports: 1}
+    rootfs: %s
+    networks: [tnet]
+    ports: [80]
+    volumes:
+      - {driver: %s, name: site, target: /site, options: {type: tmpfs}}
+    command: [sh, -c, 'echo "hello from $CAISSON_TASK_ID" > /site/index.html && httpd -p 80 -h /site && echo ready && exec sleep 600']
+`, c.e.rootfs, plugin))
+	tk := c.waitTasks(id, api.TaskRunning, 1)[0]
+	followUntil(t, c.e.cmd("logs", "-f", tk.ID), "ready")
+	if len(tk.Ports) != 1 || tk.Ports[0] < 31100 || tk.Ports[0] > 31109 {
+		t.Fatalf("task ports %v, want one of the agent's", tk.Ports)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/index.html", tk.Ports[0])
+	if body, err := cnitest.HTTPGet(url); err != nil || body != "hello from "+tk.ID+"\n" {
+		t.Errorf("GET %s = %q, %v; want the page the task wrote into its volume", url, body, err)
+	}
+	ct := a.e.inspect(tk.Container)
+	if ip := containerIP(t, ct, "tnet"); !strings.HasPrefix(ip, a.e.subnet(0)) {
+		t.Errorf("task address %s is not on tnet's subnet %s0/24", ip, a.e.subnet(0))
+	}
+	if !p.mounted("site") {
+		t.Error("the plugin does not have the task's volume mounted")
+	}
+
+	c.e.ok("session", "kill", "--token-file", tok["/a"], id)
+	c.waitTasks(id, api.TaskKilled, 1)
+	a.eventuallyEmpty(c)
+	if left := a.e.networkLeaks(); len(left) > 1 || len(left) == 1 && !strings.HasPrefix(left[0], "process ") {
+		t.Errorf("the agent left:\n%s", strings.Join(left, "\n"))
+	}
+	if _, err := cnitest.HTTPGet(url); err == nil {
+		t.Error("the published port still answers after the session was killed")
+	}
+	if p.mounted("site") {
+		t.Error("the task's volume is still mounted after the session was killed")
+	}
 }
 
 // TestClusterGPU: a session on an agent of a simulated DGX A100 gets the
