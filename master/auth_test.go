@@ -206,4 +206,18 @@ func TestBadInput(t *testing.T) {
 	if diff := cmp.Diff([]api.GroupStatus{{Name: "work", Count: 1, Pending: 1}}, sess.Groups); diff != "" {
 		t.Errorf("a session no agent can run (-want +got):\n%s", diff)
 	}
+	// A GPU on a cluster whose only agent has none: the same.
+	gpu := batchSpec("gpu", 1, 1)
+	gpu.Groups[0].Resources.GPUs = 1
+	s.ml.must(http.MethodPost, "/v1/sessions", gpu, http.StatusCreated, &sess)
+	s.advance(time.Second)
+	s.ml.must(http.MethodGet, "/v1/sessions/"+sess.ID, nil, http.StatusOK, &sess)
+	if diff := cmp.Diff([]api.GroupStatus{{Name: "work", Count: 1, Pending: 1}}, sess.Groups); diff != "" {
+		t.Errorf("a GPU session on an agent without GPUs (-want +got):\n%s", diff)
+	}
+	var tasks []api.Task
+	s.ml.must(http.MethodGet, "/v1/tasks?session="+sess.ID, nil, http.StatusOK, &tasks)
+	if len(tasks) != 0 {
+		t.Errorf("tasks of a GPU session on an agent without GPUs: %+v", tasks)
+	}
 }
