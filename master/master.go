@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,10 +40,13 @@ type Master struct {
 	leaves    map[string]bool // consumer paths that are leaves
 	sessions  map[string]*session
 	tasks     map[string]*task
-	taskSeq   uint64
-	agents    map[string]*agent
-	tokens    map[string]*tokenRecord
-	offers    map[string]*offer
+	// noticed are the tasks of batch sessions under a notice whose
+	// SIGTERM waits for its time (see termAt).
+	noticed map[string]*task
+	taskSeq uint64
+	agents  map[string]*agent
+	tokens  map[string]*tokenRecord
+	offers  map[string]*offer
 
 	// auth is the tokens as handlers read them: replaced whole, after
 	// the records that change them are durable.
@@ -84,7 +88,7 @@ func New(cfg Config) (*Master, error) {
 	cfg = cfg.withDefaults()
 	m := &Master{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
-		leaves: map[string]bool{}, sessions: map[string]*session{}, tasks: map[string]*task{},
+		leaves: map[string]bool{}, sessions: map[string]*session{}, tasks: map[string]*task{}, noticed: map[string]*task{},
 		agents: map[string]*agent{}, tokens: map[string]*tokenRecord{}, offers: map[string]*offer{},
 		ops: make(chan *op, 4096), done: make(chan struct{}), exited: make(chan struct{}),
 	}
@@ -371,6 +375,22 @@ func (m *Master) process(batch []*op, tick bool) error {
 	return nil
 }
 
+// termDue logs the SIGTERM of the noticed tasks whose time has come.
+func (m *Master) termDue(tx *txn) {
+	for _, id := range slices.Sorted(maps.Keys(m.noticed)) {
+		t := m.noticed[id]
+		if !m.awaitsTerm(t) {
+			delete(m.noticed, id)
+			continue
+		}
+		if !tx.now.Before(m.termAt(t)) {
+			if err := tx.log(&record{Term: &termRecord{Task: id}}); err != nil {
+				m.log.Error("SIGTERM of a noticed task refused", "task", id, "err", err)
+			}
+		}
+	}
+}
+
 // maxForget bounds the sessions one tick forgets, so that a long-stopped
 // master's first ticks stay small groups.
 const maxForget = 1000
@@ -443,6 +463,7 @@ func (m *Master) timerTick(tx *txn) {
 		}
 	}
 	m.metrics.refresh()
+	m.termDue(tx)
 	m.forgetFinished(tx)
 }
 

@@ -28,6 +28,7 @@ type record struct {
 	Revoke    *revokeRecord     `json:"revoke,omitempty"`
 	Acked     *ackRecord        `json:"acked,omitempty"`
 	Forget    *forgetRecord     `json:"forget,omitempty"`
+	Term      *termRecord       `json:"term,omitempty"`
 
 	// ev is Event decoded (or not yet encoded).
 	ev scheduler.Event
@@ -80,6 +81,12 @@ type tokenRecord struct {
 
 type revokeRecord struct {
 	ID string `json:"id"`
+}
+
+// termRecord is the SIGTERM of a batch session's task under a notice,
+// sent to its agent with the notice's deadline for the SIGKILL.
+type termRecord struct {
+	Task string `json:"task"`
 }
 
 // forgetRecord drops finished sessions, with their tasks, from the

@@ -30,8 +30,9 @@ func isRescind(ev api.SessionEvent) bool { return ev.Rescind != nil }
 
 // TestReclaim: a consumer borrows another's idle owned share; when the
 // owner's demand returns, the borrowed tasks get a notice on their
-// session's stream and a kill with the deadline on their agent, and at
-// the deadline they are killed and the owner's tasks launched.
+// session's stream at once, and on their agent a kill with the deadline
+// (SIGTERM) their kill grace before it; at the deadline they are killed
+// and the owner's tasks launched.
 func TestReclaim(t *testing.T) {
 	c := newCluster(t, clusterOptions{})
 	const grace = 30 * time.Second
@@ -64,13 +65,26 @@ func TestReclaim(t *testing.T) {
 			t.Errorf("notice of %s: deadline %s, want %s", n.Task, n.Deadline, deadline)
 		}
 		noticed[n.Task] = true
+	}
+	// The SIGTERM waits for the kill grace before the deadline, across a
+	// restart of the master.
+	c.advance(time.Second)
+	c.restart()
+	a.register()
+	a.connect()
+	c.advance(grace - DefaultKillGrace - 2*time.Second)
+	if sent := killsSent(c, noticed); len(sent) > 0 {
+		t.Errorf("kills sent before the kill grace before the deadline: %v", sent)
+	}
+	c.advance(time.Second)
+	for range 2 {
 		k := a.nextKill()
-		if want := (api.TaskKill{Task: n.Task, Reason: "reclaimed", Deadline: deadline}); !cmp.Equal(want, k) {
-			t.Errorf("kill on the agent: %+v, want %+v", k, want)
+		if want := (api.TaskKill{Task: k.Task, Reason: "reclaimed", Deadline: deadline}); !noticed[k.Task] || !cmp.Equal(want, k) {
+			t.Errorf("kill on the agent: %+v, want %+v for one of %v", k, want, noticed)
 		}
 	}
 	// At the deadline: killed, and the owner's tasks start.
-	c.advance(grace)
+	c.advance(DefaultKillGrace)
 	for range 2 {
 		k := a.nextKill()
 		if !noticed[k.Task] || k.Reason != "reclaimed" {
@@ -87,6 +101,68 @@ func TestReclaim(t *testing.T) {
 		}
 	}
 	c.restart() // and the restored state is the same
+}
+
+// killsSent lists the tasks among ids that the master has sent a kill.
+func killsSent(c *cluster, ids map[string]bool) []string {
+	return inLoop(c, func(m *Master) []string {
+		var out []string
+		for id := range ids {
+			if t := m.tasks[id]; t != nil && t.kill != nil {
+				out = append(out, id)
+			}
+		}
+		return out
+	})
+}
+
+// TestReclaimWithdrawn: when the owner's demand goes before the borrowed
+// tasks' SIGTERM is due, their notices are withdrawn and their agent never
+// hears of them: the tasks run on, past the deadline, across a restart.
+func TestReclaimWithdrawn(t *testing.T) {
+	c := newCluster(t, clusterOptions{})
+	const grace = 30 * time.Second
+	c.consumers(api.Consumer{Path: "/owner", Owned: api.TaskResources{CPUs: 4, MemoryBytes: 8 << 30}, Grace: api.Duration(grace)},
+		api.Consumer{Path: "/borrower"})
+	owner := c.client(c.newToken(api.TokenRequest{Consumer: "/owner"}), false)
+	borrower := c.client(c.newToken(api.TokenRequest{Consumer: "/borrower"}), false)
+	a := c.newAgent(c.newToken(api.TokenRequest{Role: api.RoleAgent}), "node", nodeResources(4, 8<<30), nil).start()
+	c.advance(time.Second)
+
+	var borrowed, owned api.Session
+	borrower.must(http.MethodPost, "/v1/sessions", batchSpec("borrow", 4, 1), http.StatusCreated, &borrowed)
+	events, _ := borrower.events(t, borrowed.ID)
+	running := map[string]bool{}
+	for range 4 {
+		l := a.nextLaunch()
+		a.report(update(l.Task, api.TaskRunning))
+		running[l.Task] = true
+	}
+	owner.must(http.MethodPost, "/v1/sessions", batchSpec("own", 2, 1), http.StatusCreated, &owned)
+	c.advance(time.Second)
+	for range 2 {
+		next(t, events, "a notice", isNotice)
+	}
+	c.advance(5 * time.Second)
+	owner.must(http.MethodDelete, "/v1/sessions/"+owned.ID, nil, http.StatusOK, nil)
+	c.advance(time.Second)
+	for range 2 {
+		next(t, events, "a withdrawal", func(ev api.SessionEvent) bool { return ev.Withdrawal != nil })
+	}
+	c.advance(grace)
+	if sent := killsSent(c, running); len(sent) > 0 {
+		t.Errorf("kills sent for withdrawn notices: %v", sent)
+	}
+	for id := range running {
+		if tk := c.task(id); tk.State != api.TaskRunning || !tk.Deadline.IsZero() {
+			t.Errorf("task %s after its notice was withdrawn: %s, deadline %s", id, tk.State, tk.Deadline)
+		}
+	}
+	c.restart()
+	c.advance(grace)
+	if sent := killsSent(c, running); len(sent) > 0 {
+		t.Errorf("kills sent after a restart: %v", sent)
+	}
 }
 
 // TestFrameworkSession: offers on the stream, accept launches, decline

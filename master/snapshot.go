@@ -121,6 +121,11 @@ func (m *Master) restore(data []byte) error {
 			a.tasks[t.ID] = t
 		}
 	}
+	for _, t := range m.tasks {
+		if m.awaitsTerm(t) {
+			m.noticed[t.ID] = t
+		}
+	}
 	for _, t := range s.Tokens {
 		m.tokens[t.ID] = t
 	}

@@ -124,6 +124,14 @@ func (m *Master) apply(r *record, tx *txn) error {
 		return nil
 	case r.Forget != nil:
 		return m.applyForget(r.Forget, tx)
+	case r.Term != nil:
+		t := m.tasks[r.Term.Task]
+		if t == nil || !m.awaitsTerm(t) {
+			return fmt.Errorf("SIGTERM of task %s: it awaits none: %w", r.Term.Task, api.ErrWrongState)
+		}
+		delete(m.noticed, t.ID)
+		m.sendKill(t, api.TaskKill{Task: t.ID, Reason: reclaimReason(t.preempt), Deadline: t.Deadline}, t.notice, tx)
+		return nil
 	}
 	return fmt.Errorf("empty record: %w", api.ErrInvalid)
 }
@@ -427,6 +435,20 @@ func (m *Master) applyKill(r *killRecord, tx *txn) error {
 	return nil
 }
 
+// termAt is when a batch session's task under a notice gets its SIGTERM:
+// its group's kill grace before the notice's deadline, so that it runs as
+// long as it can and still has its grace to end cleanly.
+func (m *Master) termAt(t *task) time.Time {
+	return t.Deadline.Add(-time.Duration(m.killGrace(t)))
+}
+
+// awaitsTerm reports whether t is under a notice whose SIGTERM has not
+// been sent.
+func (m *Master) awaitsTerm(t *task) bool {
+	s := m.sessions[t.Session]
+	return !t.ended() && !t.Deadline.IsZero() && t.kill == nil && s != nil && !s.framework()
+}
+
 // killGrace is the time a killed task of t's group has between SIGTERM
 // and SIGKILL.
 func (m *Master) killGrace(t *task) api.Duration {
@@ -495,6 +517,7 @@ func (m *Master) absorb(r *scheduler.Ready, tx *txn) {
 		if t := m.tasks[x.Task]; t != nil {
 			t.Deadline, t.notice = time.Time{}, ""
 		}
+		delete(m.noticed, x.Task)
 		m.toSession(x.Session, api.SessionEvent{Withdrawal: &api.Notice{Task: x.Task, Reason: x.Reason}}, tx)
 	}
 	for _, x := range r.Notices {
@@ -505,9 +528,14 @@ func (m *Master) absorb(r *scheduler.Ready, tx *txn) {
 		t.Deadline, t.preempt, t.notice = x.Deadline, x.Preempt, x.Reason
 		m.toSession(x.Session, api.SessionEvent{Notice: &api.Notice{Task: x.Task, Deadline: x.Deadline, Reason: x.Reason}}, tx)
 		if s := m.sessions[x.Session]; s != nil && !s.framework() {
-			// The built-in scheduler's tasks end themselves: SIGTERM now,
-			// SIGKILL at the deadline.
-			m.sendKill(t, api.TaskKill{Task: t.ID, Reason: reclaimReason(x.Preempt), Deadline: x.Deadline}, x.Reason, tx)
+			// The built-in scheduler's tasks end themselves: SIGTERM at
+			// termAt, SIGKILL at the deadline. Until the SIGTERM, a
+			// withdrawn notice leaves the task untouched.
+			if now.Before(m.termAt(t)) {
+				m.noticed[t.ID] = t
+			} else {
+				m.sendKill(t, api.TaskKill{Task: t.ID, Reason: reclaimReason(x.Preempt), Deadline: x.Deadline}, x.Reason, tx)
+			}
 		}
 	}
 	for _, x := range r.Offers {
