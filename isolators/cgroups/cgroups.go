@@ -217,17 +217,6 @@ func (i *Isolator) Isolate(_ context.Context, req *isolators.IsolateRequest) err
 	return i.setQuota(p, quota)
 }
 
-// quotaValues are the files that set a CFS quota over CFSPeriod.
-func quotaValues(h Host, quota int64) []FileValue {
-	if h.Mode == V2 {
-		return []FileValue{{File: "cpu.max", Value: fmt.Sprintf("%d %d", quota, CFSPeriod)}}
-	}
-	return []FileValue{
-		{File: "cpu.cfs_period_us", Value: strconv.Itoa(CFSPeriod)},
-		{File: "cpu.cfs_quota_us", Value: strconv.FormatInt(quota, 10)},
-	}
-}
-
 // Status reports the container's cgroup path.
 func (i *Isolator) Status(_ context.Context, req *isolators.StatusRequest, resp *isolators.StatusResponse) error {
 	p, err := i.cgroupPath(req.ContainerID, req.Spec)

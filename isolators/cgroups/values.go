@@ -236,15 +236,13 @@ func Values(h Host, r api.Resources) []FileValue {
 	add := func(file string, v int64) { out = append(out, FileValue{File: file, Value: strconv.FormatInt(v, 10)}) }
 	v2 := h.Mode == V2
 	if r.CPUs > 0 {
-		shares, quota := Shares(r.CPUs), Quota(r.CPUs)
+		shares := Shares(r.CPUs)
 		if v2 {
 			add("cpu.weight", int64(Weight(shares)))
-			out = append(out, FileValue{File: "cpu.max", Value: fmt.Sprintf("%d %d", quota, CFSPeriod)})
 		} else {
 			add("cpu.shares", int64(shares))
-			add("cpu.cfs_period_us", CFSPeriod)
-			add("cpu.cfs_quota_us", quota)
 		}
+		out = append(out, quotaValues(h, Quota(r.CPUs))...)
 	}
 	if l := r.MemoryBytes; l > 0 {
 		if v2 {
@@ -270,6 +268,17 @@ func Values(h Host, r api.Resources) []FileValue {
 		add("pids.max", p)
 	}
 	return out
+}
+
+// quotaValues are the files that set a CFS quota over CFSPeriod.
+func quotaValues(h Host, quota int64) []FileValue {
+	if h.Mode == V2 {
+		return []FileValue{{File: "cpu.max", Value: fmt.Sprintf("%d %d", quota, CFSPeriod)}}
+	}
+	return []FileValue{
+		{File: "cpu.cfs_period_us", Value: strconv.Itoa(CFSPeriod)},
+		{File: "cpu.cfs_quota_us", Value: strconv.FormatInt(quota, 10)},
+	}
 }
 
 // updateOrder returns vs, the Values of a live update, in the order that
