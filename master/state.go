@@ -129,8 +129,7 @@ func (m *Master) apply(r *record, tx *txn) error {
 		if t == nil || !m.awaitsTerm(t) {
 			return fmt.Errorf("SIGTERM of task %s: it awaits none: %w", r.Term.Task, api.ErrWrongState)
 		}
-		delete(m.noticed, t.ID)
-		m.sendKill(t, api.TaskKill{Task: t.ID, Reason: reclaimReason(t.preempt), Deadline: t.Deadline}, t.notice, tx)
+		m.term(t, tx)
 		return nil
 	}
 	return fmt.Errorf("empty record: %w", api.ErrInvalid)
@@ -442,6 +441,13 @@ func (m *Master) termAt(t *task) time.Time {
 	return t.Deadline.Add(-time.Duration(m.killGrace(t)))
 }
 
+// term sends the SIGTERM of t's notice to its agent, with the notice's
+// deadline for the SIGKILL.
+func (m *Master) term(t *task, tx *txn) {
+	delete(m.noticed, t.ID)
+	m.sendKill(t, api.TaskKill{Task: t.ID, Reason: reclaimReason(t.preempt), Deadline: t.Deadline}, t.notice, tx)
+}
+
 // awaitsTerm reports whether t is under a notice whose SIGTERM has not
 // been sent.
 func (m *Master) awaitsTerm(t *task) bool {
@@ -534,7 +540,7 @@ func (m *Master) absorb(r *scheduler.Ready, tx *txn) {
 			if now.Before(m.termAt(t)) {
 				m.noticed[t.ID] = t
 			} else {
-				m.sendKill(t, api.TaskKill{Task: t.ID, Reason: reclaimReason(x.Preempt), Deadline: x.Deadline}, x.Reason, tx)
+				m.term(t, tx)
 			}
 		}
 	}
