@@ -28,20 +28,31 @@ func isOffer(ev api.SessionEvent) bool   { return ev.Offer != nil }
 func isUpdate(ev api.SessionEvent) bool  { return ev.Update != nil }
 func isRescind(ev api.SessionEvent) bool { return ev.Rescind != nil }
 
+// reclaimGrace is the owner's grace in the reclaim tests.
+const reclaimGrace = 30 * time.Second
+
+// newReclaimCluster is a master with an owner that owns all of its one
+// agent (4 CPUs, 8 GiB), with a grace of reclaimGrace, and a borrower
+// that owns nothing; it returns their clients and the agent.
+func newReclaimCluster(t *testing.T) (c *cluster, owner, borrower *client, a *fakeAgent) {
+	t.Helper()
+	c = newCluster(t, clusterOptions{})
+	c.consumers(api.Consumer{Path: "/owner", Owned: api.TaskResources{CPUs: 4, MemoryBytes: 8 << 30}, Grace: api.Duration(reclaimGrace)},
+		api.Consumer{Path: "/borrower"})
+	owner = c.client(c.newToken(api.TokenRequest{Consumer: "/owner"}), false)
+	borrower = c.client(c.newToken(api.TokenRequest{Consumer: "/borrower"}), false)
+	a = c.newAgent(c.newToken(api.TokenRequest{Role: api.RoleAgent}), "node", nodeResources(4, 8<<30), nil).start()
+	c.advance(time.Second)
+	return c, owner, borrower, a
+}
+
 // TestReclaim: a consumer borrows another's idle owned share; when the
 // owner's demand returns, the borrowed tasks get a notice on their
 // session's stream at once, and on their agent a kill with the deadline
 // (SIGTERM) their kill grace before it; at the deadline they are killed
 // and the owner's tasks launched.
 func TestReclaim(t *testing.T) {
-	c := newCluster(t, clusterOptions{})
-	const grace = 30 * time.Second
-	c.consumers(api.Consumer{Path: "/owner", Owned: api.TaskResources{CPUs: 4, MemoryBytes: 8 << 30}, Grace: api.Duration(grace)},
-		api.Consumer{Path: "/borrower"})
-	owner := c.client(c.newToken(api.TokenRequest{Consumer: "/owner"}), false)
-	borrower := c.client(c.newToken(api.TokenRequest{Consumer: "/borrower"}), false)
-	a := c.newAgent(c.newToken(api.TokenRequest{Role: api.RoleAgent}), "node", nodeResources(4, 8<<30), nil).start()
-	c.advance(time.Second)
+	c, owner, borrower, a := newReclaimCluster(t)
 
 	var borrowed api.Session
 	borrower.must(http.MethodPost, "/v1/sessions", batchSpec("borrow", 4, 1), http.StatusCreated, &borrowed)
@@ -57,7 +68,7 @@ func TestReclaim(t *testing.T) {
 	var owned api.Session
 	owner.must(http.MethodPost, "/v1/sessions", batchSpec("own", 2, 1), http.StatusCreated, &owned)
 	c.advance(time.Second)
-	deadline := c.clock.Now().Add(grace)
+	deadline := c.clock.Now().Add(reclaimGrace)
 	noticed := map[string]bool{}
 	for range 2 {
 		n := next(t, events, "a notice", isNotice).Notice
@@ -72,7 +83,7 @@ func TestReclaim(t *testing.T) {
 	c.restart()
 	a.register()
 	a.connect()
-	c.advance(grace - DefaultKillGrace - 2*time.Second)
+	c.advance(reclaimGrace - DefaultKillGrace - 2*time.Second)
 	if sent := killsSent(c, noticed); len(sent) > 0 {
 		t.Errorf("kills sent before the kill grace before the deadline: %v", sent)
 	}
@@ -120,14 +131,7 @@ func killsSent(c *cluster, ids map[string]bool) []string {
 // tasks' SIGTERM is due, their notices are withdrawn and their agent never
 // hears of them: the tasks run on, past the deadline, across a restart.
 func TestReclaimWithdrawn(t *testing.T) {
-	c := newCluster(t, clusterOptions{})
-	const grace = 30 * time.Second
-	c.consumers(api.Consumer{Path: "/owner", Owned: api.TaskResources{CPUs: 4, MemoryBytes: 8 << 30}, Grace: api.Duration(grace)},
-		api.Consumer{Path: "/borrower"})
-	owner := c.client(c.newToken(api.TokenRequest{Consumer: "/owner"}), false)
-	borrower := c.client(c.newToken(api.TokenRequest{Consumer: "/borrower"}), false)
-	a := c.newAgent(c.newToken(api.TokenRequest{Role: api.RoleAgent}), "node", nodeResources(4, 8<<30), nil).start()
-	c.advance(time.Second)
+	c, owner, borrower, a := newReclaimCluster(t)
 
 	var borrowed, owned api.Session
 	borrower.must(http.MethodPost, "/v1/sessions", batchSpec("borrow", 4, 1), http.StatusCreated, &borrowed)
@@ -149,7 +153,7 @@ func TestReclaimWithdrawn(t *testing.T) {
 	for range 2 {
 		next(t, events, "a withdrawal", func(ev api.SessionEvent) bool { return ev.Withdrawal != nil })
 	}
-	c.advance(grace)
+	c.advance(reclaimGrace)
 	if sent := killsSent(c, running); len(sent) > 0 {
 		t.Errorf("kills sent for withdrawn notices: %v", sent)
 	}
@@ -159,7 +163,7 @@ func TestReclaimWithdrawn(t *testing.T) {
 		}
 	}
 	c.restart()
-	c.advance(grace)
+	c.advance(reclaimGrace)
 	if sent := killsSent(c, running); len(sent) > 0 {
 		t.Errorf("kills sent after a restart: %v", sent)
 	}
