@@ -414,7 +414,6 @@ func (a *Agent) sendUpdates(ctx context.Context) {
 			if err == nil {
 				var n int
 				n, err = a.queue.ack(acks.UUIDs)
-				a.metrics.delivered.Add(float64(n))
 				if n > 0 {
 					failures = 0
 					continue

@@ -2,11 +2,9 @@ package agent
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,7 +20,6 @@ type metrics struct {
 	launchSeconds prometheus.Histogram
 	taskEnds      *prometheus.CounterVec
 	registrations prometheus.Counter
-	delivered     prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -38,13 +35,13 @@ func newMetrics(a *Agent) *metrics {
 	x.taskEnds = prometheus.NewCounterVec(prometheus.CounterOpts(opts("task_ends_total",
 		"Tasks that ended, by state and reason (up to its first colon).")), []string{"state", "reason"})
 	x.registrations = prometheus.NewCounter(prometheus.CounterOpts(opts("registrations_total", "Registrations the master accepted.")))
-	x.delivered = prometheus.NewCounter(prometheus.CounterOpts(opts("updates_delivered_total",
-		"Status updates the master acknowledged.")))
 	tasks := prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "tasks"), "Tasks the agent runs, by state.", []string{"state"}, nil)
 	x.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		x.launches, x.launchSeconds, x.taskEnds, x.registrations, x.delivered,
+		x.launches, x.launchSeconds, x.taskEnds, x.registrations,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("updates_queued", "Status updates waiting for the master's acknowledgement.")),
-			func() float64 { return float64(a.queued()) }),
+			func() float64 { n, _ := a.queueCounts(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts(opts("updates_delivered_total", "Status updates the master acknowledged.")),
+			func() float64 { _, n := a.queueCounts(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("registered", "1 while the agent holds an ID from the master, else 0.")),
 			func() float64 {
 				if a.ID() == "" {
@@ -85,15 +82,16 @@ func (x *metrics) ended(u api.StatusUpdate) {
 	x.taskEnds.WithLabelValues(u.State, reason).Inc()
 }
 
-// queued is how many status updates wait for the master.
-func (a *Agent) queued() int {
+// queueCounts are the update queue's counts (see queue.counts); zeros
+// before Run loads it.
+func (a *Agent) queueCounts() (queued int, acked uint64) {
 	a.mu.Lock()
 	q := a.queue
 	a.mu.Unlock()
 	if q == nil {
-		return 0
+		return 0, 0
 	}
-	return q.len()
+	return q.counts()
 }
 
 // serveMetrics serves GET /metrics on Config.MetricsAddr, in plain HTTP
@@ -109,23 +107,10 @@ func (a *Agent) serveMetrics() (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
 	a.mu.Lock()
 	a.metricsAddr = ln.Addr().String()
 	a.mu.Unlock()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}()
-	return func() {
-		_ = srv.Close()
-		<-served
-	}, nil
+	return a.serveOn(ln, mux), nil
 }
 
 // Listening is closed once Run's listeners listen: the agent's API and,

@@ -26,24 +26,31 @@ func (a *Agent) serve() (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.health)
 	mux.HandleFunc("GET /v1/containers/{task}/logs", a.logs)
-	srv := &http.Server{
-		Handler:           a.masterOnly(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
+	handler := a.masterOnly(mux)
 	a.mu.Lock()
 	a.apiAddr = ln.Addr().String()
 	a.mu.Unlock()
 	close(a.listening)
+	return a.serveOn(tls.NewListener(ln, a.cfg.ServerTLS), handler), nil
+}
+
+// serveOn serves handler on ln until the returned stop, which waits for
+// the server's end.
+func (a *Agent) serveOn(ln net.Listener, handler http.Handler) (stop func()) {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = srv.Serve(tls.NewListener(ln, a.cfg.ServerTLS))
+		_ = srv.Serve(ln)
 	}()
 	return func() {
 		_ = srv.Close()
 		<-served
-	}, nil
+	}
 }
 
 // address is where the master reaches the agent's API: Config.Address, or

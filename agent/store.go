@@ -198,9 +198,11 @@ func newUUID() string {
 type queue struct {
 	dir string
 
-	mu      sync.Mutex
-	next    uint64
-	items   []queued
+	mu    sync.Mutex
+	next  uint64
+	items []queued
+	// acked counts the updates acknowledged since the queue was loaded.
+	acked   uint64
 	changed chan struct{} // closed and replaced on every change
 	// added has a value when something was queued since the sender last
 	// looked.
@@ -288,11 +290,12 @@ func (q *queue) pending(n int) []api.StatusUpdate {
 	return out
 }
 
-// len is how many updates are queued.
-func (q *queue) len() int {
+// counts are how many updates are queued, and how many were
+// acknowledged since the queue was loaded.
+func (q *queue) counts() (queued int, acked uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items)
+	return len(q.items), q.acked
 }
 
 // all returns every queued update, oldest first.
@@ -326,6 +329,7 @@ func (q *queue) ack(uuids []string) (int, error) {
 		return true
 	})
 	if n > 0 {
+		q.acked += uint64(n)
 		q.notifyLocked()
 	}
 	return n, errors.Join(errs...)
