@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ func TestCrashBetweenLaunchSteps(t *testing.T) {
 				t.Fatalf("the crash at %s left nothing to recover: the fault injection did not work", step)
 			}
 			e.ok("ps", "-a") // the next start recovers
+			e.waitAbandonedMonitors(t)
 			if left := e.leftovers(); len(left) > 0 {
 				t.Fatalf("after a crash at %s and a restart, left behind:\n  %s", step, strings.Join(left, "\n  "))
 			}
@@ -49,6 +51,23 @@ func TestCrashBetweenLaunchSteps(t *testing.T) {
 		}
 		e.ok("rm", "-f", "kept")
 	})
+}
+
+// waitAbandonedMonitors waits for the exit of the env's monitors whose
+// launch crashed before it told them to go: each exits by itself once it
+// reads its launcher's closed pipe, and on a slow machine (the cgroup v2
+// VM, emulated) may still be starting when recovery has ended.
+func (e *env) waitAbandonedMonitors(t *testing.T) {
+	t.Helper()
+	for _, l := range e.leftovers() {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[0] != "process" || !slices.Contains(f, "monitor") {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[1]); err == nil {
+			waitGone(t, pid, nil)
+		}
+	}
 }
 
 // A monitor that dies after recording the exit but before cleaning up: the
