@@ -21,7 +21,9 @@
 //	     reports its pid (create and start are one call, run --detach,
 //	     when no isolator is a PidIsolator)                                :created
 //	  ─▶ isolators Isolate(pid), in order                                  :isolated
-//	  ─▶ runtime start                                          [running]  :started
+//	  ─▶ runtime start (unless the create started it)
+//	  ─▶ isolators Started(pid), in order
+//	  ─▶ the running checkpoint                                 [running]  :started
 //	  An error at any step undoes all of it (destroy, below); a crash is
 //	  undone by recovery, which finds every isolator in the checkpoint.
 //

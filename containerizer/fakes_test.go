@@ -93,9 +93,9 @@ type fakeIsolatorSpec struct {
 	// Isolates makes it a PidIsolator: the launch then creates and starts
 	// the container in two runtime calls, with Isolate in between.
 	Isolates bool `json:"isolates,omitempty"`
-	// Selective makes it a SelectivePidIsolator that acts on the containers
-	// whose spec has the annotation selectiveAnnotation set to its name.
-	Selective bool `json:"selective,omitempty"`
+	// Started makes it a StartedIsolator: it acts once the container runs,
+	// which needs no second runtime call.
+	Started bool `json:"started,omitempty"`
 	// Prepare is what its Prepare answers; it runs in the launcher only.
 	Prepare *isolators.PrepareResponse `json:"-"`
 }
@@ -206,8 +206,8 @@ func (f *fakes) config() Config {
 	for _, spec := range s.Isolators {
 		iso := &fakeIsolator{fx: f, name: spec.Name, resp: spec.Prepare}
 		switch {
-		case spec.Selective:
-			isos = append(isos, &fakeSelectiveIsolator{fakePidIsolator{iso}})
+		case spec.Started:
+			isos = append(isos, &fakeStartedIsolator{iso})
 		case spec.Isolates:
 			isos = append(isos, &fakePidIsolator{iso})
 		default:
@@ -476,16 +476,15 @@ type fakeIsolator struct {
 }
 
 var (
-	_ isolators.Preparer       = (*fakeIsolator)(nil)
-	_ isolators.Watcher        = (*fakeIsolator)(nil)
-	_ isolators.Updater        = (*fakeIsolator)(nil)
-	_ isolators.UsageReporter  = (*fakeIsolator)(nil)
-	_ isolators.StatusReporter = (*fakeIsolator)(nil)
-	_ isolators.Cleaner        = (*fakeIsolator)(nil)
-	_ isolators.Recoverer      = (*fakeIsolator)(nil)
-	_ isolators.PidIsolator    = (*fakePidIsolator)(nil)
-
-	_ isolators.SelectivePidIsolator = (*fakeSelectiveIsolator)(nil)
+	_ isolators.Preparer        = (*fakeIsolator)(nil)
+	_ isolators.Watcher         = (*fakeIsolator)(nil)
+	_ isolators.Updater         = (*fakeIsolator)(nil)
+	_ isolators.UsageReporter   = (*fakeIsolator)(nil)
+	_ isolators.StatusReporter  = (*fakeIsolator)(nil)
+	_ isolators.Cleaner         = (*fakeIsolator)(nil)
+	_ isolators.Recoverer       = (*fakeIsolator)(nil)
+	_ isolators.PidIsolator     = (*fakePidIsolator)(nil)
+	_ isolators.StartedIsolator = (*fakeStartedIsolator)(nil)
 )
 
 func (f *fakeIsolator) Name() string { return f.name }
@@ -549,16 +548,11 @@ func (f *fakePidIsolator) Isolate(_ context.Context, req *isolators.IsolateReque
 	return f.do("isolate", req.ContainerID).err(f.name + " isolate")
 }
 
-// selectiveAnnotation names the fakeSelectiveIsolator that acts on a
-// container.
-const selectiveAnnotation = "test/isolated-by"
+// fakeStartedIsolator is a fakeIsolator that is also a StartedIsolator.
+type fakeStartedIsolator struct{ *fakeIsolator }
 
-// fakeSelectiveIsolator is a fakePidIsolator that acts only on the
-// containers whose spec names it in selectiveAnnotation.
-type fakeSelectiveIsolator struct{ fakePidIsolator }
-
-func (f *fakeSelectiveIsolator) Isolates(spec *oci.Spec) bool {
-	return spec != nil && spec.Annotations[selectiveAnnotation] == f.name
+func (f *fakeStartedIsolator) Started(_ context.Context, req *isolators.IsolateRequest) error {
+	return f.do("started", req.ContainerID).err(f.name + " started")
 }
 
 // fakeEnv is a containerizer on the fakes, in temporary directories.

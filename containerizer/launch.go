@@ -24,9 +24,11 @@ import (
 //	merge      apply them (isolators.Merge) and the seccomp filter
 //	bundle     write the bundle and the prepared checkpoint
 //	create     the monitor has the runtime create the container
-//	isolate    each PidIsolator, in order, acts on the created process (a
-//	           SelectivePidIsolator only on the containers it says it does)
-//	start      the runtime starts it; the running checkpoint
+//	isolate    each PidIsolator, in order, acts on the created process
+//	start      the runtime starts it (when the create did not: with no
+//	           PidIsolator, the runtime creates and starts in one call)
+//	started    each StartedIsolator, in order, acts on the running process
+//	running    the running checkpoint
 //
 // Each phase logs, at debug level, its name, its isolator and how long it
 // took. The checkpoint written at the reservation already names every
@@ -110,14 +112,20 @@ func (ln *launch) steps() []launchStep {
 	for _, iso := range ln.c.cfg.Isolators {
 		if pi, ok := iso.(isolators.PidIsolator); ok {
 			steps = append(steps, launchStep{phase: "isolate", isolator: iso.Name(),
-				run:  func(ctx context.Context) error { return ln.isolate(ctx, pi) },
-				skip: func() bool { return !ln.isolatesWith(pi) }})
+				run: func(ctx context.Context) error { return ln.isolate(ctx, pi) }})
 		}
 	}
-	return append(steps,
+	steps = append(steps,
 		launchStep{crash: "isolated"},
-		launchStep{phase: "start", run: ln.start, crash: "started"},
+		launchStep{phase: "start", run: ln.start, skip: func() bool { return !ln.isolates() }},
 	)
+	for _, iso := range ln.c.cfg.Isolators {
+		if si, ok := iso.(isolators.StartedIsolator); ok {
+			steps = append(steps, launchStep{phase: "started", isolator: iso.Name(),
+				run: func(ctx context.Context) error { return ln.started(ctx, si) }})
+		}
+	}
+	return append(steps, launchStep{phase: "running", run: ln.running, crash: "started"})
 }
 
 // phase runs one phase and logs, at debug level, how long it took.
@@ -278,20 +286,11 @@ func (ln *launch) writeBundle(context.Context) error {
 // and start.
 func (ln *launch) isolates() bool {
 	for _, iso := range ln.c.cfg.Isolators {
-		if pi, ok := iso.(isolators.PidIsolator); ok && ln.isolatesWith(pi) {
+		if _, ok := iso.(isolators.PidIsolator); ok {
 			return true
 		}
 	}
 	return false
-}
-
-// isolatesWith reports whether pi acts on this container: a
-// SelectivePidIsolator decides from the merged spec, any other always does.
-func (ln *launch) isolatesWith(pi isolators.PidIsolator) bool {
-	if sel, ok := pi.(isolators.SelectivePidIsolator); ok {
-		return sel.Isolates(ln.s)
-	}
-	return true
 }
 
 // create has the monitor create the container and report its pid. When no
@@ -327,14 +326,20 @@ func (ln *launch) isolate(ctx context.Context, pi isolators.PidIsolator) error {
 	return nil
 }
 
-// start lets the process run, unless the create did, and checkpoints the
-// running container.
+// start lets the created process run.
 func (ln *launch) start(ctx context.Context) error {
-	if ln.isolates() {
-		if err := ln.c.cfg.Runtime.Start(ctx, ln.rec.ID); err != nil {
-			return err
-		}
+	return ln.c.cfg.Runtime.Start(ctx, ln.rec.ID)
+}
+
+func (ln *launch) started(ctx context.Context, si isolators.StartedIsolator) error {
+	if err := si.Started(ctx, &isolators.IsolateRequest{ContainerID: ln.rec.ID, Pid: ln.rec.Pid, Spec: ln.s}); err != nil {
+		return fmt.Errorf("%s: %w", si.Name(), err)
 	}
+	return nil
+}
+
+// running checkpoints the running container.
+func (ln *launch) running(context.Context) error {
 	now := time.Now().UTC()
 	ln.rec.StartedAt = &now
 	ln.rec.Phase = phaseRunning

@@ -133,6 +133,9 @@ func TestLaunchFailureUndoes(t *testing.T) {
 			launcher: append(append(prefix[:4:4], "test/b isolate"), undone...), monitor: []string{"runtime create"}},
 		{name: "runtime start", rule: fakeRule{Call: "runtime start", Err: "fake"}, want: errFake,
 			launcher: append(append(prefix[:4:4], "test/b isolate", "runtime start"), undone...), monitor: []string{"runtime create"}},
+		{name: "started", isolators: []fakeIsolatorSpec{{Name: "test/a"}, {Name: "test/b", Started: true}},
+			rule: fakeRule{Call: "test/b started", Err: "fake"}, want: errFake,
+			launcher: append(append(prefix[:4:4], "test/b started"), undone...), monitor: []string{"runtime create"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			isos := tc.isolators
@@ -618,32 +621,29 @@ func monitorPhases(t *testing.T, c *Containerizer, id string) []phaseEntry {
 	return out
 }
 
-// A SelectivePidIsolator's Isolate runs only for the containers it says it
-// acts on: then the runtime creates, the isolator acts, the runtime starts;
-// otherwise the runtime creates and starts the container in one call, with
-// no isolate phase.
-func TestLaunchSelectiveIsolator(t *testing.T) {
+// A StartedIsolator acts once the container runs, before the running
+// checkpoint: without a PidIsolator the runtime creates and starts the
+// container in one call, with no start phase; with one, it creates, the
+// PidIsolator acts, it starts, and then the StartedIsolator acts.
+func TestLaunchStartedIsolator(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name        string
-		annotation  string
+		isolators   []fakeIsolatorSpec
 		wantLaunch  []string
 		wantPhases  []string
 		wantStarted bool // by the create itself
 	}{
-		{name: "acts", annotation: "test/b",
-			wantLaunch: []string{"runtime check", "provision", "test/a prepare", "test/b prepare", "test/b isolate", "runtime start"},
-			wantPhases: []string{"create", "isolate", "start"}},
-		{name: "passes", annotation: "test/other",
-			wantLaunch: []string{"runtime check", "provision", "test/a prepare", "test/b prepare"},
-			wantPhases: []string{"create", "start"}, wantStarted: true},
+		{name: "alone", isolators: []fakeIsolatorSpec{{Name: "test/a"}, {Name: "test/b", Started: true}},
+			wantLaunch: []string{"runtime check", "provision", "test/a prepare", "test/b prepare", "test/b started"},
+			wantPhases: []string{"create", "started", "running"}, wantStarted: true},
+		{name: "after a pid isolator", isolators: []fakeIsolatorSpec{{Name: "test/a", Isolates: true}, {Name: "test/b", Started: true}},
+			wantLaunch: []string{"runtime check", "provision", "test/a prepare", "test/b prepare", "test/a isolate", "runtime start", "test/b started"},
+			wantPhases: []string{"create", "isolate", "start", "started", "running"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log := &phaseLog{}
-			e := newFakeEnv(t, fakeScript{Isolators: []fakeIsolatorSpec{
-				{Name: "test/a", Prepare: &isolators.PrepareResponse{Annotations: map[string]string{selectiveAnnotation: tc.annotation}}},
-				{Name: "test/b", Selective: true},
-			}}, Config{Logger: slog.New(log)})
+			e := newFakeEnv(t, fakeScript{Isolators: tc.isolators}, Config{Logger: slog.New(log)})
 			l, err := e.c.Launch(ctx, command("exit", "0"), LaunchOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -656,7 +656,8 @@ func TestLaunchSelectiveIsolator(t *testing.T) {
 			}
 			var phases []string
 			for _, p := range log.list() {
-				if p.Phase == "create" || p.Phase == "isolate" || p.Phase == "start" {
+				switch p.Phase {
+				case "create", "isolate", "start", "started", "running":
 					phases = append(phases, p.Phase)
 				}
 			}
@@ -681,7 +682,7 @@ func TestLaunchLogsPhases(t *testing.T) {
 	full := []phaseEntry{
 		ok("reserve", ""), ok("monitor", ""), ok("provision", ""), ok("spec", ""),
 		ok("prepare", "test/a"), ok("prepare", "test/b"), ok("merge", ""), ok("bundle", ""),
-		ok("create", ""), ok("isolate", "test/b"), ok("start", ""),
+		ok("create", ""), ok("isolate", "test/b"), ok("start", ""), ok("running", ""),
 	}
 	t.Run("launched", func(t *testing.T) {
 		log := &phaseLog{}

@@ -171,9 +171,10 @@ func TestOOMKill(t *testing.T) {
 	}
 }
 
-// A CPU limit under half a CPU is set between the runtime's create and
-// start, so that the runtime's own init is not throttled by it: the
-// container still runs under it, and its bundle says where it came from.
+// A CPU limit under half a CPU reaches the runtime as the same share of a
+// one-second period, so that the runtime's own init is not throttled by
+// it, and is set over the standard 100 ms period once the container runs;
+// its bundle says where it came from.
 func TestSmallCPUQuota(t *testing.T) {
 	e := newEnv(t)
 	e.ok("run", "-d", "--name", "small", "--cpus", "0.1", "--rootfs", e.rootfs, "sh", "-c", "echo ready && exec sleep 1000")
@@ -196,8 +197,9 @@ func TestSmallCPUQuota(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if q := s.Linux.Resources.CPU; q == nil || q.Quota != nil || s.Annotations[cgroups.AnnotationCPUQuota] != "10000" {
-		t.Errorf("the runtime's spec: cpu %+v, annotations %v; want no quota, and %s=10000", q, s.Annotations, cgroups.AnnotationCPUQuota)
+	if q := s.Linux.Resources.CPU; q == nil || q.Quota == nil || *q.Quota != 100000 || q.Period == nil || *q.Period != cgroups.StartPeriod ||
+		s.Annotations[cgroups.AnnotationCPUQuota] != "10000" {
+		t.Errorf("the runtime's spec: cpu %+v, annotations %v; want 100000 per %d, and %s=10000", q, s.Annotations, cgroups.StartPeriod, cgroups.AnnotationCPUQuota)
 	}
 	e.ok("rm", "-f", "small")
 }

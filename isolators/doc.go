@@ -7,10 +7,10 @@
 //
 //	            ┌──────────── Recover (after a restart: rebuild state, clean orphans)
 //	            ▼
-//	Prepare ──▶ runtime create ──▶ Isolate(pid) ──▶ runtime start ──▶ Watch ┐
-//	(in order;                      (in order)                        Usage  │ while it runs
-//	 return spec changes)                                             Status │
-//	                                                                  Update ┘
+//	Prepare ──▶ runtime create ──▶ Isolate(pid) ──▶ runtime start ──▶ Started(pid) ──▶ Watch ┐
+//	(in order;                      (in order)                        (in order)        Usage  │ while it runs
+//	 return spec changes)                                                               Status │
+//	                                                                                    Update ┘
 //	                    runtime kill + delete ──▶ Cleanup (reverse order, idempotent)
 //
 // Prepare describes; the containerizer applies. A Preparer returns runtime-spec

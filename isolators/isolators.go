@@ -69,7 +69,8 @@ type Preparer interface {
 	Prepare(ctx context.Context, req *PrepareRequest, resp *PrepareResponse) error
 }
 
-// IsolateRequest names a created container whose process has not started.
+// IsolateRequest names a created container: for a PidIsolator its process
+// has not started, for a StartedIsolator it has.
 type IsolateRequest struct {
 	ContainerID string
 	// Pid is the container's init process as seen from the host.
@@ -85,14 +86,15 @@ type PidIsolator interface {
 	Isolate(ctx context.Context, req *IsolateRequest) error
 }
 
-// SelectivePidIsolator is a PidIsolator that acts on some containers only.
-// Isolates says, from the final runtime spec (the one Prepare's response
-// went into), whether it acts on that container. When no isolator acts on a
-// container, the runtime creates and starts it in one call; otherwise the
-// container is created, isolated, then started.
-type SelectivePidIsolator interface {
-	PidIsolator
-	Isolates(spec *specs.Spec) bool
+// StartedIsolator acts on a container once the runtime has started its
+// process, before the launch records it as running (a failure undoes the
+// launch). It needs no pause between the runtime's create and start, so
+// it costs the launch no runtime call of its own: the cgroups isolator
+// uses it to put a small CPU quota's period back (see
+// cgroups.DeferQuotaBelow).
+type StartedIsolator interface {
+	Isolator
+	Started(ctx context.Context, req *IsolateRequest) error
 }
 
 // WatchRequest names a running container.

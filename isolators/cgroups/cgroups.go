@@ -26,14 +26,14 @@ const (
 )
 
 var (
-	_ isolators.Preparer             = (*Isolator)(nil)
-	_ isolators.SelectivePidIsolator = (*Isolator)(nil)
-	_ isolators.Watcher              = (*Isolator)(nil)
-	_ isolators.Updater              = (*Isolator)(nil)
-	_ isolators.UsageReporter        = (*Isolator)(nil)
-	_ isolators.StatusReporter       = (*Isolator)(nil)
-	_ isolators.Cleaner              = (*Isolator)(nil)
-	_ isolators.Recoverer            = (*Isolator)(nil)
+	_ isolators.Preparer        = (*Isolator)(nil)
+	_ isolators.StartedIsolator = (*Isolator)(nil)
+	_ isolators.Watcher         = (*Isolator)(nil)
+	_ isolators.Updater         = (*Isolator)(nil)
+	_ isolators.UsageReporter   = (*Isolator)(nil)
+	_ isolators.StatusReporter  = (*Isolator)(nil)
+	_ isolators.Cleaner         = (*Isolator)(nil)
+	_ isolators.Recoverer       = (*Isolator)(nil)
 )
 
 // Config configures the isolator.
@@ -168,7 +168,8 @@ func (i *Isolator) Prepare(_ context.Context, req *isolators.PrepareRequest, res
 	if r := resp.Resources; r != nil && r.CPU != nil && r.CPU.Quota != nil && *r.CPU.Quota < DeferQuotaBelow {
 		// The runtime's init would run under the quota: see DeferQuotaBelow.
 		resp.Annotations = map[string]string{AnnotationCPUQuota: strconv.FormatInt(*r.CPU.Quota, 10)}
-		r.CPU.Quota, r.CPU.Period = nil, nil
+		quota, period := startQuota(*r.CPU.Quota), uint64(StartPeriod)
+		r.CPU.Quota, r.CPU.Period = &quota, &period
 	}
 	if i.host.Mode == V2 {
 		// Without one, the runtime's cgroup2 mount at /sys/fs/cgroup is the
@@ -179,30 +180,42 @@ func (i *Isolator) Prepare(_ context.Context, req *isolators.PrepareRequest, res
 }
 
 // DeferQuotaBelow is the CFS quota, in microseconds per CFSPeriod, below
-// which the quota is set between the runtime's create and start rather than
-// by the runtime as it makes the cgroup. The runtime's init process runs in
-// the container's cgroup from the create on (namespaces, mounts, the exec of
-// the container's process) and spends 10-25 ms of CPU there; under a smaller
-// quota it is throttled for whole periods, and a launch with --cpus 0.1 took
-// 160-250 ms where one with --cpus 1 took 45-65 ms. Deferring costs one more
-// runtime call (the start); nothing of the container's own runs before the
-// quota is in place.
+// which the runtime makes the container's cgroup with a long period, and
+// Started puts CFSPeriod back once the container's process runs. The
+// runtime's init process runs in the container's cgroup from the create on
+// (namespaces, mounts, seccomp, the exec of the container's process) and
+// spends 10-25 ms of CPU there; under a small quota per 100 ms it is
+// throttled for whole periods, and a launch with --cpus 0.1 took 160-250 ms
+// where one with --cpus 1 took 45-65 ms. Under the same share of a
+// StartPeriod the init's CPU fits in the first period. This costs no
+// runtime call: the runtime creates and starts the container in one.
 const DeferQuotaBelow = CFSPeriod / 2
 
-// AnnotationCPUQuota is the runtime-spec annotation that holds a deferred
-// CFS quota (microseconds per CFSPeriod) until Isolate sets it.
-const AnnotationCPUQuota = "caisson.cgroups/cpu-quota"
+// StartPeriod is the CFS period, in microseconds, of a quota below
+// DeferQuotaBelow until Started: a second, the longest the kernel takes.
+const StartPeriod = 1_000_000
 
-// Isolates reports whether the container's CPU quota waits for Isolate:
-// whether its spec holds a deferred quota.
-func (i *Isolator) Isolates(spec *specs.Spec) bool {
-	return spec != nil && spec.Annotations[AnnotationCPUQuota] != ""
+// MinStartQuota is the least quota per StartPeriod: enough for the
+// runtime's init. A container under 0.05 CPUs may use up to 0.05 CPUs
+// until Started, which follows its process's start within a millisecond
+// or so; any other keeps its exact share throughout.
+const MinStartQuota = 50_000
+
+// startQuota is the quota per StartPeriod of a quota per CFSPeriod.
+func startQuota(quota int64) int64 {
+	return max(quota*(StartPeriod/CFSPeriod), MinStartQuota)
 }
 
-// Isolate sets a deferred CPU quota on the created container's cgroup,
-// before its process starts. Without one in the spec it does nothing.
-func (i *Isolator) Isolate(_ context.Context, req *isolators.IsolateRequest) error {
-	if !i.Isolates(req.Spec) {
+// AnnotationCPUQuota is the runtime-spec annotation that holds the CFS
+// quota (microseconds per CFSPeriod) that Started sets in place of the
+// runtime's long-period one.
+const AnnotationCPUQuota = "caisson.cgroups/cpu-quota"
+
+// Started sets the quota of a container that started under a long period
+// (its spec's AnnotationCPUQuota) with CFSPeriod. Without one in the spec
+// it does nothing.
+func (i *Isolator) Started(_ context.Context, req *isolators.IsolateRequest) error {
+	if req.Spec == nil || req.Spec.Annotations[AnnotationCPUQuota] == "" {
 		return nil
 	}
 	v := req.Spec.Annotations[AnnotationCPUQuota]

@@ -426,7 +426,7 @@ func (i *Isolator) setQuota(p string, quota int64) error {
 			return err
 		}
 	}
-	i.log.Debug("set the deferred CPU quota", "cgroup", p, "quota", quota)
+	i.log.Debug("set the CPU quota over the standard period", "cgroup", p, "quota", quota)
 	return nil
 }
 

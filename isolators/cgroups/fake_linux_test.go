@@ -370,10 +370,11 @@ func specWithPath(p string) *specs.Spec {
 	return &specs.Spec{Linux: &specs.Linux{CgroupsPath: p, Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{}}}}
 }
 
-// A quota below DeferQuotaBelow is not in the runtime's spec: Isolate
-// writes it into the created container's cgroup, on v1 and v2, from the
-// annotation Prepare left.
-func TestFakeDeferredQuota(t *testing.T) {
+// A quota below DeferQuotaBelow reaches the runtime as the same share of
+// a StartPeriod (at least MinStartQuota): Started sets it over CFSPeriod
+// in the running container's cgroup, on v1 and v2, from the annotation
+// Prepare left.
+func TestFakeStartedQuota(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		host    Host
@@ -381,10 +382,10 @@ func TestFakeDeferredQuota(t *testing.T) {
 		want    map[string]string
 	}{
 		{Host{Mode: V1},
-			map[string]string{"cpu/caisson/c/cpu.cfs_period_us": "100000", "cpu/caisson/c/cpu.cfs_quota_us": "-1"},
+			map[string]string{"cpu/caisson/c/cpu.cfs_period_us": "1000000", "cpu/caisson/c/cpu.cfs_quota_us": "100000"},
 			map[string]string{"cpu/caisson/c/cpu.cfs_period_us": "100000", "cpu/caisson/c/cpu.cfs_quota_us": "10000"}},
 		{Host{Mode: V2},
-			map[string]string{"caisson/c/cpu.max": "max 100000"},
+			map[string]string{"caisson/c/cpu.max": "100000 1000000"},
 			map[string]string{"caisson/c/cpu.max": "10000 100000"}},
 	} {
 		t.Run(tc.host.Mode.String(), func(t *testing.T) {
@@ -394,45 +395,67 @@ func TestFakeDeferredQuota(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			spec := &specs.Spec{Annotations: resp.Annotations, Linux: &specs.Linux{CgroupsPath: resp.CgroupsPath, Resources: resp.Resources}}
-			if !iso.Isolates(spec) {
-				t.Fatalf("Isolates = false for a spec with a deferred quota: %+v", spec.Annotations)
+			if cpu := resp.Resources.CPU; cpu == nil || cpu.Quota == nil || *cpu.Quota != 100000 || cpu.Period == nil || *cpu.Period != StartPeriod {
+				t.Fatalf("Prepare: cpu %+v, want quota 100000 over a period of %d", cpu, StartPeriod)
 			}
+			if got := resp.Annotations[AnnotationCPUQuota]; got != "10000" {
+				t.Fatalf("Prepare: annotation %s = %q, want 10000", AnnotationCPUQuota, got)
+			}
+			spec := &specs.Spec{Annotations: resp.Annotations, Linux: &specs.Linux{CgroupsPath: resp.CgroupsPath, Resources: resp.Resources}}
 			var names []string
 			for n := range tc.want {
 				names = append(names, n)
 			}
-			if diff := cmp.Diff(tc.initial, readAll(t, mount, names)); diff != "" {
-				t.Errorf("files before Isolate (-want +got):\n%s", diff)
-			}
-			if err := iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); err != nil {
+			if err := iso.Started(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, readAll(t, mount, names)); diff != "" {
-				t.Errorf("files after Isolate (-want +got):\n%s", diff)
+				t.Errorf("files after Started (-want +got):\n%s", diff)
 			}
 
 			// Another container's cgroup is not there: not found.
-			err = iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "gone", Spec: &specs.Spec{Annotations: resp.Annotations}})
+			err = iso.Started(ctx, &isolators.IsolateRequest{ContainerID: "gone", Spec: &specs.Spec{Annotations: resp.Annotations}})
 			if !errors.Is(err, api.ErrNotFound) {
-				t.Errorf("Isolate(no cgroup) = %v, want an error wrapping api.ErrNotFound", err)
+				t.Errorf("Started(no cgroup) = %v, want an error wrapping api.ErrNotFound", err)
 			}
 		})
 	}
-	iso, _ := fakeCgroupfs(t, Host{Mode: V1}, nil)
+	iso, mount := fakeCgroupfs(t, Host{Mode: V1}, map[string]string{"cpu/caisson/c/cpu.cfs_period_us": "100000", "cpu/caisson/c/cpu.cfs_quota_us": "60000"})
 	for _, a := range []map[string]string{nil, {"other": "x"}} {
 		spec := &specs.Spec{Annotations: a}
-		if iso.Isolates(spec) {
-			t.Errorf("Isolates(%v) = true, want false", a)
+		if err := iso.Started(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); err != nil {
+			t.Errorf("Started without an annotation = %v, want nil", err)
 		}
-		if err := iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); err != nil {
-			t.Errorf("Isolate without a deferred quota = %v, want nil", err)
-		}
+	}
+	if got := readAll(t, mount, []string{"cpu/caisson/c/cpu.cfs_quota_us"}); got["cpu/caisson/c/cpu.cfs_quota_us"] != "60000" {
+		t.Errorf("Started without an annotation wrote the quota: %v", got)
 	}
 	for _, bad := range []string{"x", "0", "999", "100001", "-5"} {
 		spec := &specs.Spec{Annotations: map[string]string{AnnotationCPUQuota: bad}}
-		if err := iso.Isolate(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); !errors.Is(err, api.ErrInvalid) {
-			t.Errorf("Isolate(quota %q) = %v, want an error wrapping api.ErrInvalid", bad, err)
+		if err := iso.Started(ctx, &isolators.IsolateRequest{ContainerID: "c", Spec: spec}); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("Started(quota %q) = %v, want an error wrapping api.ErrInvalid", bad, err)
+		}
+	}
+	// The runtime's quota per StartPeriod is the same share, and at least
+	// MinStartQuota; half a CPU and more are left to the runtime.
+	for _, tc := range []struct {
+		cpus          float64
+		quota, period uint64
+		annotation    string
+	}{
+		{0.01, MinStartQuota, StartPeriod, "1000"},
+		{0.05, 50000, StartPeriod, "5000"},
+		{0.49, 490000, StartPeriod, "49000"},
+		{0.5, 50000, CFSPeriod, ""},
+		{2, 200000, CFSPeriod, ""},
+	} {
+		var resp isolators.PrepareResponse
+		if err := iso.Prepare(ctx, &isolators.PrepareRequest{ContainerID: "c", Spec: api.ContainerSpec{Resources: api.Resources{CPUs: tc.cpus}}}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		cpu := resp.Resources.CPU
+		if cpu == nil || cpu.Quota == nil || cpu.Period == nil || uint64(*cpu.Quota) != tc.quota || *cpu.Period != tc.period || resp.Annotations[AnnotationCPUQuota] != tc.annotation {
+			t.Errorf("Prepare(cpus %v): cpu %+v, annotations %v; want %d over %d, annotation %q", tc.cpus, cpu, resp.Annotations, tc.quota, tc.period, tc.annotation)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,12 +31,10 @@ func prepareV1(t *testing.T, iso *Isolator, id string, r api.Resources) (string,
 		t.Fatalf("Prepare: %v", err)
 	}
 	cg := newV1Cgroup(t, resp.CgroupsPath, resp.Resources)
-	// What the containerizer does between the runtime's create and start.
+	// What the containerizer does once the runtime has started it.
 	spec := &specs.Spec{Annotations: resp.Annotations, Linux: &specs.Linux{CgroupsPath: resp.CgroupsPath}}
-	if iso.Isolates(spec) {
-		if err := iso.Isolate(context.Background(), &isolators.IsolateRequest{ContainerID: id, Spec: spec}); err != nil {
-			t.Fatalf("Isolate: %v", err)
-		}
+	if err := iso.Started(context.Background(), &isolators.IsolateRequest{ContainerID: id, Spec: spec}); err != nil {
+		t.Fatalf("Started: %v", err)
 	}
 	return resp.CgroupsPath, joinV1(t, cg, resp.CgroupsPath)
 }
@@ -60,6 +59,14 @@ func TestV1Limits(t *testing.T) {
 			usage: api.Usage{CPULimit: 0.5},
 		},
 		{
+			// The runtime writes 100000 per second; Started puts it over
+			// 100 ms.
+			name:  "cpus 0.1",
+			r:     api.Resources{CPUs: 0.1},
+			files: map[string]string{"cpu.cfs_quota_us": "10000", "cpu.cfs_period_us": "100000", "cpu.shares": "102"},
+			usage: api.Usage{CPULimit: 0.1},
+		},
+		{
 			name: "everything",
 			r:    api.Resources{CPUs: 1.5, MemoryBytes: 64 * mib, MemoryReservationBytes: 32 * mib, PidsLimit: 32},
 			files: map[string]string{
@@ -73,7 +80,7 @@ func TestV1Limits(t *testing.T) {
 			name: "smallest",
 			r:    api.Resources{CPUs: 0.01, MemoryBytes: 6 * mib, PidsLimit: 1},
 			files: map[string]string{
-				"cpu.cfs_quota_us": "1000", "cpu.shares": "10",
+				"cpu.cfs_quota_us": "1000", "cpu.cfs_period_us": "100000", "cpu.shares": "10",
 				"memory.limit_in_bytes": "6291456", "memory.memsw.limit_in_bytes": "6291456", "pids.max": "1",
 			},
 			usage: api.Usage{CPULimit: 0.01, MemoryLimitBytes: 6 * mib, PidsLimit: 1},
@@ -518,5 +525,25 @@ func TestV1Hierarchy(t *testing.T) {
 	}
 	if !slices.Contains(roots, filepath.Join(DefaultMountpoint, "memory")) {
 		t.Errorf("hierarchies() = %v, want the memory hierarchy in it", roots)
+	}
+}
+
+// Under a parent with a CPU limit, Started can put a small quota over the
+// standard period: written period first, the quota of the runtime's long
+// period would be, for a moment, ten times the container's share, more
+// than the parent has, and the kernel refuses that.
+func TestV1StartedQuotaUnderLimitedParent(t *testing.T) {
+	iso := requireV1(t)
+	p, err := iso.Path("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quota, period := int64(50000), uint64(CFSPeriod)
+	newV1Cgroup(t, path.Dir(p), &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}})
+	p, _ = prepareV1(t, iso, "small", api.Resources{CPUs: 0.2})
+	for file, want := range map[string]string{"cpu.cfs_quota_us": "20000", "cpu.cfs_period_us": "100000"} {
+		if got := readFile(t, v1File(p, file)); got != want {
+			t.Errorf("%s = %s, want %s", file, got, want)
+		}
 	}
 }

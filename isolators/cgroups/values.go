@@ -270,14 +270,17 @@ func Values(h Host, r api.Resources) []FileValue {
 	return out
 }
 
-// quotaValues are the files that set a CFS quota over CFSPeriod.
+// quotaValues are the files that set a CFS quota over CFSPeriod. On v1
+// the quota goes first: from a StartPeriod (longer) with its larger quota,
+// the period first would give the cgroup, for a moment, ten times its
+// share, which the kernel refuses under a parent with less.
 func quotaValues(h Host, quota int64) []FileValue {
 	if h.Mode == V2 {
 		return []FileValue{{File: "cpu.max", Value: fmt.Sprintf("%d %d", quota, CFSPeriod)}}
 	}
 	return []FileValue{
-		{File: "cpu.cfs_period_us", Value: strconv.Itoa(CFSPeriod)},
 		{File: "cpu.cfs_quota_us", Value: strconv.FormatInt(quota, 10)},
+		{File: "cpu.cfs_period_us", Value: strconv.Itoa(CFSPeriod)},
 	}
 }
 

@@ -117,8 +117,8 @@ func TestValues(t *testing.T) {
 			name: "v1 all", host: Host{Mode: V1, Swap: true}, r: all,
 			want: []FileValue{
 				{"cpu.shares", "512"},
-				{"cpu.cfs_period_us", "100000"},
 				{"cpu.cfs_quota_us", "50000"},
+				{"cpu.cfs_period_us", "100000"},
 				{"memory.limit_in_bytes", "67108864"},
 				{"memory.memsw.limit_in_bytes", "67108864"},
 				{"memory.soft_limit_in_bytes", "33554432"},
@@ -129,8 +129,8 @@ func TestValues(t *testing.T) {
 			name: "v1 without swap accounting", host: Host{Mode: V1}, r: all,
 			want: []FileValue{
 				{"cpu.shares", "512"},
-				{"cpu.cfs_period_us", "100000"},
 				{"cpu.cfs_quota_us", "50000"},
+				{"cpu.cfs_period_us", "100000"},
 				{"memory.limit_in_bytes", "67108864"},
 				{"memory.soft_limit_in_bytes", "33554432"},
 				{"pids.max", "64"},
@@ -153,7 +153,7 @@ func TestValues(t *testing.T) {
 		},
 		{
 			name: "v1 cpus only", host: Host{Mode: V1, Swap: true}, r: api.Resources{CPUs: 2},
-			want: []FileValue{{"cpu.shares", "2048"}, {"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "200000"}},
+			want: []FileValue{{"cpu.shares", "2048"}, {"cpu.cfs_quota_us", "200000"}, {"cpu.cfs_period_us", "100000"}},
 		},
 		{
 			name: "v2 tiny cpus", host: Host{Mode: V2}, r: api.Resources{CPUs: 0.01},
@@ -205,7 +205,7 @@ func TestUpdateOrder(t *testing.T) {
 	}{
 		{
 			name: "v1 raise writes memsw first", host: v1, r: api.Resources{CPUs: 1, MemoryBytes: 128 * mib}, memsw: 64 * mib,
-			wanted: []string{"cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "memory.memsw.limit_in_bytes", "memory.limit_in_bytes"},
+			wanted: []string{"cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "memory.memsw.limit_in_bytes", "memory.limit_in_bytes"},
 		},
 		{
 			name: "v1 lower writes memory first", host: v1, r: api.Resources{MemoryBytes: 32 * mib, PidsLimit: 5}, memsw: 64 * mib,
@@ -338,10 +338,10 @@ func TestPrepare(t *testing.T) {
 		},
 		{
 			// Below DeferQuotaBelow the quota waits for Isolate, in an annotation.
-			name: "small cpu quota deferred", host: Host{Mode: V1}, id: "c5", r: api.Resources{CPUs: 0.1},
+			name: "small cpu quota over a long period", host: Host{Mode: V1}, id: "c5", r: api.Resources{CPUs: 0.1},
 			want: isolators.PrepareResponse{
 				CgroupsPath: "/caisson/c5",
-				Resources:   &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr(Shares(0.1))}},
+				Resources:   &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr(Shares(0.1)), Quota: ptr[int64](100000), Period: ptr[uint64](StartPeriod)}},
 				Annotations: map[string]string{AnnotationCPUQuota: "10000"},
 			},
 		},

@@ -297,6 +297,9 @@ var unknownChecks = []unknownCheck{
 	{"PidIsolator", is[isolators.PidIsolator], func(ctx context.Context, _ *testing.T, r reporter, iso isolators.Isolator, _ Options) {
 		checkIsolateUnknown(ctx, r, iso.(isolators.PidIsolator))
 	}},
+	{"StartedIsolator", is[isolators.StartedIsolator], func(ctx context.Context, _ *testing.T, r reporter, iso isolators.Isolator, _ Options) {
+		checkStartedUnknown(ctx, r, iso.(isolators.StartedIsolator))
+	}},
 	{"Watcher", is[isolators.Watcher], func(ctx context.Context, _ *testing.T, r reporter, iso isolators.Isolator, _ Options) {
 		checkWatchUnknown(ctx, r, iso.(isolators.Watcher))
 	}},
@@ -324,6 +327,16 @@ func checkIsolateUnknown(ctx context.Context, r reporter, pi isolators.PidIsolat
 	err := pi.Isolate(ctx, &isolators.IsolateRequest{ContainerID: unknownID})
 	if err != nil && !errors.Is(err, api.ErrNotFound) {
 		r.Errorf("Isolate(unknown) = %v, want nil or an error wrapping api.ErrNotFound", err)
+	}
+}
+
+// checkStartedUnknown: Started of a container never prepared acts on
+// nothing; it succeeds or says the container is not found.
+func checkStartedUnknown(ctx context.Context, r reporter, si isolators.StartedIsolator) {
+	r.Helper()
+	err := si.Started(ctx, &isolators.IsolateRequest{ContainerID: unknownID})
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		r.Errorf("Started(unknown) = %v, want nil or an error wrapping api.ErrNotFound", err)
 	}
 }
 
@@ -412,6 +425,9 @@ func checkLeavesPrepared(ctx context.Context, t *testing.T, r reporter, iso isol
 	}
 	if pi, ok := iso.(isolators.PidIsolator); ok {
 		checkIsolateUnknown(ctx, quiet, pi)
+	}
+	if si, ok := iso.(isolators.StartedIsolator); ok {
+		checkStartedUnknown(ctx, quiet, si)
 	}
 	if w, ok := iso.(isolators.Watcher); ok {
 		checkWatchUnknown(ctx, quiet, w)

@@ -24,14 +24,15 @@ type memory struct {
 }
 
 var (
-	_ isolators.Preparer       = (*memory)(nil)
-	_ isolators.PidIsolator    = (*memory)(nil)
-	_ isolators.Watcher        = (*memory)(nil)
-	_ isolators.Updater        = (*memory)(nil)
-	_ isolators.UsageReporter  = (*memory)(nil)
-	_ isolators.StatusReporter = (*memory)(nil)
-	_ isolators.Cleaner        = (*memory)(nil)
-	_ isolators.Recoverer      = (*memory)(nil)
+	_ isolators.Preparer        = (*memory)(nil)
+	_ isolators.PidIsolator     = (*memory)(nil)
+	_ isolators.StartedIsolator = (*memory)(nil)
+	_ isolators.Watcher         = (*memory)(nil)
+	_ isolators.Updater         = (*memory)(nil)
+	_ isolators.UsageReporter   = (*memory)(nil)
+	_ isolators.StatusReporter  = (*memory)(nil)
+	_ isolators.Cleaner         = (*memory)(nil)
+	_ isolators.Recoverer       = (*memory)(nil)
 )
 
 func newMemory(fault string) *memory { return &memory{prepared: map[string]bool{}, fault: fault} }
@@ -67,6 +68,13 @@ func (m *memory) known(id string) error {
 
 func (m *memory) Isolate(_ context.Context, req *isolators.IsolateRequest) error {
 	if m.fault == "isolate refuses" {
+		return fmt.Errorf("container %s: %w", req.ContainerID, api.ErrInvalid)
+	}
+	return m.known(req.ContainerID)
+}
+
+func (m *memory) Started(_ context.Context, req *isolators.IsolateRequest) error {
+	if m.fault == "started refuses" {
 		return fmt.Errorf("container %s: %w", req.ContainerID, api.ErrInvalid)
 	}
 	return m.known(req.ContainerID)
@@ -178,6 +186,7 @@ func TestChecksFindFaults(t *testing.T) {
 		{"cleanup releases everything", unknown["Preparer"].check},
 		{"recover forgets the living", unknown["Preparer"].check},
 		{"isolate refuses", unknown["PidIsolator"].check},
+		{"started refuses", unknown["StartedIsolator"].check},
 		{"watch limits", unknown["Watcher"].check},
 		{"update anything", unknown["Updater"].check},
 		{"usage of anything", unknown["UsageReporter"].check},
@@ -209,7 +218,7 @@ func TestEveryCapabilityIsChecked(t *testing.T) {
 		}
 		got = append(got, c.capability)
 	}
-	want := []string{"Preparer", "PidIsolator", "Watcher", "Updater", "UsageReporter", "StatusReporter", "Cleaner", "Recoverer"}
+	want := []string{"Preparer", "PidIsolator", "StartedIsolator", "Watcher", "Updater", "UsageReporter", "StatusReporter", "Cleaner", "Recoverer"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("capabilities checked (-want +got):\n%s", diff)
 	}
