@@ -44,6 +44,8 @@ type Config struct {
 	// Isolators run in this order for Prepare and Isolate, and in reverse
 	// for Cleanup.
 	Isolators []isolators.Isolator
+	// Hooks are the admin's hooks (see Hook), in the order they run.
+	Hooks []Hook
 	// MonitorCommand is the argv that starts a container's monitor; the
 	// container ID is appended. cmd/caisson points it at its own hidden
 	// "monitor" subcommand, which calls Monitor.
@@ -141,6 +143,9 @@ type LaunchOptions struct {
 	// Stdin, when set, becomes the container's standard input (Docker's
 	// -i); otherwise the container reads /dev/null.
 	Stdin *os.File
+	// Task, for the agent's launches, is the cluster's task the container
+	// runs; hooks are told it.
+	Task *api.TaskLaunch
 }
 
 // Launched is a started container.
@@ -616,12 +621,18 @@ func (c *Containerizer) Usage(ctx context.Context, id string) (*api.Usage, error
 	if r.Phase != phaseRunning {
 		return nil, fmt.Errorf("container %s is not running: %w", r.Name, api.ErrWrongState)
 	}
-	spec := c.readSpec(id)
+	return c.usage(ctx, r, c.readSpec(id))
+}
+
+// usage asks every UsageReporter of r's container for its part of a
+// sample; an isolator's error leaves its part out and is returned, joined,
+// with what the others said.
+func (c *Containerizer) usage(ctx context.Context, r *record, spec *oci.Spec) (*api.Usage, error) {
 	u := &api.Usage{Timestamp: time.Now().UTC()}
 	var errs []error
 	for _, name := range r.Isolators {
 		if ur, ok := c.byName[name].(isolators.UsageReporter); ok {
-			if err := ur.Usage(ctx, &isolators.UsageRequest{ContainerID: id, Pid: r.Pid, Spec: spec}, u); err != nil {
+			if err := ur.Usage(ctx, &isolators.UsageRequest{ContainerID: r.ID, Pid: r.Pid, Spec: spec}, u); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}

@@ -16,6 +16,7 @@
 //	  ─▶ provision the root filesystem (Provisioner)                       :provisioned
 //	  ─▶ isolators Prepare, in order; each returns spec changes            :prepared:<isolator>
 //	  ─▶ merge them into the spec (conflicts name both isolators), seccomp last
+//	  ─▶ hooks CreateContainer, in order; each may adjust the spec or refuse
 //	  ─▶ write the bundle                                       [prepared] :bundle
 //	  ─▶ "go": the monitor has the runtime create the container and
 //	     reports its pid (create and start are one call, run --detach,
@@ -24,6 +25,7 @@
 //	  ─▶ runtime start (unless the create started it)
 //	  ─▶ isolators Started(pid), in order
 //	  ─▶ the running checkpoint                                 [running]  :started
+//	  ─▶ hooks PostStart, in order
 //	  An error at any step undoes all of it (destroy, below); a crash is
 //	  undone by recovery, which finds every isolator in the checkpoint.
 //
@@ -32,6 +34,7 @@
 //	  (a limitation kills the container) ─▶ reap the init ─▶ record the
 //	  termination (not with AutoRemove)                         [exited]   :recorded
 //	  ─▶ destroy, keeping the directory ─▶ cleaned (─▶ removed with AutoRemove)
+//	  ─▶ hooks PostStop, in order ─▶ the exit to the launcher, if it waits
 //
 //	Destroy (the monitor, Remove, a failed launch, recovery)
 //	  runtime delete ─▶ isolators Cleanup, in reverse order ─▶ unmount the

@@ -50,6 +50,7 @@ var fakeErrors = map[string]error{
 	"invalid":           api.ErrInvalid,
 	"not-found":         api.ErrNotFound,
 	"unavailable":       api.ErrUnavailable,
+	"forbidden":         api.ErrForbidden,
 	"command-not-found": api.ErrCommandNotFound,
 }
 
@@ -100,6 +101,13 @@ type fakeIsolatorSpec struct {
 	Prepare *isolators.PrepareResponse `json:"-"`
 }
 
+// fakeHookSpec is one hook of a script.
+type fakeHookSpec struct {
+	Name string `json:"name"`
+	// Adjust is what its CreateContainer answers.
+	Adjust *Adjustment `json:"adjust,omitempty"`
+}
+
 // fakeScript is what the fakes of one test do, in every process.
 type fakeScript struct {
 	// Dir holds the journal, the runtime's state and the script itself.
@@ -107,6 +115,7 @@ type fakeScript struct {
 	Root      string             `json:"root"`
 	RunRoot   string             `json:"run_root"`
 	Isolators []fakeIsolatorSpec `json:"isolators"`
+	Hooks     []fakeHookSpec     `json:"hooks,omitempty"`
 	Rules     []fakeRule         `json:"rules,omitempty"`
 	// MonitorCrashAt is the crash point at which the monitor exits as if
 	// it crashed.
@@ -214,9 +223,13 @@ func (f *fakes) config() Config {
 			isos = append(isos, iso)
 		}
 	}
+	var hooks []Hook
+	for _, h := range s.Hooks {
+		hooks = append(hooks, &fakeHook{fx: f, name: h.Name, adj: h.Adjust})
+	}
 	return Config{
 		Root: s.Root, RunRoot: s.RunRoot,
-		Runtime: &fakeRuntime{fx: f}, Provisioner: &fakeProvisioner{fx: f}, Isolators: isos,
+		Runtime: &fakeRuntime{fx: f}, Provisioner: &fakeProvisioner{fx: f}, Isolators: isos, Hooks: hooks,
 		MonitorCommand: []string{testBinary(), "-fake-monitor", s.path()},
 	}
 }
@@ -546,6 +559,39 @@ type fakePidIsolator struct{ *fakeIsolator }
 
 func (f *fakePidIsolator) Isolate(_ context.Context, req *isolators.IsolateRequest) error {
 	return f.do("isolate", req.ContainerID).err(f.name + " isolate")
+}
+
+// fakeHook is a hook at every point: it journals each call ("NAME
+// create", "NAME poststart", and "NAME poststop exit N usage BOOL" in the
+// monitor), answers CreateContainer with its adjustment, and fails where
+// the script says.
+type fakeHook struct {
+	fx   *fakes
+	name string
+	adj  *Adjustment
+}
+
+var (
+	_ CreateHook  = (*fakeHook)(nil)
+	_ StartedHook = (*fakeHook)(nil)
+	_ StoppedHook = (*fakeHook)(nil)
+)
+
+func (h *fakeHook) Name() string { return h.name }
+
+func (h *fakeHook) CreateContainer(_ context.Context, c *HookContainer, _ *oci.Spec) (*Adjustment, error) {
+	if err := h.fx.call(h.name+" create", c.ID).err(h.name + " create"); err != nil {
+		return nil, err
+	}
+	return h.adj, nil
+}
+
+func (h *fakeHook) PostStart(_ context.Context, c *HookContainer) error {
+	return h.fx.call(h.name+" poststart", c.ID).err(h.name + " poststart")
+}
+
+func (h *fakeHook) PostStop(_ context.Context, c *HookContainer, t *api.Termination, u *api.Usage) {
+	h.fx.call(fmt.Sprintf("%s poststop exit %d usage %v", h.name, t.ExitCode, u != nil), c.ID)
 }
 
 // fakeStartedIsolator is a fakeIsolator that is also a StartedIsolator.

@@ -22,6 +22,8 @@ import (
 //	spec       build the runtime spec from the image's defaults and the request
 //	prepare    each Preparer, in order, returns its changes to the spec
 //	merge      apply them (isolators.Merge) and the seccomp filter
+//	hook       each CreateHook, in order, sees the spec and may adjust it
+//	           or refuse the launch
 //	bundle     write the bundle and the prepared checkpoint
 //	create     the monitor has the runtime create the container
 //	isolate    each PidIsolator, in order, acts on the created process
@@ -29,6 +31,7 @@ import (
 //	           PidIsolator, the runtime creates and starts in one call)
 //	started    each StartedIsolator, in order, acts on the running process
 //	running    the running checkpoint
+//	hook       each StartedHook, in order
 //
 // Each phase logs, at debug level, its name, its isolator and how long it
 // took. The checkpoint written at the reservation already names every
@@ -84,6 +87,7 @@ type launch struct {
 type launchStep struct {
 	phase    string // logged; empty for a bare crash point
 	isolator string
+	hook     string
 	run      func(context.Context) error
 	// skip, when set, says at run time that the phase has nothing to do.
 	skip  func() bool
@@ -104,8 +108,14 @@ func (ln *launch) steps() []launchStep {
 				run: func(ctx context.Context) error { return ln.prepare(ctx, p) }})
 		}
 	}
+	steps = append(steps, launchStep{phase: "merge", run: ln.merge})
+	for _, h := range ln.c.cfg.Hooks {
+		if ch, ok := h.(CreateHook); ok {
+			steps = append(steps, launchStep{phase: "hook", hook: h.Name(),
+				run: func(ctx context.Context) error { return ln.createHook(ctx, ch) }})
+		}
+	}
 	steps = append(steps,
-		launchStep{phase: "merge", run: ln.merge},
 		launchStep{phase: "bundle", run: ln.writeBundle, crash: "bundle"},
 		launchStep{phase: "create", run: ln.create, crash: "created"},
 	)
@@ -125,21 +135,32 @@ func (ln *launch) steps() []launchStep {
 				run: func(ctx context.Context) error { return ln.started(ctx, si) }})
 		}
 	}
-	return append(steps, launchStep{phase: "running", run: ln.running, crash: "started"})
+	steps = append(steps, launchStep{phase: "running", run: ln.running, crash: "started"})
+	for _, h := range ln.c.cfg.Hooks {
+		if sh, ok := h.(StartedHook); ok {
+			steps = append(steps, launchStep{phase: "hook", hook: h.Name(),
+				run: func(ctx context.Context) error { return ln.startedHook(ctx, sh) }})
+		}
+	}
+	return steps
 }
 
 // phase runs one phase and logs, at debug level, how long it took.
 func (ln *launch) phase(ctx context.Context, st launchStep) error {
 	begin := time.Now()
 	err := st.run(ctx)
-	logPhase(ctx, ln.log, st.phase, st.isolator, begin, err)
+	if st.hook != "" {
+		logPhase(ctx, ln.log, st.phase, "", begin, err, slog.String("hook", st.hook))
+	} else {
+		logPhase(ctx, ln.log, st.phase, st.isolator, begin, err)
+	}
 	return err
 }
 
 // logPhase logs one phase of a container's life that began at begin: its
 // name, its isolator when it has one, how long it took, and whether it
 // failed (the error itself is the caller's to report).
-func logPhase(ctx context.Context, log *slog.Logger, phase, isolator string, begin time.Time, err error) {
+func logPhase(ctx context.Context, log *slog.Logger, phase, isolator string, begin time.Time, err error, extra ...slog.Attr) {
 	if !log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
@@ -147,6 +168,7 @@ func logPhase(ctx context.Context, log *slog.Logger, phase, isolator string, beg
 	if isolator != "" {
 		attrs = append(attrs, slog.String("isolator", isolator))
 	}
+	attrs = append(attrs, extra...)
 	attrs = append(attrs, slog.Duration("duration", time.Since(begin)))
 	if err != nil {
 		attrs = append(attrs, slog.Bool("failed", true))

@@ -715,3 +715,133 @@ func TestLaunchLogsPhases(t *testing.T) {
 		}
 	})
 }
+
+// Hooks run at their points, in order: CreateContainer after the
+// isolators' Prepare and before the runtime creates the container, with
+// its adjustment in the bundle and its labels on the container;
+// PostStart once it runs; PostStop in the monitor after the cleanup, with
+// the exit status and a last usage sample, before the exit is reported.
+func TestLaunchHooks(t *testing.T) {
+	ctx := context.Background()
+	adj := &Adjustment{
+		Env:         map[string]string{"RACK": "r1", "FROM": "admin"},
+		Labels:      map[string]string{"team": "ml"},
+		Annotations: map[string]string{"example.com/zone": "a"},
+		Mounts:      []specs.Mount{{Source: "/srv", Destination: "/srv", Options: []string{"rbind", "ro"}}},
+		OCIHooks:    &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/usr/bin/true"}}},
+	}
+	e := newFakeEnv(t, fakeScript{Isolators: twoIsolators(), Hooks: []fakeHookSpec{{Name: "test/h1", Adjust: adj}, {Name: "test/h2"}}})
+	spec := command("exit", "3")
+	spec.Env = []string{"FROM=user"}
+	spec.Labels = map[string]string{"team": "web", "app": "x"}
+	l, err := e.c.Launch(ctx, spec, LaunchOptions{Attach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.Container.ID
+	if _, err := l.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"runtime check", "provision", "test/a prepare", "test/b prepare", "test/h1 create", "test/h2 create",
+		"test/b isolate", "runtime start", "test/h1 poststart", "test/h2 poststart"}
+	if diff := cmp.Diff(want, e.since(0, roleLauncher)); diff != "" {
+		t.Errorf("the launcher's calls (-want +got):\n%s", diff)
+	}
+	want = []string{"runtime create", "test/a usage", "test/b usage", "runtime delete", "test/b cleanup", "test/a cleanup", "unmount",
+		"test/h1 poststop exit 3 usage true", "test/h2 poststop exit 3 usage true"}
+	if diff := cmp.Diff(want, e.since(0, roleMonitor)); diff != "" {
+		t.Errorf("the monitor's calls (-want +got):\n%s", diff)
+	}
+	data, err := os.ReadFile(filepath.Join(e.fx.script().Root, "containers", id, "bundle", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []string{"RACK=r1", "FROM=admin"} {
+		if !slices.Contains(s.Process.Env, kv) {
+			t.Errorf("the bundle's environment %v lacks %s", s.Process.Env, kv)
+		}
+	}
+	if slices.Contains(s.Process.Env, "FROM=user") {
+		t.Errorf("the request's FROM=user is still in the environment: %v", s.Process.Env)
+	}
+	if s.Annotations["example.com/zone"] != "a" {
+		t.Errorf("annotations %v lack example.com/zone=a", s.Annotations)
+	}
+	if !slices.ContainsFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/srv" && m.Type == "bind" }) {
+		t.Errorf("mounts %+v lack the hook's bind mount at /srv", s.Mounts)
+	}
+	if s.Hooks == nil || len(s.Hooks.CreateRuntime) != 1 || s.Hooks.CreateRuntime[0].Path != "/usr/bin/true" {
+		t.Errorf("OCI hooks %+v, want the hook's createRuntime hook", s.Hooks)
+	}
+	c, err := e.c.Inspect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"team": "ml", "app": "x"}, c.Spec.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	mustDo(t, e.c.Remove(ctx, id, false))
+}
+
+// A hook that refuses the launch, fails, or asks for what it may not
+// have, fails the launch with its name in the error, and the launch is
+// undone: nothing is left.
+func TestLaunchHookFailures(t *testing.T) {
+	prefix := []string{"runtime check", "provision", "test/a prepare", "test/b prepare", "test/h create"}
+	grant := fakeIsolatorSpec{Name: "test/a", Prepare: &isolators.PrepareResponse{
+		Env: []string{"GPU=0"}, Annotations: map[string]string{"example.com/gpu": "0"}, Mounts: []specs.Mount{{Source: "/x", Destination: "/gpu"}},
+	}}
+	for _, tc := range []struct {
+		name     string
+		adjust   *Adjustment
+		rule     fakeRule
+		want     error
+		message  string
+		launcher []string
+		monitor  []string
+	}{
+		{name: "veto", rule: fakeRule{Call: "test/h create", Err: "forbidden"}, want: api.ErrForbidden,
+			launcher: append(slices.Clone(prefix), undone...)},
+		{name: "create fails", rule: fakeRule{Call: "test/h create", Err: "unavailable"}, want: api.ErrUnavailable,
+			launcher: append(slices.Clone(prefix), undone...)},
+		{name: "an isolator's variable", adjust: &Adjustment{Env: map[string]string{"GPU": "1"}}, want: api.ErrConflict,
+			message: "environment variable GPU is isolator test/a's", launcher: append(slices.Clone(prefix), undone...)},
+		{name: "an isolator's annotation", adjust: &Adjustment{Annotations: map[string]string{"example.com/gpu": "1"}}, want: api.ErrConflict,
+			launcher: append(slices.Clone(prefix), undone...)},
+		{name: "an isolator's mount", adjust: &Adjustment{Mounts: []specs.Mount{{Source: "/y", Destination: "/gpu"}}}, want: api.ErrConflict,
+			message: "mount /gpu is isolator test/a's", launcher: append(slices.Clone(prefix), undone...)},
+		{name: "a reserved label", adjust: &Adjustment{Labels: map[string]string{"caisson.task": "x"}}, want: api.ErrInvalid,
+			launcher: append(slices.Clone(prefix), undone...)},
+		{name: "a reserved annotation", adjust: &Adjustment{Annotations: map[string]string{"io.caisson.x": "1"}}, want: api.ErrInvalid,
+			launcher: append(slices.Clone(prefix), undone...)},
+		{name: "a relative mount", adjust: &Adjustment{Mounts: []specs.Mount{{Source: "/y", Destination: "y"}}}, want: api.ErrInvalid,
+			launcher: append(slices.Clone(prefix), undone...)},
+		{name: "post-start fails", rule: fakeRule{Call: "test/h poststart", Err: "unavailable"}, want: api.ErrUnavailable,
+			launcher: append(append(slices.Clone(prefix), "test/b isolate", "runtime start", "test/h poststart"), undone...),
+			monitor:  []string{"runtime create"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFakeEnv(t, fakeScript{
+				Isolators: []fakeIsolatorSpec{grant, {Name: "test/b", Isolates: true}},
+				Hooks:     []fakeHookSpec{{Name: "test/h", Adjust: tc.adjust}}, Rules: []fakeRule{tc.rule},
+			})
+			_, err := e.c.Launch(context.Background(), command("wait"), LaunchOptions{})
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "hook test/h") || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("launch = %v, want an error wrapping %v that names hook test/h and says %q", err, tc.want, tc.message)
+			}
+			if diff := cmp.Diff(tc.launcher, e.since(0, roleLauncher)); diff != "" {
+				t.Errorf("the launcher's calls (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.monitor, e.since(0, roleMonitor)); diff != "" {
+				t.Errorf("the monitor's calls (-want +got):\n%s", diff)
+			}
+			if left := e.left(); len(left) > 0 {
+				t.Errorf("left after the failed launch: %v", left)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -308,6 +309,18 @@ wait:
 		return nil
 	}
 	term := termination(status, c.killRequested(rec), limitation)
+	stopped := c.stoppedHooks()
+	var lastUsage *api.Usage
+	if len(stopped) > 0 {
+		// The last sample, for the hooks: the processes are gone, their
+		// cgroup not yet.
+		if u, err := c.usage(ctx, rec, spec); err == nil {
+			lastUsage = u
+		} else {
+			log.Debug("last usage sample", "err", err)
+		}
+	}
+	hc := &HookContainer{ID: rec.ID, Name: rec.Name, Image: rec.Image, Labels: rec.Spec.Labels, CgroupPath: rec.CgroupPath}
 	rec.Termination = term
 	rec.Phase = phaseExited
 	rec.Pid = 0
@@ -343,8 +356,24 @@ wait:
 		}
 	}
 	lock.Unlock()
+	for _, h := range stopped {
+		begin = time.Now()
+		h.PostStop(context.Background(), hc, term, lastUsage)
+		logPhase(ctx, log, "hook", "", begin, nil, slog.String("hook", h.Name()))
+	}
 	_ = writeMsg(syncPipe, monitorMsg{Exit: term})
 	return nil
+}
+
+// stoppedHooks are the configured StoppedHooks, in order.
+func (c *Containerizer) stoppedHooks() []StoppedHook {
+	var out []StoppedHook
+	for _, h := range c.cfg.Hooks {
+		if sh, ok := h.(StoppedHook); ok {
+			out = append(out, sh)
+		}
+	}
+	return out
 }
 
 // waitPid reaps pid, a child of this (subreaper) process, and returns its
