@@ -69,7 +69,7 @@ test-unit:
 test-race:
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 15m -p 1 ./containerizer/ ./isolators/cgroups/ ./containerizer/runc/ \
 		./volumes/driver/ ./volumes/client/ ./volumes/isolator/ ./internal/loopdev/ ./scheduler/store/ \
-		./gpu/manager/ ./cni/ ./resources/ ./internal/flock/ ./internal/userfile/ ./internal/testutil/ ./cmd/caisson/ ./agent/ \
+		./gpu/manager/ ./cni/ ./resources/ ./internal/flock/ ./internal/userfile/ ./internal/testutil/ ./cmd/caisson/ ./agent/ ./agenthook/ \
 		./master/
 	# gpu/nvml is the one cgo package (go-nvml and its simulated DGX machines).
 	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations $(GO) test -count=1 -race ./gpu/nvml/

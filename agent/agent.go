@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
@@ -44,7 +45,8 @@ type Agent struct {
 	id    string
 	queue *queue
 	tasks map[string]*task
-	// sentResources are the resources the master last accepted.
+	// sentResources are the detected resources behind what the master
+	// last accepted (which Config.Decorate may have changed).
 	sentResources *api.NodeResources
 	// registered has a value when a registration succeeded since the
 	// update sender last looked.
@@ -116,6 +118,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: already run: %w", api.ErrWrongState)
 	}
 	defer a.mc.close()
+	if a.cfg.OnStart != nil {
+		res, err := a.cfg.Resources(ctx)
+		if err != nil {
+			return fmt.Errorf("the host's resources: %w", err)
+		}
+		reg := api.AgentRegistration{ID: a.ID(), Hostname: a.cfg.Hostname, Resources: res, Labels: maps.Clone(a.cfg.Labels)}
+		if err := a.cfg.OnStart(ctx, &reg); err != nil {
+			return fmt.Errorf("agent-start hooks: %w", err)
+		}
+	}
 	// The metrics first: once the API listens, both do.
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
@@ -213,7 +225,12 @@ func (a *Agent) register(ctx context.Context) (*api.Registered, error) {
 	}
 	reg := api.AgentRegistration{
 		ID: a.ID(), Hostname: a.cfg.Hostname, Address: a.address(), Resources: res,
-		Labels: a.cfg.Labels, Tasks: a.knownTasks(),
+		Labels: maps.Clone(a.cfg.Labels), Tasks: a.knownTasks(),
+	}
+	if a.cfg.Decorate != nil {
+		if err := a.cfg.Decorate(ctx, &reg); err != nil {
+			return nil, fmt.Errorf("agent-register hooks: %w", err)
+		}
 	}
 	var out api.Registered
 	if err := a.mc.call(ctx, "/v1/agent/register", reg, &out); err != nil {
@@ -347,16 +364,17 @@ func (a *Agent) heartbeat(ctx context.Context, stop context.CancelFunc, reg *api
 			a.log.Warn("the host's resources", "err", err)
 		}
 		a.mu.Lock()
-		if err == nil && (a.sentResources == nil || !reflect.DeepEqual(*a.sentResources, res)) {
-			hb.Resources = &res
-		}
+		changed := err == nil && (a.sentResources == nil || !reflect.DeepEqual(*a.sentResources, res))
 		a.mu.Unlock()
+		if changed {
+			hb.Resources = a.decorated(ctx, reg.ID, res)
+		}
 		err = a.mc.call(ctx, "/v1/agent/heartbeat", hb, nil)
 		switch {
 		case err == nil:
 			if hb.Resources != nil {
 				a.mu.Lock()
-				a.sentResources = hb.Resources
+				a.sentResources = &res
 				a.mu.Unlock()
 			}
 		case errorsIsAny(err, api.ErrNotFound, api.ErrUnauthorized, api.ErrForbidden):
@@ -367,6 +385,20 @@ func (a *Agent) heartbeat(ctx context.Context, stop context.CancelFunc, reg *api
 			a.log.Warn("heartbeat", "err", err)
 		}
 	}
+}
+
+// decorated is what a heartbeat reports of the detected resources res:
+// them, as Config.Decorate changes them; nil when it fails (logged).
+func (a *Agent) decorated(ctx context.Context, id string, res api.NodeResources) *api.NodeResources {
+	if a.cfg.Decorate == nil {
+		return &res
+	}
+	reg := api.AgentRegistration{ID: id, Hostname: a.cfg.Hostname, Address: a.address(), Resources: res, Labels: maps.Clone(a.cfg.Labels)}
+	if err := a.cfg.Decorate(ctx, &reg); err != nil {
+		a.log.Warn("agent-register hooks: the changed resources are not reported", "err", err)
+		return nil
+	}
+	return &reg.Resources
 }
 
 // usage is what each running task uses.

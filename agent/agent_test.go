@@ -778,3 +778,69 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// Decorate changes what each registration reports, and what a heartbeat
+// reports when the detected resources change; OnStart runs before
+// anything else, and its error ends Run.
+func TestHooks(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	res := api.NodeResources{CPUs: 4, GPUs: []api.GPU{{UUID: "GPU-1"}}}
+	e.resources = func(context.Context) (api.NodeResources, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r := res
+		r.GPUs = append([]api.GPU(nil), res.GPUs...)
+		return r, nil
+	}
+	cfg := e.config(t)
+	started := make(chan api.AgentRegistration, 1)
+	cfg.OnStart = func(_ context.Context, reg *api.AgentRegistration) error { started <- *reg; return nil }
+	cfg.Decorate = func(_ context.Context, reg *api.AgentRegistration) error {
+		reg.Labels["rack"] = "r12"
+		reg.Resources.CPUs--
+		return nil
+	}
+	ra := e.startWith(t, cfg)
+	if reg := recv(t, started, "agent-start"); reg.Hostname != "node1" || reg.Resources.CPUs != 4 || reg.Labels["zone"] != "a" {
+		t.Errorf("OnStart got %+v", reg)
+	}
+	reg, _ := e.connected(t)
+	if diff := cmp.Diff(map[string]string{"zone": "a", "rack": "r12"}, reg.Labels); diff != "" || reg.Resources.CPUs != 3 {
+		t.Errorf("registration: cpus %v, labels (-want +got):\n%s", reg.Resources.CPUs, diff)
+	}
+	if cfg.Labels["rack"] != "" {
+		t.Error("Decorate changed the configured labels")
+	}
+	beat := func() api.Heartbeat {
+		e.clock.waitTimer(t, heartbeatEvery)
+		e.clock.Advance(heartbeatEvery)
+		return recv(t, e.master.heartbeats, "heartbeat")
+	}
+	if hb := beat(); hb.Resources != nil {
+		t.Errorf("a heartbeat with nothing changed reports resources: %+v", hb.Resources)
+	}
+	mu.Lock()
+	res.GPUs[0].Unhealthy = "XID 79"
+	mu.Unlock()
+	hb := beat()
+	if hb.Resources == nil || hb.Resources.CPUs != 3 || hb.Resources.GPUs[0].Unhealthy != "XID 79" {
+		t.Errorf("heartbeat after a GPU fell ill: %+v, want the decorated resources", hb.Resources)
+	}
+	if hb := beat(); hb.Resources != nil {
+		t.Errorf("a heartbeat with nothing changed since reports resources: %+v", hb.Resources)
+	}
+	ra.stop(t)
+
+	cfg = e.config(t)
+	cfg.OnStart = func(context.Context, *api.AgentRegistration) error {
+		return errors.New("the scratch disk is not mounted")
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "agent-start hooks: the scratch disk is not mounted") {
+		t.Errorf("Run with a failing OnStart = %v", err)
+	}
+}

@@ -49,6 +49,16 @@ type Config struct {
 	Resources func(ctx context.Context) (api.NodeResources, error)
 	// Labels are the admin's attributes (zone, rack) for constraints.
 	Labels map[string]string
+	// OnStart, when set, runs once when Run starts, before anything else,
+	// with what the agent would register (the admin's agent-start hooks);
+	// an error ends Run.
+	OnStart func(ctx context.Context, reg *api.AgentRegistration) error
+	// Decorate, when set, changes what the agent reports before each
+	// registration, and before a heartbeat reports resources that changed
+	// (the admin's agent-register hooks): labels and resources. An error
+	// fails the registration, which is tried again; a heartbeat then
+	// reports no resources.
+	Decorate func(ctx context.Context, reg *api.AgentRegistration) error
 	// Containers runs the tasks (NewContainers over the containerizer).
 	Containers Containers
 	// DefaultKillGrace is the time between SIGTERM and SIGKILL when a

@@ -12,9 +12,9 @@ import (
 // Containers is the containerizer as the agent uses it. NewContainers
 // adapts the real one; tests give a fake.
 type Containers interface {
-	// Launch starts a container detached and returns its ID. A launch
-	// that fails leaves nothing behind.
-	Launch(ctx context.Context, spec api.ContainerSpec) (string, error)
+	// Launch starts a container detached for task and returns its ID. A
+	// launch that fails leaves nothing behind.
+	Launch(ctx context.Context, spec api.ContainerSpec, task *api.TaskLaunch) (string, error)
 	// Wait blocks until the container has exited and been cleaned up and
 	// returns how it ended; nil when the container was removed.
 	Wait(ctx context.Context, id string) (*api.Termination, error)
@@ -39,8 +39,8 @@ type containers struct{ c *containerizer.Containerizer }
 
 var _ Containers = containers{}
 
-func (a containers) Launch(ctx context.Context, spec api.ContainerSpec) (string, error) {
-	l, err := a.c.Launch(ctx, spec, containerizer.LaunchOptions{})
+func (a containers) Launch(ctx context.Context, spec api.ContainerSpec, task *api.TaskLaunch) (string, error) {
+	l, err := a.c.Launch(ctx, spec, containerizer.LaunchOptions{Task: task})
 	if err != nil {
 		return "", err
 	}

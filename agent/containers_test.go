@@ -117,7 +117,7 @@ func TestNewContainersWithRunc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := c.Launch(ctx, spec)
+	id, err := c.Launch(ctx, spec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestNewContainersWithRunc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Launch(ctx, spec); err == nil {
+	if _, err := c.Launch(ctx, spec, nil); err == nil {
 		t.Fatal("a launch from a missing root filesystem succeeded")
 	}
 	if list, err := c.List(ctx); err != nil || len(list) > 0 {

@@ -196,7 +196,7 @@ func (f *fakeContainers) addLocked(spec api.ContainerSpec, state api.State) stri
 	return id
 }
 
-func (f *fakeContainers) Launch(ctx context.Context, spec api.ContainerSpec) (string, error) {
+func (f *fakeContainers) Launch(ctx context.Context, spec api.ContainerSpec, _ *api.TaskLaunch) (string, error) {
 	f.mu.Lock()
 	gate := f.gate
 	f.mu.Unlock()

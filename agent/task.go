@@ -107,7 +107,7 @@ func (a *Agent) start(ctx context.Context, t *task) bool {
 		var spec api.ContainerSpec
 		spec, err = containerSpec(a.ID(), &t.rec.Launch)
 		if err == nil {
-			cid, err = a.cfg.Containers.Launch(lctx, spec)
+			cid, err = a.cfg.Containers.Launch(lctx, spec, &t.rec.Launch)
 		}
 	}
 	a.mu.Lock()

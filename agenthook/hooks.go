@@ -279,10 +279,10 @@ func (h *Hooks) AgentStart(ctx context.Context, reg *api.AgentRegistration) erro
 	return nil
 }
 
-// HasRegister reports whether any agent-register hook is configured.
-func (h *Hooks) HasRegister() bool {
+// Has reports whether any exec hook of point is configured.
+func (h *Hooks) Has(point string) bool {
 	for i := range h.cfg.Exec {
-		if h.cfg.Exec[i].Point == PointAgentRegister {
+		if h.cfg.Exec[i].Point == point {
 			return true
 		}
 	}

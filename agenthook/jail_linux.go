@@ -23,6 +23,8 @@ import (
 type jail struct{ dir string }
 
 // newJail checks that dir is (or will be made) in a cgroup v2 hierarchy.
+// The directory exists while runs use it: the first makes it, the last
+// removes it.
 func newJail(dir string) (*jail, error) {
 	p := dir
 	for {
@@ -39,9 +41,6 @@ func newJail(dir string) (*jail, error) {
 		}
 		p = filepath.Dir(p)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
 	return &jail{dir: dir}, nil
 }
 
@@ -55,7 +54,17 @@ func (j *jail) open(name string) (*cell, error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	path := filepath.Join(j.dir, cgroupName(name)+"-"+hex.EncodeToString(b))
-	if err := os.Mkdir(path, 0o755); err != nil {
+	var err error
+	// Another run's close may remove the directory between the two.
+	for range 10 {
+		if err = os.MkdirAll(j.dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err = os.Mkdir(path, 0o755); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -91,7 +100,7 @@ func (c *cell) kill() {
 }
 
 // close kills what is left, waits (briefly) for the cell to empty and
-// removes it.
+// removes it, and the jail's directory when no other run uses it.
 func (c *cell) close(log *slog.Logger) {
 	defer c.f.Close()
 	c.kill()
@@ -99,6 +108,7 @@ func (c *cell) close(log *slog.Logger) {
 	for {
 		err := os.Remove(c.path)
 		if err == nil || errors.Is(err, os.ErrNotExist) {
+			_ = os.Remove(filepath.Dir(c.path)) // fails while another run's cell is there
 			return
 		}
 		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {

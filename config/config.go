@@ -49,7 +49,7 @@ type Config struct {
 	Master   Master   `toml:"master" comment:"The scheduler's server (caisson master, caisson up)."`
 	Agent    Agent    `toml:"agent" comment:"The node daemon (caisson agent, caisson up); it offers what [host] says."`
 	Client   Client   `toml:"client" comment:"How caisson submit, session, task, logs, consumer, token and agents reach the master."`
-	Hooks    Hooks    `toml:"hooks" comment:"Reserved for the admin's hooks around each launch."`
+	Hooks    Hooks    `toml:"hooks" comment:"The admin's hooks, as [[hooks.exec]] and [[hooks.oci]] tables (docs/hooks.md)."`
 }
 
 // Default returns the built-in configuration.

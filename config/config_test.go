@@ -439,3 +439,84 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The [hooks] section: arrays of [[hooks.exec]] and [[hooks.oci]] tables,
+// each element's keys found by its index, and each hook checked, its
+// executable included, with the line of the key at fault.
+func TestHooksSection(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "hook")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := `version = 1
+[[hooks.exec]]
+point = "pre-launch"
+path = "` + exe + `"
+timeout = "5s"
+on_failure = "ignore"
+
+[[hooks.exec]]
+name = "rack"
+point = "agent-register"
+path = "` + exe + `"
+args = ["--rack"]
+max_output = "64k"
+
+[[hooks.oci]]
+stage = "poststop"
+path = "` + exe + `"
+timeout = 3
+`
+	path := filepath.Join(dir, "good.toml")
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Hooks{
+		Exec: []ExecHook{
+			{Point: "pre-launch", Path: exe, Timeout: Duration{5 * time.Second}, OnFailure: "ignore"},
+			{Name: "rack", Point: "agent-register", Path: exe, Args: []string{"--rack"}, MaxOutput: 64 << 10},
+		},
+		OCI: []OCIHook{{Stage: "poststop", Path: exe, Timeout: 3}},
+	}
+	if diff := cmp.Diff(want, c.Hooks); diff != "" {
+		t.Errorf("hooks (-want +got):\n%s", diff)
+	}
+	ac := c.Hooks.Agenthook()
+	if len(ac.Exec) != 2 || ac.Exec[0].Timeout != 5*time.Second || ac.Exec[1].MaxOutput != 64<<10 || ac.OCI[0].Timeout != 3 {
+		t.Errorf("as agenthook takes it: %+v", ac)
+	}
+
+	bad := `version = 1
+[[hooks.exec]]
+point = "pre-launch"
+path = "` + exe + `"
+
+[[hooks.exec]]
+point = "pre-start"
+path = "/no/such/hook"
+timeout = "1ms"
+
+[[hooks.oci]]
+stage = "prestop"
+path = "` + exe + `"
+`
+	path = filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Check(path)
+	wantErr := []where{{"hooks.exec[1].point", 7}, {"hooks.exec[1].path", 8}, {"hooks.exec[1].timeout", 9}, {"hooks.oci[0].stage", 12}}
+	if diff := cmp.Diff(wantErr, wheres(err)); diff != "" {
+		t.Errorf("errors (-want +got):\n%s\n%v", diff, err)
+	}
+	for _, s := range []string{"unknown hook point", "no such file", "want 100ms to 10m0s", "unknown OCI hook stage"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("the errors do not say %q:\n%v", s, err)
+		}
+	}
+}

@@ -14,7 +14,8 @@
 //
 // The sections master, agent and client are the cluster's: the scheduler's
 // server, the node daemon, and the commands that call the master's API.
-// The section hooks is reserved for the admin's hooks.
+// The section hooks holds the admin's hooks (package agenthook), as arrays
+// of tables, which only the file sets.
 //
 // Only cmd/caisson imports this package: libraries take their own Config
 // structs, which the CLI fills from the resolved configuration.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -10,19 +11,27 @@ import (
 )
 
 // keyLines finds the line of each key a document sets, tables included
-// ("cni" for [cni], "cni.timeout" for its timeout), so that a value
-// refused after decoding can be pointed at; and the key set on each line
-// (the last one). It fails on a syntax error, without saying where.
+// ("cni" for [cni], "cni.timeout" for its timeout; an array of tables's
+// elements by their index, "hooks.exec[1].path"), so that a value refused
+// after decoding can be pointed at; and the key set on each line (the
+// last one). It fails on a syntax error, without saying where.
 func keyLines(data []byte) (Lines, map[int]string, error) {
 	lines, atLine := Lines{}, map[int]string{}
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
+	elements := map[string]int{}
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
-		case unstable.Table, unstable.ArrayTable:
+		case unstable.Table:
 			table = keyParts(e)
+			add(&p, e, table, lines, atLine)
+		case unstable.ArrayTable:
+			table = keyParts(e)
+			name := strings.Join(table, ".")
+			table[len(table)-1] += "[" + strconv.Itoa(elements[name]) + "]"
+			elements[name]++
 			add(&p, e, table, lines, atLine)
 		case unstable.KeyValue:
 			add(&p, e, append(append([]string(nil), table...), keyParts(e)...), lines, atLine)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caisson/caisson/agenthook"
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/containerizer"
 	"github.com/caisson/caisson/gpu"
@@ -184,11 +185,70 @@ func (h Host) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Hooks is reserved for the admin's hooks run around each launch.
-type Hooks struct{}
+// Hooks are the admin's hooks (package agenthook): exec hooks at the
+// points of a container's life and the agent's, and OCI hooks added to
+// every container's spec.
+type Hooks struct {
+	Exec []ExecHook `toml:"exec,omitempty" comment:"Exec hooks, as [[hooks.exec]] tables; those of one point run in this order."`
+	OCI  []OCIHook  `toml:"oci,omitempty" comment:"OCI hooks added to every container's runtime spec, as [[hooks.oci]] tables."`
+}
 
-// Validate accepts the empty section.
-func (Hooks) Validate() error { return nil }
+// ExecHook is one [[hooks.exec]] table (agenthook.ExecHook).
+type ExecHook struct {
+	Name      string   `toml:"name,omitempty" comment:"Names the hook in errors and logs; empty is the executable's base name."`
+	Point     string   `toml:"point" comment:"agent-start, agent-register, pre-launch, post-launch or post-stop."`
+	Path      string   `toml:"path" comment:"The executable, an absolute path."`
+	Args      []string `toml:"args,omitempty"`
+	Env       []string `toml:"env,omitempty" comment:"KEY=VALUE variables added to the hook's environment."`
+	Timeout   Duration `toml:"timeout,omitempty" comment:"Past it the hook and all it started are killed; 10s when unset."`
+	OnFailure string   `toml:"on_failure,omitempty" comment:"fail (the default): the launch or the agent fails; ignore: logged."`
+	MaxOutput Size     `toml:"max_output,omitempty" comment:"More output than this is a failure; 1m when unset."`
+}
+
+// OCIHook is one [[hooks.oci]] table (agenthook.OCIHook).
+type OCIHook struct {
+	Stage   string   `toml:"stage" comment:"prestart, createRuntime, createContainer, startContainer, poststart or poststop."`
+	Path    string   `toml:"path" comment:"The executable: the host's, the container's for startContainer."`
+	Args    []string `toml:"args,omitempty" comment:"The arguments after the path."`
+	Env     []string `toml:"env,omitempty"`
+	Timeout int      `toml:"timeout,omitempty" comment:"In seconds; 0 leaves it to the runtime."`
+}
+
+// Agenthook is the section as package agenthook takes it (without its
+// cgroup directory and logger, which the CLI adds).
+func (h Hooks) Agenthook() agenthook.Config {
+	var c agenthook.Config
+	for _, e := range h.Exec {
+		c.Exec = append(c.Exec, agenthook.ExecHook{
+			Name: e.Name, Point: e.Point, Path: e.Path, Args: e.Args, Env: e.Env,
+			Timeout: e.Timeout.Duration, OnFailure: e.OnFailure, MaxOutput: int64(e.MaxOutput),
+		})
+	}
+	for _, o := range h.OCI {
+		c.OCI = append(c.OCI, agenthook.OCIHook{Stage: o.Stage, Path: o.Path, Args: o.Args, Env: o.Env, Timeout: o.Timeout})
+	}
+	return c
+}
+
+// Validate checks every hook, its executable included: agenthook's
+// rules. An error's key names the hook's table by its index
+// ("exec[1].timeout").
+func (h Hooks) Validate() error {
+	cfg := h.Agenthook()
+	var errs []error
+	for _, err := range leafErrors(cfg.Validate()) {
+		var fe *api.FieldError
+		if errors.As(err, &fe) {
+			ke := &KeyError{Key: fe.Field, Err: fe.Err}
+			if fe.Value != "" {
+				ke.Err = fmt.Errorf("%s: %w", fe.Value, fe.Err)
+			}
+			err = ke
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
 
 // MinTimeout is the shortest limit on an external call that makes sense:
 // less cannot even start a process on a busy host.

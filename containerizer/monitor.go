@@ -314,11 +314,11 @@ wait:
 	if len(stopped) > 0 {
 		// The last sample, for the hooks: the processes are gone, their
 		// cgroup not yet.
-		if u, err := c.usage(ctx, rec, spec); err == nil {
-			lastUsage = u
-		} else {
-			log.Debug("last usage sample", "err", err)
+		u, err := c.usage(ctx, rec, spec)
+		if err != nil {
+			log.Debug("last usage sample: parts are missing", "err", err)
 		}
+		lastUsage = u
 	}
 	hc := &HookContainer{ID: rec.ID, Name: rec.Name, Image: rec.Image, Labels: rec.Spec.Labels, CgroupPath: rec.CgroupPath}
 	rec.Termination = term

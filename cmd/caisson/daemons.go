@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caisson/caisson/agent"
+	"github.com/caisson/caisson/agenthook"
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/config"
 	"github.com/caisson/caisson/internal/atomicfile"
@@ -104,6 +105,17 @@ func (g *globals) newAgent(ctx context.Context, c config.Agent, token string) (*
 	if err != nil {
 		return nil, err
 	}
+	hooks, err := g.hooks()
+	if err != nil {
+		return nil, err
+	}
+	var onStart, decorate func(context.Context, *api.AgentRegistration) error
+	if hooks.Has(agenthook.PointAgentStart) {
+		onStart = hooks.AgentStart
+	}
+	if hooks.Has(agenthook.PointAgentRegister) {
+		decorate = hooks.Register
+	}
 	return agent.New(agent.Config{
 		StateDir:   c.StateDir,
 		MasterURL:  c.Master,
@@ -120,6 +132,8 @@ func (g *globals) newAgent(ctx context.Context, c config.Agent, token string) (*
 			return *r, nil
 		},
 		Labels:           c.LabelMap(),
+		OnStart:          onStart,
+		Decorate:         decorate,
 		Containers:       agent.NewContainers(cz),
 		DefaultKillGrace: c.KillGrace.Duration,
 		KeptLogs:         c.KeptLogs,

@@ -138,7 +138,7 @@ Real containers need Linux and root.`,
 		inherited(newImageCmd(g), containerSettings...),
 		inherited(newGPUCmd(g), gpuSettings...),
 		inherited(newNodeCmd(g), nodeSettings...),
-		newMonitorCmd(g), newVolumePluginCmd(g), newSimCmd(), newConfigCmd(g),
+		newMonitorCmd(g), newVolumePluginCmd(g), newSimCmd(), newConfigCmd(g), newHooksCmd(g),
 		// The cluster's commands, which call the master's API.
 		newSubmitCmd(g), newSessionCmd(g), newTaskCmd(g), newConsumerCmd(g), newTokenCmd(g), newAgentsCmd(g),
 		// The cluster's daemons.
@@ -197,8 +197,13 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	if err != nil {
 		return nil, err
 	}
-	// The monitor cleans up, so it reads every setting the isolators use:
-	// the whole configuration, from a file written for it when it starts.
+	hooks, err := g.hooks()
+	if err != nil {
+		return nil, err
+	}
+	// The monitor cleans up and runs the post-stop hooks, so it reads
+	// every setting the isolators and the hooks use: the whole
+	// configuration, from a file written for it when it starts.
 	monitor, prepare, err := g.monitorCommand()
 	if err != nil {
 		return nil, err
@@ -206,6 +211,7 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	cfg := containerizer.Config{
 		Root: c.State.Root, RunRoot: c.State.RunRoot, Runtime: rt, Provisioner: store,
 		Isolators:      []isolators.Isolator{cg, network, vols, gpus},
+		Hooks:          hooks.Container(),
 		MonitorCommand: monitor,
 		PrepareMonitor: prepare,
 		SeccompAllow:   c.Security.SeccompAllow,

@@ -47,7 +47,13 @@ var defaultConfigPath = config.DefaultPath
 // settingAnnotation marks a flag as a setting's, with its key.
 const settingAnnotation = "caisson.config/key"
 
-// settings are every key of the config file, in its order.
+// fileOnlyKeys are the keys of the config file that no flag or variable
+// sets: lists of tables ([[hooks.exec]]), which a flag's value could not
+// say as plainly as the file does.
+var fileOnlyKeys = []string{"hooks.exec", "hooks.oci"}
+
+// settings are every key of the config file but fileOnlyKeys, in its
+// order.
 var settings = []setting{
 	{key: "state.root", flag: "root", env: []string{"CAISSON_ROOT"},
 		usage: "work dir for checkpoints, images and root filesystems",

@@ -69,7 +69,7 @@ func TestSettingsTable(t *testing.T) {
 	var c config.Config
 	fields := map[string]any{}
 	leaves(&c, func(key string, v reflect.Value) {
-		if key != "version" {
+		if key != "version" && !slices.Contains(fileOnlyKeys, key) {
 			fields[key] = v.Addr().Interface()
 		}
 	})
@@ -389,6 +389,9 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 		"state.root": filepath.Join(t.TempDir(), "lib"), "state.run_root": filepath.Join(t.TempDir(), "run"),
 		"master.listen": "127.0.0.1:7", "agent.listen": "127.0.0.1:8", "agent.advertise": "node-1:9", "agent.metrics_listen": "127.0.0.1:12",
 		"agent.master": "https://master-1:10", "client.master": "https://master-2:11", "agent.labels": []string{"zone=a", "rack=12"},
+		// The monitor runs the post-stop hooks.
+		"hooks.exec": []config.ExecHook{{Name: "stopped", Point: "post-stop", Path: "/bin/true", Timeout: config.Duration{Duration: 3 * time.Second}}},
+		"hooks.oci":  []config.OCIHook{{Stage: "poststop", Path: "/bin/true", Args: []string{"-x"}}},
 	}
 	want := config.Default()
 	def := config.Default()
