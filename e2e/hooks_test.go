@@ -203,3 +203,63 @@ timeout = "1ms"
 		}
 	}
 }
+
+// On an agent, the agent-register hook's label and resources reach the
+// scheduler: the agents list shows them, and a session constrained to the
+// label runs there; the pre-launch hook is told the task it launches.
+func TestClusterAgentHooks(t *testing.T) {
+	c := newCluster(t)
+	dir := t.TempDir()
+	register := hookScript(t, dir, "rack", `cat > `+dir+`/register.json
+echo '{"labels": {"rack": "r12"}, "resources": {"cpus": 1.5}}'`)
+	pre := hookScript(t, dir, "pre", `cat > `+dir+`/pre.json`)
+	conf := filepath.Join(dir, "agent.toml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`version = 1
+[[hooks.exec]]
+point = "agent-register"
+path = %q
+[[hooks.exec]]
+point = "pre-launch"
+path = %q
+`, register, pre)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hooked := c.addAgent("cpus:2;mem:1g", "CAISSON_CONFIG="+conf)
+	c.addAgent("cpus:2;mem:1g")
+	var seen *api.Agent
+	for _, a := range c.agentList() {
+		if a.ID == hooked.id(t) {
+			seen = &a
+		}
+	}
+	if seen == nil || seen.Attributes["rack"] != "r12" || seen.Resources.CPUs != 1.5 {
+		t.Fatalf("the hooked agent as the master lists it: %+v", seen)
+	}
+	req := readRequest(t, filepath.Join(dir, "register.json"))
+	if req.Point != agenthook.PointAgentRegister || req.Agent == nil || req.Agent.Resources.CPUs != 2 {
+		t.Errorf("agent-register request: %+v", req.Agent)
+	}
+
+	tok := c.tenants(twoTenants, "/a")
+	id := c.submit(tok["/a"], fmt.Sprintf(`
+name: racked
+groups:
+  - name: g
+    count: 1
+    resources: {cpus: 0.5, memory: 64m}
+    rootfs: %s
+    command: [sleep, "600"]
+    constraints:
+      - {attribute: rack, op: in, values: [r12]}
+`, c.e.rootfs))
+	tk := c.waitTasks(id, api.TaskRunning, 1)[0]
+	if tk.Agent != hooked.id(t) {
+		t.Errorf("task %s runs on %s, not on the agent labelled rack=r12 (%s)", tk.ID, tk.Agent, hooked.id(t))
+	}
+	req = readRequest(t, filepath.Join(dir, "pre.json"))
+	if req.Container == nil || req.Container.Task == nil || req.Container.Task.Task != tk.ID {
+		t.Errorf("pre-launch request on the agent: %+v", req.Container)
+	}
+	c.e.ok("session", "kill", "--token-file", tok["/a"], id)
+	c.waitTasks(id, api.TaskKilled, 1)
+}
