@@ -45,20 +45,46 @@ type HookContainer struct {
 	CgroupPath string `json:"cgroup_path,omitempty"`
 }
 
-// Adjustment is what a CreateHook changes in a container: it adds. It may
-// set an environment variable, a label or an annotation the request or
-// the image already set (the admin's value wins), but nothing an isolator
+// Adjustment is what a CreateHook changes in a container. It may set or
+// remove an environment variable, a label, an annotation or a mount the
+// request or the image set (the admin's hook wins), but nothing an isolator
 // set (the variables, mounts and annotations that carry what the isolators
 // granted: GPUs, networks, volumes, limits), nor a label or an annotation
-// under caisson's own prefixes ("caisson.", "io.caisson."); a mount goes
-// to a destination nothing else mounts. OCI hooks are appended to the
-// spec's.
+// under caisson's own prefixes ("caisson.", "io.caisson."); a mount it
+// adds goes where nothing is mounted, and the default mounts (/proc, /dev,
+// /sys...) stay. It may add a device node, except one that an isolator owns
+// (isolators.DeviceOwner: a GPU's) and did not grant; set resource limits
+// (rlimits), the OOM score, the cpuset, the CPU weight and hugepage
+// limits, and lower the memory and pids limits, never raise them past the
+// grant. OCI hooks are appended to the spec's. Anything else it would
+// change is refused.
 type Adjustment struct {
-	Env         map[string]string `json:"env,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	Mounts      []specs.Mount     `json:"mounts,omitempty"`
-	OCIHooks    *specs.Hooks      `json:"oci_hooks,omitempty"`
+	Env               map[string]string `json:"env,omitempty"`
+	RemoveEnv         []string          `json:"remove_env,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Annotations       map[string]string `json:"annotations,omitempty"`
+	RemoveAnnotations []string          `json:"remove_annotations,omitempty"`
+	Mounts            []specs.Mount     `json:"mounts,omitempty"`
+	// RemoveMounts are destinations.
+	RemoveMounts []string     `json:"remove_mounts,omitempty"`
+	OCIHooks     *specs.Hooks `json:"oci_hooks,omitempty"`
+	// Devices are device nodes to add, each with a rule that allows it.
+	Devices     []specs.LinuxDevice  `json:"devices,omitempty"`
+	Rlimits     []specs.POSIXRlimit  `json:"rlimits,omitempty"`
+	OOMScoreAdj *int                 `json:"oom_score_adj,omitempty"`
+	Resources   *ResourcesAdjustment `json:"resources,omitempty"`
+}
+
+// ResourcesAdjustment is what an Adjustment changes of the cgroup limits.
+type ResourcesAdjustment struct {
+	CPUShares *uint64 `json:"cpu_shares,omitempty"`
+	// Cpus and Mems are the cpuset ("0-3,8"); empty keeps it.
+	Cpus string `json:"cpus,omitempty"`
+	Mems string `json:"mems,omitempty"`
+	// MemoryLimit and PidsLimit may only lower the grant.
+	MemoryLimit    *int64                     `json:"memory_limit,omitempty"`
+	PidsLimit      *int64                     `json:"pids_limit,omitempty"`
+	HugepageLimits []specs.LinuxHugepageLimit `json:"hugepage_limits,omitempty"`
 }
 
 // CreateHook sees the container's final runtime spec, after the isolators'
@@ -119,7 +145,7 @@ func (ln *launch) createHook(ctx context.Context, h CreateHook) error {
 	if adj == nil {
 		return nil
 	}
-	if err := applyAdjustment(ln.s, ln.contribs, adj); err != nil {
+	if err := applyAdjustment(ln.s, ln.contribs, ln.c.deviceOwners(), adj); err != nil {
 		return fmt.Errorf("hook %s: %w", h.Name(), err)
 	}
 	if len(adj.Labels) > 0 {
@@ -131,6 +157,17 @@ func (ln *launch) createHook(ctx context.Context, h CreateHook) error {
 	return nil
 }
 
+// deviceOwners are the isolators that own device nodes.
+func (c *Containerizer) deviceOwners() []isolators.DeviceOwner {
+	var out []isolators.DeviceOwner
+	for _, iso := range c.cfg.Isolators {
+		if o, ok := iso.(isolators.DeviceOwner); ok {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 func (ln *launch) startedHook(ctx context.Context, h StartedHook) error {
 	if err := h.PostStart(ctx, ln.hookContainer()); err != nil {
 		return fmt.Errorf("hook %s: %w", h.Name(), err)
@@ -138,15 +175,121 @@ func (ln *launch) startedHook(ctx context.Context, h StartedHook) error {
 	return nil
 }
 
-// applyAdjustment checks adj against what the isolators set (contribs) and
-// caisson's reserved prefixes, and applies it to s: all of it or, with an
-// error wrapping api.ErrConflict or api.ErrInvalid, none.
-func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, adj *Adjustment) error {
+// applyAdjustment checks adj against what the isolators set (contribs),
+// the devices they own (owners), caisson's reserved prefixes and the
+// grant's limits, and applies it to s: all of it or, with an error
+// wrapping api.ErrConflict or api.ErrInvalid, none.
+func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, owners []isolators.DeviceOwner, adj *Adjustment) error {
+	if err := checkAdjustment(s, contribs, owners, adj); err != nil {
+		return err
+	}
+	env := make([]string, 0, len(adj.Env))
+	for _, k := range slices.Sorted(maps.Keys(adj.Env)) {
+		env = append(env, k+"="+adj.Env[k])
+	}
+	if err := oci.Apply(s, oci.WithEnv(env...), oci.WithAnnotations(adj.Annotations)); err != nil {
+		return err
+	}
+	if len(adj.RemoveEnv) > 0 && s.Process != nil {
+		s.Process.Env = slices.DeleteFunc(s.Process.Env, func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			return slices.Contains(adj.RemoveEnv, k)
+		})
+	}
+	for _, k := range adj.RemoveAnnotations {
+		delete(s.Annotations, k)
+	}
+	s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return slices.Contains(adj.RemoveMounts, m.Destination) })
+	for _, m := range adj.Mounts {
+		if m.Type == "" {
+			m.Type = "bind"
+		}
+		s.Mounts = append(s.Mounts, m)
+	}
+	if h := adj.OCIHooks; h != nil {
+		if s.Hooks == nil {
+			s.Hooks = &specs.Hooks{}
+		}
+		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...) //nolint:staticcheck // deprecated by the runtime spec, and still what runc runs
+		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
+		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
+		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
+		s.Hooks.Poststart = append(s.Hooks.Poststart, h.Poststart...)
+		s.Hooks.Poststop = append(s.Hooks.Poststop, h.Poststop...)
+	}
+	if len(adj.Devices) > 0 {
+		var rules []specs.LinuxDeviceCgroup
+		var devices []specs.LinuxDevice
+		for _, d := range adj.Devices {
+			if slices.ContainsFunc(s.Linux.Devices, func(x specs.LinuxDevice) bool { return x.Path == d.Path }) {
+				continue // the same node, checked
+			}
+			major, minor := d.Major, d.Minor
+			rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &major, Minor: &minor, Access: "rwm"})
+			devices = append(devices, d)
+		}
+		if err := oci.WithDevices(devices, rules)(s); err != nil {
+			return err
+		}
+	}
+	if len(adj.Rlimits) > 0 {
+		s.Process.Rlimits = slices.DeleteFunc(s.Process.Rlimits, func(r specs.POSIXRlimit) bool {
+			return slices.ContainsFunc(adj.Rlimits, func(x specs.POSIXRlimit) bool { return x.Type == r.Type })
+		})
+		s.Process.Rlimits = append(s.Process.Rlimits, adj.Rlimits...)
+	}
+	if adj.OOMScoreAdj != nil {
+		v := *adj.OOMScoreAdj
+		s.Process.OOMScoreAdj = &v
+	}
+	if r := adj.Resources; r != nil {
+		res := s.Linux.Resources
+		if r.CPUShares != nil || r.Cpus != "" || r.Mems != "" {
+			if res.CPU == nil {
+				res.CPU = &specs.LinuxCPU{}
+			}
+			if r.CPUShares != nil {
+				v := *r.CPUShares
+				res.CPU.Shares = &v
+			}
+			if r.Cpus != "" {
+				res.CPU.Cpus = r.Cpus
+			}
+			if r.Mems != "" {
+				res.CPU.Mems = r.Mems
+			}
+		}
+		if r.MemoryLimit != nil {
+			if res.Memory == nil {
+				res.Memory = &specs.LinuxMemory{}
+			}
+			v := *r.MemoryLimit
+			res.Memory.Limit = &v
+			if res.Memory.Swap != nil && *res.Memory.Swap > v {
+				res.Memory.Swap = &v // memory+swap no larger than memory: no swap, as caisson's limits have it
+			}
+		}
+		if r.PidsLimit != nil {
+			v := *r.PidsLimit
+			res.Pids = &specs.LinuxPids{Limit: &v}
+		}
+		for _, h := range r.HugepageLimits {
+			res.HugepageLimits = slices.DeleteFunc(res.HugepageLimits, func(x specs.LinuxHugepageLimit) bool { return x.Pagesize == h.Pagesize })
+			res.HugepageLimits = append(res.HugepageLimits, h)
+		}
+	}
+	return nil
+}
+
+// checkAdjustment says what is wrong with adj; see applyAdjustment.
+func checkAdjustment(s *oci.Spec, contribs []isolators.Contribution, owners []isolators.DeviceOwner, adj *Adjustment) error {
 	owner := isolatorParts(contribs)
 	for _, k := range slices.Sorted(maps.Keys(adj.Env)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(adj.Env[k], 0) {
 			return fmt.Errorf("environment variable %q: not a name and a value: %w", k, api.ErrInvalid)
 		}
+	}
+	for _, k := range append(slices.Sorted(maps.Keys(adj.Env)), adj.RemoveEnv...) {
 		if iso, ok := owner[isolators.FieldEnv][k]; ok {
 			return fmt.Errorf("environment variable %s is isolator %s's: %w", k, iso, api.ErrConflict)
 		}
@@ -156,7 +299,7 @@ func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, adj *Adjust
 			return fmt.Errorf("label %q: empty or under caisson's own prefixes (%s): %w", k, strings.Join(ReservedLabelPrefixes, ", "), api.ErrInvalid)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(adj.Annotations)) {
+	for _, k := range append(slices.Sorted(maps.Keys(adj.Annotations)), adj.RemoveAnnotations...) {
 		if k == "" || reserved(k) {
 			return fmt.Errorf("annotation %q: empty or under caisson's own prefixes (%s): %w", k, strings.Join(ReservedLabelPrefixes, ", "), api.ErrInvalid)
 		}
@@ -164,9 +307,22 @@ func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, adj *Adjust
 			return fmt.Errorf("annotation %s is isolator %s's: %w", k, iso, api.ErrConflict)
 		}
 	}
+	defaults := map[string]bool{}
+	for _, m := range oci.Default().Mounts {
+		defaults[m.Destination] = true
+	}
 	taken := map[string]bool{}
 	for _, m := range s.Mounts {
 		taken[m.Destination] = true
+	}
+	for _, dst := range adj.RemoveMounts {
+		if iso, ok := owner[isolators.FieldMount][dst]; ok {
+			return fmt.Errorf("mount %s is isolator %s's: %w", dst, iso, api.ErrConflict)
+		}
+		if defaults[dst] {
+			return fmt.Errorf("mount %s: a mount every container has may not go: %w", dst, api.ErrInvalid)
+		}
+		delete(taken, dst)
 	}
 	for _, m := range adj.Mounts {
 		if !strings.HasPrefix(m.Destination, "/") || m.Source == "" {
@@ -180,30 +336,57 @@ func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, adj *Adjust
 		}
 		taken[m.Destination] = true
 	}
-	env := make([]string, 0, len(adj.Env))
-	for _, k := range slices.Sorted(maps.Keys(adj.Env)) {
-		env = append(env, k+"="+adj.Env[k])
-	}
-	if err := oci.Apply(s, oci.WithEnv(env...), oci.WithAnnotations(adj.Annotations)); err != nil {
-		return err
-	}
-	for _, m := range adj.Mounts {
-		if m.Type == "" {
-			m.Type = "bind"
+	granted := map[string]bool{}
+	for _, c := range contribs {
+		for _, d := range c.Response.Devices {
+			granted[d.Path] = true
 		}
-		s.Mounts = append(s.Mounts, m)
 	}
-	if h := adj.OCIHooks; h != nil {
-		if s.Hooks == nil {
-			s.Hooks = &specs.Hooks{}
+	for _, d := range adj.Devices {
+		if !strings.HasPrefix(d.Path, "/dev/") || !slices.Contains([]string{"c", "b", "u", "p"}, d.Type) {
+			return fmt.Errorf("device %q of type %q: want a node under /dev of type c, b, u or p: %w", d.Path, d.Type, api.ErrInvalid)
 		}
-		//nolint:staticcheck // Prestart is deprecated by the runtime spec, and still what runc runs.
-		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...)
-		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
-		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
-		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
-		s.Hooks.Poststart = append(s.Hooks.Poststart, h.Poststart...)
-		s.Hooks.Poststop = append(s.Hooks.Poststop, h.Poststop...)
+		for _, o := range owners {
+			if o.OwnsDevice(d) && !granted[d.Path] {
+				return fmt.Errorf("device %s is isolator %s's, and it did not grant it to this container: %w", d.Path, o.Name(), api.ErrConflict)
+			}
+		}
+		if s.Linux != nil {
+			for _, x := range s.Linux.Devices {
+				if x.Path == d.Path && (x.Type != d.Type || x.Major != d.Major || x.Minor != d.Minor) {
+					return fmt.Errorf("device %s: the container has another node there: %w", d.Path, api.ErrConflict)
+				}
+			}
+		}
+	}
+	for _, r := range adj.Rlimits {
+		if !strings.HasPrefix(r.Type, "RLIMIT_") || r.Soft > r.Hard {
+			return fmt.Errorf("rlimit %s %d/%d: want an RLIMIT_ name and a soft limit no higher than the hard one: %w", r.Type, r.Soft, r.Hard, api.ErrInvalid)
+		}
+	}
+	if v := adj.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
+		return fmt.Errorf("OOM score adjustment %d: want -1000 to 1000: %w", *v, api.ErrInvalid)
+	}
+	if r := adj.Resources; r != nil {
+		var res specs.LinuxResources
+		if s.Linux != nil && s.Linux.Resources != nil {
+			res = *s.Linux.Resources
+		}
+		for what, v := range map[string]string{"cpuset cpus": r.Cpus, "cpuset mems": r.Mems} {
+			if v != "" && strings.Trim(v, "0123456789,-") != "" {
+				return fmt.Errorf("%s %q: want a list such as 0-3,8: %w", what, v, api.ErrInvalid)
+			}
+		}
+		if v := r.MemoryLimit; v != nil {
+			if *v <= 0 || (res.Memory != nil && res.Memory.Limit != nil && *res.Memory.Limit > 0 && *v > *res.Memory.Limit) {
+				return fmt.Errorf("memory limit %d: may only lower the grant's: %w", *v, api.ErrConflict)
+			}
+		}
+		if v := r.PidsLimit; v != nil {
+			if *v <= 0 || (res.Pids != nil && res.Pids.Limit != nil && *res.Pids.Limit > 0 && *v > *res.Pids.Limit) {
+				return fmt.Errorf("pids limit %d: may only lower the grant's: %w", *v, api.ErrConflict)
+			}
+		}
 	}
 	return nil
 }

@@ -97,6 +97,15 @@ type StartedIsolator interface {
 	Started(ctx context.Context, req *IsolateRequest) error
 }
 
+// DeviceOwner is an isolator that owns a class of device nodes (the GPU
+// isolator the GPUs'): a container has one of them only when the isolator
+// granted it. A hook that adds such a node the isolator did not grant is
+// refused.
+type DeviceOwner interface {
+	Isolator
+	OwnsDevice(d specs.LinuxDevice) bool
+}
+
 // WatchRequest names a running container.
 type WatchRequest struct {
 	ContainerID string

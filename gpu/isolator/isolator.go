@@ -62,6 +62,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,6 +161,15 @@ func New(m *manager.Manager, cfg Config) (*Isolator, error) {
 
 // Name implements isolators.Isolator.
 func (iso *Isolator) Name() string { return Name }
+
+// gpuNode matches the device nodes of one GPU or of one MIG instance's
+// capability, as a container sees them; the control nodes (nvidiactl,
+// nvidia-uvm, nvidia-modeset) are shared, not owned.
+var gpuNode = regexp.MustCompile(`^/dev/(nvidia[0-9]+|nvidia-caps/nvidia-cap[0-9]+)$`)
+
+// OwnsDevice reports whether d is a GPU's or a MIG instance's node, which
+// a container gets only through this isolator's grant.
+func (iso *Isolator) OwnsDevice(d specs.LinuxDevice) bool { return gpuNode.MatchString(d.Path) }
 
 // Prepare allocates and injects the requested GPUs. On error nothing stays
 // allocated.
@@ -498,6 +508,7 @@ func (iso *Isolator) Usage(ctx context.Context, req *isolators.UsageRequest, u *
 
 var (
 	_ isolators.Preparer       = (*Isolator)(nil)
+	_ isolators.DeviceOwner    = (*Isolator)(nil)
 	_ isolators.Cleaner        = (*Isolator)(nil)
 	_ isolators.Recoverer      = (*Isolator)(nil)
 	_ isolators.StatusReporter = (*Isolator)(nil)

@@ -329,3 +329,17 @@ func devicePaths(resp *isolators.PrepareResponse) []string {
 	slices.Sort(paths)
 	return paths
 }
+
+// The isolator owns the GPUs' and the MIG capabilities' nodes, not the
+// shared control nodes.
+func TestOwnsDevice(t *testing.T) {
+	iso := &Isolator{}
+	for path, want := range map[string]bool{
+		"/dev/nvidia0": true, "/dev/nvidia7": true, "/dev/nvidia-caps/nvidia-cap21": true,
+		"/dev/nvidiactl": false, "/dev/nvidia-uvm": false, "/dev/nvidia-modeset": false, "/dev/null": false, "/dev/nvidia0x": false,
+	} {
+		if got := iso.OwnsDevice(specs.LinuxDevice{Path: path}); got != want {
+			t.Errorf("OwnsDevice(%s) = %v, want %v", path, got, want)
+		}
+	}
+}
