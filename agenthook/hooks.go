@@ -202,9 +202,9 @@ func (e *execHook) call(ctx context.Context, req *Request, answer any) (bool, er
 
 type preLaunch struct{ execHook }
 
-func (p *preLaunch) CreateContainer(ctx context.Context, c *containerizer.HookContainer, spec *specs.Spec) (*containerizer.Adjustment, error) {
+func (p *preLaunch) CreateContainer(ctx context.Context, req *containerizer.CreateRequest) (*containerizer.Adjustment, error) {
 	var a LaunchAnswer
-	ok, err := p.call(ctx, &Request{Container: c, Spec: spec}, &a)
+	ok, err := p.call(ctx, &Request{Container: req.Container, Spec: req.Spec}, &a)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ const OCIHooksName = "oci-hooks"
 
 func (o *ociHooks) Name() string { return OCIHooksName }
 
-func (o *ociHooks) CreateContainer(context.Context, *containerizer.HookContainer, *specs.Spec) (*containerizer.Adjustment, error) {
+func (o *ociHooks) CreateContainer(context.Context, *containerizer.CreateRequest) (*containerizer.Adjustment, error) {
 	out := &specs.Hooks{}
 	for _, h := range o.hooks {
 		hook := specs.Hook{Path: h.Path, Args: append([]string{h.Path}, h.Args...), Env: h.Env}

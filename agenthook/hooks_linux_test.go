@@ -100,7 +100,7 @@ echo '{"env": {"RACK": "r12"}, "labels": {"team": "ml"}, "annotations": {"exampl
 	c := &containerizer.HookContainer{ID: "c1", Name: "web", Labels: map[string]string{"app": "web"},
 		Task: &api.TaskLaunch{Task: "s/g/1"}}
 	spec := &specs.Spec{Process: &specs.Process{Args: []string{"sh"}}}
-	adj, err := createHook(t, h).CreateContainer(context.Background(), c, spec)
+	adj, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.CreateRequest{Container: c, Spec: spec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestPreLaunchVeto(t *testing.T) {
 	for _, policy := range []string{PolicyFail, PolicyIgnore} {
 		path := script(t, `echo '{"veto": "no launches on this rack today"}'`)
 		h := newHooks(t, Config{Exec: []ExecHook{{Point: PointPreLaunch, Path: path, OnFailure: policy}}})
-		_, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.HookContainer{ID: "c"}, &specs.Spec{})
+		_, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.CreateRequest{Container: &containerizer.HookContainer{ID: "c"}, Spec: &specs.Spec{}})
 		if !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "no launches on this rack today") {
 			t.Errorf("policy %s: veto = %v, want an error wrapping api.ErrForbidden with the reason", policy, err)
 		}
@@ -163,7 +163,7 @@ func TestExecHookFailures(t *testing.T) {
 				hook := tc.hook
 				hook.Point, hook.Path, hook.OnFailure = PointPreLaunch, script(t, tc.body), policy
 				h := newHooks(t, Config{Exec: []ExecHook{hook}})
-				adj, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.HookContainer{ID: "c"}, &specs.Spec{})
+				adj, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.CreateRequest{Container: &containerizer.HookContainer{ID: "c"}, Spec: &specs.Spec{}})
 				if policy == PolicyIgnore {
 					if err != nil || adj != nil {
 						t.Errorf("ignored: adjustment %+v, error %v; want neither", adj, err)
@@ -201,7 +201,7 @@ while ! test -s $DIR/pid; do :; done; echo '{}'`},
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			h := newHooks(t, Config{Exec: []ExecHook{{Point: PointPreLaunch, Path: script(t, tc.body), Env: []string{"DIR=" + dir}, Timeout: tc.timeout}}})
-			_, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.HookContainer{ID: "c"}, &specs.Spec{})
+			_, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.CreateRequest{Container: &containerizer.HookContainer{ID: "c"}, Spec: &specs.Spec{}})
 			if (err != nil) != (tc.timeout > 0) {
 				t.Fatalf("error %v", err)
 			}
@@ -314,7 +314,7 @@ func TestOCIHooks(t *testing.T) {
 		{Stage: "poststop", Path: path, Env: []string{"X=1"}},
 		{Stage: "createRuntime", Path: path},
 	}})
-	adj, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.HookContainer{ID: "c"}, &specs.Spec{})
+	adj, err := createHook(t, h).CreateContainer(context.Background(), &containerizer.CreateRequest{Container: &containerizer.HookContainer{ID: "c"}, Spec: &specs.Spec{}})
 	if err != nil {
 		t.Fatal(err)
 	}

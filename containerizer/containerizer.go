@@ -197,6 +197,9 @@ func (l *Launched) Wait(ctx context.Context) (*api.Termination, error) {
 		_ = l.sync.Close()
 		l.sync = nil
 		if err == nil && msg.Exit != nil {
+			if ct := l.Container; ct.Spec.AutoRemove {
+				l.c.removed(ctx, &HookContainer{ID: ct.ID, Name: ct.Name, Image: ct.Image, Labels: ct.Spec.Labels, CgroupPath: ct.CgroupPath})
+			}
 			return msg.Exit, nil
 		}
 		if ctx.Err() != nil {
@@ -824,7 +827,20 @@ func (c *Containerizer) removeHeld(ctx context.Context, id string, force bool) e
 	if err != nil {
 		return err
 	}
-	return c.destroyLocked(ctx, r, true)
+	if err := c.destroyLocked(ctx, r, true); err != nil {
+		return err
+	}
+	c.removed(ctx, &HookContainer{ID: r.ID, Name: r.Name, Image: r.Image, Labels: r.Spec.Labels, CgroupPath: r.CgroupPath})
+	return nil
+}
+
+// removed tells the RemovedHooks that hc's container is gone.
+func (c *Containerizer) removed(ctx context.Context, hc *HookContainer) {
+	for _, h := range c.cfg.Hooks {
+		if rh, ok := h.(RemovedHook); ok {
+			rh.Removed(context.WithoutCancel(ctx), hc)
+		}
+	}
 }
 
 // destroyLocked undoes everything a container holds, in reverse order of

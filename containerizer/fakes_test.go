@@ -575,12 +575,13 @@ var (
 	_ CreateHook  = (*fakeHook)(nil)
 	_ StartedHook = (*fakeHook)(nil)
 	_ StoppedHook = (*fakeHook)(nil)
+	_ RemovedHook = (*fakeHook)(nil)
 )
 
 func (h *fakeHook) Name() string { return h.name }
 
-func (h *fakeHook) CreateContainer(_ context.Context, c *HookContainer, _ *oci.Spec) (*Adjustment, error) {
-	if err := h.fx.call(h.name+" create", c.ID).err(h.name + " create"); err != nil {
+func (h *fakeHook) CreateContainer(_ context.Context, req *CreateRequest) (*Adjustment, error) {
+	if err := h.fx.call(h.name+" create", req.Container.ID).err(h.name + " create"); err != nil {
 		return nil, err
 	}
 	return h.adj, nil
@@ -588,6 +589,10 @@ func (h *fakeHook) CreateContainer(_ context.Context, c *HookContainer, _ *oci.S
 
 func (h *fakeHook) PostStart(_ context.Context, c *HookContainer) error {
 	return h.fx.call(h.name+" poststart", c.ID).err(h.name + " poststart")
+}
+
+func (h *fakeHook) Removed(_ context.Context, c *HookContainer) {
+	h.fx.call(h.name+" removed", c.ID)
 }
 
 func (h *fakeHook) PostStop(_ context.Context, c *HookContainer, t *api.Termination, u *api.Usage) {

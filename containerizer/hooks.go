@@ -93,7 +93,19 @@ type ResourcesAdjustment struct {
 // api.ErrForbidden says the hook vetoed it.
 type CreateHook interface {
 	Hook
-	CreateContainer(ctx context.Context, c *HookContainer, spec *specs.Spec) (*Adjustment, error)
+	CreateContainer(ctx context.Context, req *CreateRequest) (*Adjustment, error)
+}
+
+// CreateRequest is what a CreateHook is given.
+type CreateRequest struct {
+	Container *HookContainer
+	// Spec is the container's runtime spec; the hook does not change it.
+	Spec *specs.Spec
+	// Check says why the containerizer would refuse adj (nil when it
+	// would apply it), as it checks what the hook returns: a hook that
+	// combines the adjustments of several parties (NRI plugins) checks
+	// each party's to name the one at fault.
+	Check func(adj *Adjustment) error
 }
 
 // StartedHook is told that the container runs (its running checkpoint is
@@ -111,6 +123,15 @@ type StartedHook interface {
 type StoppedHook interface {
 	Hook
 	PostStop(ctx context.Context, c *HookContainer, t *api.Termination, usage *api.Usage)
+}
+
+// RemovedHook is told that a container is gone: removed by Remove (by
+// caisson rm, or the agent once a task ended), or, launched attached with
+// AutoRemove, once its launcher hears of its end. Its monitor removes a
+// detached container with AutoRemove, and does not tell.
+type RemovedHook interface {
+	Hook
+	Removed(ctx context.Context, c *HookContainer)
 }
 
 // ReservedLabelPrefixes are the label and annotation prefixes that are
@@ -138,14 +159,17 @@ func (ln *launch) hookContainer() *HookContainer {
 
 // createHook runs one CreateHook and applies its adjustment.
 func (ln *launch) createHook(ctx context.Context, h CreateHook) error {
-	adj, err := h.CreateContainer(ctx, ln.hookContainer(), ln.s)
+	owners := ln.c.deviceOwners()
+	adj, err := h.CreateContainer(ctx, &CreateRequest{Container: ln.hookContainer(), Spec: ln.s, Check: func(a *Adjustment) error {
+		return checkAdjustment(ln.s, ln.contribs, owners, a)
+	}})
 	if err != nil {
 		return fmt.Errorf("hook %s: %w", h.Name(), err)
 	}
 	if adj == nil {
 		return nil
 	}
-	if err := applyAdjustment(ln.s, ln.contribs, ln.c.deviceOwners(), adj); err != nil {
+	if err := applyAdjustment(ln.s, ln.contribs, owners, adj); err != nil {
 		return fmt.Errorf("hook %s: %w", h.Name(), err)
 	}
 	if len(adj.Labels) > 0 {

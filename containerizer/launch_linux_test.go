@@ -784,7 +784,26 @@ func TestLaunchHooks(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"team": "ml", "app": "x"}, c.Spec.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
+	mark := len(e.journal())
 	mustDo(t, e.c.Remove(ctx, id, false))
+	if diff := cmp.Diff([]string{"release", "test/h1 removed", "test/h2 removed"}, e.since(mark, roleLauncher)); diff != "" {
+		t.Errorf("the removal's calls (-want +got):\n%s", diff)
+	}
+
+	// Attached with AutoRemove, the launcher tells the hooks once it
+	// hears of the end.
+	spec.AutoRemove = true
+	l, err = e.c.Launch(ctx, spec, LaunchOptions{Attach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark = len(e.journal())
+	if _, err := l.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.since(mark, roleLauncher); !slices.Equal(got, []string{"test/h1 removed", "test/h2 removed"}) {
+		t.Errorf("the launcher's calls after the end of an auto-removed container: %v", got)
+	}
 }
 
 // A hook that refuses the launch, fails, or asks for what it may not
