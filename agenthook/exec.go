@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,8 +33,10 @@ const drainAfterExit = time.Second
 type runner struct {
 	log *slog.Logger
 	// jail puts each run in a cgroup of its own; nil uses the process
-	// group alone.
-	jail *jail
+	// group alone, and so does noJail once starting a hook in its cgroup
+	// has failed.
+	jail   *jail
+	noJail atomic.Bool
 }
 
 // run runs h with req as its standard input and returns its standard
@@ -62,22 +65,38 @@ func (r *runner) run(ctx context.Context, h *ExecHook, req any) ([]byte, error) 
 	}
 	defer errR.Close()
 
-	cmd := exec.Command(h.Path, h.Args...)
-	cmd.Env = append([]string{"PATH=" + hookPath(), "CAISSON_HOOK_POINT=" + h.Point, "CAISSON_HOOK_NAME=" + h.name()}, h.Env...)
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newCmd := func() *exec.Cmd {
+		cmd := exec.Command(h.Path, h.Args...)
+		cmd.Env = append([]string{"PATH=" + hookPath(), "CAISSON_HOOK_POINT=" + h.Point, "CAISSON_HOOK_NAME=" + h.name()}, h.Env...)
+		cmd.Stdin = bytes.NewReader(in)
+		cmd.Stdout, cmd.Stderr = outW, errW
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		return cmd
+	}
+	cmd := newCmd()
 	var cell *cell
-	if r.jail != nil {
+	if r.jail != nil && !r.noJail.Load() {
 		cell, err = r.jail.open(h.name())
 		if err != nil {
 			r.log.Warn("exec hook without a cgroup of its own: what it leaves behind outside its process group survives it", "hook", h.name(), "err", err)
 		} else {
-			defer cell.close(r.log)
 			cell.enter(cmd.SysProcAttr)
 		}
 	}
 	err = cmd.Start()
+	if err != nil && cell != nil {
+		// A kernel (or an emulator) without clone3's CLONE_INTO_CGROUP:
+		// from now on, process groups alone.
+		r.log.Warn("exec hooks cannot start in a cgroup of their own here: what one leaves behind outside its process group survives it", "err", err)
+		r.noJail.Store(true)
+		cell.close(r.log)
+		cell = nil
+		cmd = newCmd()
+		err = cmd.Start()
+	}
+	if cell != nil {
+		defer cell.close(r.log)
+	}
 	_ = outW.Close()
 	_ = errW.Close()
 	if err != nil {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"strings"
 	"time"
 
+	nrilog "github.com/containerd/nri/pkg/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/caisson/caisson/api"
@@ -23,6 +25,8 @@ type Config struct {
 	// OCI are added to every container's runtime spec, in this order,
 	// after the hooks the spec has.
 	OCI []OCIHook
+	// NRI, when enabled, has NRI plugins see and adjust every container.
+	NRI NRIConfig
 	// CgroupDir, when set, is a directory in a cgroup v2 hierarchy below
 	// which each exec hook run gets a cgroup of its own, so that nothing it
 	// starts outlives it. Without one (a host with cgroup v1 only), a run
@@ -43,6 +47,7 @@ func (c *Config) Validate() error {
 	for i := range c.OCI {
 		errs = append(errs, prefixed(fmt.Sprintf("oci[%d].", i), c.OCI[i].Validate()))
 	}
+	errs = append(errs, prefixed("nri.", c.NRI.Validate()))
 	return errors.Join(errs...)
 }
 
@@ -79,6 +84,7 @@ type Hooks struct {
 	cfg Config
 	log *slog.Logger
 	run *runner
+	nri *nriHook
 }
 
 // New checks cfg and readies its hooks. A CgroupDir that cannot be used
@@ -92,6 +98,10 @@ func New(cfg Config) (*Hooks, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hooks{cfg: cfg, log: log, run: &runner{log: log}}
+	if cfg.NRI.Enable {
+		nrilog.Set(nriLogger{log.With("component", "nri")})
+		h.nri = &nriHook{cfg: cfg.NRI, log: log.With("component", "nri")}
+	}
 	if cfg.CgroupDir != "" && len(cfg.Exec) > 0 {
 		j, err := newJail(cfg.CgroupDir)
 		if err != nil {
@@ -101,6 +111,47 @@ func New(cfg Config) (*Hooks, error) {
 		}
 	}
 	return h, nil
+}
+
+// StartNRI gives the NRI hook the runtime it synchronises plugins with and
+// updates containers through, and, with start, starts it now: the
+// plugins in the plugin directory, and the socket others connect to.
+// Without start it starts when a container is first created or removed.
+// Without NRI it does nothing.
+func (h *Hooks) StartNRI(rt NRIRuntime, start bool) error {
+	if h.nri == nil {
+		return nil
+	}
+	h.nri.mu.Lock()
+	defer h.nri.mu.Unlock()
+	h.nri.rt = rt
+	if start {
+		return h.nri.start()
+	}
+	return nil
+}
+
+// PrestartNRI starts the NRI plugins in the background, for a launch
+// about to come: their start overlaps the launch's first phases, and the
+// creation waits for it. Without NRI it does nothing.
+func (h *Hooks) PrestartNRI() {
+	if h.nri == nil {
+		return
+	}
+	h.nri.mu.Lock() // held until started: a creation waits for it
+	go func() {
+		defer h.nri.mu.Unlock()
+		if err := h.nri.start(); err != nil {
+			h.log.Debug("NRI prestart", "err", err) // the creation reports it
+		}
+	}()
+}
+
+// Close stops what the hooks started: the NRI plugins and its socket.
+func (h *Hooks) Close() {
+	if h.nri != nil {
+		h.nri.stop()
+	}
 }
 
 // Request is what an exec hook reads on its standard input: the point,
@@ -156,6 +207,9 @@ func (h *Hooks) Container() []containerizer.Hook {
 	var out []containerizer.Hook
 	if len(h.cfg.OCI) > 0 {
 		out = append(out, &ociHooks{hooks: h.cfg.OCI})
+	}
+	if h.nri != nil {
+		out = append(out, h.nri)
 	}
 	for i := range h.cfg.Exec {
 		e := execHook{ExecHook: &h.cfg.Exec[i], hooks: h}
@@ -394,6 +448,18 @@ func (c *Config) List() []Info {
 			info.Timeout = time.Duration(o.Timeout) * time.Second
 		}
 		out = append(out, info)
+	}
+	if n := c.NRI; n.Enable {
+		timeout := n.RequestTimeout
+		if timeout == 0 {
+			timeout = DefaultNRIRequestTimeout
+		}
+		for _, p := range n.plugins() {
+			out = append(out, Info{Kind: "nri", Name: filepath.Base(p), Point: "pre-registered", Path: p, Timeout: timeout})
+		}
+		if n.SocketPath != "" {
+			out = append(out, Info{Kind: "nri", Name: "(plugins that connect)", Point: "agent socket", Path: n.SocketPath, Timeout: timeout})
+		}
 	}
 	return out
 }

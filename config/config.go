@@ -14,6 +14,7 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"github.com/caisson/caisson/agenthook"
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/cni"
 	"github.com/caisson/caisson/containerizer/image"
@@ -73,6 +74,10 @@ func Default() Config {
 		Master:   DefaultMaster(),
 		Agent:    DefaultAgent(),
 		Client:   DefaultClient(),
+		Hooks: Hooks{NRI: NRI{
+			PluginPath: agenthook.DefaultNRIPluginPath, PluginConfigPath: agenthook.DefaultNRIPluginConfigPath,
+			Socket: agenthook.DefaultNRISocketPath, RegistrationTimeout: Duration{agenthook.DefaultNRIRegistrationTimeout}, RequestTimeout: Duration{agenthook.DefaultNRIRequestTimeout},
+		}},
 	}
 }
 

@@ -482,6 +482,7 @@ timeout = 3
 			{Name: "rack", Point: "agent-register", Path: exe, Args: []string{"--rack"}, MaxOutput: 64 << 10},
 		},
 		OCI: []OCIHook{{Stage: "poststop", Path: exe, Timeout: 3}},
+		NRI: Default().Hooks.NRI,
 	}
 	if diff := cmp.Diff(want, c.Hooks); diff != "" {
 		t.Errorf("hooks (-want +got):\n%s", diff)

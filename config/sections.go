@@ -191,6 +191,17 @@ func (h Host) Validate() error {
 type Hooks struct {
 	Exec []ExecHook `toml:"exec,omitempty" comment:"Exec hooks, as [[hooks.exec]] tables; those of one point run in this order."`
 	OCI  []OCIHook  `toml:"oci,omitempty" comment:"OCI hooks added to every container's runtime spec, as [[hooks.oci]] tables."`
+	NRI  NRI        `toml:"nri" comment:"NRI plugins (the Node Resource Interface of containerd and CRI-O) see and adjust every container."`
+}
+
+// NRI is the [hooks.nri] table (agenthook.NRIConfig).
+type NRI struct {
+	Enable              bool     `toml:"enable" comment:"Make caisson an NRI runtime."`
+	PluginPath          string   `toml:"plugin_path" comment:"The plugins caisson starts itself, executables named IDX-NAME (10-devices), in index order."`
+	PluginConfigPath    string   `toml:"plugin_config_path" comment:"Their configuration files, IDX-NAME.conf or NAME.conf."`
+	Socket              string   `toml:"socket" comment:"Where plugins that run on their own connect to the agent (caisson agent, caisson up); empty: none."`
+	RegistrationTimeout Duration `toml:"registration_timeout" comment:"How long a plugin may take to register."`
+	RequestTimeout      Duration `toml:"request_timeout" comment:"How long a plugin may take to answer an event; past it the plugin is disconnected."`
 }
 
 // ExecHook is one [[hooks.exec]] table (agenthook.ExecHook).
@@ -226,6 +237,11 @@ func (h Hooks) Agenthook() agenthook.Config {
 	}
 	for _, o := range h.OCI {
 		c.OCI = append(c.OCI, agenthook.OCIHook{Stage: o.Stage, Path: o.Path, Args: o.Args, Env: o.Env, Timeout: o.Timeout})
+	}
+	n := h.NRI
+	c.NRI = agenthook.NRIConfig{
+		Enable: n.Enable, PluginPath: n.PluginPath, PluginConfigPath: n.PluginConfigPath, SocketPath: n.Socket,
+		RegistrationTimeout: n.RegistrationTimeout.Duration, RequestTimeout: n.RequestTimeout.Duration,
 	}
 	return c
 }

@@ -134,6 +134,39 @@ type RemovedHook interface {
 	Removed(ctx context.Context, c *HookContainer)
 }
 
+// HookedContainer is a container as hooks know it, with its runtime spec:
+// what an NRI plugin that registers is told of the containers there are.
+type HookedContainer struct {
+	Container HookContainer
+	Spec      *specs.Spec
+	// Running is false for a container created and not yet started.
+	Running bool
+}
+
+// HookedContainers lists the containers that run or are being launched
+// (created), with their runtime specs; exited ones are left out.
+func (c *Containerizer) HookedContainers(ctx context.Context) ([]HookedContainer, error) {
+	recs, _, err := c.listRecords()
+	if err != nil {
+		return nil, err
+	}
+	var out []HookedContainer
+	for _, r := range recs {
+		if r.Phase != phaseRunning && r.Phase != phasePrepared {
+			continue
+		}
+		spec := c.readSpec(r.ID)
+		if spec == nil {
+			continue
+		}
+		out = append(out, HookedContainer{
+			Container: HookContainer{ID: r.ID, Name: r.Name, Image: r.Image, Labels: maps.Clone(r.Spec.Labels), Pid: r.Pid, CgroupPath: r.CgroupPath},
+			Spec:      spec, Running: r.Phase == phaseRunning,
+		})
+	}
+	return out, ctx.Err()
+}
+
 // ReservedLabelPrefixes are the label and annotation prefixes that are
 // caisson's own: the agent's task labels, the isolators' annotations.
 var ReservedLabelPrefixes = []string{"caisson.", "io.caisson."}

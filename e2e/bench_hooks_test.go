@@ -13,10 +13,12 @@ import (
 )
 
 // BenchmarkHooksLaunch launches and removes busybox `true` containers
-// through caisson run with no hooks and with one exec hook (a pre-launch
+// through caisson run with no hooks, with one exec hook (a pre-launch
 // shell script that reads its request and answers an environment
-// variable), interleaved in the same run, and reports the median of each
-// and their ratio.
+// variable), and with one and three NRI plugins started from the plugin
+// directory (each caisson run starts them, synchronises them and stops
+// them), interleaved in the same run, and reports the median of each and
+// their ratios to no hooks. The goal: one NRI plugin adds under 10%.
 func BenchmarkHooksLaunch(b *testing.B) {
 	const launches = 30
 	e := newEnv(b)
@@ -38,6 +40,8 @@ func BenchmarkHooksLaunch(b *testing.B) {
 	}{
 		{name: "no hooks", config: config("none", "")},
 		{name: "one exec hook", config: config("exec", fmt.Sprintf("[[hooks.exec]]\npoint = \"pre-launch\"\npath = %q\n", hook))},
+		{name: "one NRI plugin", config: config("nri1", nriConfig(b, filepath.Join(dir, "nri1"), []string{"10-env"}, ""))},
+		{name: "three NRI plugins", config: config("nri3", nriConfig(b, filepath.Join(dir, "nri3"), []string{"10-env", "20-limits", "30-events"}, ""))},
 	}
 	once := func(config string) time.Duration {
 		cmd := e.cmd("run", "--rm", "--rootfs", e.rootfs, "true")
@@ -70,6 +74,8 @@ func BenchmarkHooksLaunch(b *testing.B) {
 		b.ReportMetric(float64(m.Microseconds())/1000, "ms/"+strings.ReplaceAll(v.name, " ", "-"))
 		fmt.Printf(" %s %v (%.2f)", v.name, m.Round(100*time.Microsecond), float64(m)/float64(base))
 	}
-	fmt.Println()
+	fmt.Println(" (goal: one NRI plugin under 1.10)")
 	b.ReportMetric(float64(median(variants[1].times))/float64(base), "exec-hook/none")
+	b.ReportMetric(float64(median(variants[2].times))/float64(base), "nri-1/none")
+	b.ReportMetric(float64(median(variants[3].times))/float64(base), "nri-3/none")
 }

@@ -146,8 +146,9 @@ log "building caisson and the test binaries (CGO_ENABLED=0)"
 CGO_ENABLED=0 $GO build -o "$IR/bin/caisson" ./cmd/caisson
 CGO_ENABLED=0 $GO test -c -o "$IR/tests/cgroups.test" ./isolators/cgroups/
 CGO_ENABLED=0 $GO test -c -o "$IR/tests/e2e.test" ./e2e/
-# The seccomp tests' probe: the VM has no Go toolchain to build it with.
+# The seccomp tests' probe and the NRI tests' plugin: the VM has no Go toolchain to build them with.
 (cd e2e && CGO_ENABLED=0 $GO build -o "$IR/tests/seccomp-probe" ./testdata/seccompprobe)
+(cd agenthook && CGO_ENABLED=0 $GO build -o "$IR/tests/nri-plugin" ./testdata/nriplugin)
 CGO_ENABLED=0 $GO test -c -o "$IR/tests/xfsquota.test" ./internal/xfsquota/
 CGO_ENABLED=0 $GO test -c -o "$IR/tests/driver.test" ./volumes/driver/
 
@@ -236,7 +237,7 @@ if [ $ok = 1 ]; then
 	echo "CGROUP2-VM: cgroups rc=$? ($(($(date +%s) - start))s)"
 	start=$(date +%s)
 	set -f
-	CAISSON_E2E_BIN=/bin/caisson CAISSON_SECCOMP_PROBE=/tests/seccomp-probe CAISSON_E2E_NO_CNI=1 ./e2e.test -test.v -test.count=1 -test.short -test.timeout 20m $(cat e2e.flags)
+	CAISSON_E2E_BIN=/bin/caisson CAISSON_SECCOMP_PROBE=/tests/seccomp-probe CAISSON_NRI_PLUGIN=/tests/nri-plugin CAISSON_E2E_NO_CNI=1 ./e2e.test -test.v -test.count=1 -test.short -test.timeout 20m $(cat e2e.flags)
 	echo "CGROUP2-VM: e2e rc=$? ($(($(date +%s) - start))s)"
 	set +f
 else

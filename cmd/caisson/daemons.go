@@ -101,12 +101,18 @@ func (g *globals) newAgent(ctx context.Context, c config.Agent, token string) (*
 			return nil, err
 		}
 	}
+	g.nriListen = true // the agent stays: NRI plugins may connect to it
 	cz, err := g.open(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	hooks, err := g.hooks()
 	if err != nil {
+		return nil, err
+	}
+	// The plugins in the plugin directory start now, and the socket
+	// listens, rather than at the first launch.
+	if err := hooks.StartNRI(nriRuntime{cz}, true); err != nil {
 		return nil, err
 	}
 	var onStart, decorate func(context.Context, *api.AgentRegistration) error

@@ -1,22 +1,55 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/caisson/caisson/agenthook"
+	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/containerizer"
 )
 
-// hooks readies the admin's hooks of the config file's [hooks] section:
-// each exec hook run gets a cgroup of its own below the containers'
-// cgroup parent, where the host has a cgroup v2 hierarchy.
+// hooks readies the admin's hooks of the config file's [hooks] section,
+// once per process: each exec hook run gets a cgroup of its own below the
+// containers' cgroup parent, where the host has a cgroup v2 hierarchy;
+// only the agent (g.nriListen) listens on the NRI socket.
 func (g *globals) hooks() (*agenthook.Hooks, error) {
-	cfg := g.cfg.Hooks.Agenthook()
-	cfg.CgroupDir = agenthook.CgroupDir(g.cfg.Cgroups.Parent)
-	cfg.Logger = g.logger().With("component", "hooks")
-	return agenthook.New(cfg)
+	g.hooksOnce.Do(func() {
+		cfg := g.cfg.Hooks.Agenthook()
+		cfg.CgroupDir = agenthook.CgroupDir(g.cfg.Cgroups.Parent)
+		cfg.Logger = g.logger().With("component", "hooks")
+		if !g.nriListen {
+			cfg.NRI.SocketPath = ""
+		}
+		g.hooksVal, g.hooksErr = agenthook.New(cfg)
+	})
+	return g.hooksVal, g.hooksErr
+}
+
+// closeHooks stops what the hooks started (NRI plugins).
+func (g *globals) closeHooks() {
+	if g.hooksVal != nil {
+		g.hooksVal.Close()
+	}
+}
+
+// nriRuntime is the containerizer as NRI plugins act on it.
+type nriRuntime struct{ cz *containerizer.Containerizer }
+
+func (r nriRuntime) HookedContainers(ctx context.Context) ([]containerizer.HookedContainer, error) {
+	return r.cz.HookedContainers(ctx)
+}
+
+func (r nriRuntime) Update(ctx context.Context, id string, res api.Resources) error {
+	return r.cz.Update(ctx, id, res)
+}
+
+func (r nriRuntime) Evict(ctx context.Context, id, reason string) error {
+	return r.cz.Kill(ctx, id, syscall.SIGKILL)
 }
 
 func newHooksCmd(g *globals) *cobra.Command {

@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/caisson/caisson/agenthook"
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/cni"
 	"github.com/caisson/caisson/config"
@@ -68,6 +70,12 @@ type globals struct {
 	flags config.Config
 	// configFile is --config.
 	configFile string
+	// hooksOnce makes the admin's hooks once per process (g.hooks); the
+	// agent's listen for NRI plugins (nriListen), others' do not.
+	hooksOnce sync.Once
+	hooksVal  *agenthook.Hooks
+	hooksErr  error
+	nriListen bool
 }
 
 func newRootCmd() *cobra.Command { return newRoot(&globals{}) }
@@ -222,6 +230,9 @@ func (g *globals) open(ctx context.Context, recover bool) (*containerizer.Contai
 	if err != nil {
 		return nil, err
 	}
+	if err := hooks.StartNRI(nriRuntime{cz}, false); err != nil {
+		return nil, err
+	}
 	if recover {
 		if err := cz.Recover(ctx, false); err != nil {
 			log.Warn("recovery left work undone", "err", err)
@@ -279,8 +290,10 @@ func (g *globals) network(log *slog.Logger) (*cni.Isolator, error) {
 }
 
 func main() {
-	cmd := newRootCmd()
+	g := &globals{}
+	cmd := newRoot(g)
 	err := cmd.ExecuteContext(context.Background())
+	g.closeHooks()
 	code := exitCode(err)
 	var ee exitError
 	if err != nil && !errors.As(err, &ee) {

@@ -183,6 +183,9 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if hooks, err := g.hooks(); err == nil {
+		hooks.PrestartNRI() // NRI plugins start while the launch begins
+	}
 	// A signal while launching cancels the launch, which undoes what it
 	// made: a launch waiting on a registry or a lock stays killable. One
 	// that comes once the launch is done goes to the container.

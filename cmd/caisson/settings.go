@@ -50,7 +50,8 @@ const settingAnnotation = "caisson.config/key"
 // fileOnlyKeys are the keys of the config file that no flag or variable
 // sets: lists of tables ([[hooks.exec]]), which a flag's value could not
 // say as plainly as the file does.
-var fileOnlyKeys = []string{"hooks.exec", "hooks.oci"}
+var fileOnlyKeys = []string{"hooks.exec", "hooks.oci", "hooks.nri.enable", "hooks.nri.plugin_path", "hooks.nri.plugin_config_path",
+	"hooks.nri.socket", "hooks.nri.registration_timeout", "hooks.nri.request_timeout"}
 
 // settings are every key of the config file but fileOnlyKeys, in its
 // order.

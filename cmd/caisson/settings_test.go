@@ -390,8 +390,10 @@ func TestMonitorGetsEverySetting(t *testing.T) {
 		"master.listen": "127.0.0.1:7", "agent.listen": "127.0.0.1:8", "agent.advertise": "node-1:9", "agent.metrics_listen": "127.0.0.1:12",
 		"agent.master": "https://master-1:10", "client.master": "https://master-2:11", "agent.labels": []string{"zone=a", "rack=12"},
 		// The monitor runs the post-stop hooks.
-		"hooks.exec": []config.ExecHook{{Name: "stopped", Point: "post-stop", Path: "/bin/true", Timeout: config.Duration{Duration: 3 * time.Second}}},
-		"hooks.oci":  []config.OCIHook{{Stage: "poststop", Path: "/bin/true", Args: []string{"-x"}}},
+		"hooks.exec":       []config.ExecHook{{Name: "stopped", Point: "post-stop", Path: "/bin/true", Timeout: config.Duration{Duration: 3 * time.Second}}},
+		"hooks.oci":        []config.OCIHook{{Stage: "poststop", Path: "/bin/true", Args: []string{"-x"}}},
+		"hooks.nri.enable": true, "hooks.nri.plugin_path": filepath.Join(t.TempDir(), "nri"), "hooks.nri.plugin_config_path": "/set/nri/conf.d",
+		"hooks.nri.socket": "/set/nri.sock",
 	}
 	want := config.Default()
 	def := config.Default()
