@@ -301,7 +301,8 @@ func (o *ociHooks) CreateContainer(context.Context, *containerizer.CreateRequest
 		}
 		switch h.Stage {
 		case "prestart":
-			out.Prestart = append(out.Prestart, hook) //nolint:staticcheck // deprecated by the spec, still run by runc and crun
+			//lint:ignore SA1019 deprecated by the runtime spec, and still what runc and crun run
+			out.Prestart = append(out.Prestart, hook)
 		case "createRuntime":
 			out.CreateRuntime = append(out.CreateRuntime, hook)
 		case "createContainer":

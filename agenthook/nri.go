@@ -684,6 +684,7 @@ func ociHooksOf(h *nriapi.Hooks) *specs.Hooks {
 		return out
 	}
 	return &specs.Hooks{
+		//lint:ignore SA1019 deprecated by the runtime spec, and still what runc and crun run
 		Prestart: conv(h.GetPrestart()), CreateRuntime: conv(h.GetCreateRuntime()), CreateContainer: conv(h.GetCreateContainer()),
 		StartContainer: conv(h.GetStartContainer()), Poststart: conv(h.GetPoststart()), Poststop: conv(h.GetPoststop()),
 	}

@@ -267,7 +267,8 @@ func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, owners []is
 		if s.Hooks == nil {
 			s.Hooks = &specs.Hooks{}
 		}
-		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...) //nolint:staticcheck // deprecated by the runtime spec, and still what runc runs
+		//lint:ignore SA1019 deprecated by the runtime spec, and still what runc and crun run
+		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...)
 		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
 		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
 		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
