@@ -222,10 +222,16 @@ func (h *nriHook) update(ctx context.Context, updates []*nri.ContainerUpdate) ([
 	return h.apply(ctx, updates, nil), nil
 }
 
+// fromNRI marks the context of a plugin's own update: NRI does not tell
+// plugins of those, and the hook does not take its lock for them (its
+// holder may be waiting for the update).
+type fromNRI struct{}
+
 // apply applies plugins' updates of other containers through the
 // runtime's live update, and their evictions, and returns the updates
 // that failed (logged).
 func (h *nriHook) apply(ctx context.Context, updates []*nri.ContainerUpdate, evict []*nri.ContainerEviction) []*nri.ContainerUpdate {
+	ctx = context.WithValue(ctx, fromNRI{}, true)
 	var failed []*nri.ContainerUpdate
 	for _, u := range updates {
 		err := errors.New("no runtime to update it")
@@ -360,6 +366,71 @@ func (h *nriHook) PostStart(ctx context.Context, c *containerizer.HookContainer)
 		h.log.Warn("NRI PostStartContainer", "container", c.ID, "err", err)
 	}
 	return nil
+}
+
+// UpdateContainer tells the plugins of a live update before it is
+// applied; a plugin may refuse it. Their updates of other containers are
+// applied; of this one, ignored (logged): the update under way is the
+// one the user asked for.
+func (h *nriHook) UpdateContainer(ctx context.Context, c *containerizer.HookContainer, res api.Resources) error {
+	if ctx.Value(fromNRI{}) != nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.start(); err != nil {
+		return err
+	}
+	resp, err := h.a.UpdateContainer(ctx, &nri.UpdateContainerRequest{
+		Pod: nriPod(c, nil), Container: nriContainer(c, nil, nriapi.ContainerState_CONTAINER_RUNNING), LinuxResources: nriResources(res),
+	})
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "rpc error: code = Unknown desc = ")
+		return fmt.Errorf("an NRI plugin refused the update: %s: %w", msg, api.ErrForbidden)
+	}
+	others := slices.DeleteFunc(slices.Clone(resp.GetUpdate()), func(u *nri.ContainerUpdate) bool {
+		if u.GetContainerId() == c.ID {
+			h.log.Info("NRI: a plugin's change to the update under way is ignored", "container", c.ID)
+			return true
+		}
+		return false
+	})
+	h.apply(ctx, others, resp.GetEvict())
+	return nil
+}
+
+func (h *nriHook) PostUpdateContainer(ctx context.Context, c *containerizer.HookContainer, res api.Resources) {
+	if ctx.Value(fromNRI{}) != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.a == nil {
+		return
+	}
+	err := h.a.PostUpdateContainer(ctx, &nri.PostUpdateContainerRequest{
+		Pod: nriPod(c, nil), Container: nriContainer(c, nil, nriapi.ContainerState_CONTAINER_RUNNING),
+	})
+	if err != nil {
+		h.log.Warn("NRI PostUpdateContainer", "container", c.ID, "err", err)
+	}
+}
+
+// nriResources is a live update as NRI has it: the CPU quota over the
+// standard period, the memory and pids limits (zero fields stay).
+func nriResources(res api.Resources) *nri.LinuxResources {
+	r := &nri.LinuxResources{}
+	if res.CPUs > 0 {
+		const period = 100000
+		r.Cpu = &nriapi.LinuxCPU{Quota: nriapi.Int64(int64(res.CPUs * period)), Period: nriapi.UInt64(uint64(period))}
+	}
+	if res.MemoryBytes > 0 {
+		r.Memory = &nriapi.LinuxMemory{Limit: nriapi.Int64(res.MemoryBytes)}
+	}
+	if res.PidsLimit > 0 {
+		r.Pids = &nriapi.LinuxPids{Limit: res.PidsLimit}
+	}
+	return r
 }
 
 func (h *nriHook) Removed(ctx context.Context, c *containerizer.HookContainer) {

@@ -576,6 +576,7 @@ var (
 	_ StartedHook = (*fakeHook)(nil)
 	_ StoppedHook = (*fakeHook)(nil)
 	_ RemovedHook = (*fakeHook)(nil)
+	_ UpdateHook  = (*fakeHook)(nil)
 )
 
 func (h *fakeHook) Name() string { return h.name }
@@ -589,6 +590,14 @@ func (h *fakeHook) CreateContainer(_ context.Context, req *CreateRequest) (*Adju
 
 func (h *fakeHook) PostStart(_ context.Context, c *HookContainer) error {
 	return h.fx.call(h.name+" poststart", c.ID).err(h.name + " poststart")
+}
+
+func (h *fakeHook) UpdateContainer(_ context.Context, c *HookContainer, res api.Resources) error {
+	return h.fx.call(fmt.Sprintf("%s update %v", h.name, res.CPUs), c.ID).err(h.name + " update")
+}
+
+func (h *fakeHook) PostUpdateContainer(_ context.Context, c *HookContainer, res api.Resources) {
+	h.fx.call(fmt.Sprintf("%s updated %v", h.name, res.CPUs), c.ID)
 }
 
 func (h *fakeHook) Removed(_ context.Context, c *HookContainer) {

@@ -167,6 +167,15 @@ func (c *Containerizer) HookedContainers(ctx context.Context) ([]HookedContainer
 	return out, ctx.Err()
 }
 
+// UpdateHook is told of a running container's live update (Update):
+// UpdateContainer before the isolators apply it, which an error refuses
+// (naming the hook), and PostUpdateContainer once it is applied.
+type UpdateHook interface {
+	Hook
+	UpdateContainer(ctx context.Context, c *HookContainer, res api.Resources) error
+	PostUpdateContainer(ctx context.Context, c *HookContainer, res api.Resources)
+}
+
 // ReservedLabelPrefixes are the label and annotation prefixes that are
 // caisson's own: the agent's task labels, the isolators' annotations.
 var ReservedLabelPrefixes = []string{"caisson.", "io.caisson."}

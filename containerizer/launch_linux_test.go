@@ -864,3 +864,37 @@ func TestLaunchHookFailures(t *testing.T) {
 		})
 	}
 }
+
+// Update hooks hear of a live update before the isolators apply it, and
+// may refuse it (nothing changes), and once it is applied.
+func TestUpdateHooks(t *testing.T) {
+	ctx := context.Background()
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refused=%v", refuse), func(t *testing.T) {
+			var rules []fakeRule
+			if refuse {
+				rules = []fakeRule{{Call: "test/h update 2", Err: "forbidden"}}
+			}
+			e := newFakeEnv(t, fakeScript{Isolators: []fakeIsolatorSpec{{Name: "test/a"}}, Hooks: []fakeHookSpec{{Name: "test/h"}}, Rules: rules})
+			l, err := e.c.Launch(ctx, command("wait"), LaunchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.c.Remove(ctx, l.Container.ID, true) })
+			before := e.mark()
+			err = e.c.Update(ctx, l.Container.ID, api.Resources{CPUs: 2})
+			want := []string{"test/h update 2", "test/a update", "test/h updated 2"}
+			if refuse {
+				want = want[:1]
+				if !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "hook test/h") {
+					t.Fatalf("update = %v, want the hook's refusal", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, e.since(before, roleLauncher)); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -49,6 +49,16 @@ func (c *Containerizer) Update(ctx context.Context, id string, res api.Resources
 	if !c.canUpdate(r) {
 		return fmt.Errorf("no isolator can update container %s: %w", r.Name, api.ErrUnavailable)
 	}
+	hc := &HookContainer{ID: r.ID, Name: r.Name, Image: r.Image, Labels: r.Spec.Labels, Pid: r.Pid, CgroupPath: r.CgroupPath}
+	var hooks []UpdateHook
+	for _, h := range c.cfg.Hooks {
+		if uh, ok := h.(UpdateHook); ok {
+			if err := uh.UpdateContainer(ctx, hc, res); err != nil {
+				return fmt.Errorf("hook %s: %w", h.Name(), err)
+			}
+			hooks = append(hooks, uh)
+		}
+	}
 	if res.CPUs > 0 {
 		r.Spec.Resources.CPUs = res.CPUs
 	}
@@ -78,7 +88,13 @@ func (c *Containerizer) Update(ctx context.Context, id string, res api.Resources
 		return err
 	}
 	c.crash("update:applied")
-	return c.commitIntent(id)
+	if err := c.commitIntent(id); err != nil {
+		return err
+	}
+	for _, h := range hooks {
+		h.PostUpdateContainer(context.WithoutCancel(ctx), hc, res)
+	}
+	return nil
 }
 
 func (c *Containerizer) canUpdate(r *record) bool {

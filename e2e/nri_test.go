@@ -118,6 +118,23 @@ func TestNRIAdjusts(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("the events the plugin heard: %v, want %v", got, want)
 	}
+
+	// A live update is an event too.
+	e.ok("run", "-d", "--name", "updated", "--rootfs", e.rootfs, "sleep", "600")
+	id := e.inspect("updated").ID
+	e.ok("update", "--cpus", "0.5", "updated")
+	e.ok("rm", "-f", "updated")
+	got = nil
+	for _, l := range lines(t, filepath.Join(dir, "events")) {
+		if name, cid, _ := strings.Cut(l, " "); cid == id {
+			got = append(got, name)
+		}
+	}
+	want = []string{"CreateContainer", "PostCreateContainer", "StartContainer", "PostStartContainer", "UpdateContainer", "PostUpdateContainer",
+		"StopContainer", "RemoveContainer"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("the events of an updated container: %v, want %v", got, want)
+	}
 }
 
 // A plugin's refusal, and an adjustment that takes what an isolator did

@@ -12,7 +12,7 @@
 //	veto    refuses every container
 //	hang    never answers a creation
 //	crash   exits in the middle of a creation
-//	events  writes each event it gets to dir/events, a line each
+//	events  writes each container event it gets to dir/events, a line each
 //	sync    writes the containers it is synchronised with to dir/synced,
 //	        then sets a 64 MiB memory limit on each, unsolicited
 package main
@@ -138,6 +138,16 @@ func (p *plugin) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Con
 
 func (p *plugin) PostStartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
 	p.event("PostStartContainer", c)
+	return nil
+}
+
+func (p *plugin) UpdateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container, _ *api.LinuxResources) ([]*api.ContainerUpdate, error) {
+	p.event("UpdateContainer", c)
+	return nil, nil
+}
+
+func (p *plugin) PostUpdateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	p.event("PostUpdateContainer", c)
 	return nil
 }
 
