@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,6 +175,15 @@ func (h *nriHook) start() error {
 	if h.cfg.SocketPath == "" {
 		opts = append(opts, nri.WithDisabledExternalConnections())
 	} else {
+		// NRI takes the socket's path over, removing what is there: not
+		// from a runtime that listens on it (containerd, CRI-O, another
+		// agent).
+		if conn, err := net.DialTimeout("unix", h.cfg.SocketPath, time.Second); err == nil {
+			_ = conn.Close()
+			h.err = fmt.Errorf("NRI: another runtime listens on %s (containerd, CRI-O, another agent): set hooks.nri.socket to another path: %w",
+				h.cfg.SocketPath, api.ErrUnavailable)
+			return h.err
+		}
 		opts = append(opts, nri.WithSocketPath(h.cfg.SocketPath))
 	}
 	a, err := nri.New("caisson", "1", h.sync, h.update, opts...)

@@ -2,6 +2,9 @@ package agenthook
 
 import (
 	"errors"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +88,27 @@ func TestSplitAdjustmentRefuses(t *testing.T) {
 				t.Errorf("error %v, want one that says %q", err, tc.says)
 			}
 		})
+	}
+}
+
+// The agent does not take over the socket of a runtime that listens on
+// it.
+func TestNRISocketInUse(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "nri.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h, err := New(Config{NRI: NRIConfig{Enable: true, PluginPath: t.TempDir(), PluginConfigPath: t.TempDir(), SocketPath: sock}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.StartNRI(nil, true); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "another runtime listens on") {
+		t.Errorf("StartNRI on a socket in use = %v", err)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("the other runtime's socket is gone: %v", err)
 	}
 }
