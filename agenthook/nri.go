@@ -771,8 +771,9 @@ func ociHooksOf(h *nriapi.Hooks) *specs.Hooks {
 	}
 }
 
-// nriLogger sends NRI's log to caisson's, one level down: NRI says at
-// info level what caisson's users need only when they debug.
+// nriLogger sends NRI's log to caisson's. NRI says at info level what
+// caisson's users need only when they debug; its warnings (a plugin that
+// failed to start, or was dropped) and errors stay what they are.
 type nriLogger struct{ log *slog.Logger }
 
 func (l nriLogger) Debugf(_ context.Context, format string, args ...any) {
@@ -784,11 +785,11 @@ func (l nriLogger) Infof(_ context.Context, format string, args ...any) {
 }
 
 func (l nriLogger) Warnf(_ context.Context, format string, args ...any) {
-	l.log.Info(fmt.Sprintf(format, args...))
+	l.log.Warn(fmt.Sprintf(format, args...))
 }
 
 func (l nriLogger) Errorf(_ context.Context, format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...))
+	l.log.Error(fmt.Sprintf(format, args...))
 }
 
 var _ nrilog.Logger = nriLogger{}
