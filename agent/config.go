@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/url"
@@ -73,6 +74,9 @@ type Config struct {
 	// longer log keeps its tail, after a first line saying how much was
 	// dropped. Zero is DefaultMaxKeptLog.
 	MaxKeptLog int
+	// Collectors are more metrics the agent serves with its own (its
+	// hooks': NRI plugins').
+	Collectors []prometheus.Collector
 	// MetricsAddr, when set, is where GET /metrics serves the agent's
 	// Prometheus metrics ("host:port"; port 0 picks one), in plain HTTP
 	// without authentication, as exporters do: bind it to loopback or a

@@ -50,6 +50,7 @@ func newMetrics(a *Agent) *metrics {
 				return 1
 			}),
 		taskStates{desc: tasks, a: a})
+	x.reg.MustRegister(a.cfg.Collectors...)
 	return x
 }
 

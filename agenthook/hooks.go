@@ -100,7 +100,7 @@ func New(cfg Config) (*Hooks, error) {
 	h := &Hooks{cfg: cfg, log: log, run: &runner{log: log}}
 	if cfg.NRI.Enable {
 		nrilog.Set(nriLogger{log.With("hook", NRIHooksName)})
-		h.nri = &nriHook{cfg: cfg.NRI, log: log.With("hook", NRIHooksName)}
+		h.nri = &nriHook{cfg: cfg.NRI, log: log.With("hook", NRIHooksName), metrics: newNRIMetrics()}
 	}
 	if cfg.CgroupDir != "" && len(cfg.Exec) > 0 {
 		j, err := newJail(cfg.CgroupDir)

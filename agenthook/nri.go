@@ -132,8 +132,9 @@ type NRIRuntime interface {
 // nriHook is the NRI runtime side: one adaptation, started on first use
 // (or by StartNRI), whose plugins see every launch.
 type nriHook struct {
-	cfg NRIConfig
-	log *slog.Logger
+	cfg     NRIConfig
+	log     *slog.Logger
+	metrics *nriMetrics
 
 	mu  sync.Mutex // serialises creations: current is the one under way
 	rt  NRIRuntime
@@ -167,7 +168,7 @@ func (h *nriHook) start() error {
 		nri.SetPluginRequestTimeout(h.cfg.RequestTimeout)
 	}
 	opts := []nri.Option{
-		nri.WithPluginPath(h.cfg.PluginPath), nri.WithPluginConfigPath(h.cfg.PluginConfigPath),
+		nri.WithPluginPath(h.cfg.PluginPath), nri.WithPluginConfigPath(h.cfg.PluginConfigPath), nri.WithMetrics(h.metrics),
 		nri.WithBuiltinPlugins(&builtin.BuiltinPlugin{Base: nriPluginName, Index: "00", Handlers: builtin.BuiltinHandlers{
 			ValidateContainerAdjustment: h.validate,
 		}}),

@@ -239,6 +239,14 @@ groups:
 	if got := readCgroupFile(t, ct.CgroupPath, "memory", "memory.limit_in_bytes"); got != fmt.Sprint(64<<20) {
 		t.Errorf("memory.limit_in_bytes = %s after the plugin's update, want %d", got, 64<<20)
 	}
+	// The agent's metrics show the plugin: registered (with caisson's
+	// own validator), and its synchronisation.
+	if got := a.metric(t, "caisson_agent_nri_plugins"); got != "2" {
+		t.Errorf("caisson_agent_nri_plugins = %q, want 2", got)
+	}
+	if got := a.metric(t, `caisson_agent_nri_plugin_requests_total{operation="Synchronize",plugin="50-sync",result="ok"}`); got != "1" {
+		t.Errorf("the plugin's synchronisations in the metrics: %q, want 1", got)
+	}
 	c.e.ok("session", "kill", "--token-file", tok["/a"], id)
 	c.waitTasks(id, api.TaskKilled, 1)
 }

@@ -138,6 +138,7 @@ func (g *globals) newAgent(ctx context.Context, c config.Agent, token string) (*
 			return *r, nil
 		},
 		Labels:           c.LabelMap(),
+		Collectors:       hooks.Collectors(),
 		OnStart:          onStart,
 		Decorate:         decorate,
 		Containers:       agent.NewContainers(cz),
