@@ -14,6 +14,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/atomicfile"
+	"github.com/caisson/caisson/internal/tailbuf"
 )
 
 // The bounds of the kept logs when the configuration gives none.
@@ -32,7 +33,7 @@ const logsDir = "logs"
 // the bytes the task's container gave as its log (stdout and stderr as
 // the agent's API serves them). The sequence number says which was kept
 // first: beyond count, the oldest go. A log longer than size bytes keeps
-// its tail (see tailBuffer).
+// its tail (see kept).
 //
 // A log is written to a temporary file and renamed into place, so a file
 // is whole or absent; a log kept again (after a crash between keeping it
@@ -106,7 +107,7 @@ func parseKeptName(name string) (seq uint64, esc string, ok bool) {
 // keep stores what write writes as task's log, in place of the one kept
 // before, and drops the oldest logs beyond the bound.
 func (k *keptLogs) keep(task string, write func(w io.Writer) error) error {
-	tail := &tailBuffer{max: k.size}
+	tail := &tailbuf.Buffer{Max: k.size}
 	if err := write(tail); err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func (k *keptLogs) keep(task string, write func(w io.Writer) error) error {
 	k.next++
 	k.mu.Unlock()
 	name := fmt.Sprintf("%020d-%s.log", seq, esc)
-	if err := atomicfile.Write(filepath.Join(k.dir, name), tail.kept(), 0o600, true); err != nil {
+	if err := atomicfile.Write(filepath.Join(k.dir, name), kept(tail), 0o600, true); err != nil {
 		return fmt.Errorf("keep the log of task %s: %w", task, err)
 	}
 	k.mu.Lock()
@@ -173,59 +174,17 @@ func (k *keptLogs) open(task string) (*os.File, error) {
 	return file, nil
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max int
-	buf []byte
-	// dropped is how many bytes were written before buf; last is the
-	// last of them.
-	dropped int
-	last    byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	if len(p) >= b.max {
-		b.drop(len(b.buf))
-		b.buf = b.buf[:0]
-		cut := len(p) - b.max
-		if cut > 0 {
-			b.dropped, b.last = b.dropped+cut, p[cut-1]
-		}
-		b.buf = append(b.buf, p[cut:]...)
-		return len(p), nil
-	}
-	b.buf = append(b.buf, p...)
-	if len(b.buf) >= 2*b.max { // trimmed now and then: linear in all
-		b.trim()
-	}
-	return len(p), nil
-}
-
-// drop counts the first n bytes of buf as dropped.
-func (b *tailBuffer) drop(n int) {
-	if n > 0 {
-		b.dropped, b.last = b.dropped+n, b.buf[n-1]
-	}
-}
-
-func (b *tailBuffer) trim() {
-	if cut := len(b.buf) - b.max; cut > 0 {
-		b.drop(cut)
-		b.buf = b.buf[:copy(b.buf, b.buf[cut:])]
-	}
-}
-
-// kept is what is kept of all that was written: everything when it fits
-// in max bytes. Otherwise its last max bytes, from the start of the first
+// kept is what is kept of all that was written to b: everything when it
+// fits in its bound. Otherwise its last bytes, from the start of the first
 // whole line in them (all of them when they hold no whole line), after a
 // first line that says how many bytes were dropped.
-func (b *tailBuffer) kept() []byte {
-	b.trim()
-	out, dropped := b.buf, b.dropped
+func kept(b *tailbuf.Buffer) []byte {
+	out := b.Bytes()
+	dropped, last := b.Dropped()
 	if dropped == 0 {
 		return out
 	}
-	if b.last != '\n' {
+	if last != '\n' {
 		if i := bytes.IndexByte(out, '\n'); i >= 0 && i < len(out)-1 {
 			out, dropped = out[i+1:], dropped+i+1
 		}

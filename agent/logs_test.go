@@ -15,6 +15,7 @@ import (
 
 	"github.com/caisson/caisson/api"
 	"github.com/caisson/caisson/internal/pki"
+	"github.com/caisson/caisson/internal/tailbuf"
 	"github.com/caisson/caisson/internal/testutil"
 )
 
@@ -198,7 +199,7 @@ func TestKeptLogSizeBound(t *testing.T) {
 	checkLog(t, ra, master, "s1/b/0", http.StatusOK, want)
 }
 
-func TestTailBuffer(t *testing.T) {
+func TestKept(t *testing.T) {
 	trunc := func(dropped int, kept string) string { return fmt.Sprintf(truncatedLine, dropped, len(kept)) + kept }
 	for _, tc := range []struct {
 		name   string
@@ -219,13 +220,13 @@ func TestTailBuffer(t *testing.T) {
 		{name: "a partial line at the end", max: 10, writes: []string{"first\n", "second\n", "thi"}, want: trunc(6, "second\nthi")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &tailBuffer{max: tc.max}
+			b := &tailbuf.Buffer{Max: tc.max}
 			for _, w := range tc.writes {
 				if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
 					t.Fatalf("Write(%q) = %d, %v", w, n, err)
 				}
 			}
-			if d := cmp.Diff(tc.want, string(b.kept())); d != "" {
+			if d := cmp.Diff(tc.want, string(kept(b))); d != "" {
 				t.Errorf("kept (-want +got):\n%s", d)
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caisson/caisson/api"
+	"github.com/caisson/caisson/internal/tailbuf"
 )
 
 // stderrKept is how much of a hook's standard error its failure quotes:
@@ -110,7 +111,8 @@ func (r *runner) run(ctx context.Context, h *ExecHook, req any) ([]byte, error) 
 		}
 	}
 
-	var out, stderr bytes.Buffer
+	var out bytes.Buffer
+	stderr := &tailbuf.Buffer{Max: stderrKept}
 	tooLong := false
 	var readers sync.WaitGroup
 	readers.Add(2)
@@ -125,7 +127,7 @@ func (r *runner) run(ctx context.Context, h *ExecHook, req any) ([]byte, error) 
 	}()
 	go func() {
 		defer readers.Done()
-		_, _ = io.Copy(&tailWriter{b: &stderr, max: stderrKept}, errR)
+		_, _ = io.Copy(stderr, errR)
 	}()
 
 	stop := context.AfterFunc(ctx, killAll)
@@ -145,7 +147,7 @@ func (r *runner) run(ctx context.Context, h *ExecHook, req any) ([]byte, error) 
 
 	fail := func(format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
-		if s := strings.TrimSpace(stderr.String()); s != "" {
+		if s := strings.TrimSpace(string(stderr.Bytes())); s != "" {
 			msg += ": " + s
 		}
 		return fmt.Errorf("%s hook: %s: %w", h.Point, msg, api.ErrUnavailable)
@@ -187,26 +189,4 @@ func hookPath() string {
 		return p
 	}
 	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-}
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	b   *bytes.Buffer
-	max int
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(p) >= w.max {
-		w.b.Reset()
-		w.b.Write(p[len(p)-w.max:])
-		return n, nil
-	}
-	if over := w.b.Len() + len(p) - w.max; over > 0 {
-		rest := append([]byte(nil), w.b.Bytes()[over:]...)
-		w.b.Reset()
-		w.b.Write(rest)
-	}
-	w.b.Write(p)
-	return n, nil
 }
