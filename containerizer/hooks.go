@@ -253,7 +253,7 @@ func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, owners []is
 	for _, k := range slices.Sorted(maps.Keys(adj.Env)) {
 		env = append(env, k+"="+adj.Env[k])
 	}
-	if err := oci.Apply(s, oci.WithEnv(env...), oci.WithAnnotations(adj.Annotations)); err != nil {
+	if err := oci.Apply(s, oci.WithEnv(env...), oci.WithAnnotations(adj.Annotations), oci.WithHooks(adj.OCIHooks)); err != nil {
 		return err
 	}
 	if len(adj.RemoveEnv) > 0 && s.Process != nil {
@@ -271,18 +271,6 @@ func applyAdjustment(s *oci.Spec, contribs []isolators.Contribution, owners []is
 			m.Type = "bind"
 		}
 		s.Mounts = append(s.Mounts, m)
-	}
-	if h := adj.OCIHooks; h != nil {
-		if s.Hooks == nil {
-			s.Hooks = &specs.Hooks{}
-		}
-		//lint:ignore SA1019 deprecated by the runtime spec, and still what runc and crun run
-		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...)
-		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
-		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
-		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
-		s.Hooks.Poststart = append(s.Hooks.Poststart, h.Poststart...)
-		s.Hooks.Poststop = append(s.Hooks.Poststop, h.Poststop...)
 	}
 	if len(adj.Devices) > 0 {
 		var rules []specs.LinuxDeviceCgroup

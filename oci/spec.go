@@ -307,6 +307,26 @@ func WithCgroupsPath(path string) SpecOpt {
 	}
 }
 
+// WithHooks appends h's hooks to the spec's, stage by stage.
+func WithHooks(h *specs.Hooks) SpecOpt {
+	return func(s *Spec) error {
+		if h == nil {
+			return nil
+		}
+		if s.Hooks == nil {
+			s.Hooks = &specs.Hooks{}
+		}
+		//lint:ignore SA1019 deprecated by the runtime spec, and still what runc and crun run
+		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...)
+		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
+		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
+		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
+		s.Hooks.Poststart = append(s.Hooks.Poststart, h.Poststart...)
+		s.Hooks.Poststop = append(s.Hooks.Poststop, h.Poststop...)
+		return nil
+	}
+}
+
 // WithAnnotations sets annotations.
 func WithAnnotations(a map[string]string) SpecOpt {
 	return func(s *Spec) error {

@@ -265,7 +265,7 @@ func (iso *Isolator) Prepare(ctx context.Context, req *isolators.PrepareRequest,
 		resp.Annotations[AnnotationCPUs] = resources.FormatList(grant.CPUs)
 	}
 	if h := scratch.Hooks; h != nil {
-		resp.SpecOpts = append(resp.SpecOpts, withHooks(h))
+		resp.SpecOpts = append(resp.SpecOpts, oci.WithHooks(h)) // nvidia-ctk's update-ldcache and create-symlinks, when its spec is the base
 	}
 	if iso.policy == NUMABestEffort {
 		opt, err := iso.cpuset(ctx, grant, iso.log.With("container", req.ContainerID))
@@ -388,24 +388,6 @@ func formatIDs(ids []int) string {
 		return "none"
 	}
 	return resources.FormatList(ids)
-}
-
-// withHooks adds the CDI spec's hooks (nvidia-ctk's update-ldcache and
-// create-symlinks, when its spec is the base).
-func withHooks(h *specs.Hooks) oci.SpecOpt {
-	return func(s *specs.Spec) error {
-		if s.Hooks == nil {
-			s.Hooks = &specs.Hooks{}
-		}
-		//lint:ignore SA1019 a CDI spec may still name prestart hooks; runc runs them
-		s.Hooks.Prestart = append(s.Hooks.Prestart, h.Prestart...)
-		s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, h.CreateRuntime...)
-		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer, h.CreateContainer...)
-		s.Hooks.StartContainer = append(s.Hooks.StartContainer, h.StartContainer...)
-		s.Hooks.Poststart = append(s.Hooks.Poststart, h.Poststart...)
-		s.Hooks.Poststop = append(s.Hooks.Poststop, h.Poststop...)
-		return nil
-	}
 }
 
 // checkNodes makes sure the device nodes of a granted GPU or MIG device
