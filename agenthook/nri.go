@@ -648,23 +648,31 @@ func splitAdjustment(a *nriapi.ContainerAdjustment, owners *nriapi.OwningPlugins
 		n := int(v.GetValue())
 		p.OOMScoreAdj = &n
 	}
+	// unsupported is a field Caisson does not apply: an error when set,
+	// naming the plugin that set it.
 	type unsupported struct {
 		set   bool
 		owner func(string) (string, bool)
 		what  string
 	}
-	for _, u := range []unsupported{
+	refuseAny := func(us []unsupported) error {
+		for _, u := range us {
+			if u.set {
+				o, ok := u.owner(id)
+				return refuse(o, ok, u.what)
+			}
+		}
+		return nil
+	}
+	if err := refuseAny([]unsupported{
 		{l.GetCgroupsPath() != "", owners.CgroupsPathOwner, "the cgroup path"},
 		{l.GetIoPriority() != nil, owners.IOPriorityOwner, "the I/O priority"},
 		{l.GetSeccompPolicy() != nil, owners.SeccompPolicyOwner, "the seccomp policy"},
 		{l.GetScheduler() != nil, owners.LinuxSchedulerOwner, "the scheduler policy"},
 		{setRdt(l.GetRdt()), owners.RdtClosIDOwner, "RDT"},
 		{l.GetMemoryPolicy() != nil, owners.MemoryPolicyOwner, "the memory policy"},
-	} {
-		if u.set {
-			o, ok := u.owner(id)
-			return nil, refuse(o, ok, u.what)
-		}
+	}); err != nil {
+		return nil, err
 	}
 	if len(l.GetNamespaces()) > 0 {
 		o, ok := owners.NamespaceOwner(id, l.GetNamespaces()[0].GetType())
@@ -699,23 +707,20 @@ func splitAdjustment(a *nriapi.ContainerAdjustment, owners *nriapi.OwningPlugins
 		if c.GetMems() != "" {
 			res(owners.CPUSetMemsOwner(id)).Mems = c.GetMems()
 		}
-		for _, u := range []unsupported{
+		if err := refuseAny([]unsupported{
 			{c.GetQuota() != nil, owners.CPUQuotaOwner, "the CPU quota (the scheduler's grant)"},
 			{c.GetPeriod() != nil, owners.CPUPeriodOwner, "the CPU period"},
 			{c.GetRealtimeRuntime() != nil, owners.CPURealtimeRuntimeOwner, "the realtime runtime"},
 			{c.GetRealtimePeriod() != nil, owners.CPURealtimePeriodOwner, "the realtime period"},
-		} {
-			if u.set {
-				o, ok := u.owner(id)
-				return nil, refuse(o, ok, u.what)
-			}
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if m := r.GetMemory(); m != nil {
 		if v := m.GetLimit(); v != nil {
 			res(owners.MemLimitOwner(id)).MemoryLimit = &v.Value
 		}
-		for _, u := range []unsupported{
+		if err := refuseAny([]unsupported{
 			{m.GetReservation() != nil, owners.MemReservationOwner, "the memory reservation"},
 			{m.GetSwap() != nil, owners.MemSwapLimitOwner, "the swap limit"},
 			{m.GetKernel() != nil, owners.MemKernelLimitOwner, "the kernel memory limit"},
@@ -723,11 +728,8 @@ func splitAdjustment(a *nriapi.ContainerAdjustment, owners *nriapi.OwningPlugins
 			{m.GetSwappiness() != nil, owners.MemSwappinessOwner, "swappiness"},
 			{m.GetDisableOomKiller() != nil, owners.MemDisableOomKillerOwner, "the OOM killer"},
 			{m.GetUseHierarchy() != nil, owners.MemUseHierarchyOwner, "the memory hierarchy"},
-		} {
-			if u.set {
-				o, ok := u.owner(id)
-				return nil, refuse(o, ok, u.what)
-			}
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if p := r.GetPids(); p != nil {
