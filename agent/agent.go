@@ -123,7 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("the host's resources: %w", err)
 		}
-		reg := api.AgentRegistration{ID: a.ID(), Hostname: a.cfg.Hostname, Resources: res, Labels: maps.Clone(a.cfg.Labels)}
+		reg := a.reported(res)
 		if err := a.cfg.OnStart(ctx, &reg); err != nil {
 			return fmt.Errorf("agent-start hooks: %w", err)
 		}
@@ -223,10 +223,8 @@ func (a *Agent) register(ctx context.Context) (*api.Registered, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the host's resources: %w", err)
 	}
-	reg := api.AgentRegistration{
-		ID: a.ID(), Hostname: a.cfg.Hostname, Address: a.address(), Resources: res,
-		Labels: maps.Clone(a.cfg.Labels), Tasks: a.knownTasks(),
-	}
+	reg := a.reported(res)
+	reg.Tasks = a.knownTasks()
 	if a.cfg.Decorate != nil {
 		if err := a.cfg.Decorate(ctx, &reg); err != nil {
 			return nil, fmt.Errorf("agent-register hooks: %w", err)
@@ -367,7 +365,7 @@ func (a *Agent) heartbeat(ctx context.Context, stop context.CancelFunc, reg *api
 		changed := err == nil && (a.sentResources == nil || !reflect.DeepEqual(*a.sentResources, res))
 		a.mu.Unlock()
 		if changed {
-			hb.Resources = a.decorated(ctx, reg.ID, res)
+			hb.Resources = a.decorated(ctx, res)
 		}
 		err = a.mc.call(ctx, "/v1/agent/heartbeat", hb, nil)
 		switch {
@@ -387,13 +385,21 @@ func (a *Agent) heartbeat(ctx context.Context, stop context.CancelFunc, reg *api
 	}
 }
 
+// reported is what the agent says of itself with res: its ID (empty
+// before the first registration), host name, address (empty before its
+// API listens), resources and a copy of its labels, for the master and
+// the hooks that may change them (Config.OnStart, Config.Decorate).
+func (a *Agent) reported(res api.NodeResources) api.AgentRegistration {
+	return api.AgentRegistration{ID: a.ID(), Hostname: a.cfg.Hostname, Address: a.address(), Resources: res, Labels: maps.Clone(a.cfg.Labels)}
+}
+
 // decorated is what a heartbeat reports of the detected resources res:
 // them, as Config.Decorate changes them; nil when it fails (logged).
-func (a *Agent) decorated(ctx context.Context, id string, res api.NodeResources) *api.NodeResources {
+func (a *Agent) decorated(ctx context.Context, res api.NodeResources) *api.NodeResources {
 	if a.cfg.Decorate == nil {
 		return &res
 	}
-	reg := api.AgentRegistration{ID: id, Hostname: a.cfg.Hostname, Address: a.address(), Resources: res, Labels: maps.Clone(a.cfg.Labels)}
+	reg := a.reported(res)
 	if err := a.cfg.Decorate(ctx, &reg); err != nil {
 		a.log.Warn("agent-register hooks: the changed resources are not reported", "err", err)
 		return nil
