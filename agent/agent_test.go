@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -624,36 +623,20 @@ func TestRegisteredKill(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	e := newEnv(t)
-	var mu sync.Mutex
-	res := api.NodeResources{CPUs: 4, GPUs: []api.GPU{{UUID: "GPU-1"}}}
-	e.resources = func(context.Context) (api.NodeResources, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		r := res
-		r.GPUs = append([]api.GPU(nil), res.GPUs...)
-		return r, nil
-	}
+	sicken := e.oneGPU()
 	ra := e.start(t)
 	_, st := e.connected(t)
 	l := launchOf("s1/web/0")
 	e.run(t, st, l)
-	beat := func() api.Heartbeat {
-		e.clock.waitTimer(t, heartbeatEvery)
-		e.clock.Advance(heartbeatEvery)
-		return recv(t, e.master.heartbeats, "heartbeat")
-	}
 	usage := map[string]api.Usage{l.Task: {CPUUsageNanos: 42, MemoryUsageBytes: 1 << 20}}
-	if d := cmp.Diff(api.Heartbeat{Agent: ra.ID(), Usage: usage}, beat()); d != "" {
+	if d := cmp.Diff(api.Heartbeat{Agent: ra.ID(), Usage: usage}, e.beat(t)); d != "" {
 		t.Errorf("heartbeat (-want +got):\n%s", d)
 	}
-	mu.Lock()
-	res.GPUs[0].Unhealthy = "XID 79"
-	changed := res
-	mu.Unlock()
-	if d := cmp.Diff(api.Heartbeat{Agent: ra.ID(), Usage: usage, Resources: &changed}, beat()); d != "" {
+	changed := sicken("XID 79")
+	if d := cmp.Diff(api.Heartbeat{Agent: ra.ID(), Usage: usage, Resources: &changed}, e.beat(t)); d != "" {
 		t.Errorf("heartbeat after a GPU fell ill (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff(api.Heartbeat{Agent: ra.ID(), Usage: usage}, beat()); d != "" {
+	if d := cmp.Diff(api.Heartbeat{Agent: ra.ID(), Usage: usage}, e.beat(t)); d != "" {
 		t.Errorf("heartbeat with nothing changed (-want +got):\n%s", d)
 	}
 }
@@ -784,15 +767,7 @@ func TestConfigValidate(t *testing.T) {
 // anything else, and its error ends Run.
 func TestHooks(t *testing.T) {
 	e := newEnv(t)
-	var mu sync.Mutex
-	res := api.NodeResources{CPUs: 4, GPUs: []api.GPU{{UUID: "GPU-1"}}}
-	e.resources = func(context.Context) (api.NodeResources, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		r := res
-		r.GPUs = append([]api.GPU(nil), res.GPUs...)
-		return r, nil
-	}
+	sicken := e.oneGPU()
 	cfg := e.config(t)
 	started := make(chan api.AgentRegistration, 1)
 	cfg.OnStart = func(_ context.Context, reg *api.AgentRegistration) error { started <- *reg; return nil }
@@ -812,22 +787,15 @@ func TestHooks(t *testing.T) {
 	if cfg.Labels["rack"] != "" {
 		t.Error("Decorate changed the configured labels")
 	}
-	beat := func() api.Heartbeat {
-		e.clock.waitTimer(t, heartbeatEvery)
-		e.clock.Advance(heartbeatEvery)
-		return recv(t, e.master.heartbeats, "heartbeat")
-	}
-	if hb := beat(); hb.Resources != nil {
+	if hb := e.beat(t); hb.Resources != nil {
 		t.Errorf("a heartbeat with nothing changed reports resources: %+v", hb.Resources)
 	}
-	mu.Lock()
-	res.GPUs[0].Unhealthy = "XID 79"
-	mu.Unlock()
-	hb := beat()
+	sicken("XID 79")
+	hb := e.beat(t)
 	if hb.Resources == nil || hb.Resources.CPUs != 3 || hb.Resources.GPUs[0].Unhealthy != "XID 79" {
 		t.Errorf("heartbeat after a GPU fell ill: %+v, want the decorated resources", hb.Resources)
 	}
-	if hb := beat(); hb.Resources != nil {
+	if hb := e.beat(t); hb.Resources != nil {
 		t.Errorf("a heartbeat with nothing changed since reports resources: %+v", hb.Resources)
 	}
 	ra.stop(t)

@@ -662,6 +662,39 @@ func newEnv(t *testing.T) *env {
 	}
 }
 
+// oneGPU makes the host's resources 4 CPUs and one GPU, and returns a
+// function that marks the GPU unhealthy for reason and returns the
+// resources then.
+func (e *env) oneGPU() func(reason string) api.NodeResources {
+	var mu sync.Mutex
+	res := api.NodeResources{CPUs: 4, GPUs: []api.GPU{{UUID: "GPU-1"}}}
+	snapshot := func() api.NodeResources {
+		r := res
+		r.GPUs = append([]api.GPU(nil), res.GPUs...)
+		return r
+	}
+	e.resources = func(context.Context) (api.NodeResources, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return snapshot(), nil
+	}
+	return func(reason string) api.NodeResources {
+		mu.Lock()
+		defer mu.Unlock()
+		res.GPUs[0].Unhealthy = reason
+		return snapshot()
+	}
+}
+
+// beat lets a heartbeat period pass and returns the heartbeat the master
+// got.
+func (e *env) beat(t *testing.T) api.Heartbeat {
+	t.Helper()
+	e.clock.waitTimer(t, heartbeatEvery)
+	e.clock.Advance(heartbeatEvery)
+	return recv(t, e.master.heartbeats, "heartbeat")
+}
+
 func (e *env) config(t *testing.T) Config {
 	return Config{
 		StateDir: e.stateDir, MasterURL: e.master.url(), TLS: e.tls.client(t, pki.RoleAgent), Token: agentToken,
