@@ -149,16 +149,23 @@ func TestLaunchFailureUndoes(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("launch = %v, want an error wrapping %v", err, tc.want)
 			}
-			if diff := cmp.Diff(tc.launcher, e.since(0, roleLauncher)); diff != "" {
-				t.Errorf("the launcher's calls (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.monitor, e.since(0, roleMonitor)); diff != "" {
-				t.Errorf("the monitor's calls (-want +got):\n%s", diff)
-			}
-			if left := e.left(); len(left) > 0 {
-				t.Errorf("left after the failed launch: %v", left)
-			}
+			e.checkUndone(tc.launcher, tc.monitor)
 		})
+	}
+}
+
+// checkUndone checks what a failed launch called, in the launcher and in
+// its monitor, and that it left nothing.
+func (e *fakeEnv) checkUndone(launcher, monitor []string) {
+	e.t.Helper()
+	if diff := cmp.Diff(launcher, e.since(0, roleLauncher)); diff != "" {
+		e.t.Errorf("the launcher's calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(monitor, e.since(0, roleMonitor)); diff != "" {
+		e.t.Errorf("the monitor's calls (-want +got):\n%s", diff)
+	}
+	if left := e.left(); len(left) > 0 {
+		e.t.Errorf("left after the failed launch: %v", left)
 	}
 }
 
@@ -852,15 +859,7 @@ func TestLaunchHookFailures(t *testing.T) {
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "hook test/h") || !strings.Contains(err.Error(), tc.message) {
 				t.Fatalf("launch = %v, want an error wrapping %v that names hook test/h and says %q", err, tc.want, tc.message)
 			}
-			if diff := cmp.Diff(tc.launcher, e.since(0, roleLauncher)); diff != "" {
-				t.Errorf("the launcher's calls (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.monitor, e.since(0, roleMonitor)); diff != "" {
-				t.Errorf("the monitor's calls (-want +got):\n%s", diff)
-			}
-			if left := e.left(); len(left) > 0 {
-				t.Errorf("left after the failed launch: %v", left)
-			}
+			e.checkUndone(tc.launcher, tc.monitor)
 		})
 	}
 }
