@@ -118,32 +118,29 @@ func (h *ExecHook) policy() string {
 // *api.FieldError values naming the field ("point", "path", "timeout"...)
 // and wrap api.ErrInvalid.
 func (h *ExecHook) Validate() error {
-	var errs []error
-	bad := func(field, value string, err error) {
-		errs = append(errs, &api.FieldError{Field: field, Value: value, Err: fmt.Errorf("%w: %w", err, api.ErrInvalid)})
-	}
+	var errs fieldErrors
 	if !slices.Contains(Points, h.Point) {
-		bad("point", fmt.Sprintf("%q", h.Point), fmt.Errorf("unknown hook point (want one of %s)", strings.Join(Points, ", ")))
+		errs.add("point", fmt.Sprintf("%q", h.Point), fmt.Errorf("unknown hook point (want one of %s)", strings.Join(Points, ", ")))
 	}
 	if err := checkExecutable(h.Path); err != nil {
-		bad("path", fmt.Sprintf("%q", h.Path), err)
+		errs.add("path", fmt.Sprintf("%q", h.Path), err)
 	}
 	if h.Name != "" && (strings.ContainsAny(h.Name, "/\x00 ") || len(h.Name) > 64) {
-		bad("name", fmt.Sprintf("%q", h.Name), errors.New("a name has at most 64 characters, none of them a slash or a space"))
+		errs.add("name", fmt.Sprintf("%q", h.Name), errors.New("a name has at most 64 characters, none of them a slash or a space"))
 	}
 	if err := checkEnv(h.Env); err != nil {
-		bad("env", "", err)
+		errs.add("env", "", err)
 	}
 	if h.Timeout != 0 && (h.Timeout < MinTimeout || h.Timeout > MaxTimeout) {
-		bad("timeout", h.Timeout.String(), fmt.Errorf("want %s to %s", MinTimeout, MaxTimeout))
+		errs.add("timeout", h.Timeout.String(), fmt.Errorf("want %s to %s", MinTimeout, MaxTimeout))
 	}
 	if !slices.Contains([]string{"", PolicyFail, PolicyIgnore}, h.OnFailure) {
-		bad("on_failure", fmt.Sprintf("%q", h.OnFailure), fmt.Errorf("want %s or %s", PolicyFail, PolicyIgnore))
+		errs.add("on_failure", fmt.Sprintf("%q", h.OnFailure), fmt.Errorf("want %s or %s", PolicyFail, PolicyIgnore))
 	}
 	if h.MaxOutput != 0 && (h.MaxOutput < 1 || h.MaxOutput > MaxMaxOutput) {
-		bad("max_output", fmt.Sprint(h.MaxOutput), fmt.Errorf("want 1 byte to %d MiB", MaxMaxOutput>>20))
+		errs.add("max_output", fmt.Sprint(h.MaxOutput), fmt.Errorf("want 1 byte to %d MiB", MaxMaxOutput>>20))
 	}
-	return errors.Join(errs...)
+	return errs.join()
 }
 
 // The stages of an OCI hook, as the runtime spec names them.
@@ -166,28 +163,35 @@ type OCIHook struct {
 // Validate checks the hook, its executable included where it is the
 // host's. Errors are *api.FieldError values wrapping api.ErrInvalid.
 func (h *OCIHook) Validate() error {
-	var errs []error
-	bad := func(field, value string, err error) {
-		errs = append(errs, &api.FieldError{Field: field, Value: value, Err: fmt.Errorf("%w: %w", err, api.ErrInvalid)})
-	}
+	var errs fieldErrors
 	if !slices.Contains(OCIStages, h.Stage) {
-		bad("stage", fmt.Sprintf("%q", h.Stage), fmt.Errorf("unknown OCI hook stage (want one of %s)", strings.Join(OCIStages, ", ")))
+		errs.add("stage", fmt.Sprintf("%q", h.Stage), fmt.Errorf("unknown OCI hook stage (want one of %s)", strings.Join(OCIStages, ", ")))
 	}
 	if h.Stage == "startContainer" {
 		if !filepath.IsAbs(h.Path) {
-			bad("path", fmt.Sprintf("%q", h.Path), errors.New("want an absolute path (in the container)"))
+			errs.add("path", fmt.Sprintf("%q", h.Path), errors.New("want an absolute path (in the container)"))
 		}
 	} else if err := checkExecutable(h.Path); err != nil {
-		bad("path", fmt.Sprintf("%q", h.Path), err)
+		errs.add("path", fmt.Sprintf("%q", h.Path), err)
 	}
 	if err := checkEnv(h.Env); err != nil {
-		bad("env", "", err)
+		errs.add("env", "", err)
 	}
 	if h.Timeout < 0 || h.Timeout > int(MaxTimeout/time.Second) {
-		bad("timeout", fmt.Sprint(h.Timeout), fmt.Errorf("want 0 to %d seconds", int(MaxTimeout/time.Second)))
+		errs.add("timeout", fmt.Sprint(h.Timeout), fmt.Errorf("want 0 to %d seconds", int(MaxTimeout/time.Second)))
 	}
-	return errors.Join(errs...)
+	return errs.join()
 }
+
+// fieldErrors gathers what a Validate finds, each a *api.FieldError
+// wrapping api.ErrInvalid.
+type fieldErrors []error
+
+func (e *fieldErrors) add(field, value string, err error) {
+	*e = append(*e, &api.FieldError{Field: field, Value: value, Err: fmt.Errorf("%w: %w", err, api.ErrInvalid)})
+}
+
+func (e fieldErrors) join() error { return errors.Join(e...) }
 
 // checkExecutable says why path is not an absolute path to an executable
 // regular file; nil when it is.

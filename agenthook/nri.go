@@ -62,38 +62,35 @@ func (c *NRIConfig) Validate() error {
 	if !c.Enable {
 		return nil
 	}
-	var errs []error
-	bad := func(field, value string, err error) {
-		errs = append(errs, &api.FieldError{Field: field, Value: value, Err: fmt.Errorf("%w: %w", err, api.ErrInvalid)})
-	}
+	var errs fieldErrors
 	for field, p := range map[string]string{"plugin_path": c.PluginPath, "plugin_config_path": c.PluginConfigPath} {
 		if !filepath.IsAbs(p) {
-			bad(field, fmt.Sprintf("%q", p), errors.New("want an absolute path"))
+			errs.add(field, fmt.Sprintf("%q", p), errors.New("want an absolute path"))
 		}
 	}
 	if c.SocketPath != "" && !filepath.IsAbs(c.SocketPath) {
-		bad("socket", fmt.Sprintf("%q", c.SocketPath), errors.New("want an absolute path, or nothing"))
+		errs.add("socket", fmt.Sprintf("%q", c.SocketPath), errors.New("want an absolute path, or nothing"))
 	}
 	if filepath.IsAbs(c.PluginPath) {
 		entries, err := os.ReadDir(c.PluginPath)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			bad("plugin_path", fmt.Sprintf("%q", c.PluginPath), err)
+			errs.add("plugin_path", fmt.Sprintf("%q", c.PluginPath), err)
 		}
 		for _, e := range entries {
 			if info, err := e.Info(); err != nil || e.IsDir() || info.Mode()&0o111 == 0 {
 				continue
 			}
 			if _, _, err := nriapi.ParsePluginName(e.Name()); err != nil {
-				bad("plugin_path", fmt.Sprintf("%q", filepath.Join(c.PluginPath, e.Name())), fmt.Errorf("a plugin's name is IDX-NAME, as 10-devices: %w", err))
+				errs.add("plugin_path", fmt.Sprintf("%q", filepath.Join(c.PluginPath, e.Name())), fmt.Errorf("a plugin's name is IDX-NAME, as 10-devices: %w", err))
 			}
 		}
 	}
 	for field, d := range map[string]time.Duration{"registration_timeout": c.RegistrationTimeout, "request_timeout": c.RequestTimeout} {
 		if d != 0 && (d < MinTimeout || d > MaxTimeout) {
-			bad(field, d.String(), fmt.Errorf("want %s to %s", MinTimeout, MaxTimeout))
+			errs.add(field, d.String(), fmt.Errorf("want %s to %s", MinTimeout, MaxTimeout))
 		}
 	}
-	return errors.Join(errs...)
+	return errs.join()
 }
 
 // plugins are the executables in PluginPath named as plugins, in the
